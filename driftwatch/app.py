@@ -1,0 +1,102 @@
+"""The FastAPI application: API, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from driftwatch import __version__, db
+from driftwatch.auth import service as keys
+from driftwatch.config import Settings, get_settings
+from driftwatch.errors import DriftwatchError
+from driftwatch.ingest.endpoints import router as ingest_router
+from driftwatch.registry.endpoints import router as registry_router
+
+log = logging.getLogger("driftwatch")
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc if part != "body"]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = [f"{_location(e['loc'])}: {e['msg']}" for e in error.errors()]
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": "; ".join(problems),
+            "errors": [
+                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()
+            ],
+        },
+    )
+
+
+async def _driftwatch_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DriftwatchError)
+    headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+    return JSONResponse(
+        status_code=error.status_code, content={"detail": error.message}, headers=headers
+    )
+
+
+def ensure_admin_key(engine: Engine, settings: Settings) -> None:
+    if settings.admin_key is None or not settings.admin_key.get_secret_value():
+        return
+    with db.session_scope(engine) as session:
+        keys.ensure(
+            session,
+            plain=settings.admin_key.get_secret_value(),
+            name="DRIFTWATCH_ADMIN_KEY",
+            scope="admin",
+        )
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or db.get_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(ensure_admin_key, engine, settings)
+        yield
+
+    app = FastAPI(title="driftwatch", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.key_verifier = keys.KeyVerifier(settings.key_cache_seconds)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DriftwatchError, _driftwatch_error)
+    app.include_router(registry_router)
+    app.include_router(ingest_router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        try:
+            db.ping(engine)
+        except Exception as error:  # any failure to reach the database means "not ready"
+            return JSONResponse(
+                status_code=503, content={"status": "unavailable", "detail": type(error).__name__}
+            )
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def prometheus_metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,33 @@
+"""One typed settings object, read from ``DRIFTWATCH_*`` variables (CONTRACT section 1)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRIFTWATCH_", extra="ignore")
+
+    database_url: str = "sqlite:///./driftwatch.db"
+    rules_dir: str = "./rules"
+    admin_key: SecretStr | None = None
+    slack_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Largest request body the collector reads, in bytes; larger bodies are answered 413.
+    max_body_bytes: int = 64 * 1024 * 1024
+    # Largest number of records in one ingest batch.
+    max_batch_records: int = 50_000
+    # Seconds an API key lookup is cached in process; a revoked key stops working within this.
+    key_cache_seconds: float = 5.0
+    # Database connection pool size per process (Postgres only).
+    pool_size: int = 10
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,53 @@
+"""Typed request dependencies: the database session and the caller's key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from driftwatch.auth.service import KeyVerifier, Principal, Scope, allows
+from driftwatch.errors import Forbidden, Unauthorized
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request, committed when the endpoint returns (the only commit point)."""
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    return token.strip()
+
+
+def require(scope: Scope) -> Callable[..., Principal]:
+    def dependency(request: Request, session: SessionDep) -> Principal:
+        verifier: KeyVerifier = request.app.state.key_verifier
+        principal = verifier.verify(session, _bearer(request))
+        if principal is None:
+            raise Unauthorized("invalid or revoked API key")
+        if not allows(principal.scope, scope):
+            raise Forbidden(f"this key has scope {principal.scope!r}; this needs {scope!r}")
+        request.state.principal = principal
+        return principal
+
+    return dependency
+
+
+IngestKey = Annotated[Principal, Depends(require("ingest"))]
+ReadKey = Annotated[Principal, Depends(require("read"))]
+AdminKey = Annotated[Principal, Depends(require("admin"))]

@@ -1,0 +1,41 @@
+"""One error base that carries its HTTP status; one handler renders every subclass."""
+
+from __future__ import annotations
+
+
+class DriftwatchError(Exception):
+    status_code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(DriftwatchError):
+    status_code = 400
+
+
+class Unauthorized(DriftwatchError):
+    status_code = 401
+
+
+class Forbidden(DriftwatchError):
+    status_code = 403
+
+
+class NotFound(DriftwatchError):
+    status_code = 404
+
+
+class Conflict(DriftwatchError):
+    status_code = 409
+
+
+class PayloadTooLarge(DriftwatchError):
+    status_code = 413
+
+
+class InvalidPayload(DriftwatchError):
+    """The request body is not of the documented shape (rendered as 422)."""
+
+    status_code = 422

@@ -1,0 +1,102 @@
+"""HTTP: predictions and ground truth in batches, and the rejected-records listing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from driftwatch.deps import IngestKey, ReadKey, SessionDep
+from driftwatch.errors import InvalidPayload, PayloadTooLarge
+from driftwatch.ingest import repository, service
+from driftwatch.ingest.schemas import (
+    GroundTruthBatch,
+    IngestResult,
+    PredictionBatch,
+    RejectedRecordOut,
+    inline_schema,
+)
+from driftwatch.registry import service as registry
+
+router = APIRouter(prefix="/api/v1/models/{name}", tags=["ingest"])
+
+
+async def read_json(request: Request) -> Any:
+    """The body parsed as JSON, refusing oversized bodies before reading them whole."""
+    limit: int = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is larger than the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        raise InvalidPayload('body: empty; expected JSON {"records": [...]}')
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise InvalidPayload(f"body: not valid JSON ({error})") from None
+
+
+def _body_doc(model: type[Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(model)}},
+        }
+    }
+
+
+@router.post("/predictions", response_model=IngestResult, openapi_extra=_body_doc(PredictionBatch))
+async def post_predictions(
+    name: str, request: Request, session: SessionDep, _key: IngestKey
+) -> IngestResult:
+    body = await read_json(request)
+    records = service.batch_records(body, max_records=request.app.state.settings.max_batch_records)
+    return await run_in_threadpool(
+        service.log_predictions, session, model_name=name, records=records
+    )
+
+
+@router.post(
+    "/ground-truth", response_model=IngestResult, openapi_extra=_body_doc(GroundTruthBatch)
+)
+async def post_ground_truth(
+    name: str, request: Request, session: SessionDep, _key: IngestKey
+) -> IngestResult:
+    body = await read_json(request)
+    records = service.batch_records(body, max_records=request.app.state.settings.max_batch_records)
+    return await run_in_threadpool(
+        service.log_ground_truth, session, model_name=name, records=records
+    )
+
+
+@router.get("/rejected", response_model=list[RejectedRecordOut])
+def list_rejected(
+    name: str,
+    session: SessionDep,
+    _key: ReadKey,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(description="page: ids below this one")] = None,
+) -> list[RejectedRecordOut]:
+    model = registry.get_by_name(session, name=name)
+    rows = repository.list_rejections(session, model_id=model.id, limit=limit, before_id=before_id)
+    return [
+        RejectedRecordOut(
+            id=r.id,
+            kind=r.kind,
+            index=r.batch_index,
+            prediction_id=r.prediction_id,
+            error=r.error,
+            record=r.record,
+            received_at=r.received_at,
+        )
+        for r in rows
+    ]

@@ -1,0 +1,76 @@
+"""Ingest bodies. The collector parses batches itself (it is the hot path); these models
+describe them in the OpenAPI document and shape the answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+FeatureValue = float | str | bool | None
+
+
+class PredictionRecord(BaseModel):
+    prediction_id: str | None = Field(
+        default=None, description="Idempotency key within the model; generated when absent."
+    )
+    timestamp: datetime | None = Field(default=None, description="Defaults to the time of receipt.")
+    features: dict[str, FeatureValue]
+    prediction: float | str | bool
+    model_version: str | None = None
+
+
+class PredictionBatch(BaseModel):
+    records: list[PredictionRecord]
+
+
+class GroundTruthRecord(BaseModel):
+    prediction_id: str
+    label: float | str | bool
+    timestamp: datetime | None = None
+
+
+class GroundTruthBatch(BaseModel):
+    records: list[GroundTruthRecord]
+
+
+class RejectedItem(BaseModel):
+    index: int
+    prediction_id: str | None
+    error: str
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedItem]
+
+
+class RejectedRecordOut(BaseModel):
+    id: int
+    kind: str
+    index: int
+    prediction_id: str | None
+    error: str
+    record: Any
+    received_at: datetime
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its ``$defs`` inlined, for an ``openapi_extra`` body."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved

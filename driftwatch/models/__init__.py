@@ -1,0 +1,8 @@
+"""Every ORM model, importable from one place (Alembic reads ``Base.metadata`` from here)."""
+
+from driftwatch.models.auth import ApiKey
+from driftwatch.models.base import Base
+from driftwatch.models.ingest import GroundTruth, Prediction, RejectedRecord
+from driftwatch.models.registry import MonitoredModel
+
+__all__ = ["ApiKey", "Base", "GroundTruth", "MonitoredModel", "Prediction", "RejectedRecord"]

@@ -1,0 +1,27 @@
+"""Monitored models (the ML models a team registers) and their feature schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from driftwatch.models.base import Base, Name, UTCDateTime, utcnow
+
+
+class MonitoredModel(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Name, unique=True)
+    task: Mapped[str] = mapped_column(String(40))
+    # Length of one monitoring window, in seconds.
+    window_seconds: Mapped[int] = mapped_column(Integer)
+    # [{"name": ..., "kind": "numerical" | "categorical"}, ...]; the order is the storage order of
+    # feature values in prediction rows and never changes once values are stored.
+    features: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    drift: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

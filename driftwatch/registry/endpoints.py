@@ -1,0 +1,33 @@
+"""HTTP: register, list, read and update models."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from driftwatch.deps import AdminKey, ReadKey, SessionDep
+from driftwatch.registry import repository, service
+from driftwatch.registry.schemas import ModelCreate, ModelOut, ModelUpdate
+
+router = APIRouter(prefix="/api/v1/models", tags=["models"])
+
+
+@router.post("", status_code=201, response_model=ModelOut)
+def create_model(body: ModelCreate, session: SessionDep, _key: AdminKey) -> ModelOut:
+    return service.to_out(service.create(session, body=body))
+
+
+@router.get("", response_model=list[ModelOut])
+def list_models(session: SessionDep, _key: ReadKey) -> list[ModelOut]:
+    return [service.to_out(model) for model in repository.list_all(session)]
+
+
+@router.get("/{name}", response_model=ModelOut)
+def get_model(name: str, session: SessionDep, _key: ReadKey) -> ModelOut:
+    model = service.get_by_name(session, name=name)
+    return service.to_out(model, service.counts(session, model=model))
+
+
+@router.patch("/{name}", response_model=ModelOut)
+def update_model(name: str, body: ModelUpdate, session: SessionDep, _key: AdminKey) -> ModelOut:
+    model = service.update(session, name=name, body=body)
+    return service.to_out(model, service.counts(session, model=model))

@@ -1,0 +1,123 @@
+"""Request and response bodies of the models API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from driftwatch.durations import parse_duration
+
+# Evidently's registry names (CONTRACT section 3).
+STATTEST_NAMES = (
+    "ks",
+    "chisquare",
+    "z",
+    "wasserstein",
+    "jensenshannon",
+    "psi",
+    "kl_div",
+    "hellinger",
+    "TVD",
+    "anderson",
+    "cramer_von_mises",
+    "ed",
+    "mannw",
+    "t_test",
+    "empirical_mmd",
+    "g_test",
+    "fisher_exact",
+    "es",
+)
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
+FeatureName = Annotated[str, Field(min_length=1, max_length=200)]
+ModelName = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
+
+
+def _check_stattest(name: str | None) -> str | None:
+    if name is not None and name not in STATTEST_NAMES:
+        raise ValueError(f"unknown stattest {name!r}; known: {', '.join(STATTEST_NAMES)}")
+    return name
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Feature(Strict):
+    name: FeatureName
+    kind: Literal["numerical", "categorical"]
+
+
+class FeatureDriftSetting(Strict):
+    stattest: str | None = None
+    threshold: float | None = Field(default=None, gt=0)
+
+    _stattest = field_validator("stattest")(_check_stattest)
+
+
+class DriftSettings(Strict):
+    num_stattest: str | None = None
+    cat_stattest: str | None = None
+    per_feature: dict[str, FeatureDriftSetting] = Field(default_factory=dict)
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+
+    _stattests = field_validator("num_stattest", "cat_stattest")(_check_stattest)
+
+
+def _check_window(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+def _unique_features(features: list[Feature] | None) -> list[Feature] | None:
+    if features is not None:
+        names = [f.name for f in features]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"feature {duplicated[0]!r} is listed more than once")
+    return features
+
+
+class ModelCreate(Strict):
+    name: ModelName
+    task: Task
+    features: list[Feature] | None = None
+    window: str = "1h"
+    drift: DriftSettings | None = None
+
+    _window = field_validator("window")(_check_window)
+    _features = field_validator("features")(_unique_features)
+
+
+class ModelUpdate(Strict):
+    """Only the fields given change. Features may be added; a stored feature keeps its kind."""
+
+    features: list[Feature] | None = None
+    window: str | None = None
+    drift: DriftSettings | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelUpdate:
+        if self.window is not None:
+            _check_window(self.window)
+        _unique_features(self.features)
+        return self
+
+
+class Counts(BaseModel):
+    predictions: int
+    labeled: int
+
+
+class ModelOut(BaseModel):
+    name: str
+    task: Task
+    features: list[Feature]
+    window: str
+    drift: DriftSettings | None
+    created_at: datetime
+    counts: Counts | None = None

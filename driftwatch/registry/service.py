@@ -1,0 +1,108 @@
+"""Registering models and evolving their feature schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from driftwatch.durations import format_duration, parse_duration
+from driftwatch.errors import BadRequest, Conflict, NotFound
+from driftwatch.ingest import repository as ingest_repository
+from driftwatch.ingest.validation import FeatureSpec
+from driftwatch.models import MonitoredModel
+from driftwatch.registry import repository
+from driftwatch.registry.schemas import Counts, Feature, ModelCreate, ModelOut, ModelUpdate
+
+
+def get_by_name(session: Session, *, name: str, for_update: bool = False) -> MonitoredModel:
+    model = repository.get_by_name(session, name=name, for_update=for_update)
+    if model is None:
+        raise NotFound(f"model {name!r} does not exist")
+    return model
+
+
+def feature_specs(model: MonitoredModel) -> list[FeatureSpec]:
+    return [FeatureSpec(f["name"], f["kind"]) for f in model.features or []]
+
+
+def create(session: Session, *, body: ModelCreate) -> MonitoredModel:
+    if repository.get_by_name(session, name=body.name) is not None:
+        raise Conflict(f"model {body.name!r} already exists")
+    model = MonitoredModel(
+        name=body.name,
+        task=body.task,
+        window_seconds=int(parse_duration(body.window).total_seconds()),
+        features=[f.model_dump() for f in body.features or []],
+        drift=body.drift.model_dump() if body.drift else None,
+    )
+    session.add(model)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"model {body.name!r} already exists") from None
+    return model
+
+
+def merge_features(current: list[dict[str, Any]], given: list[Feature]) -> list[dict[str, Any]]:
+    """Stored features keep their kind and position; new ones are appended."""
+    kinds = {f["name"]: f["kind"] for f in current}
+    merged = list(current)
+    for feature in given:
+        known = kinds.get(feature.name)
+        if known is None:
+            merged.append(feature.model_dump())
+        elif known != feature.kind:
+            raise BadRequest(
+                f"feature {feature.name!r} is {known}; its kind cannot change "
+                "(register a new feature name instead)"
+            )
+    return merged
+
+
+def update(session: Session, *, name: str, body: ModelUpdate) -> MonitoredModel:
+    model = get_by_name(session, name=name, for_update=True)
+    if body.features is not None:
+        model.features = merge_features(model.features or [], body.features)
+    if body.window is not None:
+        model.window_seconds = int(parse_duration(body.window).total_seconds())
+    if body.drift is not None:
+        model.drift = body.drift.model_dump()
+    session.flush()
+    return model
+
+
+def adopt_inferred_features(
+    session: Session, *, model: MonitoredModel, inferred: list[FeatureSpec]
+) -> MonitoredModel:
+    """Give a model without features the schema inferred from its first batch.
+
+    The row is locked first, so two first batches racing agree on one schema.
+    """
+    locked = get_by_name(session, name=model.name, for_update=True)
+    session.refresh(locked)
+    if not locked.features:
+        locked.features = [{"name": f.name, "kind": f.kind} for f in inferred]
+        session.flush()
+    return locked
+
+
+def to_out(model: MonitoredModel, counts: Counts | None = None) -> ModelOut:
+    return ModelOut(
+        name=model.name,
+        task=model.task,
+        features=[Feature(**f) for f in model.features or []],
+        window=format_duration(model.window_seconds),
+        drift=model.drift,
+        created_at=model.created_at,
+        counts=counts,
+    )
+
+
+def counts(session: Session, *, model: MonitoredModel) -> Counts:
+    return Counts(
+        predictions=ingest_repository.count_predictions(session, model_id=model.id),
+        labeled=ingest_repository.count_labeled(session, model_id=model.id),
+    )
