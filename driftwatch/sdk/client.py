@@ -51,8 +51,10 @@ class RejectedRecord:
 
 def _default(value: Any) -> Any:
     """JSON for what orjson does not know: pandas/numpy scalars, dates, Decimals."""
-    if isinstance(value, datetime):
-        return _timestamp(value)
+    if isinstance(value, datetime):  # a subclass such as pandas.Timestamp
+        if value.tzinfo is None:
+            raise ValueError(f"timestamp {value!r} has no timezone")
+        return value.isoformat()
     if isinstance(value, date):
         return value.isoformat()
     item = getattr(value, "item", None)  # numpy and pandas scalars
@@ -84,6 +86,18 @@ def _encode(records: list[dict[str, Any]]) -> bytes:
         if type(ts) is float:
             record["timestamp"] = datetime.fromtimestamp(ts, UTC)
     return orjson.dumps({"records": records}, default=_default, option=_DUMP_OPTIONS)
+
+
+def _encodable(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
+    """Split records into those JSON can carry and (record, reason) for the others."""
+    good, bad = [], []
+    for record in records:
+        try:
+            orjson.dumps(record, default=_default, option=_DUMP_OPTIONS)
+            good.append(record)
+        except (TypeError, ValueError) as error:
+            bad.append((record, f"cannot be sent as JSON: {error}"))
+    return good, bad
 
 
 def default_spool_dir(url: str) -> Path:
@@ -326,12 +340,11 @@ class Client:
                         taken += 1
                     self._busy += taken
                 try:
-                    paths = [
-                        self.spool.write(
-                            kind=kind, model=model, count=len(records), body=_encode(records)
-                        )
+                    written = [
+                        self._spool_group(kind, model, records)
                         for (kind, model), records in groups.items()
                     ]
+                    paths = [path for path in written if path is not None]
                 except BaseException:
                     with self._state:  # put them back, in order, to be tried again
                         for (kind, model), records in reversed(groups.items()):
@@ -343,6 +356,27 @@ class Client:
                     self._pending.extend(paths)
                     self._known.update(paths)
                     self._state.notify_all()
+
+    def _spool_group(self, kind: str, model: str, records: list[dict[str, Any]]) -> Path | None:
+        try:
+            body = _encode(records)
+        except (TypeError, ValueError):
+            # Drop only what JSON cannot carry (reported like a rejection), keep the rest.
+            records, bad = _encodable(records)
+            for record, reason in bad:
+                self.rejected.append(
+                    RejectedRecord(model, kind, record.get("prediction_id"), reason)
+                )
+                log.error(
+                    "driftwatch: record %s of model %r %s; dropped",
+                    record.get("prediction_id"),
+                    model,
+                    reason,
+                )
+            if not records:
+                return None
+            body = _encode(records)
+        return self.spool.write(kind=kind, model=model, count=len(records), body=body)
 
     def _adopt_orphans(self) -> None:
         found = [p for p in self.spool.scan() if p not in self._known]

@@ -1,0 +1,176 @@
+"""Fixtures: a real, migrated database per backend, the real app, and real servers on 127.0.0.1.
+
+Every test that takes ``database_url`` (directly or through ``api``/``live_server``) runs once per
+selected backend: ``--db sqlite``, ``--db postgres`` or ``--db all`` (the default). Postgres gets
+a scratch database for the session, dropped at the end; if Postgres cannot be reached, ``all``
+skips those runs and says so, while ``--db postgres`` fails.
+
+Tests are isolated by unique names (every model a test creates has a fresh name), so they run
+against the same committed data paths as production, without a wrapping transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from driftwatch import db
+from driftwatch.app import create_app
+from driftwatch.config import Settings
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "DRIFTWATCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+ADMIN_KEY = "test-admin-key-" + uuid.uuid4().hex
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=["sqlite", "postgres", "all"],
+        default="all",
+        help="database backends to run the database tests on (default: all)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("--db")
+        backends = ["sqlite", "postgres"] if chosen == "all" else [chosen]
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as error:
+        return str(error).strip().splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "driftwatch.db"
+        url = f"sqlite:///{path}"
+        db.upgrade(url)
+        yield url
+        return
+    problem = _postgres_reachable()
+    if problem is not None:
+        message = f"Postgres not reachable at {POSTGRES_ADMIN_URL}: {problem}"
+        if request.config.getoption("--db") == "postgres":
+            pytest.fail(message)
+        pytest.skip(message + " (set DRIFTWATCH_TEST_POSTGRES_URL)")
+    name = f"driftwatch_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    url = f"{base}/{name}"
+    db.upgrade(url)
+    yield url
+    db.get_engine(url).dispose()
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Engine:
+    return db.get_engine(database_url)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, admin_key=ADMIN_KEY)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def api(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    """The real app in process, signed in as admin."""
+    with TestClient(
+        create_app(settings, engine), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    ) as client:
+        yield client
+
+
+def unique(prefix: str = "m") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create_model(api: TestClient, **fields: Any) -> dict[str, Any]:
+    body = {"name": unique(), "task": "binary_classification", **fields}
+    response = api.post("/api/v1/models", json=body)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_server(settings: Settings, engine: Engine, port: int | None = None) -> LiveServer:
+    port = port or free_port()
+    config = uvicorn.Config(
+        create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    return LiveServer(f"http://127.0.0.1:{port}", server, thread)
+
+
+@pytest.fixture
+def live_server(settings: Settings, engine: Engine) -> Iterator[LiveServer]:
+    """A real uvicorn server on 127.0.0.1 serving the real app, in this process."""
+    server = start_server(settings, engine)
+    yield server
+    server.stop()
+
+
+def wait_until(condition: Any, timeout: float = 20.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return bool(condition())
+
+
+def admin_http(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"})

@@ -1,0 +1,118 @@
+"""Registering and reading models through the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import create_model, unique
+
+
+def test_a_model_is_created_listed_and_read_with_counts(api: TestClient) -> None:
+    body = {
+        "name": unique("credit-risk"),
+        "task": "binary_classification",
+        "features": [
+            {"name": "age", "kind": "numerical"},
+            {"name": "state", "kind": "categorical"},
+        ],
+        "window": "15m",
+    }
+    created = api.post("/api/v1/models", json=body)
+    assert created.status_code == 201
+    assert created.json()["features"] == body["features"]
+    assert created.json()["window"] == "15m"
+
+    listed = api.get("/api/v1/models").json()
+    assert body["name"] in [m["name"] for m in listed]
+
+    model = api.get(f"/api/v1/models/{body['name']}").json()
+    assert model["task"] == "binary_classification"
+    assert model["counts"] == {"predictions": 0, "labeled": 0}
+
+
+def test_the_same_name_twice_is_a_conflict(api: TestClient) -> None:
+    model = create_model(api)
+    again = api.post("/api/v1/models", json={"name": model["name"], "task": "regression"})
+    assert again.status_code == 409
+    assert model["name"] in again.json()["detail"]
+
+
+def test_an_unknown_model_is_404(api: TestClient) -> None:
+    response = api.get("/api/v1/models/no-such-model")
+    assert response.status_code == 404
+    assert "no-such-model" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"task": "binary_classification"}, "name: Field required"),
+        ({"name": "x", "task": "clustering"}, "task: Input should be"),
+        ({"name": "x", "task": "regression", "window": "hourly"}, "is not a duration"),
+        ({"name": "x", "task": "regression", "window": "0h"}, "longer than zero"),
+        ({"name": "has space", "task": "regression"}, "name: String should match pattern"),
+        (
+            {"name": "x", "task": "regression", "features": [{"name": "a", "kind": "text"}]},
+            "features.0.kind",
+        ),
+        (
+            {
+                "name": "x",
+                "task": "regression",
+                "features": [{"name": "a", "kind": "numerical"}] * 2,
+            },
+            "feature 'a' is listed more than once",
+        ),
+        (
+            {"name": "x", "task": "regression", "drift": {"num_stattest": "magic"}},
+            "unknown stattest 'magic'",
+        ),
+        ({"name": "x", "task": "regression", "colour": "red"}, "colour: Extra inputs"),
+    ],
+)
+def test_a_bad_model_body_is_422_saying_what_is_wrong(
+    api: TestClient, body: dict[str, Any], message: str
+) -> None:
+    response = api.post("/api/v1/models", json=body)
+    assert response.status_code == 422
+    assert message in response.json()["detail"], response.json()["detail"]
+
+
+def test_drift_settings_window_and_new_features_are_updated(api: TestClient) -> None:
+    model = create_model(api, features=[{"name": "age", "kind": "numerical"}])
+    drift = {
+        "num_stattest": "psi",
+        "cat_stattest": "jensenshannon",
+        "per_feature": {"age": {"stattest": "ks", "threshold": 0.01}},
+        "drift_share": 0.3,
+    }
+    response = api.patch(
+        f"/api/v1/models/{model['name']}",
+        json={
+            "drift": drift,
+            "window": "1d",
+            "features": [{"name": "state", "kind": "categorical"}],
+        },
+    )
+    assert response.status_code == 200, response.text
+    updated = response.json()
+    assert updated["drift"] == drift
+    assert updated["window"] == "1d"
+    assert updated["features"] == [
+        {"name": "age", "kind": "numerical"},
+        {"name": "state", "kind": "categorical"},
+    ]
+    assert api.get(f"/api/v1/models/{model['name']}").json()["drift"] == drift
+
+
+def test_a_stored_feature_keeps_its_kind(api: TestClient) -> None:
+    model = create_model(api, features=[{"name": "age", "kind": "numerical"}])
+    response = api.patch(
+        f"/api/v1/models/{model['name']}",
+        json={"features": [{"name": "age", "kind": "categorical"}]},
+    )
+    assert response.status_code == 400
+    assert "feature 'age' is numerical" in response.json()["detail"]

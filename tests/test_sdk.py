@@ -1,0 +1,211 @@
+"""The SDK against a real collector on 127.0.0.1: batched, spooled, nothing lost or doubled."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+import driftwatch
+from driftwatch.config import Settings
+from tests.conftest import (
+    ADMIN_KEY,
+    LiveServer,
+    admin_http,
+    create_model,
+    free_port,
+    start_server,
+)
+from tests.test_api_ingest import FEATURES, stored
+
+
+def counts(server_url: str, model: str) -> dict[str, int]:
+    with admin_http(server_url) as http:
+        result: dict[str, int] = http.get(f"/api/v1/models/{model}").json()["counts"]
+        return result
+
+
+def test_logged_records_arrive_once(
+    api: TestClient, live_server: LiveServer, tmp_path: Path
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    with driftwatch.Client(
+        live_server.url, api_key=ADMIN_KEY, spool_dir=tmp_path, batch_size=500
+    ) as client:
+        ids = [client.log_prediction(model, {"age": i, "state": "CA"}, i % 2) for i in range(3000)]
+        given = client.log_prediction(
+            model,
+            {"age": 1, "state": "NY"},
+            0.2,
+            prediction_id="p-1",
+            model_version="v3",
+            timestamp=datetime(2026, 11, 20, 10, tzinfo=UTC),
+        )
+        client.log_ground_truth(model, prediction_id="p-1", label=1)
+        client.log_ground_truth(
+            model, prediction_id=ids[0], label=0, timestamp="2026-11-27T09:00:00Z"
+        )
+        assert client.flush(timeout=30)
+        assert client.pending() == 0
+    assert given == "p-1"
+    assert len(set(ids)) == 3000
+    assert counts(live_server.url, model) == {"predictions": 3001, "labeled": 2}
+    assert not list(tmp_path.glob("*.batch"))
+
+
+def test_dataframes_and_lists_are_logged(
+    api: TestClient, live_server: LiveServer, engine: Engine, tmp_path: Path
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    frame = pd.DataFrame(
+        {
+            "prediction_id": ["a", "b", "c"],
+            "timestamp": pd.to_datetime(["2026-11-20T10:00:00Z"] * 3),
+            "age": np.array([31.0, np.nan, 40.0]),
+            "state": ["CA", None, "TX"],
+            "prediction": np.array([0.1, 0.9, 0.5]),
+        }
+    )
+    with driftwatch.Client(live_server.url, api_key=ADMIN_KEY, spool_dir=tmp_path) as client:
+        assert client.log_predictions(model, frame, model_version="v9") == ["a", "b", "c"]
+        ids = client.log_predictions(
+            model,
+            [{"features": {"age": np.int64(5), "state": "WA"}, "prediction": np.float32(0.25)}],
+        )
+        client.log_ground_truths(
+            model, pd.DataFrame({"prediction_id": ["a", "b"], "label": [1, 0]})
+        )
+        assert client.flush(timeout=30)
+    rows = stored(engine, model)
+    assert sorted(rows) == sorted(["a", "b", "c", *ids])
+    assert rows["a"].ts == datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert rows["a"].model_version == "v9"
+    assert list(rows["c"].num_values) == [40.0]
+    assert list(rows["c"].cat_values) == ["TX"]
+    assert rows["b"].cat_values == [None]
+    assert rows[ids[0]].num_values == [5.0]
+    assert rows[ids[0]].prediction_value == 0.25
+    assert counts(live_server.url, model)["labeled"] == 2
+
+
+def test_rejected_records_are_reported_and_not_retried(
+    api: TestClient, live_server: LiveServer, tmp_path: Path
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    with driftwatch.Client(live_server.url, api_key=ADMIN_KEY, spool_dir=tmp_path) as client:
+        client.log_prediction(model, {"age": 1}, 1, prediction_id="ok")
+        client.log_prediction(model, {"age": "abc"}, 1, prediction_id="bad")
+        circular: list[object] = []
+        circular.append(circular)
+        client.log_prediction(model, {"age": circular}, 1, prediction_id="weird")
+        client.log_prediction(model, {"age": 2}, 1, prediction_id="ok-2")
+        assert client.flush(timeout=30)
+        reported = {r.prediction_id: r.error for r in client.rejected}
+        assert reported["bad"] == "feature 'age': expected a number, got 'abc'"
+        assert reported["weird"].startswith("cannot be sent as JSON")
+        assert len(reported) == 2
+    assert counts(live_server.url, model)["predictions"] == 2
+
+
+def test_records_wait_on_disk_while_the_collector_is_down(
+    api: TestClient, settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    port = free_port()
+    client = driftwatch.Client(
+        f"http://127.0.0.1:{port}", api_key=ADMIN_KEY, spool_dir=tmp_path, max_backoff=0.5
+    )
+    for i in range(2500):
+        client.log_prediction(model, {"age": i}, 0.5, prediction_id=f"p-{i}")
+    assert client.flush(timeout=1) is False
+    assert sum(1 for _ in tmp_path.glob("*.batch")) >= 2  # spooled, not only in memory
+    server = start_server(settings, engine, port=port)
+    try:
+        assert client.flush(timeout=30)
+        client.close()
+        assert counts(server.url, model)["predictions"] == 2500
+    finally:
+        server.stop()
+
+
+def test_the_spool_outlives_a_logging_process_that_is_killed(
+    api: TestClient, live_server: LiveServer, tmp_path: Path
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    script = textwrap.dedent(f"""
+        import os, signal, time, driftwatch
+        client = driftwatch.Client("http://127.0.0.1:{free_port()}", api_key="k",
+                                   spool_dir={str(tmp_path)!r})
+        for i in range(1500):
+            client.log_prediction({model!r}, {{"age": i}}, 0.5, prediction_id=f"p-{{i}}")
+        time.sleep(1.5)  # the writer spools within its flush interval
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    process = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)
+    assert process.returncode == -9
+    assert list(tmp_path.glob("*.batch"))
+    with driftwatch.Client(live_server.url, api_key=ADMIN_KEY, spool_dir=tmp_path) as client:
+        assert client.flush(timeout=30)
+    assert counts(live_server.url, model)["predictions"] == 1500
+
+
+def test_a_batch_too_large_for_the_collector_is_split(
+    api: TestClient, settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    server = start_server(settings.model_copy(update={"max_body_bytes": 20_000}), engine)
+    try:
+        with driftwatch.Client(
+            server.url, api_key=ADMIN_KEY, spool_dir=tmp_path, batch_size=1000
+        ) as client:
+            for i in range(1000):
+                client.log_prediction(model, {"age": i, "state": "CA"}, 0.5)
+            assert client.flush(timeout=30)
+            assert not client.rejected
+        assert counts(server.url, model)["predictions"] == 1000
+    finally:
+        server.stop()
+
+
+def test_records_for_a_model_not_yet_registered_wait_for_it(
+    api: TestClient, live_server: LiveServer, tmp_path: Path
+) -> None:
+    name = "later-" + tmp_path.name[-8:].replace("_", "-")
+    with driftwatch.Client(
+        live_server.url, api_key=ADMIN_KEY, spool_dir=tmp_path, max_backoff=0.3
+    ) as client:
+        client.log_prediction(name, {"age": 3}, 1, prediction_id="x")
+        assert client.flush(timeout=1) is False
+        assert (
+            api.post(
+                "/api/v1/models", json={"name": name, "task": "regression", "features": FEATURES}
+            ).status_code
+            == 201
+        )
+        assert client.flush(timeout=30)
+    assert counts(live_server.url, name)["predictions"] == 1
+
+
+def test_a_closed_client_refuses_new_records(live_server: LiveServer, tmp_path: Path) -> None:
+    client = driftwatch.Client(live_server.url, api_key=ADMIN_KEY, spool_dir=tmp_path)
+    client.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.log_prediction("m", {}, 1)
+
+
+def test_a_naive_timestamp_is_refused_in_the_callers_thread(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    naive = datetime(2026, 1, 1)  # noqa: DTZ001 - the point of the test
+    with driftwatch.Client(live_server.url, spool_dir=tmp_path) as client:
+        with pytest.raises(ValueError, match="no timezone"):
+            client.log_prediction("m", {}, 1, timestamp=naive)
+        assert client.pending() == 0

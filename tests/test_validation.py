@@ -1,0 +1,186 @@
+"""Record validation and schema inference (pure functions, no database)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from driftwatch.ingest.validation import (
+    FeatureSpec,
+    infer_features,
+    parse_timestamp,
+    validate_ground_truth,
+    validate_predictions,
+)
+
+FEATURES = [FeatureSpec("age", "numerical"), FeatureSpec("state", "categorical")]
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def record(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "prediction_id": "p-1",
+        "features": {"age": 31, "state": "CA"},
+        "prediction": 0.83,
+    }
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (
+            record(features={"age": "abc", "state": "CA"}),
+            "feature 'age': expected a number, got 'abc'",
+        ),
+        (
+            record(features={"age": True, "state": "CA"}),
+            "feature 'age': expected a number, got True",
+        ),
+        (record(features={"age": [1], "state": "CA"}), "feature 'age': expected a number, got [1]"),
+        (record(features={"age": 1, "state": {"a": 1}}), "feature 'state': expected a category"),
+        (record(features={"age": 1, "zip": "x"}), "feature 'zip': not a feature of this model"),
+        (record(features=[1, 2]), "features: expected an object, got [1, 2]"),
+        (record(features=None), "features: expected an object, got None"),
+        ({"prediction_id": "p-1", "features": {}}, "prediction: required"),
+        (record(prediction=None), "prediction: required"),
+        (record(prediction={"a": 1}), "prediction: expected a number or a class name"),
+        (record(prediction=""), "prediction: must not be empty"),
+        (record(prediction_id=""), "prediction_id: must not be empty"),
+        (record(prediction_id=1.5), "prediction_id: expected a string, got 1.5"),
+        (record(prediction_id="x" * 201), "prediction_id: longer than 200 characters"),
+        (record(timestamp="yesterday"), "timestamp: expected an ISO 8601 time"),
+        (record(timestamp=[2026]), "timestamp: expected an ISO 8601 string"),
+        (record(model_version={"v": 3}), "model_version: expected a string"),
+        ("not an object", "expected an object, got 'not an object'"),
+    ],
+)
+def test_a_bad_record_is_rejected_with_the_field_and_the_reason(bad: Any, error: str) -> None:
+    good = record(prediction_id="p-good")
+    result = validate_predictions(
+        [good, bad], FEATURES, task="binary_classification", received_at=NOW
+    )
+    assert [row[0] for row in result.rows] == ["p-good"]
+    assert len(result.rejected) == 1
+    rejection = result.rejected[0]
+    assert rejection.index == 1
+    assert rejection.error.startswith(error), rejection.error
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 10**400])
+def test_non_finite_numbers_are_rejected(value: Any) -> None:
+    result = validate_predictions(
+        [record(features={"age": value})], FEATURES, task="regression", received_at=NOW
+    )
+    assert not result.rows
+    assert "finite" in result.rejected[0].error
+
+
+def test_valid_records_become_positional_rows() -> None:
+    records = [
+        record(prediction_id="a", timestamp="2026-11-20T10:00:00Z", model_version="v3"),
+        record(prediction_id="b", features={"state": 7}, prediction="cat"),
+        record(prediction_id=42, features={"age": 2.5, "state": None}, prediction=True),
+    ]
+    result = validate_predictions(
+        records, FEATURES, task="multiclass_classification", received_at=NOW
+    )
+    assert not result.rejected
+    a, b, c = result.rows
+    assert a == ("a", datetime(2026, 11, 20, 10, tzinfo=UTC), "v3", 0.83, None, [31.0], ["CA"])
+    assert b[0] == "b"
+    assert b[1] == NOW
+    assert b[3:5] == (None, "cat")
+    assert math.isnan(b[5][0])
+    assert b[6] == ["7"]
+    assert c[0] == "42"
+    assert c[3] == 1.0
+    assert c[5] == [2.5]
+    assert c[6] == [None]
+
+
+def test_duplicates_within_a_batch_are_counted_not_kept() -> None:
+    result = validate_predictions(
+        [record(), record(), record(prediction_id="p-2")],
+        FEATURES,
+        task="binary_classification",
+        received_at=NOW,
+    )
+    assert [row[0] for row in result.rows] == ["p-1", "p-2"]
+    assert result.in_batch_duplicates == 1
+
+
+def test_missing_prediction_ids_are_generated() -> None:
+    result = validate_predictions(
+        [{"features": {}, "prediction": 1}, {"features": {}, "prediction": 0}],
+        FEATURES,
+        task="binary_classification",
+        received_at=NOW,
+    )
+    ids = [row[0] for row in result.rows]
+    assert len(ids) == 2
+    assert len(set(ids)) == 2
+    assert all(len(i) == 32 for i in ids)
+
+
+def test_regression_needs_numeric_predictions_and_labels() -> None:
+    predictions = validate_predictions(
+        [record(prediction="high")], FEATURES, task="regression", received_at=NOW
+    )
+    assert predictions.rejected[0].error.startswith("prediction: a regression model predicts")
+    labels = validate_ground_truth(
+        [{"prediction_id": "p", "label": "high"}], task="regression", received_at=NOW
+    )
+    assert labels.rejected[0].error.startswith("label: a regression model's labels are numbers")
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ({"label": 1}, "prediction_id: required"),
+        ({"prediction_id": "p"}, "label: required"),
+        ({"prediction_id": "p", "label": None}, "label: required"),
+        ({"prediction_id": "p", "label": [1]}, "label: expected a number or a class name"),
+        ({"prediction_id": "p", "label": 1, "timestamp": "soon"}, "timestamp: expected an ISO"),
+    ],
+)
+def test_bad_ground_truth_is_rejected(bad: dict[str, Any], error: str) -> None:
+    result = validate_ground_truth(
+        [{"prediction_id": "ok", "label": 0}, bad], task="binary_classification", received_at=NOW
+    )
+    assert [row[0] for row in result.rows] == ["ok"]
+    assert result.rejected[0].index == 1
+    assert result.rejected[0].error.startswith(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-20T10:00:00Z", datetime(2026, 11, 20, 10, tzinfo=UTC)),
+        ("2026-11-20T12:00:00+02:00", datetime(2026, 11, 20, 10, tzinfo=UTC)),
+        ("2026-11-20T10:00:00", datetime(2026, 11, 20, 10, tzinfo=UTC)),  # no zone: UTC
+        (1_795_600_800, datetime(2026, 11, 25, 10, 0, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_are_read_as_utc(text: Any, expected: datetime) -> None:
+    assert parse_timestamp(text) == expected
+
+
+def test_inferred_features_follow_the_majority_of_values() -> None:
+    records = [
+        {"features": {"age": 31, "state": "CA", "flag": True, "empty": None}},
+        {"features": {"age": "abc", "state": "NY", "score": 0.5}},
+        {"features": {"age": 40}},
+        "not a record",
+    ]
+    assert infer_features(records) == [
+        FeatureSpec("age", "numerical"),
+        FeatureSpec("state", "categorical"),
+        FeatureSpec("flag", "categorical"),
+        FeatureSpec("empty", "numerical"),
+        FeatureSpec("score", "numerical"),
+    ]
