@@ -10,8 +10,12 @@ import pytest
 
 from driftwatch.ingest.validation import (
     FeatureSpec,
+    RecordError,
+    columns_from_body,
+    columns_from_records,
     infer_features,
     parse_timestamp,
+    validate_columns,
     validate_ground_truth,
     validate_predictions,
 )
@@ -64,23 +68,32 @@ def test_a_bad_record_is_rejected_with_the_field_and_the_reason(bad: Any, error:
     result = validate_predictions(
         [good, bad], FEATURES, task="binary_classification", received_at=NOW
     )
-    assert [row[0] for row in result.rows] == ["p-good"]
+    assert result.columns.prediction_ids == ["p-good"]
     assert len(result.rejected) == 1
     rejection = result.rejected[0]
     assert rejection.index == 1
     assert rejection.error.startswith(error), rejection.error
 
 
-@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 10**400])
+def test_nan_is_a_missing_value() -> None:
+    # JSON has no NaN: the SDK sends a NaN feature as null, which is how missing values travel.
+    result = validate_predictions(
+        [record(features={"age": math.nan})], FEATURES, task="regression", received_at=NOW
+    )
+    assert not result.rejected
+    assert math.isnan(result.columns.num_values[0, 0])
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, 10**400])
 def test_non_finite_numbers_are_rejected(value: Any) -> None:
     result = validate_predictions(
         [record(features={"age": value})], FEATURES, task="regression", received_at=NOW
     )
-    assert not result.rows
+    assert len(result.columns) == 0
     assert "finite" in result.rejected[0].error
 
 
-def test_valid_records_become_positional_rows() -> None:
+def test_valid_records_become_storage_columns() -> None:
     records = [
         record(prediction_id="a", timestamp="2026-11-20T10:00:00Z", model_version="v3"),
         record(prediction_id="b", features={"state": 7}, prediction="cat"),
@@ -90,17 +103,77 @@ def test_valid_records_become_positional_rows() -> None:
         records, FEATURES, task="multiclass_classification", received_at=NOW
     )
     assert not result.rejected
-    a, b, c = result.rows
-    assert a == ("a", datetime(2026, 11, 20, 10, tzinfo=UTC), "v3", 0.83, None, [31.0], ["CA"])
-    assert b[0] == "b"
-    assert b[1] == NOW
-    assert b[3:5] == (None, "cat")
-    assert math.isnan(b[5][0])
-    assert b[6] == ["7"]
-    assert c[0] == "42"
-    assert c[3] == 1.0
-    assert c[5] == [2.5]
-    assert c[6] == [None]
+    columns = result.columns
+    assert columns.prediction_ids == ["a", "b", "42"]
+    assert columns.timestamps_us.tolist() == [
+        int(datetime(2026, 11, 20, 10, tzinfo=UTC).timestamp() * 1e6),
+        int(NOW.timestamp() * 1e6),  # no timestamp: the time of receipt
+        int(NOW.timestamp() * 1e6),
+    ]
+    assert columns.model_versions == ["v3", None, None]
+    assert columns.prediction_values[0] == 0.83
+    assert math.isnan(columns.prediction_values[1])
+    assert columns.prediction_values[2] == 1.0
+    assert columns.prediction_classes == [None, "cat", None]
+    assert columns.num_values[:, 0].tolist()[::2] == [31.0, 2.5]
+    assert math.isnan(columns.num_values[1, 0])  # a missing number is NaN
+    assert columns.cat_values == [["CA", "7", None]]  # numbers are read as category names
+
+
+def test_columnar_and_record_batches_validate_alike() -> None:
+    records = [
+        record(
+            prediction_id=f"p-{i}", features={"age": i, "state": "CA"}, timestamp=1_795_600_800.5
+        )
+        for i in range(3)
+    ]
+    records[1]["features"]["age"] = "x"
+    body = {
+        "prediction_id": [r["prediction_id"] for r in records],
+        "timestamp": [r["timestamp"] for r in records],
+        "prediction": [r["prediction"] for r in records],
+        "features": {"age": [r["features"]["age"] for r in records], "state": ["CA"] * 3},
+    }
+    by_columns = validate_columns(
+        columns_from_body(body), FEATURES, task="binary_classification", received_at=NOW
+    )
+    by_records = validate_predictions(
+        records, FEATURES, task="binary_classification", received_at=NOW
+    )
+    assert by_columns.columns.prediction_ids == by_records.columns.prediction_ids == ["p-0", "p-2"]
+    assert by_columns.columns.timestamps_us.tolist() == by_records.columns.timestamps_us.tolist()
+    assert by_columns.columns.timestamps_us[0] == 1_795_600_800_500_000
+    assert [(r.index, r.prediction_id, r.error) for r in by_columns.rejected] == [
+        (r.index, r.prediction_id, r.error) for r in by_records.rejected
+    ]
+    assert by_columns.rejected[0].record["features"] == {"age": "x", "state": "CA"}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"features": {}}, "columns.prediction: required"),
+        (
+            {"prediction": [1, 2], "prediction_id": ["a"]},
+            "columns.prediction_id: expected a list of 2",
+        ),
+        ({"prediction": [1], "features": {"age": [1, 2]}}, "columns.features.age: expected a list"),
+        ({"prediction": [1], "features": [1]}, "columns.features: expected an object"),
+    ],
+)
+def test_misaligned_columns_are_refused_whole(body: dict[str, Any], message: str) -> None:
+    with pytest.raises(RecordError, match=message):
+        columns_from_body(body)
+
+
+def test_an_unknown_feature_sent_as_null_is_ignored() -> None:
+    result = validate_predictions(
+        [record(features={"age": 1, "zip": None})],
+        FEATURES,
+        task="binary_classification",
+        received_at=NOW,
+    )
+    assert result.columns.prediction_ids == ["p-1"]
 
 
 def test_duplicates_within_a_batch_are_counted_not_kept() -> None:
@@ -110,7 +183,7 @@ def test_duplicates_within_a_batch_are_counted_not_kept() -> None:
         task="binary_classification",
         received_at=NOW,
     )
-    assert [row[0] for row in result.rows] == ["p-1", "p-2"]
+    assert result.columns.prediction_ids == ["p-1", "p-2"]
     assert result.in_batch_duplicates == 1
 
 
@@ -121,7 +194,7 @@ def test_missing_prediction_ids_are_generated() -> None:
         task="binary_classification",
         received_at=NOW,
     )
-    ids = [row[0] for row in result.rows]
+    ids = result.columns.prediction_ids
     assert len(ids) == 2
     assert len(set(ids)) == 2
     assert all(len(i) == 32 for i in ids)
@@ -177,7 +250,7 @@ def test_inferred_features_follow_the_majority_of_values() -> None:
         {"features": {"age": 40}},
         "not a record",
     ]
-    assert infer_features(records) == [
+    assert infer_features(columns_from_records(records)) == [
         FeatureSpec("age", "numerical"),
         FeatureSpec("state", "categorical"),
         FeatureSpec("flag", "categorical"),

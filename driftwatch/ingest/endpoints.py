@@ -59,10 +59,8 @@ async def post_predictions(
     name: str, request: Request, session: SessionDep, _key: IngestKey
 ) -> IngestResult:
     body = await read_json(request)
-    records = service.batch_records(body, max_records=request.app.state.settings.max_batch_records)
-    return await run_in_threadpool(
-        service.log_predictions, session, model_name=name, records=records
-    )
+    batch = service.prediction_batch(body, max_records=request.app.state.settings.max_batch_records)
+    return await run_in_threadpool(service.log_predictions, session, model_name=name, batch=batch)
 
 
 @router.post(

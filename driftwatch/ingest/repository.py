@@ -8,75 +8,46 @@ and the common case pays for one COPY only. SQLite uses ``INSERT OR IGNORE``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 import psycopg
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from driftwatch.ingest.validation import Rejection
+from driftwatch.ingest import copy_binary
+from driftwatch.ingest.validation import PredictionColumns, Rejection
 from driftwatch.models import GroundTruth, Prediction, RejectedRecord
 from driftwatch.models.base import utcnow
 
-PREDICTION_COLUMNS = (
-    "model_id",
-    "prediction_id",
-    "ts",
-    "model_version",
-    "prediction_value",
-    "prediction_class",
-    "num_values",
-    "cat_values",
-)
-PREDICTION_PG_TYPES = (
-    "int4",
-    "text",
-    "timestamptz",
-    "text",
-    "float8",
-    "text",
-    "float8[]",
-    "text[]",
-)
+SQLITE_PREDICTION_COLUMNS = (
+    "model_id", "prediction_id", "ts", "model_version", "prediction_value", "prediction_class",
+    "num_values", "cat_values",
+)  # fmt: skip
 GROUND_TRUTH_COLUMNS = (
-    "model_id",
-    "prediction_id",
-    "label_value",
-    "label_class",
-    "ts",
-    "received_at",
-)
+    "model_id", "prediction_id", "label_value", "label_class", "ts", "received_at",
+)  # fmt: skip
 GROUND_TRUTH_PG_TYPES = ("int4", "text", "float8", "text", "timestamptz", "timestamptz")
 
+Load = Callable[[psycopg.Cursor[Any], str], None]
 
-def _copy_rows(
-    cursor: psycopg.Cursor[Any],
-    table: str,
-    columns: Sequence[str],
-    types: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
-) -> None:
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(list(types))
-        for row in rows:
-            copy.write_row(row)
+
+def _copy_statement(table: str, columns: Sequence[str]) -> str:
+    return f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
 
 
 def _insert_ignore_postgres(
-    session: Session,
-    table: str,
-    columns: Sequence[str],
-    types: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
+    session: Session, table: str, columns: Sequence[str], load: Load, count: int
 ) -> int:
+    """Run ``load(cursor, table)``, a COPY of ``count`` rows, skipping rows already stored."""
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     try:
-        with driver.transaction(), driver.cursor() as cursor:  # a savepoint inside the session's
-            _copy_rows(cursor, table, columns, types, rows)
-        return len(rows)
+        with driver.transaction(), driver.cursor() as cursor:  # a savepoint in the session's
+            load(cursor, table)
+        return count
     except psycopg.errors.UniqueViolation:
         pass
     with driver.transaction(), driver.cursor() as cursor:
@@ -85,7 +56,7 @@ def _insert_ignore_postgres(
             f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         cursor.execute(f"TRUNCATE incoming_{table}")
-        _copy_rows(cursor, f"incoming_{table}", columns, types, rows)
+        load(cursor, f"incoming_{table}")
         column_list = ", ".join(columns)
         cursor.execute(
             f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM incoming_{table} "
@@ -111,30 +82,42 @@ def _sqlite_time(value: Any) -> str:
     return str(value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds"))
 
 
-def insert_predictions(session: Session, *, model_id: int, rows: Sequence[tuple[Any, ...]]) -> int:
-    """Store validated rows (see ``validate_predictions``); returns how many were new."""
-    if not rows:
+def _none_for_nan(values: list[float]) -> list[float | None]:
+    return [None if v != v else v for v in values]
+
+
+def insert_predictions(session: Session, *, model_id: int, columns: PredictionColumns) -> int:
+    """Store validated predictions; returns how many were new."""
+    count = len(columns)
+    if not count:
         return 0
     if session.get_bind().dialect.name == "postgresql":
-        full = [(model_id, *row) for row in rows]
-        return _insert_ignore_postgres(
-            session, "predictions", PREDICTION_COLUMNS, PREDICTION_PG_TYPES, full
-        )
+        stream = copy_binary.encode_predictions(model_id, columns)
+
+        def load(cursor: psycopg.Cursor[Any], table: str) -> None:
+            with cursor.copy(_copy_statement(table, copy_binary.COLUMNS)) as copy:
+                copy.write(stream)
+
+        return _insert_ignore_postgres(session, "predictions", copy_binary.COLUMNS, load, count)
     dumps = orjson.dumps
-    full = [
+    times = np.datetime_as_string(columns.timestamps_us.astype("datetime64[us]"), unit="us")
+    values = _none_for_nan(columns.prediction_values.tolist())
+    numbers = [_none_for_nan(row) for row in columns.num_values.tolist()]
+    categories = list(zip(*columns.cat_values, strict=True)) or [()] * count
+    rows = [
         (
             model_id,
-            pid,
-            _sqlite_time(ts),
-            version,
-            value,
-            label,
-            dumps(num_values, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
-            dumps(cat_values).decode(),
+            columns.prediction_ids[i],
+            str(times[i]).replace("T", " "),
+            columns.model_versions[i],
+            values[i],
+            columns.prediction_classes[i],
+            dumps(numbers[i]).decode(),
+            dumps(categories[i]).decode(),
         )
-        for pid, ts, version, value, label, num_values, cat_values in rows
+        for i in range(count)
     ]
-    return _insert_ignore_sqlite(session, "predictions", PREDICTION_COLUMNS, full)
+    return _insert_ignore_sqlite(session, "predictions", SQLITE_PREDICTION_COLUMNS, rows)
 
 
 def insert_ground_truth(session: Session, *, model_id: int, rows: Sequence[tuple[Any, ...]]) -> int:
@@ -144,14 +127,21 @@ def insert_ground_truth(session: Session, *, model_id: int, rows: Sequence[tuple
     received_at = utcnow()
     if session.get_bind().dialect.name == "postgresql":
         full = [(model_id, *row, received_at) for row in rows]
+
+        def load(cursor: psycopg.Cursor[Any], table: str) -> None:
+            with cursor.copy(_copy_statement(table, GROUND_TRUTH_COLUMNS)) as copy:
+                copy.set_types(list(GROUND_TRUTH_PG_TYPES))
+                for row in full:
+                    copy.write_row(row)
+
         return _insert_ignore_postgres(
-            session, "ground_truth", GROUND_TRUTH_COLUMNS, GROUND_TRUTH_PG_TYPES, full
+            session, "ground_truth", GROUND_TRUTH_COLUMNS, load, len(full)
         )
-    full = [
+    sqlite_rows = [
         (model_id, pid, value, label, _sqlite_time(ts), _sqlite_time(received_at))
         for pid, value, label, ts in rows
     ]
-    return _insert_ignore_sqlite(session, "ground_truth", GROUND_TRUTH_COLUMNS, full)
+    return _insert_ignore_sqlite(session, "ground_truth", GROUND_TRUTH_COLUMNS, sqlite_rows)
 
 
 def _json_safe(record: Any) -> Any:

@@ -21,8 +21,23 @@ class PredictionRecord(BaseModel):
     model_version: str | None = None
 
 
+class PredictionColumnsBody(BaseModel):
+    """The same records as parallel lists (what the SDK sends: smaller and faster to check)."""
+
+    prediction: list[float | str | bool]
+    prediction_id: list[str | None] | None = None
+    timestamp: list[float | str | None] | None = Field(
+        default=None, description="ISO 8601 strings or Unix seconds"
+    )
+    model_version: list[str | None] | None = None
+    features: dict[str, list[FeatureValue]] = Field(default_factory=dict)
+
+
 class PredictionBatch(BaseModel):
-    records: list[PredictionRecord]
+    """Either ``records`` (one object per prediction) or ``columns``."""
+
+    records: list[PredictionRecord] | None = None
+    columns: PredictionColumnsBody | None = None
 
 
 class GroundTruthRecord(BaseModel):

@@ -12,30 +12,56 @@ from driftwatch.errors import InvalidPayload
 from driftwatch.ingest import repository
 from driftwatch.ingest.schemas import IngestResult, RejectedItem
 from driftwatch.ingest.validation import (
+    RawColumns,
+    RecordError,
     Rejection,
+    columns_from_body,
+    columns_from_records,
     infer_features,
+    validate_columns,
     validate_ground_truth,
-    validate_predictions,
 )
 from driftwatch.models.base import utcnow
 from driftwatch.registry import service as registry
 
 
-def batch_records(body: Any, *, max_records: int) -> list[Any]:
-    """The ``records`` list of a batch body, or a 422 that says what is wrong with the body."""
+def _body_fields(body: Any, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidPayload('body: expected an object {"records": [...]}')
-    unknown = sorted(set(body) - {"records"})
+    unknown = sorted(set(body) - allowed, key=str)
     if unknown:
-        raise InvalidPayload(f"body: unknown field {unknown[0]!r}; expected only 'records'")
-    records = body.get("records")
+        expected = " or ".join(repr(name) for name in sorted(allowed))
+        raise InvalidPayload(f"body: unknown field {unknown[0]!r}; expected {expected}")
+    return body
+
+
+def _check_size(count: int, max_records: int) -> None:
+    if count > max_records:
+        raise InvalidPayload(f"records: {count} records in one batch; the limit is {max_records}")
+
+
+def batch_records(body: Any, *, max_records: int) -> list[Any]:
+    """The ``records`` list of a batch body, or a 422 that says what is wrong with the body."""
+    records = _body_fields(body, {"records"}).get("records")
     if not isinstance(records, list):
         raise InvalidPayload("records: required, a list of record objects")
-    if len(records) > max_records:
-        raise InvalidPayload(
-            f"records: {len(records)} records in one batch; the limit is {max_records}"
-        )
+    _check_size(len(records), max_records)
     return records
+
+
+def prediction_batch(body: Any, *, max_records: int) -> RawColumns:
+    """A prediction batch as raw columns: ``{"records": [...]}`` or ``{"columns": {...}}``."""
+    fields = _body_fields(body, {"records", "columns"})
+    if "columns" in fields:
+        if "records" in fields:
+            raise InvalidPayload("body: send either 'records' or 'columns', not both")
+        try:
+            raw = columns_from_body(fields["columns"])
+        except RecordError as error:
+            raise InvalidPayload(str(error)) from None
+        _check_size(raw.count, max_records)
+        return raw
+    return columns_from_records(batch_records(body, max_records=max_records))
 
 
 def _result(accepted: int, duplicates: int, rejected: list[Rejection]) -> IngestResult:
@@ -49,20 +75,20 @@ def _result(accepted: int, duplicates: int, rejected: list[Rejection]) -> Ingest
     )
 
 
-def log_predictions(session: Session, *, model_name: str, records: list[Any]) -> IngestResult:
+def log_predictions(session: Session, *, model_name: str, batch: RawColumns) -> IngestResult:
     model = registry.get_by_name(session, name=model_name)
-    if not model.features and records:
-        inferred = infer_features(records)
+    if not model.features and batch.count:
+        inferred = infer_features(batch)
         if inferred:
             model = registry.adopt_inferred_features(session, model=model, inferred=inferred)
-    valid = validate_predictions(
-        records, registry.feature_specs(model), task=model.task, received_at=utcnow()
+    valid = validate_columns(
+        batch, registry.feature_specs(model), task=model.task, received_at=utcnow()
     )
-    accepted = repository.insert_predictions(session, model_id=model.id, rows=valid.rows)
+    accepted = repository.insert_predictions(session, model_id=model.id, columns=valid.columns)
     repository.insert_rejections(
         session, model_id=model.id, kind="prediction", rejections=valid.rejected
     )
-    duplicates = valid.in_batch_duplicates + len(valid.rows) - accepted
+    duplicates = valid.in_batch_duplicates + len(valid.columns) - accepted
     metrics.record_ingest(model.name, "prediction", accepted, duplicates, len(valid.rejected))
     return _result(accepted, duplicates, valid.rejected)
 

@@ -2,20 +2,30 @@
 
 Every record is checked on its own, so one bad record never blocks the valid ones of its batch;
 each rejection names the record (its index and prediction id), the field and what is wrong.
-This runs for every logged record, so the loops are kept tight.
+
+Predictions are validated column by column: a feature column whose values all have the right
+type is converted in one numpy call, and only a column holding a bad value is walked element by
+element to say which records are wrong. Batches arrive either as the contract's list of record
+objects or as the SDK's columnar body; both become the same raw columns first.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 FeatureKind = Literal["numerical", "categorical"]
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 1000
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,24 +42,57 @@ class Rejection:
     record: Any
 
 
+class RecordError(ValueError):
+    """One record is invalid; the message says which field and why."""
+
+
+@dataclass(slots=True)
+class PredictionColumns:
+    """Valid predictions in storage form, one entry per record."""
+
+    prediction_ids: list[str]
+    timestamps_us: IntArray  # microseconds since the Unix epoch, UTC
+    model_versions: list[str | None]
+    prediction_values: FloatArray  # NaN where the prediction is a class name
+    prediction_classes: list[str | None]
+    num_values: FloatArray  # (records, numerical features) in model order, NaN = missing
+    cat_values: list[list[str | None]]  # one list per categorical feature, in model order
+
+    def __len__(self) -> int:
+        return len(self.prediction_ids)
+
+
 @dataclass(slots=True)
 class ValidPredictions:
-    """Accepted prediction rows, in storage column order, plus the rejections."""
-
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    columns: PredictionColumns
     rejected: list[Rejection] = field(default_factory=list)
     in_batch_duplicates: int = 0
 
 
 @dataclass(slots=True)
 class ValidGroundTruth:
+    """Rows ``(prediction_id, label_value, label_class, ts)``."""
+
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     in_batch_duplicates: int = 0
 
 
-class RecordError(ValueError):
-    """One record is invalid; the message says which field and why."""
+@dataclass(slots=True)
+class RawColumns:
+    """A batch as parallel lists, before any value is checked."""
+
+    count: int
+    prediction_id: list[Any]
+    timestamp: list[Any]
+    prediction: list[Any]
+    model_version: list[Any]
+    features: dict[str, list[Any]]
+    record: Callable[[int], Any]  # the record as sent, kept with its rejection
+    errors: dict[int, str] = field(default_factory=dict)  # structural problems found so far
+
+
+# -- single values -------------------------------------------------------------------------
 
 
 def describe(value: Any) -> str:
@@ -97,7 +140,10 @@ def number_or_class(value: Any, field_name: str) -> tuple[float | None, str | No
     if isinstance(value, bool):
         return (1.0 if value else 0.0), None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
         if not math.isfinite(number):
             raise RecordError(f"{field_name}: expected a finite number, got {value}")
         return number, None
@@ -112,82 +158,288 @@ def number_or_class(value: Any, field_name: str) -> tuple[float | None, str | No
     raise RecordError(f"{field_name}: expected a number or a class name, got {describe(value)}")
 
 
-def infer_features(records: list[Any]) -> list[FeatureSpec]:
+def numerical_value(name: str, value: Any) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if math.isfinite(number):
+            return number
+        raise RecordError(f"feature {name!r}: expected a finite number, got {value}")
+    raise RecordError(f"feature {name!r}: expected a number, got {describe(value)}")
+
+
+def categorical_value(name: str, value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        if value is not None and len(value) > MAX_TEXT_LENGTH:
+            raise RecordError(f"feature {name!r}: longer than {MAX_TEXT_LENGTH} characters")
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    raise RecordError(
+        f"feature {name!r}: expected a category (string or number), got {describe(value)}"
+    )
+
+
+# -- schema inference -------------------------------------------------------------------------
+
+
+def infer_features(raw: RawColumns) -> list[FeatureSpec]:
     """Feature schema from a first batch, in order of first appearance.
 
     A feature is numerical when most of its present values are numbers, so that one stray
     string is rejected as a bad value rather than turning the feature categorical.
     """
-    numbers: dict[str, int] = {}
-    others: dict[str, int] = {}
-    for record in records:
-        features = record.get("features") if isinstance(record, dict) else None
-        if not isinstance(features, dict):
+    specs = []
+    for name, values in raw.features.items():
+        if not isinstance(name, str) or not name or len(name) > MAX_ID_LENGTH:
             continue
-        for name, value in features.items():
-            if not isinstance(name, str) or not name or len(name) > MAX_ID_LENGTH:
-                continue
-            numbers.setdefault(name, 0)
-            others.setdefault(name, 0)
+        numbers = others = 0
+        for value in values:
             if isinstance(value, int | float) and not isinstance(value, bool):
-                numbers[name] += 1
+                numbers += 1
             elif value is not None:
-                others[name] += 1
-    return [
-        FeatureSpec(name, "numerical" if count >= others[name] else "categorical")
-        for name, count in numbers.items()
-    ]
+                others += 1
+        specs.append(FeatureSpec(name, "numerical" if numbers >= others else "categorical"))
+    return specs
 
 
-class FeatureValidator:
-    """Turns a record's ``features`` object into positional numerical and categorical values."""
+# -- batches into raw columns -------------------------------------------------------------------
 
-    def __init__(self, features: list[FeatureSpec]) -> None:
-        self.numerical = [f.name for f in features if f.kind == "numerical"]
-        self.categorical = [f.name for f in features if f.kind == "categorical"]
-        self.known = {f.name: f.kind for f in features}
 
-    def __call__(self, features: Any) -> tuple[list[float], list[str | None]]:
+def columns_from_records(records: list[Any]) -> RawColumns:
+    """The contract's ``{"records": [...]}`` as columns; a feature absent from a record is None."""
+    count = len(records)
+    errors: dict[int, str] = {}
+    names: dict[str, None] = {}
+    feature_dicts: list[dict[str, Any]] = []
+    empty: dict[str, Any] = {}
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            errors[index] = f"expected an object, got {describe(record)}"
+            feature_dicts.append(empty)
+            continue
+        features = record.get("features")
         if not isinstance(features, dict):
-            raise RecordError(f"features: expected an object, got {describe(features)}")
-        if len(features) > len(self.known) or not features.keys() <= self.known.keys():
-            unknown = sorted(str(name) for name in features if name not in self.known)
-            raise RecordError(
-                f"feature {unknown[0]!r}: not a feature of this model "
-                f"(known: {', '.join(sorted(self.known)) or 'none'})"
+            errors[index] = f"features: expected an object, got {describe(features)}"
+            feature_dicts.append(empty)
+            continue
+        feature_dicts.append(features)
+        for name in features:
+            if name not in names:
+                names[name] = None
+    rows = [r if isinstance(r, dict) else empty for r in records]
+    return RawColumns(
+        count=count,
+        prediction_id=[r.get("prediction_id") for r in rows],
+        timestamp=[r.get("timestamp") for r in rows],
+        prediction=[r.get("prediction", _ABSENT) for r in rows],
+        model_version=[r.get("model_version") for r in rows],
+        features={name: [f.get(name) for f in feature_dicts] for name in names},
+        record=records.__getitem__,
+        errors=errors,
+    )
+
+
+def columns_from_body(columns: Any) -> RawColumns:
+    """The SDK's columnar body ``{"columns": {"prediction": [...], "features": {...}}}``.
+
+    Raises RecordError for a body whose columns do not line up (there is no record to blame).
+    """
+    if not isinstance(columns, dict):
+        raise RecordError("columns: expected an object of lists")
+    predictions = columns.get("prediction")
+    if not isinstance(predictions, list):
+        raise RecordError("columns.prediction: required, a list")
+    count = len(predictions)
+
+    def column(name: str) -> list[Any]:
+        value = columns.get(name)
+        if value is None:
+            return [None] * count
+        if not isinstance(value, list) or len(value) != count:
+            raise RecordError(f"columns.{name}: expected a list of {count} values")
+        return value
+
+    features = columns.get("features") or {}
+    if not isinstance(features, dict):
+        raise RecordError("columns.features: expected an object of lists")
+    for name, values in features.items():
+        if not isinstance(values, list) or len(values) != count:
+            raise RecordError(f"columns.features.{name}: expected a list of {count} values")
+    raw = RawColumns(
+        count=count,
+        prediction_id=column("prediction_id"),
+        timestamp=column("timestamp"),
+        prediction=predictions,
+        model_version=column("model_version"),
+        features=features,
+        record=lambda i: None,
+    )
+    raw.record = lambda i: _record_at(raw, i)
+    return raw
+
+
+def _record_at(raw: RawColumns, index: int) -> dict[str, Any]:
+    return {
+        "prediction_id": raw.prediction_id[index],
+        "timestamp": raw.timestamp[index],
+        "features": {n: v[index] for n, v in raw.features.items() if v[index] is not None},
+        "prediction": raw.prediction[index],
+        "model_version": raw.model_version[index],
+    }
+
+
+_ABSENT = object()
+
+
+# -- column checks: fast path for clean columns, element by element otherwise ----------------
+
+
+def _check_ids(values: list[Any], errors: dict[int, str]) -> list[str]:
+    if all(type(v) is str for v in values) and (
+        not values or (0 < min(map(len, values)) and max(map(len, values)) <= MAX_ID_LENGTH)
+    ):
+        return values
+    checked = []
+    for index, value in enumerate(values):
+        try:
+            checked.append(
+                uuid.uuid4().hex if value is None else identifier(value, "prediction_id")
             )
-        num_values: list[float] = []
-        for name in self.numerical:
-            value = features.get(name)
-            if value is None:
-                num_values.append(math.nan)
-            elif type(value) is float and value - value == 0.0:  # finite: inf - inf is NaN
-                num_values.append(value)
-            elif isinstance(value, int | float) and not isinstance(value, bool):
-                try:
-                    number = float(value)
-                except OverflowError:
-                    number = math.inf
-                if not math.isfinite(number):
-                    raise RecordError(f"feature {name!r}: expected a finite number, got {value}")
-                num_values.append(number)
-            else:
-                raise RecordError(f"feature {name!r}: expected a number, got {describe(value)}")
-        cat_values: list[str | None] = []
-        for name in self.categorical:
-            value = features.get(name)
-            if value is None or type(value) is str:
-                cat_values.append(value)
-            elif isinstance(value, bool):
-                cat_values.append("true" if value else "false")
-            elif isinstance(value, int | float | str):
-                cat_values.append(str(value))
-            else:
+        except RecordError as error:
+            errors.setdefault(index, str(error))
+            checked.append("")
+    return checked
+
+
+_EPOCH_US_LIMIT = 253_402_300_799 * 10**6  # 9999-12-31
+
+
+def _check_timestamps(values: list[Any], errors: dict[int, str], received_us: int) -> IntArray:
+    if all(type(v) is float for v in values):  # the SDK sends Unix seconds
+        seconds = np.asarray(values, dtype=np.float64)
+        micros = np.round(seconds * 1e6)
+        if np.all(np.abs(micros) < _EPOCH_US_LIMIT):
+            return micros.astype(np.int64)
+    out = np.empty(len(values), dtype=np.int64)
+    for index, value in enumerate(values):
+        if value is None:
+            out[index] = received_us
+            continue
+        try:
+            out[index] = _to_us(parse_timestamp(value))
+        except RecordError as error:
+            errors.setdefault(index, str(error))
+            out[index] = 0
+    return out
+
+
+def _to_us(moment: datetime) -> int:
+    delta = moment - _UNIX_EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _check_predictions(
+    values: list[Any], errors: dict[int, str], regression: bool
+) -> tuple[FloatArray, list[str | None]]:
+    if all(type(v) is float for v in values):
+        numbers = np.asarray(values, dtype=np.float64)
+        if np.all(np.isfinite(numbers)):
+            return numbers, [None] * len(values)
+    numbers = np.full(len(values), np.nan)
+    classes: list[str | None] = [None] * len(values)
+    for index, value in enumerate(values):
+        try:
+            if value is _ABSENT:
+                raise RecordError("prediction: required")
+            number, label = number_or_class(value, "prediction")
+            if regression and number is None:
                 raise RecordError(
-                    f"feature {name!r}: expected a category (string or number), "
-                    f"got {describe(value)}"
+                    f"prediction: a regression model predicts numbers, got {describe(value)}"
                 )
-        return num_values, cat_values
+        except RecordError as error:
+            errors.setdefault(index, str(error))
+            continue
+        if number is None:
+            classes[index] = label
+        else:
+            numbers[index] = number
+    return numbers, classes
+
+
+def _check_versions(values: list[Any], errors: dict[int, str]) -> list[str | None]:
+    if all(v is None or (type(v) is str and 0 < len(v) <= MAX_ID_LENGTH) for v in values):
+        return values
+    checked: list[str | None] = []
+    for index, value in enumerate(values):
+        try:
+            checked.append(None if value is None else identifier(value, "model_version"))
+        except RecordError as error:
+            errors.setdefault(index, str(error))
+            checked.append(None)
+    return checked
+
+
+def _is_plain_number(value: Any) -> bool:
+    kind = type(value)
+    return kind is float or kind is int or value is None
+
+
+def _check_numerical(name: str, values: list[Any], errors: dict[int, str]) -> FloatArray:
+    if all(map(_is_plain_number, values)):
+        try:
+            numbers = np.asarray(values, dtype=np.float64)  # None becomes NaN
+        except OverflowError:
+            numbers = None
+        if numbers is not None and not np.isinf(numbers).any():
+            return numbers
+    numbers = np.empty(len(values), dtype=np.float64)
+    for index, value in enumerate(values):
+        try:
+            numbers[index] = numerical_value(name, value)
+        except RecordError as error:
+            errors.setdefault(index, str(error))
+            numbers[index] = math.nan
+    return numbers
+
+
+def _is_plain_category(value: Any) -> bool:
+    return value is None or (type(value) is str and len(value) <= MAX_TEXT_LENGTH)
+
+
+def _check_categorical(name: str, values: list[Any], errors: dict[int, str]) -> list[str | None]:
+    if all(map(_is_plain_category, values)):
+        return values
+    checked: list[str | None] = []
+    for index, value in enumerate(values):
+        try:
+            checked.append(categorical_value(name, value))
+        except RecordError as error:
+            errors.setdefault(index, str(error))
+            checked.append(None)
+    return checked
+
+
+def _check_unknown(raw: RawColumns, known: dict[str, FeatureKind], errors: dict[int, str]) -> None:
+    unknown = [name for name in raw.features if name not in known]
+    if not unknown:
+        return
+    listing = ", ".join(sorted(known)) or "none"
+    for name in sorted(unknown, key=str):
+        for index, value in enumerate(raw.features[name]):
+            if value is not None:  # an unknown feature sent as null carries nothing: ignored
+                errors.setdefault(
+                    index, f"feature {name!r}: not a feature of this model (known: {listing})"
+                )
 
 
 def _record_id(record: Any) -> str | None:
@@ -198,45 +450,68 @@ def _record_id(record: Any) -> str | None:
     return None
 
 
+def validate_columns(
+    raw: RawColumns, features: list[FeatureSpec], *, task: str, received_at: datetime
+) -> ValidPredictions:
+    errors = dict(raw.errors)
+    known = {f.name: f.kind for f in features}
+    ids = _check_ids(raw.prediction_id, errors)
+    timestamps = _check_timestamps(raw.timestamp, errors, _to_us(received_at))
+    values, classes = _check_predictions(raw.prediction, errors, task == "regression")
+    versions = _check_versions(raw.model_version, errors)
+    missing = [None] * raw.count
+    numerical = [
+        _check_numerical(f.name, raw.features.get(f.name, missing), errors)
+        for f in features
+        if f.kind == "numerical"
+    ]
+    categorical = [
+        _check_categorical(f.name, raw.features.get(f.name, missing), errors)
+        for f in features
+        if f.kind == "categorical"
+    ]
+    _check_unknown(raw, known, errors)
+
+    keep: list[int] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for index, prediction_id in enumerate(ids):
+        if index in errors:
+            continue
+        if prediction_id in seen:
+            duplicates += 1
+            continue
+        seen.add(prediction_id)
+        keep.append(index)
+    rejected = [
+        Rejection(index, _record_id(raw.record(index)), errors[index], raw.record(index))
+        for index in sorted(errors)
+    ]
+    whole = len(keep) == raw.count
+    matrix = np.column_stack(numerical) if numerical else np.empty((raw.count, 0), dtype=np.float64)
+
+    def pick(column: list[Any]) -> list[Any]:
+        return column if whole else [column[i] for i in keep]
+
+    columns = PredictionColumns(
+        prediction_ids=pick(ids),
+        timestamps_us=timestamps if whole else timestamps[keep],
+        model_versions=pick(versions),
+        prediction_values=values if whole else values[keep],
+        prediction_classes=pick(classes),
+        num_values=matrix if whole else matrix[keep],
+        cat_values=[pick(column) for column in categorical],
+    )
+    return ValidPredictions(columns, rejected, duplicates)
+
+
 def validate_predictions(
     records: list[Any], features: list[FeatureSpec], *, task: str, received_at: datetime
 ) -> ValidPredictions:
-    """Rows ``(prediction_id, ts, model_version, value, class, num_values, cat_values)``."""
-    result = ValidPredictions()
-    check_features = FeatureValidator(features)
-    seen: set[str] = set()
-    regression = task == "regression"
-    for index, record in enumerate(records):
-        try:
-            if not isinstance(record, dict):
-                raise RecordError(f"expected an object, got {describe(record)}")
-            raw_id = record.get("prediction_id")
-            prediction_id = (
-                uuid.uuid4().hex if raw_id is None else identifier(raw_id, "prediction_id")
-            )
-            raw_ts = record.get("timestamp")
-            ts = received_at if raw_ts is None else parse_timestamp(raw_ts)
-            if "prediction" not in record:
-                raise RecordError("prediction: required")
-            value, label = number_or_class(record["prediction"], "prediction")
-            if regression and value is None:
-                raise RecordError(
-                    f"prediction: a regression model predicts numbers, "
-                    f"got {describe(record['prediction'])}"
-                )
-            version = record.get("model_version")
-            if version is not None:
-                version = identifier(version, "model_version")
-            num_values, cat_values = check_features(record.get("features"))
-        except RecordError as error:
-            result.rejected.append(Rejection(index, _record_id(record), str(error), record))
-            continue
-        if prediction_id in seen:
-            result.in_batch_duplicates += 1
-            continue
-        seen.add(prediction_id)
-        result.rows.append((prediction_id, ts, version, value, label, num_values, cat_values))
-    return result
+    """Validate the contract's list of prediction records."""
+    return validate_columns(
+        columns_from_records(records), features, task=task, received_at=received_at
+    )
 
 
 def validate_ground_truth(

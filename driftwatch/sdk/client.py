@@ -80,12 +80,60 @@ def _timestamp(value: Any) -> Any:
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
-def _encode(records: list[dict[str, Any]]) -> bytes:
+def _seconds(value: Any) -> Any:
+    """Unix seconds for the wire (the collector reads them as UTC); ISO strings pass as they are."""
+    if type(value) is float or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return value
+
+
+def _encode(kind: str, records: list[dict[str, Any]]) -> bytes:
+    """A request body. Predictions go as parallel columns: a third of the bytes of one object
+    per record, and the collector checks a clean column in one step."""
+    if kind != PREDICTIONS:
+        for record in records:
+            record["timestamp"] = _seconds(record["timestamp"])
+        return orjson.dumps({"records": records}, default=_default, option=_DUMP_OPTIONS)
+    first = records[0]["features"].keys()
+    names = dict.fromkeys(first)
     for record in records:
-        ts = record["timestamp"]
-        if type(ts) is float:
-            record["timestamp"] = datetime.fromtimestamp(ts, UTC)
-    return orjson.dumps({"records": records}, default=_default, option=_DUMP_OPTIONS)
+        keys = record["features"].keys()
+        if keys != first:
+            names.update(dict.fromkeys(keys))
+    columns: dict[str, Any] = {
+        "prediction_id": [r["prediction_id"] for r in records],
+        "timestamp": [_seconds(r["timestamp"]) for r in records],
+        "prediction": [r["prediction"] for r in records],
+        "features": {name: [r["features"].get(name) for r in records] for name in names},
+    }
+    versions = [r.get("model_version") for r in records]
+    if any(v is not None for v in versions):
+        columns["model_version"] = versions
+    return orjson.dumps({"columns": columns}, default=_default, option=_DUMP_OPTIONS)
+
+
+def _decode(body: bytes) -> list[dict[str, Any]]:
+    """The records of a request body, whichever form it has."""
+    parsed = orjson.loads(body)
+    if "records" in parsed:
+        records: list[dict[str, Any]] = parsed["records"]
+        return records
+    columns = parsed["columns"]
+    features = columns.get("features", {})
+    return [
+        {
+            "prediction_id": columns["prediction_id"][i],
+            "timestamp": columns["timestamp"][i],
+            "prediction": columns["prediction"][i],
+            "features": {name: values[i] for name, values in features.items()},
+            **(
+                {"model_version": columns["model_version"][i]} if "model_version" in columns else {}
+            ),
+        }
+        for i in range(len(columns["prediction"]))
+    ]
 
 
 def _encodable(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
@@ -359,7 +407,7 @@ class Client:
 
     def _spool_group(self, kind: str, model: str, records: list[dict[str, Any]]) -> Path | None:
         try:
-            body = _encode(records)
+            body = _encode(kind, records)
         except (TypeError, ValueError):
             # Drop only what JSON cannot carry (reported like a rejection), keep the rest.
             records, bad = _encodable(records)
@@ -375,7 +423,7 @@ class Client:
                 )
             if not records:
                 return None
-            body = _encode(records)
+            body = _encode(kind, records)
         return self.spool.write(kind=kind, model=model, count=len(records), body=body)
 
     def _adopt_orphans(self) -> None:
@@ -488,14 +536,14 @@ class Client:
         self._retry_at = time.monotonic() + delay
 
     def _split(self, batch: Batch) -> None:
-        records = orjson.loads(batch.body)["records"]
+        records = _decode(batch.body)
         half = len(records) // 2
         paths = [
             self.spool.write(
                 kind=batch.kind,
                 model=batch.model,
                 count=len(part),
-                body=orjson.dumps({"records": part}),
+                body=_encode(batch.kind, part),
             )
             for part in (records[:half], records[half:])
         ]
@@ -526,8 +574,8 @@ class Client:
     def _reject_batch(self, batch: Batch, response: httpx.Response) -> None:
         error = _detail(response)
         try:
-            records = orjson.loads(batch.body)["records"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            records = _decode(batch.body)
+        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
             records = []
         for record in records:
             pid = record.get("prediction_id") if isinstance(record, dict) else None
