@@ -34,6 +34,7 @@ import psycopg
 import driftwatch
 
 N_NUM, N_CAT = 20, 5
+SENDERS = int(os.environ.get("SENDERS", "2"))
 STATES = ["CA", "NY", "TX", "WA", "FL", "OR", "NV", "AZ"]
 
 
@@ -95,7 +96,7 @@ def sdk_path(
     """Rows per second through the SDK until acknowledged, and each call's cost in ns."""
     costs = []
     clock = time.perf_counter_ns
-    with driftwatch.Client(server, api_key=key, spool_dir=spool) as client:
+    with driftwatch.Client(server, api_key=key, spool_dir=spool, senders=SENDERS) as client:
         start = time.perf_counter()
         for record in records:
             before = clock()

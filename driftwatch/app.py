@@ -20,6 +20,7 @@ from driftwatch.config import Settings, get_settings
 from driftwatch.errors import DriftwatchError
 from driftwatch.ingest.endpoints import router as ingest_router
 from driftwatch.registry.endpoints import router as registry_router
+from driftwatch.registry.service import ModelCache
 
 log = logging.getLogger("driftwatch")
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.key_verifier = keys.KeyVerifier(settings.key_cache_seconds)
+    app.state.model_cache = ModelCache()
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DriftwatchError, _driftwatch_error)
     app.include_router(registry_router)

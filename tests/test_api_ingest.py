@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -12,7 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from driftwatch.models import MonitoredModel, Prediction
+from driftwatch.ingest import chunks
+from driftwatch.models import MonitoredModel, Prediction, PredictionChunk
 from tests.conftest import create_model
 
 FEATURES = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "categorical"}]
@@ -41,13 +44,52 @@ def rec(pid: str, age: Any = 31, state: Any = "CA", **extra: Any) -> dict[str, A
     }
 
 
-def stored(engine: Engine, model_name: str) -> dict[str, Prediction]:
+@dataclass
+class Stored:
+    """A stored prediction read back: its row, and its features from its chunk."""
+
+    ts: datetime
+    model_version: str | None
+    prediction_value: float | None
+    prediction_class: str | None
+    features: dict[str, Any]
+
+
+def stored(engine: Engine, model_name: str) -> dict[str, Stored]:
     with Session(engine) as session:
-        model_id = session.scalars(
-            select(MonitoredModel.id).where(MonitoredModel.name == model_name)
+        model = session.scalars(
+            select(MonitoredModel).where(MonitoredModel.name == model_name)
         ).one()
-        rows = session.scalars(select(Prediction).where(Prediction.model_id == model_id))
-        return {row.prediction_id: row for row in rows}
+        numerical = [f["name"] for f in model.features if f["kind"] == "numerical"]
+        categorical = [f["name"] for f in model.features if f["kind"] == "categorical"]
+        decoded = {}
+        for chunk in session.scalars(
+            select(PredictionChunk).where(PredictionChunk.model_id == model.id)
+        ):
+            decoded[chunk.id] = chunks.decode(
+                rows=chunk.rows, timestamps=chunk.timestamps, num_values=chunk.num_values,
+                num_width=chunk.num_width, cat_codes=chunk.cat_codes, cat_width=chunk.cat_width,
+                prediction_values=chunk.prediction_values,
+                prediction_classes=chunk.prediction_classes, dictionary=chunk.dictionary,
+            )  # fmt: skip
+        result = {}
+        for row in session.scalars(select(Prediction).where(Prediction.model_id == model.id)):
+            chunk = decoded[row.chunk_id]
+            features: dict[str, Any] = {}
+            for position, name in enumerate(numerical):
+                if position < chunk.num_values.shape[1]:
+                    value = float(chunk.num_values[row.chunk_row, position])
+                    features[name] = None if math.isnan(value) else value
+            for position, name in enumerate(categorical):
+                if position < chunk.cat_codes.shape[1]:
+                    code = int(chunk.cat_codes[row.chunk_row, position])
+                    features[name] = None if code < 0 else chunk.categories[position][code]
+            assert chunks.to_us(row.ts) == chunk.timestamps_us[row.chunk_row]
+            result[row.prediction_id] = Stored(
+                row.ts, row.model_version, row.prediction_value, row.prediction_class, features
+            )
+        assert sum(c.timestamps_us.size for c in decoded.values()) == len(result)
+        return result
 
 
 def test_the_contract_example_is_accepted_and_stored(api: TestClient, engine: Engine) -> None:
@@ -70,8 +112,7 @@ def test_the_contract_example_is_accepted_and_stored(api: TestClient, engine: En
     assert row.ts.isoformat() == "2026-11-20T10:00:00+00:00"
     assert row.model_version == "v3"
     assert row.prediction_value == 0.83
-    assert list(row.num_values) == [31.0]
-    assert list(row.cat_values) == ["CA"]
+    assert row.features == {"age": 31.0, "state": "CA"}
 
 
 def test_a_record_sent_again_is_a_duplicate_never_stored_twice(
@@ -85,7 +126,7 @@ def test_a_record_sent_again_is_a_duplicate_never_stored_twice(
     assert second == {"accepted": 1, "duplicates": 2, "rejected": []}
     rows = stored(engine, model)
     assert sorted(rows) == ["a", "b", "c"]
-    assert list(rows["b"].num_values) == [31.0]  # the first copy is kept
+    assert rows["b"].features["age"] == 31.0  # the first copy is kept
     assert api.get(f"/api/v1/models/{model}").json()["counts"]["predictions"] == 3
 
 
@@ -189,10 +230,7 @@ def test_features_are_inferred_from_the_first_batch_and_reported(api: TestClient
 def test_missing_values_are_stored_as_missing(api: TestClient, engine: Engine) -> None:
     model = create_model(api, features=FEATURES)["name"]
     predictions(model, [{"prediction_id": "m", "features": {}, "prediction": 1}], api)
-    row = stored(engine, model)["m"]
-    value = row.num_values[0]
-    assert value is None or math.isnan(value)
-    assert list(row.cat_values) == [None]
+    assert stored(engine, model)["m"].features == {"age": None, "state": None}
 
 
 @pytest.mark.parametrize(
@@ -256,3 +294,16 @@ def test_concurrent_overlapping_batches_store_each_record_once(
     assert sum(r["accepted"] for r in results) == 5000
     assert sum(r["accepted"] + r["duplicates"] for r in results) == 12000
     assert len(stored(engine, model)) == 5000
+
+
+def test_a_feature_added_elsewhere_is_accepted_at_once(api: TestClient, engine: Engine) -> None:
+    model = create_model(api, features=[{"name": "age", "kind": "numerical"}])["name"]
+    assert predictions(model, [rec("a", state=None)], api)["accepted"] == 1  # cached now
+    with Session(engine) as session:  # another process adds a feature
+        row = session.scalars(select(MonitoredModel).where(MonitoredModel.name == model)).one()
+        row.features = [*row.features, {"name": "state", "kind": "categorical"}]
+        session.commit()
+    result = predictions(model, [rec("b", state="CA")], api)
+    assert result == {"accepted": 1, "duplicates": 0, "rejected": []}
+    assert stored(engine, model)["b"].features == {"age": 31.0, "state": "CA"}
+    assert stored(engine, model)["a"].features == {"age": 31.0, "state": None}

@@ -88,10 +88,9 @@ def test_dataframes_and_lists_are_logged(
     assert sorted(rows) == sorted(["a", "b", "c", *ids])
     assert rows["a"].ts == datetime(2026, 11, 20, 10, tzinfo=UTC)
     assert rows["a"].model_version == "v9"
-    assert list(rows["c"].num_values) == [40.0]
-    assert list(rows["c"].cat_values) == ["TX"]
-    assert rows["b"].cat_values == [None]
-    assert rows[ids[0]].num_values == [5.0]
+    assert rows["c"].features == {"age": 40.0, "state": "TX"}
+    assert rows["b"].features == {"age": None, "state": None}
+    assert rows[ids[0]].features == {"age": 5.0, "state": "WA"}
     assert rows[ids[0]].prediction_value == 0.25
     assert counts(live_server.url, model)["labeled"] == 2
 

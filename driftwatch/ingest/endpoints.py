@@ -60,7 +60,13 @@ async def post_predictions(
 ) -> IngestResult:
     body = await read_json(request)
     batch = service.prediction_batch(body, max_records=request.app.state.settings.max_batch_records)
-    return await run_in_threadpool(service.log_predictions, session, model_name=name, batch=batch)
+    return await run_in_threadpool(
+        service.log_predictions,
+        session,
+        model_name=name,
+        batch=batch,
+        models=request.app.state.model_cache,
+    )
 
 
 @router.post(

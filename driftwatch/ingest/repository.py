@@ -1,31 +1,30 @@
-"""Every query of the ingest path.
+"""Every query of the ingest path, and reading a window of stored predictions back.
 
-Bulk writes on Postgres are one binary COPY straight into the table. A primary-key clash (a
-record sent again, usually an SDK retry) aborts that COPY; the batch is then loaded into a
-temporary table and moved with ``ON CONFLICT DO NOTHING``, so duplicates are skipped and counted
-and the common case pays for one COPY only. SQLite uses ``INSERT OR IGNORE``.
+Bulk writes on Postgres are binary COPY straight into the table. A primary-key clash (a record
+sent again, usually an SDK retry) aborts the COPY; the records already stored are then left out
+and the rest written, so duplicates are skipped and counted and the common case pays for one
+COPY only. SQLite checks first, under the write lock it takes at BEGIN.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import orjson
 import psycopg
-from sqlalchemy import func, select
+from psycopg.types.json import Json
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from driftwatch.ingest import copy_binary
+from driftwatch.errors import Conflict
+from driftwatch.ingest import chunks, copy_binary
 from driftwatch.ingest.validation import PredictionColumns, Rejection
-from driftwatch.models import GroundTruth, Prediction, RejectedRecord
+from driftwatch.models import GroundTruth, Prediction, PredictionChunk, RejectedRecord
 from driftwatch.models.base import utcnow
 
-SQLITE_PREDICTION_COLUMNS = (
-    "model_id", "prediction_id", "ts", "model_version", "prediction_value", "prediction_class",
-    "num_values", "cat_values",
-)  # fmt: skip
 GROUND_TRUTH_COLUMNS = (
     "model_id", "prediction_id", "label_value", "label_class", "ts", "received_at",
 )  # fmt: skip
@@ -42,8 +41,7 @@ def _insert_ignore_postgres(
     session: Session, table: str, columns: Sequence[str], load: Load, count: int
 ) -> int:
     """Run ``load(cursor, table)``, a COPY of ``count`` rows, skipping rows already stored."""
-    driver = session.connection().connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
+    driver = _psycopg(session)
     try:
         with driver.transaction(), driver.cursor() as cursor:  # a savepoint in the session's
             load(cursor, table)
@@ -76,48 +74,145 @@ def _insert_ignore_sqlite(
     return int(cursor.rowcount)
 
 
+def _psycopg(session: Session) -> psycopg.Connection[Any]:
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
+
+
 def _sqlite_time(value: Any) -> str:
     # SQLAlchemy's SQLite DateTime format (naive UTC, always with microseconds, so that times
     # compare correctly as text against the parameters SQLAlchemy binds).
     return str(value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds"))
 
 
-def _none_for_nan(values: list[float]) -> list[float | None]:
-    return [None if v != v else v for v in values]
+def _sqlite_times(timestamps_us: np.ndarray[Any, Any]) -> list[str]:
+    text = np.datetime_as_string(timestamps_us.astype("datetime64[us]"), unit="us")
+    return [str(t).replace("T", " ") for t in text]
+
+
+def _existing_ids(session: Session, model_id: int, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 5000):
+        part = ids[start : start + 5000]
+        found.update(
+            session.scalars(
+                select(Prediction.prediction_id).where(
+                    Prediction.model_id == model_id, Prediction.prediction_id.in_(part)
+                )
+            )
+        )
+    return found
+
+
+def _without(columns: PredictionColumns, existing: set[str]) -> PredictionColumns:
+    return columns.take([i for i, pid in enumerate(columns.prediction_ids) if pid not in existing])
+
+
+def _chunk_row(model_id: int, columns: PredictionColumns) -> dict[str, Any]:
+    encoded = chunks.encode(columns)
+    return {
+        "model_id": model_id,
+        "ts_min": _from_us(encoded.ts_min_us),
+        "ts_max": _from_us(encoded.ts_max_us),
+        "rows": encoded.rows,
+        "num_width": encoded.num_width,
+        "cat_width": encoded.cat_width,
+        "timestamps": encoded.timestamps,
+        "num_values": encoded.num_values,
+        "cat_codes": encoded.cat_codes,
+        "prediction_values": encoded.prediction_values,
+        "prediction_classes": encoded.prediction_classes,
+        "dictionary": encoded.dictionary,
+        "created_at": utcnow(),
+    }
+
+
+def _from_us(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+_CHUNK_COLUMNS = (
+    "model_id", "ts_min", "ts_max", "rows", "num_width", "cat_width", "timestamps", "num_values",
+    "cat_codes", "prediction_values", "prediction_classes", "dictionary", "created_at",
+)  # fmt: skip
+_INSERT_CHUNK = (
+    f"INSERT INTO prediction_chunks ({', '.join(_CHUNK_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_CHUNK_COLUMNS))}) RETURNING id"
+)
+
+
+def _insert_chunk(session: Session, model_id: int, columns: PredictionColumns) -> int:
+    row = _chunk_row(model_id, columns)
+    if session.get_bind().dialect.name == "postgresql":
+        # Straight to psycopg, buffers as binary parameters: the ORM path costs more than the
+        # insert itself for a few hundred kilobytes of column data.
+        values = [row[c] for c in _CHUNK_COLUMNS]
+        values[_CHUNK_COLUMNS.index("dictionary")] = Json(row["dictionary"])
+        cursor = _psycopg(session).execute(_INSERT_CHUNK, values, binary=True)
+        found = cursor.fetchone()
+        assert found is not None
+        return int(found[0])
+    chunk_id = session.execute(
+        insert(PredictionChunk).returning(PredictionChunk.id), [row]
+    ).scalar_one()
+    return int(chunk_id)
 
 
 def insert_predictions(session: Session, *, model_id: int, columns: PredictionColumns) -> int:
-    """Store validated predictions; returns how many were new."""
-    count = len(columns)
-    if not count:
+    """Store validated predictions that are new; returns how many that was.
+
+    The batch's feature values go into one chunk; each prediction gets a narrow row pointing at
+    it. Records already stored (an SDK retry) are left out of both, so no window counts a
+    prediction twice.
+    """
+    if not len(columns):
         return 0
     if session.get_bind().dialect.name == "postgresql":
-        stream = copy_binary.encode_predictions(model_id, columns)
-
-        def load(cursor: psycopg.Cursor[Any], table: str) -> None:
-            with cursor.copy(_copy_statement(table, copy_binary.COLUMNS)) as copy:
-                copy.write(stream)
-
-        return _insert_ignore_postgres(session, "predictions", copy_binary.COLUMNS, load, count)
-    dumps = orjson.dumps
-    times = np.datetime_as_string(columns.timestamps_us.astype("datetime64[us]"), unit="us")
-    values = _none_for_nan(columns.prediction_values.tolist())
-    numbers = [_none_for_nan(row) for row in columns.num_values.tolist()]
-    categories = list(zip(*columns.cat_values, strict=True)) or [()] * count
+        return _insert_predictions_postgres(session, model_id, columns)
+    # SQLite: the transaction holds the write lock from BEGIN IMMEDIATE, so nothing can slip
+    # in between this check and the insert.
+    columns = _without(columns, _existing_ids(session, model_id, columns.prediction_ids))
+    if not len(columns):
+        return 0
+    chunk_id = _insert_chunk(session, model_id, columns)
+    times = _sqlite_times(columns.timestamps_us)
+    values = columns.prediction_values.tolist()
     rows = [
-        (
-            model_id,
-            columns.prediction_ids[i],
-            str(times[i]).replace("T", " "),
-            columns.model_versions[i],
-            values[i],
-            columns.prediction_classes[i],
-            dumps(numbers[i]).decode(),
-            dumps(categories[i]).decode(),
-        )
-        for i in range(count)
-    ]
-    return _insert_ignore_sqlite(session, "predictions", SQLITE_PREDICTION_COLUMNS, rows)
+        (model_id, pid, times[i], chunk_id, i, columns.model_versions[i],
+         None if values[i] != values[i] else values[i], columns.prediction_classes[i])
+        for i, pid in enumerate(columns.prediction_ids)
+    ]  # fmt: skip
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(
+        "INSERT INTO predictions (model_id, prediction_id, ts, chunk_id, chunk_row, "
+        "model_version, prediction_value, prediction_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return len(rows)
+
+
+def _insert_predictions_postgres(
+    session: Session, model_id: int, columns: PredictionColumns
+) -> int:
+    driver = _psycopg(session)
+    statement = _copy_statement("predictions", copy_binary.COLUMNS)
+    # Optimistic: one chunk and one COPY. A duplicate id aborts both (savepoint); then the ids
+    # already stored are looked up and left out, and the rest is tried again. Concurrent
+    # requests carrying the same ids converge within a few rounds.
+    for _attempt in range(8):
+        try:
+            with driver.transaction():
+                chunk_id = _insert_chunk(session, model_id, columns)
+                stream = copy_binary.encode_predictions(model_id, chunk_id, columns)
+                with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                    copy.write(stream)
+            return len(columns)
+        except psycopg.errors.UniqueViolation:
+            columns = _without(columns, _existing_ids(session, model_id, columns.prediction_ids))
+            if not len(columns):
+                return 0
+    raise Conflict("the same predictions are being written concurrently; send the batch again")
 
 
 def insert_ground_truth(session: Session, *, model_id: int, rows: Sequence[tuple[Any, ...]]) -> int:
@@ -199,3 +294,39 @@ def count_labeled(session: Session, *, model_id: int) -> int:
         .where(Prediction.model_id == model_id)
     )
     return int(session.scalar(query) or 0)
+
+
+def read_window(
+    session: Session,
+    *,
+    model_id: int,
+    num_width: int,
+    cat_width: int,
+    start: datetime,
+    end: datetime,
+) -> chunks.WindowColumns:
+    """Every stored prediction of the model with ``start <= ts < end``, as columns."""
+    rows = session.execute(
+        select(
+            PredictionChunk.rows,
+            PredictionChunk.timestamps,
+            PredictionChunk.num_values,
+            PredictionChunk.num_width,
+            PredictionChunk.cat_codes,
+            PredictionChunk.cat_width,
+            PredictionChunk.prediction_values,
+            PredictionChunk.prediction_classes,
+            PredictionChunk.dictionary,
+        )
+        .where(
+            PredictionChunk.model_id == model_id,
+            PredictionChunk.ts_min < end,
+            PredictionChunk.ts_max >= start,
+        )
+        .order_by(PredictionChunk.id)
+    )
+    decoded = [chunks.decode(**row._asdict()) for row in rows]
+    return chunks.merge(
+        decoded, num_width=num_width, cat_width=cat_width,
+        start_us=chunks.to_us(start), end_us=chunks.to_us(end),
+    )  # fmt: skip

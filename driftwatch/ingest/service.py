@@ -75,15 +75,18 @@ def _result(accepted: int, duplicates: int, rejected: list[Rejection]) -> Ingest
     )
 
 
-def log_predictions(session: Session, *, model_name: str, batch: RawColumns) -> IngestResult:
-    model = registry.get_by_name(session, name=model_name)
+def log_predictions(
+    session: Session, *, model_name: str, batch: RawColumns, models: registry.ModelCache
+) -> IngestResult:
+    model = models.get(session, name=model_name)
     if not model.features and batch.count:
         inferred = infer_features(batch)
         if inferred:
-            model = registry.adopt_inferred_features(session, model=model, inferred=inferred)
-    valid = validate_columns(
-        batch, registry.feature_specs(model), task=model.task, received_at=utcnow()
-    )
+            registry.adopt_inferred_features(session, name=model_name, inferred=inferred)
+            model = models.get(session, name=model_name, fresh=True)
+    elif not batch.features.keys() <= {f.name for f in model.features}:
+        model = models.get(session, name=model_name, fresh=True)  # added features
+    valid = validate_columns(batch, list(model.features), task=model.task, received_at=utcnow())
     accepted = repository.insert_predictions(session, model_id=model.id, columns=valid.columns)
     repository.insert_rejections(
         session, model_id=model.id, kind="prediction", rejections=valid.rejected

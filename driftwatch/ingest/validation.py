@@ -61,6 +61,18 @@ class PredictionColumns:
     def __len__(self) -> int:
         return len(self.prediction_ids)
 
+    def take(self, keep: list[int]) -> PredictionColumns:
+        """Only the records at these positions, in this order."""
+        return PredictionColumns(
+            prediction_ids=[self.prediction_ids[i] for i in keep],
+            timestamps_us=self.timestamps_us[keep],
+            model_versions=[self.model_versions[i] for i in keep],
+            prediction_values=self.prediction_values[keep],
+            prediction_classes=[self.prediction_classes[i] for i in keep],
+            num_values=self.num_values[keep],
+            cat_values=[[column[i] for i in keep] for column in self.cat_values],
+        )
+
 
 @dataclass(slots=True)
 class ValidPredictions:
@@ -299,10 +311,15 @@ _ABSENT = object()
 
 
 # -- column checks: fast path for clean columns, element by element otherwise ----------------
+# A column is clean when the set of its value types (``map(type, ...)`` runs at C speed) is
+# within what the field allows; only then is it converted in one numpy call.
+
+_STR_TYPE = frozenset({str})
+_FLOAT_TYPE = frozenset({float})
 
 
 def _check_ids(values: list[Any], errors: dict[int, str]) -> list[str]:
-    if all(type(v) is str for v in values) and (
+    if _STR_TYPE.issuperset(map(type, values)) and (
         not values or (0 < min(map(len, values)) and max(map(len, values)) <= MAX_ID_LENGTH)
     ):
         return values
@@ -322,7 +339,7 @@ _EPOCH_US_LIMIT = 253_402_300_799 * 10**6  # 9999-12-31
 
 
 def _check_timestamps(values: list[Any], errors: dict[int, str], received_us: int) -> IntArray:
-    if all(type(v) is float for v in values):  # the SDK sends Unix seconds
+    if _FLOAT_TYPE.issuperset(map(type, values)):  # the SDK sends Unix seconds
         seconds = np.asarray(values, dtype=np.float64)
         micros = np.round(seconds * 1e6)
         if np.all(np.abs(micros) < _EPOCH_US_LIMIT):
@@ -351,7 +368,7 @@ _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def _check_predictions(
     values: list[Any], errors: dict[int, str], regression: bool
 ) -> tuple[FloatArray, list[str | None]]:
-    if all(type(v) is float for v in values):
+    if _FLOAT_TYPE.issuperset(map(type, values)):
         numbers = np.asarray(values, dtype=np.float64)
         if np.all(np.isfinite(numbers)):
             return numbers, [None] * len(values)
@@ -389,13 +406,12 @@ def _check_versions(values: list[Any], errors: dict[int, str]) -> list[str | Non
     return checked
 
 
-def _is_plain_number(value: Any) -> bool:
-    kind = type(value)
-    return kind is float or kind is int or value is None
+_NUMBER_TYPES = frozenset({float, int, type(None)})
+_CATEGORY_TYPES = frozenset({str, type(None)})
 
 
 def _check_numerical(name: str, values: list[Any], errors: dict[int, str]) -> FloatArray:
-    if all(map(_is_plain_number, values)):
+    if _NUMBER_TYPES.issuperset(map(type, values)):
         try:
             numbers = np.asarray(values, dtype=np.float64)  # None becomes NaN
         except OverflowError:
@@ -412,13 +428,11 @@ def _check_numerical(name: str, values: list[Any], errors: dict[int, str]) -> Fl
     return numbers
 
 
-def _is_plain_category(value: Any) -> bool:
-    return value is None or (type(value) is str and len(value) <= MAX_TEXT_LENGTH)
-
-
 def _check_categorical(name: str, values: list[Any], errors: dict[int, str]) -> list[str | None]:
-    if all(map(_is_plain_category, values)):
-        return values
+    if _CATEGORY_TYPES.issuperset(map(type, values)):
+        present = [v for v in values if v is not None]
+        if not present or max(map(len, present)) <= MAX_TEXT_LENGTH:
+            return values
     checked: list[str | None] = []
     for index, value in enumerate(values):
         try:
@@ -487,21 +501,18 @@ def validate_columns(
         Rejection(index, _record_id(raw.record(index)), errors[index], raw.record(index))
         for index in sorted(errors)
     ]
-    whole = len(keep) == raw.count
     matrix = np.column_stack(numerical) if numerical else np.empty((raw.count, 0), dtype=np.float64)
-
-    def pick(column: list[Any]) -> list[Any]:
-        return column if whole else [column[i] for i in keep]
-
     columns = PredictionColumns(
-        prediction_ids=pick(ids),
-        timestamps_us=timestamps if whole else timestamps[keep],
-        model_versions=pick(versions),
-        prediction_values=values if whole else values[keep],
-        prediction_classes=pick(classes),
-        num_values=matrix if whole else matrix[keep],
-        cat_values=[pick(column) for column in categorical],
+        prediction_ids=ids,
+        timestamps_us=timestamps,
+        model_versions=versions,
+        prediction_values=values,
+        prediction_classes=classes,
+        num_values=matrix,
+        cat_values=categorical,
     )
+    if len(keep) != raw.count:
+        columns = columns.take(keep)
     return ValidPredictions(columns, rejected, duplicates)
 
 

@@ -2,7 +2,15 @@
 
 from driftwatch.models.auth import ApiKey
 from driftwatch.models.base import Base
-from driftwatch.models.ingest import GroundTruth, Prediction, RejectedRecord
+from driftwatch.models.ingest import GroundTruth, Prediction, PredictionChunk, RejectedRecord
 from driftwatch.models.registry import MonitoredModel
 
-__all__ = ["ApiKey", "Base", "GroundTruth", "MonitoredModel", "Prediction", "RejectedRecord"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "GroundTruth",
+    "MonitoredModel",
+    "Prediction",
+    "PredictionChunk",
+    "RejectedRecord",
+]

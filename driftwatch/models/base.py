@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, String
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -52,10 +50,5 @@ def utcnow() -> datetime:
 
 # Big surrogate keys on Postgres; SQLite only auto-increments a column declared INTEGER.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
-
-# Feature values of one prediction, positionally in the model's feature order: float8[] / text[]
-# on Postgres (COPY-able, compact, indexable by position in SQL), JSON lists on SQLite.
-FloatArray: Any = JSON().with_variant(postgresql.ARRAY(postgresql.DOUBLE_PRECISION()), "postgresql")
-TextArray: Any = JSON().with_variant(postgresql.ARRAY(postgresql.TEXT()), "postgresql")
 
 Name = String(200)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from driftwatch.deps import AdminKey, ReadKey, SessionDep
 from driftwatch.registry import repository, service
@@ -28,6 +28,9 @@ def get_model(name: str, session: SessionDep, _key: ReadKey) -> ModelOut:
 
 
 @router.patch("/{name}", response_model=ModelOut)
-def update_model(name: str, body: ModelUpdate, session: SessionDep, _key: AdminKey) -> ModelOut:
+def update_model(
+    name: str, body: ModelUpdate, request: Request, session: SessionDep, _key: AdminKey
+) -> ModelOut:
     model = service.update(session, name=name, body=body)
+    request.app.state.model_cache.forget(name)
     return service.to_out(model, service.counts(session, model=model))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -75,13 +78,13 @@ def update(session: Session, *, name: str, body: ModelUpdate) -> MonitoredModel:
 
 
 def adopt_inferred_features(
-    session: Session, *, model: MonitoredModel, inferred: list[FeatureSpec]
+    session: Session, *, name: str, inferred: list[FeatureSpec]
 ) -> MonitoredModel:
     """Give a model without features the schema inferred from its first batch.
 
     The row is locked first, so two first batches racing agree on one schema.
     """
-    locked = get_by_name(session, name=model.name, for_update=True)
+    locked = get_by_name(session, name=name, for_update=True)
     session.refresh(locked)
     if not locked.features:
         locked.features = [{"name": f.name, "kind": f.kind} for f in inferred]
@@ -106,3 +109,44 @@ def counts(session: Session, *, model: MonitoredModel) -> Counts:
         predictions=ingest_repository.count_predictions(session, model_id=model.id),
         labeled=ingest_repository.count_labeled(session, model_id=model.id),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSnapshot:
+    """What the ingest path needs of a model, safe to share between requests."""
+
+    id: int
+    name: str
+    task: str
+    features: tuple[FeatureSpec, ...]
+
+
+class ModelCache:
+    """Model lookups for ingest, kept a moment so that a batch costs no extra query.
+
+    A schema change made in another process is seen within ``seconds``; a batch naming a
+    feature the cached schema lacks is checked against the database at once.
+    """
+
+    def __init__(self, seconds: float = 2.0) -> None:
+        self.seconds = seconds
+        self._entries: dict[str, tuple[float, ModelSnapshot]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, *, name: str, fresh: bool = False) -> ModelSnapshot:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(name)
+        if entry is not None and not fresh and now - entry[0] < self.seconds:
+            return entry[1]
+        model = get_by_name(session, name=name)
+        snapshot = ModelSnapshot(model.id, model.name, model.task, tuple(feature_specs(model)))
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[name] = (now, snapshot)
+        return snapshot
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._entries.pop(name, None)

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -96,17 +97,26 @@ def _encode(kind: str, records: list[dict[str, Any]]) -> bytes:
         for record in records:
             record["timestamp"] = _seconds(record["timestamp"])
         return orjson.dumps({"records": records}, default=_default, option=_DUMP_OPTIONS)
-    first = records[0]["features"].keys()
-    names = dict.fromkeys(first)
-    for record in records:
-        keys = record["features"].keys()
-        if keys != first:
-            names.update(dict.fromkeys(keys))
+    feature_dicts = [r["features"] for r in records]
+    names = list(feature_dicts[0])
+    try:
+        # The usual batch: every record has the same features. itemgetter + zip transpose
+        # the values at C speed; a record with other keys falls back to the general path.
+        pick = itemgetter(*names) if len(names) > 1 else (lambda d: (d[names[0]],))
+        if any(len(d) != len(names) for d in feature_dicts):
+            raise KeyError
+        by_feature = list(zip(*map(pick, feature_dicts), strict=True)) if names else []
+    except KeyError:
+        union = dict.fromkeys(names)
+        for features in feature_dicts:
+            union.update(dict.fromkeys(features))
+        names = list(union)
+        by_feature = [tuple(d.get(name) for d in feature_dicts) for name in names]
     columns: dict[str, Any] = {
         "prediction_id": [r["prediction_id"] for r in records],
         "timestamp": [_seconds(r["timestamp"]) for r in records],
         "prediction": [r["prediction"] for r in records],
-        "features": {name: [r["features"].get(name) for r in records] for name in names},
+        "features": dict(zip(names, by_feature, strict=True)),
     }
     versions = [r.get("model_version") for r in records]
     if any(v is not None for v in versions):

@@ -1,8 +1,8 @@
-"""Create models, predictions, ground truth, rejected records and api keys
+"""Create models, predictions, prediction chunks, ground truth, rejected records and api keys
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 03:36:56.207609
+Create Date: 2026-11-23 03:54:16.911060
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
 
 import driftwatch.models.base
 
@@ -33,6 +33,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash'))
     )
+    op.create_table('ground_truth',
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('prediction_id', sa.String(length=200), nullable=False),
+    sa.Column('label_value', sa.Float(precision=53), nullable=True),
+    sa.Column('label_class', sa.Text(), nullable=True),
+    sa.Column('ts', driftwatch.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', driftwatch.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('model_id', 'prediction_id', name=op.f('pk_ground_truth'))
+    )
     op.create_table('models',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -45,30 +54,51 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_models')),
     sa.UniqueConstraint('name', name=op.f('uq_models_name'))
     )
-    op.create_table('ground_truth',
-    sa.Column('model_id', sa.Integer(), nullable=False),
-    sa.Column('prediction_id', sa.String(length=200), nullable=False),
-    sa.Column('label_value', sa.Float(precision=53), nullable=True),
-    sa.Column('label_class', sa.Text(), nullable=True),
-    sa.Column('ts', driftwatch.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('received_at', driftwatch.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['model_id'], ['models.id'], name=op.f('fk_ground_truth_model_id_models'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('model_id', 'prediction_id', name=op.f('pk_ground_truth'))
-    )
     op.create_table('predictions',
     sa.Column('model_id', sa.Integer(), nullable=False),
     sa.Column('prediction_id', sa.String(length=200), nullable=False),
     sa.Column('ts', driftwatch.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('chunk_id', sa.BigInteger(), nullable=False),
+    sa.Column('chunk_row', sa.Integer(), nullable=False),
     sa.Column('model_version', sa.String(length=200), nullable=True),
     sa.Column('prediction_value', sa.Float(precision=53), nullable=True),
     sa.Column('prediction_class', sa.Text(), nullable=True),
-    sa.Column('num_values', sa.JSON().with_variant(postgresql.ARRAY(postgresql.DOUBLE_PRECISION()), 'postgresql'), nullable=False),
-    sa.Column('cat_values', sa.JSON().with_variant(postgresql.ARRAY(postgresql.TEXT()), 'postgresql'), nullable=False),
-    sa.ForeignKeyConstraint(['model_id'], ['models.id'], name=op.f('fk_predictions_model_id_models'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('model_id', 'prediction_id', name=op.f('pk_predictions'))
     )
     with op.batch_alter_table('predictions', schema=None) as batch_op:
-        batch_op.create_index('ix_predictions_model_id_ts', ['model_id', 'ts'], unique=False)
+        batch_op.create_index('ix_predictions_model_id_ts', ['model_id', 'ts'], unique=False, postgresql_using='brin')
+
+    op.create_table('prediction_chunks',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('ts_min', driftwatch.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ts_max', driftwatch.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('rows', sa.Integer(), nullable=False),
+    sa.Column('num_width', sa.Integer(), nullable=False),
+    sa.Column('cat_width', sa.Integer(), nullable=False),
+    sa.Column('timestamps', sa.LargeBinary(), nullable=False),
+    sa.Column('num_values', sa.LargeBinary(), nullable=False),
+    sa.Column('cat_codes', sa.LargeBinary(), nullable=False),
+    sa.Column('prediction_values', sa.LargeBinary(), nullable=False),
+    sa.Column('prediction_classes', sa.LargeBinary(), nullable=False),
+    sa.Column('dictionary', sa.JSON(), nullable=False),
+    sa.Column('created_at', driftwatch.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['model_id'], ['models.id'], name=op.f('fk_prediction_chunks_model_id_models'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_prediction_chunks'))
+    )
+    with op.batch_alter_table('prediction_chunks', schema=None) as batch_op:
+        batch_op.create_index('ix_prediction_chunks_model_id_ts_min', ['model_id', 'ts_min'], unique=False)
+    if op.get_bind().dialect.name == "postgresql":
+        # Column buffers are incompressible floats and codes: store them out of line without
+        # pglz, which would cost more CPU than the rest of the write.
+        op.execute(
+            "ALTER TABLE prediction_chunks "
+            + ", ".join(
+                f"ALTER COLUMN {column} SET STORAGE EXTERNAL"
+                for column in ("timestamps", "num_values", "cat_codes", "prediction_values",
+                               "prediction_classes")
+            )
+        )
 
     op.create_table('rejected_records',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -92,10 +122,14 @@ def downgrade() -> None:
         batch_op.drop_index('ix_rejected_records_model_id_received_at')
 
     op.drop_table('rejected_records')
+    with op.batch_alter_table('prediction_chunks', schema=None) as batch_op:
+        batch_op.drop_index('ix_prediction_chunks_model_id_ts_min')
+
+    op.drop_table('prediction_chunks')
     with op.batch_alter_table('predictions', schema=None) as batch_op:
-        batch_op.drop_index('ix_predictions_model_id_ts')
+        batch_op.drop_index('ix_predictions_model_id_ts', postgresql_using='brin')
 
     op.drop_table('predictions')
-    op.drop_table('ground_truth')
     op.drop_table('models')
+    op.drop_table('ground_truth')
     op.drop_table('api_keys')
