@@ -76,11 +76,14 @@ def stored(engine: Engine, model_name: str) -> dict[str, Stored]:
         for row in session.scalars(select(Prediction).where(Prediction.model_id == model.id)):
             chunk = decoded[row.chunk_id]
             features: dict[str, Any] = {}
+            # A chunk stored before a feature was added has no column for it: missing.
             for position, name in enumerate(numerical):
+                features[name] = None
                 if position < chunk.num_values.shape[1]:
                     value = float(chunk.num_values[row.chunk_row, position])
                     features[name] = None if math.isnan(value) else value
             for position, name in enumerate(categorical):
+                features[name] = None
                 if position < chunk.cat_codes.shape[1]:
                     code = int(chunk.cat_codes[row.chunk_row, position])
                     features[name] = None if code < 0 else chunk.categories[position][code]
