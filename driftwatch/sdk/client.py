@@ -173,7 +173,7 @@ class Client:
         api_key: str | None = None,
         *,
         spool_dir: str | Path | None = None,
-        batch_size: int = 2000,
+        batch_size: int = 5000,
         flush_interval: float = 0.2,  # seconds a record may wait in memory before it is spooled
         max_queue: int = 100_000,  # records held in memory before the caller spills to disk
         timeout: float = 30.0,  # seconds for one HTTP request
