@@ -98,8 +98,9 @@ def sdk_path(
     """Rows per second through the SDK until acknowledged, and each call's cost in ns."""
     costs = []
     clock = time.perf_counter_ns
-    with driftwatch.Client(server, api_key=key, spool_dir=spool, senders=SENDERS,
-                           batch_size=BATCH) as client:
+    with driftwatch.Client(
+        server, api_key=key, spool_dir=spool, senders=SENDERS, batch_size=BATCH
+    ) as client:
         start = time.perf_counter()
         for record in records:
             before = clock()
@@ -122,9 +123,20 @@ def sdk_path(
 def start_server(url: str, key: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DRIFTWATCH_DATABASE_URL": url, "DRIFTWATCH_ADMIN_KEY": key}
     process = subprocess.Popen(
-        [sys.executable, "-m", "driftwatch.cli", "serve", "--port", str(port), "--no-scheduler",
-         "--log-level", "warning"],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "driftwatch.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--no-scheduler",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -164,24 +176,36 @@ def main() -> None:
             gc.freeze()
             raw_rates.append(raw_copy(raw_url, records))
             model = f"bench-{round_number}-{uuid.uuid4().hex[:6]}"
-            httpx.post(f"{base}/api/v1/models", headers={"Authorization": f"Bearer {key}"},
-                       json={"name": model, "task": "binary_classification"}).raise_for_status()
+            httpx.post(
+                f"{base}/api/v1/models",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"name": model, "task": "binary_classification"},
+            ).raise_for_status()
             rate, costs = sdk_path(base, key, model, records, workdir / f"spool-{round_number}")
             sdk_rates.append(rate)
             all_costs.extend(costs)
             del records
             gc.unfreeze()
-            print(f"round {round_number + 1}: raw COPY {raw_rates[-1]:>9,.0f} rows/s   "
-                  f"SDK -> serve {rate:>9,.0f} rows/s", flush=True)
+            print(
+                f"round {round_number + 1}: raw COPY {raw_rates[-1]:>9,.0f} rows/s   "
+                f"SDK -> serve {rate:>9,.0f} rows/s",
+                flush=True,
+            )
         raw, sdk = statistics.median(raw_rates), statistics.median(sdk_rates)
         print()
-        print(f"{args.rows:,} predictions, {N_NUM} numerical + {N_CAT} categorical features, "
-              f"median of {args.repeat} rounds")
+        print(
+            f"{args.rows:,} predictions, {N_NUM} numerical + {N_CAT} categorical features, "
+            f"median of {args.repeat} rounds"
+        )
         print(f"raw psycopg COPY into a bare table : {raw:>9,.0f} rows/s")
         print(f"SDK -> driftwatch serve -> Postgres : {sdk:>9,.0f} rows/s")
         print(f"ratio SDK / raw COPY                : {sdk / raw:>9.2f}  (aim >= 0.50, floor 0.25)")
-        print(f"log_prediction in the caller, median: {statistics.median(all_costs) / 1000:>9.2f} us"
-              f"  (p99 {np.percentile(all_costs, 99) / 1000:.2f} us; aim < 10 us)")
+        median_us = statistics.median(all_costs) / 1000
+        p99_us = np.percentile(all_costs, 99) / 1000
+        print(
+            f"log_prediction in the caller, median: {median_us:>9.2f} us"
+            f"  (p99 {p99_us:.2f} us; aim < 10 us)"
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
