@@ -120,12 +120,17 @@ def test_records_wait_on_disk_while_the_collector_is_down(
     model = create_model(api, features=FEATURES)["name"]
     port = free_port()
     client = driftwatch.Client(
-        f"http://127.0.0.1:{port}", api_key=ADMIN_KEY, spool_dir=tmp_path, max_backoff=0.5
+        f"http://127.0.0.1:{port}",
+        api_key=ADMIN_KEY,
+        spool_dir=tmp_path,
+        max_backoff=0.5,
+        batch_size=1000,
     )
     for i in range(2500):
         client.log_prediction(model, {"age": i}, 0.5, prediction_id=f"p-{i}")
     assert client.flush(timeout=1) is False
-    assert sum(1 for _ in tmp_path.glob("*.batch")) >= 2  # spooled, not only in memory
+    assert client.pending() == 2500
+    assert sum(1 for _ in tmp_path.glob("*.batch")) == 3  # on disk, not only in memory
     server = start_server(settings, engine, port=port)
     try:
         assert client.flush(timeout=30)

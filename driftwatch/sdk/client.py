@@ -200,7 +200,10 @@ class Client:
         self._state = threading.Condition()
         self._pending: deque[Path] = deque(self.spool.scan())
         self._known: set[Path] = set(self._pending)
-        self._busy = 0
+        # Records in each spool file this client will send (pending or in flight).
+        self._counts: dict[Path, int] = {p: self.spool.count(p) for p in self._pending}
+        self._draining = 0  # records taken from the queue, not yet in a spool file
+        self._busy = 0  # spool files being sent
         self._retry_at = 0.0
         self._failures = 0
         self._closed = False
@@ -321,7 +324,7 @@ class Client:
     def pending(self) -> int:
         """Records not yet acknowledged by the collector (memory and spool)."""
         with self._state:
-            return len(self._queue) + self._busy + len(self._pending)
+            return len(self._queue) + self._draining + sum(self._counts.values())
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until everything logged so far is acknowledged; False if time ran out first."""
@@ -330,12 +333,12 @@ class Client:
         with self._state:
             self._retry_at = min(self._retry_at, time.monotonic())  # try again now
             self._state.notify_all()
-            while self._queue or self._busy or self._pending:
+            while self._queue or self._draining or self._busy or self._pending:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
                 self._state.wait(0.05 if remaining is None else min(remaining, 0.05))
-                if self._queue and not self._busy:
+                if self._queue and not self._draining:
                     self._wake_writer.set()
         return True
 
@@ -396,7 +399,7 @@ class Client:
                         kind, model, record = queue.popleft()
                         groups.setdefault((kind, model), []).append(record)
                         taken += 1
-                    self._busy += taken
+                    self._draining += taken
                 try:
                     written = [
                         self._spool_group(kind, model, records)
@@ -407,15 +410,18 @@ class Client:
                     with self._state:  # put them back, in order, to be tried again
                         for (kind, model), records in reversed(groups.items()):
                             queue.extendleft((kind, model, r) for r in reversed(records))
-                        self._busy -= taken
+                        self._draining -= taken
                     raise
                 with self._state:
-                    self._busy -= taken
-                    self._pending.extend(paths)
-                    self._known.update(paths)
+                    self._draining -= taken
+                    self._pending.extend(path for path, _ in paths)
+                    self._counts.update(paths)
+                    self._known.update(path for path, _ in paths)
                     self._state.notify_all()
 
-    def _spool_group(self, kind: str, model: str, records: list[dict[str, Any]]) -> Path | None:
+    def _spool_group(
+        self, kind: str, model: str, records: list[dict[str, Any]]
+    ) -> tuple[Path, int] | None:
         try:
             body = _encode(kind, records)
         except (TypeError, ValueError):
@@ -434,7 +440,7 @@ class Client:
             if not records:
                 return None
             body = _encode(kind, records)
-        return self.spool.write(kind=kind, model=model, count=len(records), body=body)
+        return self.spool.write(kind=kind, model=model, count=len(records), body=body), len(records)
 
     def _adopt_orphans(self) -> None:
         found = [p for p in self.spool.scan() if p not in self._known]
@@ -442,6 +448,7 @@ class Client:
             with self._state:
                 self._pending.extend(found)
                 self._known.update(found)
+                self._counts.update((p, self.spool.count(p)) for p in found)
                 self._state.notify_all()
 
     # -- senders: spool -> collector ---------------------------------------------------------
@@ -470,12 +477,14 @@ class Client:
                 if claimed is None:  # another client has it, or it is gone
                     with self._state:
                         self._known.discard(path)
+                        self._counts.pop(path, None)
                     continue
                 fd, batch = claimed
                 if self._deliver(batch):
                     self.spool.finish(fd, path)
                     with self._state:
                         self._known.discard(path)
+                        self._counts.pop(path, None)
                         self._failures = 0
                 else:
                     self.spool.release(fd)
@@ -548,18 +557,17 @@ class Client:
     def _split(self, batch: Batch) -> None:
         records = _decode(batch.body)
         half = len(records) // 2
+        parts = [records[:half], records[half:]]
         paths = [
             self.spool.write(
-                kind=batch.kind,
-                model=batch.model,
-                count=len(part),
-                body=_encode(batch.kind, part),
+                kind=batch.kind, model=batch.model, count=len(part), body=_encode(batch.kind, part)
             )
-            for part in (records[:half], records[half:])
+            for part in parts
         ]
         with self._state:
             self._pending.extendleft(reversed(paths))
             self._known.update(paths)
+            self._counts.update(zip(paths, map(len, parts), strict=True))
 
     def _report_rejections(self, batch: Batch, response: httpx.Response) -> None:
         rejected = response.json().get("rejected") or []

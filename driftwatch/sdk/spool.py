@@ -52,6 +52,14 @@ class Spool:
         os.replace(temporary, final)
         return final
 
+    def count(self, path: Path) -> int:
+        """How many records a batch file holds (0 if it is gone or unreadable)."""
+        try:
+            with open(path, "rb") as handle:
+                return int(orjson.loads(handle.readline())["count"])
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return 0
+
     def scan(self) -> list[Path]:
         """Every batch file in the folder, oldest first."""
         return sorted(self.directory.glob("*" + SUFFIX))
