@@ -23,7 +23,10 @@ def get_session(request: Request) -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit happens before the response is sent. With the default scope,
+# FastAPI sends the response first, so a client could be told "accepted" for a batch whose
+# commit then fails (and the SDK would drop it from its spool).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def _bearer(request: Request) -> str:

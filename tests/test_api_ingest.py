@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from driftwatch.ingest import chunks
+from driftwatch.ingest import chunks, repository
+from driftwatch.ingest.validation import FeatureSpec, validate_predictions
 from driftwatch.models import MonitoredModel, Prediction, PredictionChunk
 from tests.conftest import create_model
 
@@ -310,3 +311,22 @@ def test_a_feature_added_elsewhere_is_accepted_at_once(api: TestClient, engine: 
     assert result == {"accepted": 1, "duplicates": 0, "rejected": []}
     assert stored(engine, model)["b"].features == {"age": 31.0, "state": "CA"}
     assert stored(engine, model)["a"].features == {"age": 31.0, "state": None}
+
+
+def test_a_batch_is_written_all_or_nothing(api: TestClient, engine: Engine) -> None:
+    """Predictions written in a session that then rolls back are gone, even when the COPY is
+    the first statement on the connection (psycopg would otherwise commit it on its own)."""
+    model = create_model(api, features=FEATURES)
+    specs = [FeatureSpec("age", "numerical"), FeatureSpec("state", "categorical")]
+    valid = validate_predictions(
+        [rec("rolled-back")], specs, task="binary_classification", received_at=datetime.now(UTC)
+    )
+    with Session(engine) as session:
+        model_id = session.scalars(
+            select(MonitoredModel.id).where(MonitoredModel.name == model["name"])
+        ).one()
+    with Session(engine) as session:  # a fresh session: nothing run on its connection yet
+        accepted = repository.insert_predictions(session, model_id=model_id, columns=valid.columns)
+        assert accepted == 1
+        session.rollback()
+    assert stored(engine, model["name"]) == {}

@@ -5,17 +5,22 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 import driftwatch
 from driftwatch.config import Settings
+from driftwatch.deps import get_session
 from tests.conftest import (
     ADMIN_KEY,
     LiveServer,
@@ -213,3 +218,50 @@ def test_a_naive_timestamp_is_refused_in_the_callers_thread(
         with pytest.raises(ValueError, match="no timezone"):
             client.log_prediction("m", {}, 1, timestamp=naive)
         assert client.pending() == 0
+
+
+def test_a_batch_is_committed_before_it_is_acknowledged(
+    api: TestClient, settings: Settings, engine: Engine
+) -> None:
+    """The SDK deletes a spool file on a 200, so the 200 must come after the commit."""
+
+    def slow_commit_session(request: Request) -> Iterator[Session]:
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
+            yield session
+            time.sleep(0.5)  # a slow commit: the reply must wait for it
+            session.commit()
+
+    model = create_model(api, features=FEATURES)["name"]
+    server = start_server(settings, engine)
+    server.server.config.app.dependency_overrides[get_session] = slow_commit_session
+    try:
+        with admin_http(server.url) as http:
+            response = http.post(
+                f"/api/v1/models/{model}/predictions",
+                json={"records": [{"prediction_id": "x", "features": {"age": 1}, "prediction": 1}]},
+            )
+            assert response.json()["accepted"] == 1, response.text
+            assert sorted(stored(engine, model)) == ["x"]  # visible the moment the reply came
+    finally:
+        server.stop()
+
+
+def test_batches_decode_to_what_was_queued() -> None:
+    from driftwatch.sdk.client import PREDICTIONS, _decode, _encode
+
+    records = [
+        ("a", 1.5, ("x", "y", "n"), (0.25, "CA", 3), 0.9, "v1"),
+        ("b", "2026-11-20T10:00:00Z", ("x", "y", "n"), (None, None, None), "cat", None),
+        ("c", 2.5, ("y", "z"), ("NY", 1.0), 0.1, None),  # other features
+    ]
+    decoded = _decode(_encode(PREDICTIONS, list(records)))
+    assert [dict(zip(r[2], r[3], strict=True)) for r in decoded] == [
+        {"x": 0.25, "y": "CA", "n": 3, "z": None},
+        {"x": None, "y": None, "n": None, "z": None},
+        {"x": None, "y": "NY", "n": None, "z": 1.0},
+    ]
+    assert [(r[0], r[1], r[4], r[5]) for r in decoded] == [
+        ("a", 1.5, 0.9, "v1"),
+        ("b", "2026-11-20T10:00:00Z", "cat", None),
+        ("c", 2.5, 0.1, None),
+    ]

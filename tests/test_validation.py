@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
 
 from driftwatch.ingest.validation import (
@@ -257,3 +259,42 @@ def test_inferred_features_follow_the_majority_of_values() -> None:
         FeatureSpec("empty", "numerical"),
         FeatureSpec("score", "numerical"),
     ]
+
+
+def f8(values: list[float]) -> dict[str, str]:
+    return {"f8": base64.b64encode(np.array(values, dtype="<f8").tobytes()).decode()}
+
+
+def test_float64_columns_validate_like_lists() -> None:
+    body = {
+        "prediction_id": ["a", "b", "c"],
+        "prediction": [0.1, 0.2, 0.3],
+        "features": {"age": f8([1.5, math.nan, math.inf]), "state": f8([2.5, 3.0, math.nan])},
+    }
+    result = validate_columns(columns_from_body(body), FEATURES, task="regression", received_at=NOW)
+    assert result.columns.prediction_ids == ["a", "b"]
+    assert result.columns.num_values[0, 0] == 1.5
+    assert math.isnan(result.columns.num_values[1, 0])  # NaN in a float64 column: missing
+    assert result.columns.cat_values == [["2.5", "3.0"]]  # a float read as a category name
+    assert [(r.index, r.error) for r in result.rejected] == [
+        (2, "feature 'age': expected a finite number, got inf")
+    ]
+    assert result.rejected[0].record["features"] == {"age": math.inf}
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ({"f8": "not base64!"}, "'f8' is not base64 float64"),
+        ({"f8": base64.b64encode(b"12345").decode()}, "'f8' is not base64 float64"),
+        (f8([1.0]), "expected 2 values"),
+    ],
+)
+def test_a_broken_float64_column_is_refused_whole(column: Any, message: str) -> None:
+    with pytest.raises(RecordError, match=message):
+        columns_from_body({"prediction": [1, 2], "features": {"age": column}})
+
+
+def test_a_float64_column_infers_a_numerical_feature() -> None:
+    raw = columns_from_body({"prediction": [1], "features": {"x": f8([1.0]), "y": ["a"]}})
+    assert infer_features(raw) == [FeatureSpec("x", "numerical"), FeatureSpec("y", "categorical")]

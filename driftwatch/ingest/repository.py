@@ -75,8 +75,16 @@ def _insert_ignore_sqlite(
 
 
 def _psycopg(session: Session) -> psycopg.Connection[Any]:
+    """The session's psycopg connection, inside the session's transaction.
+
+    psycopg opens a transaction lazily, on the first statement; until then its
+    ``transaction()`` would start and commit a transaction of its own instead of a savepoint
+    inside the session's, and a batch would no longer be written all or nothing.
+    """
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
+    if driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        driver.execute("SELECT 1")
     return driver
 
 

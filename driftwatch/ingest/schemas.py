@@ -21,6 +21,12 @@ class PredictionRecord(BaseModel):
     model_version: str | None = None
 
 
+class Float64Column(BaseModel):
+    """A column of numbers as base64 of little-endian float64 values; NaN is a missing value."""
+
+    f8: str
+
+
 class PredictionColumnsBody(BaseModel):
     """The same records as parallel lists (what the SDK sends: smaller and faster to check)."""
 
@@ -30,7 +36,7 @@ class PredictionColumnsBody(BaseModel):
         default=None, description="ISO 8601 strings or Unix seconds"
     )
     model_version: list[str | None] | None = None
-    features: dict[str, list[FeatureValue]] = Field(default_factory=dict)
+    features: dict[str, list[FeatureValue] | Float64Column] = Field(default_factory=dict)
 
 
 class PredictionBatch(BaseModel):

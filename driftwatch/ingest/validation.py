@@ -11,6 +11,8 @@ objects or as the SDK's columnar body; both become the same raw columns first.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import uuid
 from collections.abc import Callable
@@ -99,7 +101,7 @@ class RawColumns:
     timestamp: list[Any]
     prediction: list[Any]
     model_version: list[Any]
-    features: dict[str, list[Any]]
+    features: dict[str, list[Any] | FloatArray]
     record: Callable[[int], Any]  # the record as sent, kept with its rejection
     errors: dict[int, str] = field(default_factory=dict)  # structural problems found so far
 
@@ -211,6 +213,9 @@ def infer_features(raw: RawColumns) -> list[FeatureSpec]:
     for name, values in raw.features.items():
         if not isinstance(name, str) or not name or len(name) > MAX_ID_LENGTH:
             continue
+        if isinstance(values, np.ndarray):
+            specs.append(FeatureSpec(name, "numerical"))
+            continue
         numbers = others = 0
         for value in values:
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -281,9 +286,7 @@ def columns_from_body(columns: Any) -> RawColumns:
     features = columns.get("features") or {}
     if not isinstance(features, dict):
         raise RecordError("columns.features: expected an object of lists")
-    for name, values in features.items():
-        if not isinstance(values, list) or len(values) != count:
-            raise RecordError(f"columns.features.{name}: expected a list of {count} values")
+    features = {name: _feature_column(name, values, count) for name, values in features.items()}
     raw = RawColumns(
         count=count,
         prediction_id=column("prediction_id"),
@@ -297,11 +300,35 @@ def columns_from_body(columns: Any) -> RawColumns:
     return raw
 
 
+def _feature_column(name: str, values: Any, count: int) -> list[Any] | FloatArray:
+    """A feature column: a JSON list, or ``{"f8": base64}`` of little-endian float64 values
+    (NaN = missing), which the SDK sends for columns of floats."""
+    if isinstance(values, dict) and set(values) == {"f8"} and isinstance(values["f8"], str):
+        try:
+            array = np.frombuffer(base64.b64decode(values["f8"], validate=True), dtype="<f8")
+        except (binascii.Error, ValueError):
+            raise RecordError(f"columns.features.{name}: 'f8' is not base64 float64") from None
+        if len(array) != count:
+            raise RecordError(f"columns.features.{name}: expected {count} values")
+        return array
+    if not isinstance(values, list) or len(values) != count:
+        raise RecordError(f"columns.features.{name}: expected a list of {count} values")
+    return values
+
+
+def _as_list(values: list[Any] | FloatArray) -> list[Any]:
+    """A feature column as Python values, NaN of a float64 column as None (missing)."""
+    if isinstance(values, np.ndarray):
+        return [None if v != v else v for v in values.tolist()]
+    return values
+
+
 def _record_at(raw: RawColumns, index: int) -> dict[str, Any]:
+    values = {name: _as_list(column[index : index + 1])[0] for name, column in raw.features.items()}
     return {
         "prediction_id": raw.prediction_id[index],
         "timestamp": raw.timestamp[index],
-        "features": {n: v[index] for n, v in raw.features.items() if v[index] is not None},
+        "features": {n: v for n, v in values.items() if v is not None},
         "prediction": raw.prediction[index],
         "model_version": raw.model_version[index],
     }
@@ -410,7 +437,13 @@ _NUMBER_TYPES = frozenset({float, int, type(None)})
 _CATEGORY_TYPES = frozenset({str, type(None)})
 
 
-def _check_numerical(name: str, values: list[Any], errors: dict[int, str]) -> FloatArray:
+def _check_numerical(
+    name: str, values: list[Any] | FloatArray, errors: dict[int, str]
+) -> FloatArray:
+    if isinstance(values, np.ndarray):
+        if not np.isinf(values).any():
+            return values
+        values = _as_list(values)
     if _NUMBER_TYPES.issuperset(map(type, values)):
         try:
             numbers = np.asarray(values, dtype=np.float64)  # None becomes NaN
@@ -428,7 +461,10 @@ def _check_numerical(name: str, values: list[Any], errors: dict[int, str]) -> Fl
     return numbers
 
 
-def _check_categorical(name: str, values: list[Any], errors: dict[int, str]) -> list[str | None]:
+def _check_categorical(
+    name: str, values: list[Any] | FloatArray, errors: dict[int, str]
+) -> list[str | None]:
+    values = _as_list(values)
     if _CATEGORY_TYPES.issuperset(map(type, values)):
         present = [v for v in values if v is not None]
         if not present or max(map(len, present)) <= MAX_TEXT_LENGTH:
@@ -449,7 +485,7 @@ def _check_unknown(raw: RawColumns, known: dict[str, FeatureKind], errors: dict[
         return
     listing = ", ".join(sorted(known)) or "none"
     for name in sorted(unknown, key=str):
-        for index, value in enumerate(raw.features[name]):
+        for index, value in enumerate(_as_list(raw.features[name])):
             if value is not None:  # an unknown feature sent as null carries nothing: ignored
                 errors.setdefault(
                     index, f"feature {name!r}: not a feature of this model (known: {listing})"

@@ -11,6 +11,7 @@ Records the collector rejects are reported in the log and in ``client.rejected``
 from __future__ import annotations
 
 import atexit
+import base64
 import hashlib
 import logging
 import random
@@ -22,11 +23,11 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import platformdirs
 
@@ -90,63 +91,92 @@ def _seconds(value: Any) -> Any:
     return value
 
 
-def _encode(kind: str, records: list[dict[str, Any]]) -> bytes:
+# A queued prediction: (prediction_id, timestamp, feature names, feature values, prediction,
+# model_version). Tuples keep log_prediction cheap and let a batch be transposed into columns
+# with one zip. A queued label is a dict (the contract's record).
+_ID, _TS, _NAMES, _VALUES, _PREDICTION, _VERSION = range(6)
+_FLOAT_TYPES = frozenset({float, np.float64, np.float32, type(None)})
+
+
+def _record_id(record: Any) -> Any:
+    return record[_ID] if isinstance(record, tuple) else record.get("prediction_id")
+
+
+def _feature_column(values: tuple[Any, ...]) -> Any:
+    """A column of floats as a base64 float64 buffer (NaN = missing), which the collector reads
+    without parsing a number; anything else (ints, text, mixed) as a JSON list, so that the
+    collector sees exactly what was logged."""
+    kinds = set(map(type, values))
+    if kinds <= _FLOAT_TYPES and kinds != {type(None)}:
+        array = np.array(values, dtype="<f8")  # None becomes NaN
+        if not np.isinf(array).any():
+            return {"f8": base64.b64encode(array.tobytes()).decode("ascii")}
+    return values
+
+
+def _plain_column(values: Any) -> list[Any]:
+    if isinstance(values, dict):
+        array = np.frombuffer(base64.b64decode(values["f8"]), dtype="<f8")
+        return [None if v != v else v for v in array.tolist()]
+    return list(values)
+
+
+def _encode(kind: str, records: list[Any]) -> bytes:
     """A request body. Predictions go as parallel columns: a third of the bytes of one object
     per record, and the collector checks a clean column in one step."""
     if kind != PREDICTIONS:
         for record in records:
             record["timestamp"] = _seconds(record["timestamp"])
         return orjson.dumps({"records": records}, default=_default, option=_DUMP_OPTIONS)
-    feature_dicts = [r["features"] for r in records]
-    names = list(feature_dicts[0])
-    try:
-        # The usual batch: every record has the same features. itemgetter + zip transpose
-        # the values at C speed; a record with other keys falls back to the general path.
-        pick = itemgetter(*names) if len(names) > 1 else (lambda d: (d[names[0]],))
-        if any(len(d) != len(names) for d in feature_dicts):
-            raise KeyError
-        by_feature = list(zip(*map(pick, feature_dicts), strict=True)) if names else []
-    except KeyError:
+    names = records[0][_NAMES]
+    if all(r[_NAMES] == names for r in records):  # the usual batch: the same features
+        by_feature = list(zip(*[r[_VALUES] for r in records], strict=True)) if names else []
+    else:
         union = dict.fromkeys(names)
-        for features in feature_dicts:
-            union.update(dict.fromkeys(features))
-        names = list(union)
-        by_feature = [tuple(d.get(name) for d in feature_dicts) for name in names]
+        for record in records:
+            union.update(dict.fromkeys(record[_NAMES]))
+        names = tuple(union)
+        dicts = [dict(zip(r[_NAMES], r[_VALUES], strict=True)) for r in records]
+        by_feature = [tuple(d.get(name) for d in dicts) for name in names]
     columns: dict[str, Any] = {
-        "prediction_id": [r["prediction_id"] for r in records],
-        "timestamp": [_seconds(r["timestamp"]) for r in records],
-        "prediction": [r["prediction"] for r in records],
-        "features": dict(zip(names, by_feature, strict=True)),
+        "prediction_id": [r[_ID] for r in records],
+        "timestamp": [_seconds(r[_TS]) for r in records],
+        "prediction": [r[_PREDICTION] for r in records],
+        "features": {
+            name: _feature_column(values) for name, values in zip(names, by_feature, strict=True)
+        },
     }
-    versions = [r.get("model_version") for r in records]
+    versions = [r[_VERSION] for r in records]
     if any(v is not None for v in versions):
         columns["model_version"] = versions
     return orjson.dumps({"columns": columns}, default=_default, option=_DUMP_OPTIONS)
 
 
-def _decode(body: bytes) -> list[dict[str, Any]]:
-    """The records of a request body, whichever form it has."""
+def _decode(body: bytes) -> list[Any]:
+    """The records of a request body, in the form they were queued."""
     parsed = orjson.loads(body)
     if "records" in parsed:
-        records: list[dict[str, Any]] = parsed["records"]
+        records: list[Any] = parsed["records"]
         return records
     columns = parsed["columns"]
-    features = columns.get("features", {})
+    features = {name: _plain_column(v) for name, v in columns.get("features", {}).items()}
+    names = tuple(features)
+    count = len(columns["prediction"])
+    versions = columns.get("model_version") or [None] * count
     return [
-        {
-            "prediction_id": columns["prediction_id"][i],
-            "timestamp": columns["timestamp"][i],
-            "prediction": columns["prediction"][i],
-            "features": {name: values[i] for name, values in features.items()},
-            **(
-                {"model_version": columns["model_version"][i]} if "model_version" in columns else {}
-            ),
-        }
-        for i in range(len(columns["prediction"]))
+        (
+            columns["prediction_id"][i],
+            columns["timestamp"][i],
+            names,
+            tuple(values[i] for values in features.values()),
+            columns["prediction"][i],
+            versions[i],
+        )
+        for i in range(count)
     ]
 
 
-def _encodable(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
+def _encodable(records: list[Any]) -> tuple[list[Any], list[tuple[Any, str]]]:
     """Split records into those JSON can carry and (record, reason) for the others."""
     good, bad = [], []
     for record in records:
@@ -193,7 +223,7 @@ class Client:
             headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
-        self._queue: deque[tuple[str, str, dict[str, Any]]] = deque()
+        self._queue: deque[tuple[str, str, Any]] = deque()
         self._drain_lock = threading.Lock()
         self._wake_writer = threading.Event()
         # Spool files waiting to be sent, and the count of records being moved or sent.
@@ -235,15 +265,18 @@ class Client:
         """Queue one prediction and return its id (generated when not given)."""
         if prediction_id is None:
             prediction_id = uuid.uuid4().hex
-        record = {
-            "prediction_id": prediction_id,
-            "timestamp": time.time() if timestamp is None else _timestamp(timestamp),
-            "features": dict(features),
-            "prediction": prediction,
-        }
-        if model_version is not None:
-            record["model_version"] = model_version
-        self._put(PREDICTIONS, model, record)
+        self._put(
+            PREDICTIONS,
+            model,
+            (
+                prediction_id,
+                time.time() if timestamp is None else _timestamp(timestamp),
+                tuple(features),
+                tuple(features.values()),
+                prediction,
+                model_version,
+            ),
+        )
         return prediction_id
 
     def log_ground_truth(
@@ -306,7 +339,7 @@ class Client:
             count += 1
         return count
 
-    def _put(self, kind: str, model: str, record: dict[str, Any]) -> None:
+    def _put(self, kind: str, model: str, record: Any) -> None:
         if self._closed:
             raise RuntimeError("this driftwatch Client is closed")
         queue = self._queue
@@ -392,7 +425,7 @@ class Client:
         with self._drain_lock:
             queue = self._queue
             while queue:
-                groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+                groups: dict[tuple[str, str], list[Any]] = {}
                 taken = 0
                 with self._state:
                     while queue and taken < self.batch_size:
@@ -419,21 +452,17 @@ class Client:
                     self._known.update(path for path, _ in paths)
                     self._state.notify_all()
 
-    def _spool_group(
-        self, kind: str, model: str, records: list[dict[str, Any]]
-    ) -> tuple[Path, int] | None:
+    def _spool_group(self, kind: str, model: str, records: list[Any]) -> tuple[Path, int] | None:
         try:
             body = _encode(kind, records)
         except (TypeError, ValueError):
             # Drop only what JSON cannot carry (reported like a rejection), keep the rest.
             records, bad = _encodable(records)
             for record, reason in bad:
-                self.rejected.append(
-                    RejectedRecord(model, kind, record.get("prediction_id"), reason)
-                )
+                self.rejected.append(RejectedRecord(model, kind, _record_id(record), reason))
                 log.error(
                     "driftwatch: record %s of model %r %s; dropped",
-                    record.get("prediction_id"),
+                    _record_id(record),
                     model,
                     reason,
                 )
@@ -596,7 +625,7 @@ class Client:
         except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
             records = []
         for record in records:
-            pid = record.get("prediction_id") if isinstance(record, dict) else None
+            pid = _record_id(record) if isinstance(record, tuple | dict) else None
             self.rejected.append(RejectedRecord(batch.model, batch.kind, pid, error))
         log.error(
             "driftwatch: the collector refused a batch of %d %s of model %r (%d: %s); not retried",
