@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from driftwatch.ingest.validation import PredictionColumns
 
@@ -41,16 +42,8 @@ class EncodedChunk:
 
 def _codes(values: list[str | None]) -> tuple[npt.NDArray[np.int32], list[str]]:
     """Dictionary-encode one column: codes in order of first appearance, -1 for missing."""
-    lookup: dict[str | None, int] = {None: -1}
-    categories: list[str] = []
-    codes = np.empty(len(values), dtype=CODE)
-    for index, value in enumerate(values):
-        code = lookup.get(value)
-        if code is None:
-            code = lookup[value] = len(categories)
-            categories.append(value)  # type: ignore[arg-type]  # None is in lookup already
-        codes[index] = code
-    return codes, categories
+    codes, categories = pd.factorize(np.array(values, dtype=object), use_na_sentinel=True)
+    return codes.astype(CODE), [str(category) for category in categories]
 
 
 def encode(columns: PredictionColumns) -> EncodedChunk:
