@@ -9,18 +9,14 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from driftwatch.auth.service import KeyVerifier, Principal, Scope, allows
+from driftwatch.db import session_scope
 from driftwatch.errors import Forbidden, Unauthorized
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request, committed when the endpoint returns (the only commit point)."""
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope(request.app.state.engine) as session:
+        yield session
 
 
 # scope="function": the commit happens before the response is sent. With the default scope,

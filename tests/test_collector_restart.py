@@ -2,52 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 import driftwatch
+from driftwatch.testing import start_serve
 from tests.conftest import ADMIN_KEY, create_model, free_port, wait_until
 from tests.test_api_ingest import FEATURES
 
 pytestmark = pytest.mark.slow
 
 
-def start_serve(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DRIFTWATCH_DATABASE_URL": database_url, "DRIFTWATCH_ADMIN_KEY": ADMIN_KEY}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "driftwatch.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--no-scheduler",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    assert wait_until(ready, timeout=60), log.read_text()[-2000:]
-    return process
+def serve(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    return start_serve(database_url, port, log, env={"DRIFTWATCH_ADMIN_KEY": ADMIN_KEY})
 
 
 def test_killing_the_collector_mid_stream_loses_and_doubles_nothing(
@@ -56,7 +29,7 @@ def test_killing_the_collector_mid_stream_loses_and_doubles_nothing(
     model = create_model(api, features=FEATURES)["name"]
     port = free_port()
     log = tmp_path / "serve.log"
-    collector = start_serve(database_url, port, log)
+    collector = serve(database_url, port, log)
     total = 40_000
     logged = threading.Event()
     client = driftwatch.Client(
@@ -89,7 +62,7 @@ def test_killing_the_collector_mid_stream_loses_and_doubles_nothing(
         collector.wait(timeout=30)
         arrived_before = api.get(f"/api/v1/models/{model}").json()["counts"]["predictions"]
         time.sleep(1.0)  # the SDK meets a dead collector for a while
-        collector = start_serve(database_url, port, log)
+        collector = serve(database_url, port, log)
         producer.join(timeout=120)
         assert logged.is_set()
         assert client.flush(timeout=120), f"{client.pending()} records not acknowledged"

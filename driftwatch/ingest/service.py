@@ -64,6 +64,21 @@ def prediction_batch(body: Any, *, max_records: int) -> RawColumns:
     return columns_from_records(batch_records(body, max_records=max_records))
 
 
+def _settle(
+    session: Session,
+    model_id: int,
+    model_name: str,
+    kind: str,
+    accepted: int,
+    duplicates: int,
+    rejected: list[Rejection],
+) -> IngestResult:
+    """Keep the rejected records, count the batch, and say what happened to it."""
+    repository.insert_rejections(session, model_id=model_id, kind=kind, rejections=rejected)
+    metrics.record_ingest(model_name, kind, accepted, duplicates, len(rejected))
+    return _result(accepted, duplicates, rejected)
+
+
 def _result(accepted: int, duplicates: int, rejected: list[Rejection]) -> IngestResult:
     return IngestResult(
         accepted=accepted,
@@ -88,21 +103,27 @@ def log_predictions(
         model = models.get(session, name=model_name, fresh=True)  # added features
     valid = validate_columns(batch, list(model.features), task=model.task, received_at=utcnow())
     accepted = repository.insert_predictions(session, model_id=model.id, columns=valid.columns)
-    repository.insert_rejections(
-        session, model_id=model.id, kind="prediction", rejections=valid.rejected
+    return _settle(
+        session,
+        model.id,
+        model.name,
+        "prediction",
+        accepted,
+        valid.in_batch_duplicates + len(valid.columns) - accepted,
+        valid.rejected,
     )
-    duplicates = valid.in_batch_duplicates + len(valid.columns) - accepted
-    metrics.record_ingest(model.name, "prediction", accepted, duplicates, len(valid.rejected))
-    return _result(accepted, duplicates, valid.rejected)
 
 
 def log_ground_truth(session: Session, *, model_name: str, records: list[Any]) -> IngestResult:
     model = registry.get_by_name(session, name=model_name)
     valid = validate_ground_truth(records, task=model.task, received_at=utcnow())
     accepted = repository.insert_ground_truth(session, model_id=model.id, rows=valid.rows)
-    repository.insert_rejections(
-        session, model_id=model.id, kind="ground_truth", rejections=valid.rejected
+    return _settle(
+        session,
+        model.id,
+        model.name,
+        "ground_truth",
+        accepted,
+        valid.in_batch_duplicates + len(valid.rows) - accepted,
+        valid.rejected,
     )
-    duplicates = valid.in_batch_duplicates + len(valid.rows) - accepted
-    metrics.record_ingest(model.name, "ground_truth", accepted, duplicates, len(valid.rejected))
-    return _result(accepted, duplicates, valid.rejected)
