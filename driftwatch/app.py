@@ -19,6 +19,7 @@ from driftwatch.auth import service as keys
 from driftwatch.config import Settings, get_settings
 from driftwatch.errors import DriftwatchError
 from driftwatch.ingest.endpoints import router as ingest_router
+from driftwatch.monitoring.endpoints import router as monitoring_router
 from driftwatch.registry.endpoints import router as registry_router
 from driftwatch.registry.service import ModelCache
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_exception_handler(DriftwatchError, _driftwatch_error)
     app.include_router(registry_router)
     app.include_router(ingest_router)
+    app.include_router(monitoring_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from driftwatch.config import get_settings
 
@@ -19,9 +20,95 @@ def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     db.upgrade(settings.database_url)
     app = create_app(settings)
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=10
-    )
+    scheduler = None
+    if not args.no_scheduler:
+        from driftwatch.monitoring.scheduler import Scheduler
+
+        scheduler = Scheduler(db.get_engine(settings.database_url), settings)
+        scheduler.start()
+    try:
+        uvicorn.run(
+            app, host=args.host, port=args.port, log_level=args.log_level,
+            timeout_graceful_shutdown=10,
+        )  # fmt: skip
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown()
+    return 0
+
+
+def _parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Compute a window of a model now (default: the last closed window) and print it."""
+    import json
+
+    from driftwatch import db
+    from driftwatch.errors import DriftwatchError
+    from driftwatch.models.base import utcnow
+    from driftwatch.monitoring import service
+    from driftwatch.monitoring.windows import window_start
+    from driftwatch.registry import service as registry
+
+    settings = get_settings()
+    db.upgrade(settings.database_url)
+    try:
+        with db.session_scope(db.get_engine(settings.database_url)) as session:
+            model = registry.get_by_name(session, name=args.model)
+            length = timedelta(seconds=model.window_seconds)
+            end = _parse_time(args.end) if args.end else window_start(utcnow(), length)
+            start = _parse_time(args.start) if args.start else end - length
+            run = service.run_now(session, model=model, start=start, end=end)
+            baseline = service.active_baseline(session, model=model)
+            out = service.to_out(run, model=model, baseline=baseline)
+    except DriftwatchError as error:
+        print(f"driftwatch run: {error.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _baselines_create(args: argparse.Namespace) -> int:
+    """Prepare a baseline from a CSV or Parquet file, showing progress on a large one."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from driftwatch import db
+    from driftwatch.errors import DriftwatchError
+    from driftwatch.monitoring import files, service
+    from driftwatch.registry import service as registry
+
+    settings = get_settings()
+    db.upgrade(settings.database_url)
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"driftwatch baselines create: no file {path}", file=sys.stderr)
+        return 1
+    if path.suffix.lower() == ".parquet":
+        frame, where = pd.read_parquet(path), files.parquet_row
+    else:
+        parts = []
+        for part, share in files.read_in_chunks(path):
+            parts.append(part)
+            print(f"\rreading {path.name}: {share:6.1%}", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        frame, where = pd.concat(parts, ignore_index=True), files.csv_line
+    print(f"preparing {len(frame):,} rows", file=sys.stderr)
+    try:
+        with db.session_scope(db.get_engine(settings.database_url)) as session:
+            model = registry.get_by_name(session, name=args.model, for_update=True)
+            raw = files.frame_to_raw(frame, [f["name"] for f in model.features or []] or None)
+            baseline = service.baseline_from_raw(
+                session, model=model, name=args.name, raw=raw, source="file", where=where
+            )
+            print(f"baseline {baseline.id} {baseline.name!r}: {baseline.rows:,} rows, active")
+    except DriftwatchError as error:
+        print(f"driftwatch baselines create: {error.message}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -67,6 +154,24 @@ def build_parser() -> argparse.ArgumentParser:
     database_commands = database.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = database_commands.add_parser("upgrade", help="migrate the database to head")
     upgrade.set_defaults(handler=_db_upgrade)
+
+    run = commands.add_parser("run", help="compute a window of a model now and print it")
+    run.add_argument("model")
+    run.add_argument("--start", help="ISO time; default: the start of the last closed window")
+    run.add_argument("--end", help="ISO time; default: the end of the last closed window")
+    run.set_defaults(handler=_run)
+
+    baselines = commands.add_parser("baselines", help="reference data")
+    baselines_commands = baselines.add_subparsers(
+        dest="baselines_command", required=True, metavar="ACTION"
+    )
+    create_baseline = baselines_commands.add_parser(
+        "create", help="prepare a baseline from a CSV or Parquet file and make it active"
+    )
+    create_baseline.add_argument("model")
+    create_baseline.add_argument("--name", required=True)
+    create_baseline.add_argument("--file", required=True, help="CSV with a header, or .parquet")
+    create_baseline.set_defaults(handler=_baselines_create)
 
     keys = commands.add_parser("keys", help="API keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

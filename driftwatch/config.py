@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 
 from pydantic import SecretStr
@@ -26,6 +27,17 @@ class Settings(BaseSettings):
     key_cache_seconds: float = 5.0
     # Database connection pool size per process (Postgres only).
     pool_size: int = 10
+
+    # Seconds between scheduler ticks (each tick queues closed windows and computes runs).
+    scheduler_interval_seconds: float = 10.0
+    # Seconds a replica holds a run it computes; past that another replica may take it over.
+    run_lease_seconds: float = 300.0
+    # Seconds after a window closes before it is computed (predictions still in flight).
+    window_grace_seconds: float = 5.0
+    # How far back windows are recomputed when labels or predictions arrive late.
+    label_horizon: timedelta = timedelta(days=30)
+    # Most windows queued per model when catching up after downtime (the newest ones).
+    max_catchup_windows: int = 1000
 
 
 @lru_cache(maxsize=1)

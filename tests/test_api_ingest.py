@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -330,3 +330,24 @@ def test_a_batch_is_written_all_or_nothing(api: TestClient, engine: Engine) -> N
         assert accepted == 1
         session.rollback()
     assert stored(engine, model["name"]) == {}
+
+
+def test_a_window_reads_back_exactly_its_predictions(api: TestClient, engine: Engine) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    start = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    sent = [
+        rec(f"w-{i}", age=float(i), timestamp=(start + timedelta(minutes=i)).isoformat())
+        for i in range(120)
+    ]
+    for part in range(0, 120, 25):  # several chunks, some straddling the window's edges
+        predictions(model, sent[part : part + 25], api)
+    with Session(engine) as session:
+        model_id = session.scalars(
+            select(MonitoredModel.id).where(MonitoredModel.name == model)
+        ).one()
+        window = repository.read_window(
+            session, model_id=model_id, num_width=1, cat_width=1,
+            start=start + timedelta(minutes=30), end=start + timedelta(minutes=90),
+        )  # fmt: skip
+    assert sorted(window.num_values[:, 0].tolist()) == [float(i) for i in range(30, 90)]
+    assert window.category_values(0) == ["CA"] * 60

@@ -8,7 +8,7 @@ COPY only. SQLite checks first, under the write lock it takes at BEGIN.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,7 +41,7 @@ def _insert_ignore_postgres(
     session: Session, table: str, columns: Sequence[str], load: Load, count: int
 ) -> int:
     """Run ``load(cursor, table)``, a COPY of ``count`` rows, skipping rows already stored."""
-    driver = _psycopg(session)
+    driver = psycopg_connection(session)
     try:
         with driver.transaction(), driver.cursor() as cursor:  # a savepoint in the session's
             load(cursor, table)
@@ -74,7 +74,7 @@ def _insert_ignore_sqlite(
     return int(cursor.rowcount)
 
 
-def _psycopg(session: Session) -> psycopg.Connection[Any]:
+def psycopg_connection(session: Session) -> psycopg.Connection[Any]:
     """The session's psycopg connection, inside the session's transaction.
 
     psycopg opens a transaction lazily, on the first statement; until then its
@@ -157,7 +157,7 @@ def _insert_chunk(session: Session, model_id: int, columns: PredictionColumns) -
         # insert itself for a few hundred kilobytes of column data.
         values = [row[c] for c in _CHUNK_COLUMNS]
         values[_CHUNK_COLUMNS.index("dictionary")] = Json(row["dictionary"])
-        cursor = _psycopg(session).execute(_INSERT_CHUNK, values, binary=True)
+        cursor = psycopg_connection(session).execute(_INSERT_CHUNK, values, binary=True)
         found = cursor.fetchone()
         assert found is not None
         return int(found[0])
@@ -203,7 +203,7 @@ def insert_predictions(session: Session, *, model_id: int, columns: PredictionCo
 def _insert_predictions_postgres(
     session: Session, model_id: int, columns: PredictionColumns
 ) -> int:
-    driver = _psycopg(session)
+    driver = psycopg_connection(session)
     statement = _copy_statement("predictions", copy_binary.COLUMNS)
     # Optimistic: one chunk and one COPY. A duplicate id aborts both (savepoint); then the ids
     # already stored are looked up and left out, and the rest is tried again. Concurrent
@@ -305,36 +305,63 @@ def count_labeled(session: Session, *, model_id: int) -> int:
 
 
 def read_window(
-    session: Session,
-    *,
-    model_id: int,
-    num_width: int,
-    cat_width: int,
-    start: datetime,
-    end: datetime,
-) -> chunks.WindowColumns:
-    """Every stored prediction of the model with ``start <= ts < end``, as columns."""
+    session: Session, *, model_id: int, num_width: int, cat_width: int,
+    start: datetime, end: datetime,
+) -> chunks.WindowColumns:  # fmt: skip
+    """Every stored prediction of the model with ``start <= ts < end``, as columns.
+
+    Chunks are streamed one at a time into arrays sized for the window, so the memory used is
+    about one copy of the window's values.
+    """
+    overlapping = (
+        PredictionChunk.model_id == model_id,
+        PredictionChunk.ts_min < end,
+        PredictionChunk.ts_max >= start,
+    )
+    capacity = int(
+        session.scalar(select(func.coalesce(func.sum(PredictionChunk.rows), 0))
+                       .where(*overlapping)) or 0
+    )  # fmt: skip
+    builder = chunks.WindowBuilder(capacity, num_width=num_width, cat_width=cat_width)
+    start_us, end_us = chunks.to_us(start), chunks.to_us(end)
+    for row in _stream_chunks(session, model_id=model_id, start=start, end=end):
+        builder.add(chunks.decode(**row), start_us=start_us, end_us=end_us)
+    return builder.finish()
+
+
+_CHUNK_FIELDS = (
+    "rows", "timestamps", "num_values", "num_width", "cat_codes", "cat_width",
+    "prediction_values", "prediction_classes", "dictionary",
+)  # fmt: skip
+
+
+def _stream_chunks(
+    session: Session, *, model_id: int, start: datetime, end: datetime
+) -> Iterator[dict[str, Any]]:
+    """The window's chunks one at a time. On Postgres through a server-side cursor in binary
+    format: bytea in the default text format is hex, twice the bytes and a decode besides."""
+    if session.get_bind().dialect.name == "postgresql":
+        driver = psycopg_connection(session)
+        with driver.cursor(name=f"window_{model_id}", binary=True) as cursor:
+            cursor.itersize = 4
+            cursor.execute(
+                f"SELECT {', '.join(_CHUNK_FIELDS)} FROM prediction_chunks "
+                "WHERE model_id = %(model)s AND ts_min < %(end)s AND ts_max >= %(start)s "
+                "ORDER BY id",
+                {"model": model_id, "start": start, "end": end},
+            )
+            for values in cursor:
+                yield dict(zip(_CHUNK_FIELDS, values, strict=True))
+        return
     rows = session.execute(
-        select(
-            PredictionChunk.rows,
-            PredictionChunk.timestamps,
-            PredictionChunk.num_values,
-            PredictionChunk.num_width,
-            PredictionChunk.cat_codes,
-            PredictionChunk.cat_width,
-            PredictionChunk.prediction_values,
-            PredictionChunk.prediction_classes,
-            PredictionChunk.dictionary,
-        )
+        select(*(getattr(PredictionChunk, name) for name in _CHUNK_FIELDS))
         .where(
             PredictionChunk.model_id == model_id,
             PredictionChunk.ts_min < end,
             PredictionChunk.ts_max >= start,
         )
         .order_by(PredictionChunk.id)
+        .execution_options(yield_per=4)
     )
-    decoded = [chunks.decode(**row._asdict()) for row in rows]
-    return chunks.merge(
-        decoded, num_width=num_width, cat_width=cat_width,
-        start_us=chunks.to_us(start), end_us=chunks.to_us(end),
-    )  # fmt: skip
+    for row in rows:
+        yield row._asdict()

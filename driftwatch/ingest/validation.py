@@ -393,7 +393,7 @@ _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _check_predictions(
-    values: list[Any], errors: dict[int, str], regression: bool
+    values: list[Any], errors: dict[int, str], regression: bool, required: bool = True
 ) -> tuple[FloatArray, list[str | None]]:
     if _FLOAT_TYPE.issuperset(map(type, values)):
         numbers = np.asarray(values, dtype=np.float64)
@@ -403,8 +403,10 @@ def _check_predictions(
     classes: list[str | None] = [None] * len(values)
     for index, value in enumerate(values):
         try:
-            if value is _ABSENT:
-                raise RecordError("prediction: required")
+            if value is _ABSENT or (value is None and not required):
+                if required:
+                    raise RecordError("prediction: required")
+                continue
             number, label = number_or_class(value, "prediction")
             if regression and number is None:
                 raise RecordError(
@@ -501,13 +503,22 @@ def _record_id(record: Any) -> str | None:
 
 
 def validate_columns(
-    raw: RawColumns, features: list[FeatureSpec], *, task: str, received_at: datetime
+    raw: RawColumns,
+    features: list[FeatureSpec],
+    *,
+    task: str,
+    received_at: datetime,
+    require_prediction: bool = True,
 ) -> ValidPredictions:
+    """Check every record; ``require_prediction=False`` for baselines (a training set may
+    have labels and no predictions)."""
     errors = dict(raw.errors)
     known = {f.name: f.kind for f in features}
     ids = _check_ids(raw.prediction_id, errors)
     timestamps = _check_timestamps(raw.timestamp, errors, _to_us(received_at))
-    values, classes = _check_predictions(raw.prediction, errors, task == "regression")
+    values, classes = _check_predictions(
+        raw.prediction, errors, task == "regression", require_prediction
+    )
     versions = _check_versions(raw.model_version, errors)
     missing = [None] * raw.count
     numerical = [

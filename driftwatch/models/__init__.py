@@ -3,14 +3,19 @@
 from driftwatch.models.auth import ApiKey
 from driftwatch.models.base import Base
 from driftwatch.models.ingest import GroundTruth, Prediction, PredictionChunk, RejectedRecord
+from driftwatch.models.monitoring import Baseline, BaselineColumn, Run, RunMetric
 from driftwatch.models.registry import MonitoredModel
 
 __all__ = [
     "ApiKey",
     "Base",
+    "Baseline",
+    "BaselineColumn",
     "GroundTruth",
     "MonitoredModel",
     "Prediction",
     "PredictionChunk",
     "RejectedRecord",
+    "Run",
+    "RunMetric",
 ]

@@ -54,7 +54,10 @@ class PredictionChunk(Base):
     """The feature values of one accepted batch, as raw column buffers."""
 
     __tablename__ = "prediction_chunks"
-    __table_args__ = (Index("ix_prediction_chunks_model_id_ts_min", "model_id", "ts_min"),)
+    __table_args__ = (
+        Index("ix_prediction_chunks_model_id_ts_min", "model_id", "ts_min"),
+        Index("ix_prediction_chunks_model_id_created_at", "model_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     model_id: Mapped[int] = mapped_column(Integer, ForeignKey("models.id", ondelete="CASCADE"))
@@ -76,6 +79,8 @@ class GroundTruth(Base):
     """A label, joined to its prediction by ``prediction_id``; it may arrive first."""
 
     __tablename__ = "ground_truth"
+    # Which windows got labels since they were computed (late labels recompute them).
+    __table_args__ = (Index("ix_ground_truth_model_id_received_at", "model_id", "received_at"),)
 
     model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     prediction_id: Mapped[str] = mapped_column(Name, primary_key=True)

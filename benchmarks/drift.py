@@ -1,0 +1,278 @@
+"""One drift run on a 1M-row window against a 1M-row baseline, next to Evidently.
+
+Usage: python benchmarks/drift.py [--rows 1000000] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+
+In one invocation, on a scratch Postgres database it creates and drops:
+1. stores a model (20 numerical + 5 categorical features), a baseline of --rows rows and a window
+   of --rows predictions (some features drifted);
+2. driftwatch: in a fresh process, times one run from the stored rows to the stored result
+   (reading the window's chunks and the baseline from Postgres, every test, the result and its
+   metrics written back), and its peak memory;
+3. Evidently: in a fresh process, the same data already in memory as DataFrames, times
+   ``Report([DataDriftPreset()])`` and its peak memory;
+then prints both, their ratios, and whether every column's test and verdict agree.
+Peak memory is the growth of the process's peak RSS during the timed step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+N_NUM, N_CAT = 20, 5
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+DRIFTED_NUM = {0, 3, 7, 12, 18}  # shifted in the window
+DRIFTED_CAT = {1, 4}
+
+
+def make_frame(rows: int, *, seed: int, drifted: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    data: dict[str, Any] = {}
+    for i in range(N_NUM):
+        shift = 0.3 if drifted and i in DRIFTED_NUM else 0.0
+        if i % 3 == 0:
+            values = rng.normal(shift, 1.0, rows)
+        elif i % 3 == 1:
+            values = rng.lognormal(shift, 0.6, rows)
+        else:
+            values = rng.gamma(2.0 + shift * 3, 1.5, rows)
+        values[rng.random(rows) < 0.01] = np.nan
+        data[f"num_{i}"] = values.round(5)
+    for i in range(N_CAT):
+        levels = [f"c{i}_{k}" for k in range(4 + 3 * i)]
+        weights = np.linspace(1, 2, len(levels))
+        if drifted and i in DRIFTED_CAT:
+            weights = weights[::-1] ** 3
+        data[f"cat_{i}"] = rng.choice(levels, rows, p=weights / weights.sum())
+    data["prediction"] = rng.beta(2, 5 if not drifted else 4, rows).round(5)
+    return pd.DataFrame(data)
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def current_rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# -- step 1: store ------------------------------------------------------------------------------
+
+
+def store(url: str, rows: int) -> str:
+    from driftwatch import db
+    from driftwatch.ingest import repository
+    from driftwatch.ingest.validation import RawColumns, validate_columns
+    from driftwatch.monitoring import files, service
+    from driftwatch.registry import service as registry
+    from driftwatch.registry.schemas import Feature, ModelCreate
+
+    db.upgrade(url)
+    engine = db.get_engine(url)
+    name = "bench-" + uuid.uuid4().hex[:6]
+    features = [Feature(name=f"num_{i}", kind="numerical") for i in range(N_NUM)]
+    features += [Feature(name=f"cat_{i}", kind="categorical") for i in range(N_CAT)]
+    with db.session_scope(engine) as session:
+        model = registry.create(
+            session,
+            body=ModelCreate(
+                name=name, task="binary_classification", features=features, window="1d"
+            ),
+        )
+        service.baseline_from_raw(
+            session, model=model, name="training",
+            raw=files.frame_to_raw(make_frame(rows, seed=1, drifted=False), None), source="file",
+        )  # fmt: skip
+        model_id, specs = model.id, registry.feature_specs(model)
+    window = make_frame(rows, seed=2, drifted=True)
+    timestamps = (T0.timestamp() + np.arange(rows) * (80_000 / rows)).tolist()
+    for start in range(0, rows, 50_000):
+        part = window.iloc[start : start + 50_000]
+        count = len(part)
+        raw = RawColumns(
+            count=count,
+            prediction_id=[f"p{start + i}" for i in range(count)],
+            timestamp=timestamps[start : start + count],
+            prediction=part["prediction"].tolist(),
+            model_version=[None] * count,
+            features={c: files._column(part, c) for c in part.columns if c != "prediction"},
+            record=lambda i: None,
+        )
+        valid = validate_columns(raw, specs, task="binary_classification",
+                                 received_at=datetime.now(UTC))  # fmt: skip
+        with db.session_scope(engine) as session:
+            repository.insert_predictions(session, model_id=model_id, columns=valid.columns)
+    return name
+
+
+# -- step 2: driftwatch, in a fresh process --------------------------------------------------
+
+
+def driftwatch_run(url: str, model_name: str) -> dict[str, Any]:
+    from driftwatch import db
+    from driftwatch.monitoring import service
+    from driftwatch.registry import service as registry
+
+    engine = db.get_engine(url)
+    with db.session_scope(engine) as session:  # connect and import before the clock starts
+        registry.get_by_name(session, name=model_name)
+    before = current_rss_bytes()
+    started = time.perf_counter()
+    with db.session_scope(engine) as session:
+        model = registry.get_by_name(session, name=model_name)
+        run = service.run_now(session, model=model, start=T0, end=T0 + timedelta(days=1))
+        result = run.result or {}
+    seconds = time.perf_counter() - started
+    columns = {f["name"]: {"stattest": f["stattest"], "drifted": f["drifted"],
+                           "score": f["score"]} for f in result["features"]}  # fmt: skip
+    columns["prediction"] = {k: result["prediction"][k] for k in ("stattest", "drifted", "score")}
+    return {"seconds": seconds, "peak_bytes": peak_rss_bytes() - before,
+            "rows": result["rows"], "columns": columns}  # fmt: skip
+
+
+# -- step 3: Evidently, in a fresh process ---------------------------------------------------
+
+
+def evidently_run(rows: int) -> dict[str, Any]:
+    os.environ["DO_NOT_TRACK"] = "1"
+    from evidently import Report
+    from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
+    from evidently.legacy.pipeline.column_mapping import ColumnMapping
+    from evidently.legacy.report import Report as LegacyReport
+    from evidently.presets import DataDriftPreset
+
+    reference = make_frame(rows, seed=1, drifted=False)
+    current = make_frame(rows, seed=2, drifted=True)
+    before = current_rss_bytes()
+    started = time.perf_counter()
+    Report([DataDriftPreset()]).run(current, reference)
+    seconds = time.perf_counter() - started
+    peak = peak_rss_bytes() - before
+    # Evidently 0.7's current API reports scores without test names; the legacy report (same
+    # calculations) names the test of each column, for the agreement check (not timed).
+    names = {t.display_name: t.name for tests in _registered_stat_tests.values()
+             for t in tests.values()}  # fmt: skip
+    mapping = ColumnMapping(
+        numerical_features=[f"num_{i}" for i in range(N_NUM)] + ["prediction"],
+        categorical_features=[f"cat_{i}" for i in range(N_CAT)],
+        target=None,
+        prediction=None,
+    )
+    legacy = LegacyReport(
+        metrics=[
+            __import__(
+                "evidently.legacy.metric_preset", fromlist=["DataDriftPreset"]
+            ).DataDriftPreset()
+        ]
+    )
+    legacy.run(reference_data=reference, current_data=current, column_mapping=mapping)
+    by_column = legacy.as_dict()["metrics"][1]["result"]["drift_by_columns"]
+    columns = {
+        name: {
+            "stattest": names[c["stattest_name"]],
+            "drifted": bool(c["drift_detected"]),
+            "score": float(c["drift_score"]),
+        }
+        for name, c in by_column.items()
+    }
+    return {"seconds": seconds, "peak_bytes": peak, "columns": columns}
+
+
+def child(step: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, __file__, "--child", step, *args],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"{step} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        step, *rest = args.child
+        if step == "store":
+            print(json.dumps({"model": store(rest[0], int(rest[1]))}))
+        elif step == "driftwatch":
+            print(json.dumps(driftwatch_run(rest[0], rest[1])))
+        else:
+            print(json.dumps(evidently_run(int(rest[0]))))
+        return
+
+    database = f"driftwatch_drift_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(args.postgres, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    url = (args.postgres.rsplit("/", 1)[0] + "/" + database).replace(
+        "postgresql://", "postgresql+psycopg://"
+    )
+    try:
+        print(
+            f"storing a {args.rows:,}-row baseline and a {args.rows:,}-row window ...", flush=True
+        )
+        model = child("store", url, str(args.rows))["model"]
+        print("driftwatch run ...", flush=True)
+        ours = child("driftwatch", url, model)
+        print("Evidently Report([DataDriftPreset()]) ...", flush=True)
+        theirs = child("evidently", str(args.rows))
+    finally:
+        with psycopg.connect(args.postgres, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    columns = sorted(theirs["columns"])
+    agree_test = [
+        c for c in columns if ours["columns"][c]["stattest"] == theirs["columns"][c]["stattest"]
+    ]
+    agree = [c for c in columns if ours["columns"][c]["drifted"] == theirs["columns"][c]["drifted"]]
+    worst = max(
+        abs(ours["columns"][c]["score"] - theirs["columns"][c]["score"])
+        / max(abs(theirs["columns"][c]["score"]), 1e-12)
+        for c in columns
+    )
+    mb = 1024 * 1024
+    print()
+    print(
+        f"{args.rows:,} rows x {N_NUM} numerical + {N_CAT} categorical features and the "
+        "prediction, window vs baseline"
+    )
+    print(
+        f"driftwatch run (stored rows -> stored result): {ours['seconds']:8.2f} s   "
+        f"peak +{ours['peak_bytes'] / mb:,.0f} MB"
+    )
+    print(
+        f"Evidently DataDriftPreset (DataFrames in RAM): {theirs['seconds']:8.2f} s   "
+        f"peak +{theirs['peak_bytes'] / mb:,.0f} MB"
+    )
+    print(
+        f"speed-up: {theirs['seconds'] / ours['seconds']:.1f}x (aim 50x, defect under 20x); "
+        f"memory: {ours['peak_bytes'] / theirs['peak_bytes']:.2f} of Evidently's (aim 0.25)"
+    )
+    print(
+        f"same test on {len(agree_test)}/{len(columns)} columns, same verdict on "
+        f"{len(agree)}/{len(columns)}; largest relative score difference {worst:.2e}"
+    )
+    for c in columns:
+        if c not in agree or c not in agree_test:
+            print(
+                f"  differs: {c}: driftwatch {ours['columns'][c]}, Evidently {theirs['columns'][c]}"
+            )
+
+
+if __name__ == "__main__":
+    main()

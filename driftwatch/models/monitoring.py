@@ -1,0 +1,105 @@
+"""Baselines (prepared reference data), runs (one monitoring window computed) and their metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from driftwatch.models.base import Base, BigIntPK, Name, UTCDateTime, utcnow
+
+
+class Baseline(Base):
+    __tablename__ = "baselines"
+    __table_args__ = (Index("ix_baselines_model_id", "model_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(Integer, ForeignKey("models.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Name)
+    source: Mapped[str] = mapped_column(String(20))  # "records", "window" or "file"
+    rows: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BaselineColumn(Base):
+    """One prepared column of a baseline: a feature, or the prediction (``name`` is null)."""
+
+    __tablename__ = "baseline_columns"
+
+    baseline_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("baselines.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # -1: the prediction
+    name: Mapped[str | None] = mapped_column(Name, nullable=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    rows: Mapped[int] = mapped_column(Integer)  # values, missing ones included
+    missing: Mapped[int] = mapped_column(Integer)
+    # numerical: the finite values, sorted, as little-endian float64
+    sorted_values: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # categorical: category names, and their counts as little-endian int64
+    categories: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    counts: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class Run(Base):
+    """One monitoring window of a model computed against a baseline."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("model_id", "window_start", "window_end", "baseline_id"),
+        Index("ix_runs_status_window_start", "status", "window_start"),
+        Index("ix_runs_model_id_window_start", "model_id", "window_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(Integer, ForeignKey("models.id", ondelete="CASCADE"))
+    baseline_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("baselines.id", ondelete="CASCADE")
+    )
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    # pending -> running -> done | failed; a done run goes back to pending when its window
+    # receives labels or predictions later (within the label horizon).
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    computations: Mapped[int] = mapped_column(Integer, default=0)  # times it was computed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    labeled_rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    duration_seconds: Mapped[float | None] = mapped_column(Float(53), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RunMetric(Base):
+    """A run's numbers, one row each, for time series (charts) and rules."""
+
+    __tablename__ = "run_metrics"
+    __table_args__ = (
+        Index("ix_run_metrics_model_id_metric_window_start", "model_id", "metric", "window_start"),
+    )
+
+    run_id: Mapped[int] = mapped_column(
+        BigIntPK, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    metric: Mapped[str] = mapped_column(String(300), primary_key=True)
+    model_id: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    value: Mapped[float | None] = mapped_column(Float(53), nullable=True)

@@ -1,0 +1,144 @@
+"""HTTP: baselines (records, a window of traffic, or a CSV/Parquet upload) and runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from driftwatch.deps import AdminKey, ReadKey, SessionDep
+from driftwatch.errors import InvalidPayload, NotFound
+from driftwatch.ingest.endpoints import read_json
+from driftwatch.models import Baseline
+from driftwatch.monitoring import files, repository, service
+from driftwatch.monitoring.schemas import BaselineCreate, BaselineOut, RunCreate, TimeRange
+from driftwatch.registry import service as registry
+
+router = APIRouter(prefix="/api/v1/models/{name}", tags=["monitoring"])
+
+
+def _baseline_out(baseline: Baseline, active_id: int | None) -> BaselineOut:
+    window = None
+    if baseline.window_start and baseline.window_end:
+        window = TimeRange(start=baseline.window_start, end=baseline.window_end)
+    return BaselineOut(id=baseline.id, name=baseline.name, rows=baseline.rows,
+                       source=baseline.source, created_at=baseline.created_at,
+                       active=baseline.id == active_id, window=window)  # fmt: skip
+
+
+_UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": BaselineCreate.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["name", "file"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "file": {"type": "string", "format": "binary",
+                                 "description": "CSV (with a header) or Parquet"},
+                    },
+                }
+            },
+        },
+    }
+}  # fmt: skip
+
+
+@router.post("/baselines", status_code=201, response_model=BaselineOut, openapi_extra=_UPLOAD_DOC)
+async def create_baseline(
+    name: str, request: Request, session: SessionDep, _key: AdminKey
+) -> BaselineOut:
+    """A JSON body (records or from_window), or a multipart upload of a CSV/Parquet file."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form()
+        upload, baseline_name = form.get("file"), form.get("name")
+        if not isinstance(upload, UploadFile) or not isinstance(baseline_name, str):
+            raise InvalidPayload("multipart upload: needs the fields 'file' and 'name'")
+        baseline = await run_in_threadpool(_from_file, session, name, baseline_name, upload)
+    else:
+        try:
+            body = BaselineCreate.model_validate(await read_json(request))
+        except ValueError as error:
+            raise InvalidPayload(f"body: {error}") from None
+        baseline = await run_in_threadpool(_from_body, session, name, body)
+    return _baseline_out(baseline, baseline.id)
+
+
+def _from_body(session: Any, name: str, body: BaselineCreate) -> Baseline:
+    model = registry.get_by_name(session, name=name, for_update=True)
+    if body.records is not None:
+        return service.baseline_from_records(
+            session, model=model, name=body.name, records=body.records
+        )
+    assert body.from_window is not None
+    return service.baseline_from_window(
+        session, model=model, name=body.name,
+        start=body.from_window.start, end=body.from_window.end,
+    )  # fmt: skip
+
+
+def _from_file(session: Any, name: str, baseline_name: str, upload: UploadFile) -> Baseline:
+    model = registry.get_by_name(session, name=name, for_update=True)
+    frame, where = files.read_table(upload.file, upload.filename)
+    feature_names = [f["name"] for f in model.features or []]
+    raw = files.frame_to_raw(frame, feature_names or None)
+    return service.baseline_from_raw(
+        session, model=model, name=baseline_name, raw=raw, source="file", where=where
+    )
+
+
+@router.get("/baselines", response_model=list[BaselineOut])
+def list_baselines(name: str, session: SessionDep, _key: ReadKey) -> list[BaselineOut]:
+    model = registry.get_by_name(session, name=name)
+    active = service.active_baseline(session, model=model)
+    return [_baseline_out(b, active.id if active else None)
+            for b in repository.list_baselines(session, model_id=model.id)]  # fmt: skip
+
+
+@router.put("/baselines/{baseline_id}/activate", response_model=BaselineOut)
+def activate_baseline(
+    name: str, baseline_id: int, session: SessionDep, _key: AdminKey
+) -> BaselineOut:
+    model = registry.get_by_name(session, name=name, for_update=True)
+    baseline = service.activate(session, model=model, baseline_id=baseline_id)
+    return _baseline_out(baseline, baseline.id)
+
+
+@router.post("/runs", response_model=dict[str, Any])
+def create_run(name: str, body: RunCreate, session: SessionDep, _key: AdminKey) -> dict[str, Any]:
+    """Compute the window now and return the run."""
+    model = registry.get_by_name(session, name=name)
+    run = service.run_now(session, model=model, start=body.start, end=body.end,
+                          baseline_id=body.baseline)  # fmt: skip
+    return service.to_out(run, model=model, baseline=session.get(Baseline, run.baseline_id))
+
+
+@router.get("/runs", response_model=list[dict[str, Any]])
+def list_runs(
+    name: str, session: SessionDep, _key: ReadKey,
+    start: Annotated[datetime | None, Query(description="windows starting at or after")] = None,
+    end: Annotated[datetime | None, Query(description="windows ending at or before")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[dict[str, Any]]:  # fmt: skip
+    model = registry.get_by_name(session, name=name)
+    for label, moment in (("start", start), ("end", end)):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidPayload(f"{label}: give a time zone, such as 2026-11-20T10:00:00Z")
+    runs = repository.list_runs(session, model_id=model.id, start=start, end=end, limit=limit)
+    baselines = {b.id: b for b in repository.list_baselines(session, model_id=model.id)}
+    return [service.to_out(r, model=model, baseline=baselines.get(r.baseline_id)) for r in runs]
+
+
+@router.get("/runs/{run_id}", response_model=dict[str, Any])
+def get_run(name: str, run_id: int, session: SessionDep, _key: ReadKey) -> dict[str, Any]:
+    model = registry.get_by_name(session, name=name)
+    run = repository.get_run(session, model_id=model.id, run_id=run_id)
+    if run is None:
+        raise NotFound(f"model {name!r} has no run {run_id}")
+    return service.to_out(run, model=model, baseline=session.get(Baseline, run.baseline_id))

@@ -1,0 +1,323 @@
+"""Every query of monitoring: baselines, labeled predictions, runs, claims and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from driftwatch.ingest.repository import psycopg_connection
+from driftwatch.models import (
+    Baseline,
+    BaselineColumn,
+    GroundTruth,
+    MonitoredModel,
+    Prediction,
+    PredictionChunk,
+    RejectedRecord,
+    Run,
+    RunMetric,
+)
+from driftwatch.monitoring.accuracy import Labeled
+from driftwatch.monitoring.profiles import COUNT, FLOAT, BaselineProfile, ColumnProfile
+
+PREDICTION_POSITION = -1
+
+
+# -- baselines ---------------------------------------------------------------------------------
+
+
+def insert_baseline(
+    session: Session, *, model_id: int, name: str, source: str, profile: BaselineProfile,
+    window_start: datetime | None = None, window_end: datetime | None = None,
+) -> Baseline:  # fmt: skip
+    baseline = Baseline(
+        model_id=model_id, name=name, source=source, rows=profile.rows,
+        window_start=window_start, window_end=window_end,
+    )  # fmt: skip
+    session.add(baseline)
+    session.flush()
+    columns = list(enumerate(profile.features))
+    if profile.prediction is not None:
+        columns.append((PREDICTION_POSITION, profile.prediction))
+    session.execute(
+        insert(BaselineColumn),
+        [
+            {
+                "baseline_id": baseline.id,
+                "position": position,
+                "name": column.name,
+                "kind": column.kind,
+                "rows": column.rows,
+                "missing": column.missing,
+                "sorted_values": (
+                    None if column.sorted_values is None
+                    else column.sorted_values.astype(FLOAT).tobytes()
+                ),
+                "categories": column.categories,
+                "counts": None if column.counts is None else column.counts.astype(COUNT).tobytes(),
+            }
+            for position, column in columns
+        ],
+    )  # fmt: skip
+    return baseline
+
+
+_COLUMN_FIELDS = (
+    "position", "name", "kind", "rows", "missing", "sorted_values", "categories", "counts",
+)  # fmt: skip
+
+
+def _baseline_columns(session: Session, baseline_id: int) -> list[dict[str, Any]]:
+    if session.get_bind().dialect.name == "postgresql":
+        # binary format: bytea as bytes, not hex text to decode (a 1M-row baseline is 170 MB)
+        driver = psycopg_connection(session)
+        # a server-side cursor, a column at a time: the raw result and its bytes are not
+        # both held for the whole baseline
+        with driver.cursor(name=f"baseline_{baseline_id}", binary=True) as cursor:
+            cursor.itersize = 1
+            cursor.execute(
+                f"SELECT {', '.join(_COLUMN_FIELDS)} FROM baseline_columns "
+                "WHERE baseline_id = %s ORDER BY position",
+                (baseline_id,),
+            )
+            return [dict(zip(_COLUMN_FIELDS, values, strict=True)) for values in cursor]
+    rows = session.execute(
+        select(*(getattr(BaselineColumn, name) for name in _COLUMN_FIELDS))
+        .where(BaselineColumn.baseline_id == baseline_id)
+        .order_by(BaselineColumn.position)
+    )
+    return [row._asdict() for row in rows]
+
+
+def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
+    features: list[ColumnProfile] = []
+    prediction = None
+    for row in _baseline_columns(session, baseline.id):
+        column = ColumnProfile(
+            name=row["name"], kind=row["kind"], rows=row["rows"], missing=row["missing"],
+            sorted_values=(
+                None if row["sorted_values"] is None
+                else np.frombuffer(row["sorted_values"], dtype=FLOAT)
+            ),
+            categories=row["categories"],
+            counts=None if row["counts"] is None else np.frombuffer(row["counts"], dtype=COUNT),
+        )  # fmt: skip
+        if row["position"] == PREDICTION_POSITION:
+            prediction = column
+        else:
+            features.append(column)
+    return BaselineProfile(rows=baseline.rows, features=features, prediction=prediction)
+
+
+def get_baseline(session: Session, *, model_id: int, baseline_id: int) -> Baseline | None:
+    return session.scalars(
+        select(Baseline).where(Baseline.model_id == model_id, Baseline.id == baseline_id)
+    ).one_or_none()
+
+
+def list_baselines(session: Session, *, model_id: int) -> list[Baseline]:
+    return list(
+        session.scalars(
+            select(Baseline).where(Baseline.model_id == model_id).order_by(Baseline.id.desc())
+        )
+    )
+
+
+# -- what a window holds --------------------------------------------------------------------
+
+
+def labeled(session: Session, *, model_id: int, start: datetime, end: datetime) -> Labeled:
+    rows = session.execute(
+        select(
+            Prediction.prediction_value, Prediction.prediction_class,
+            GroundTruth.label_value, GroundTruth.label_class,
+        )
+        .join(
+            GroundTruth,
+            (GroundTruth.model_id == Prediction.model_id)
+            & (GroundTruth.prediction_id == Prediction.prediction_id),
+        )
+        .where(Prediction.model_id == model_id, Prediction.ts >= start, Prediction.ts < end)
+    ).all()  # fmt: skip
+    return Labeled(
+        prediction_values=np.array([np.nan if r[0] is None else r[0] for r in rows]),
+        prediction_classes=[r[1] for r in rows],
+        label_values=np.array([np.nan if r[2] is None else r[2] for r in rows]),
+        label_classes=[r[3] for r in rows],
+    )
+
+
+def count_rejected(session: Session, *, model_id: int, start: datetime, end: datetime) -> int:
+    query = select(func.count()).where(
+        RejectedRecord.model_id == model_id,
+        RejectedRecord.kind == "prediction",
+        RejectedRecord.received_at >= start,
+        RejectedRecord.received_at < end,
+    )
+    return int(session.scalar(query) or 0)
+
+
+def first_prediction_time(session: Session, *, model_id: int) -> datetime | None:
+    return session.scalar(
+        select(func.min(PredictionChunk.ts_min)).where(PredictionChunk.model_id == model_id)
+    )
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+def get_run(session: Session, *, model_id: int, run_id: int) -> Run | None:
+    return session.scalars(
+        select(Run).where(Run.model_id == model_id, Run.id == run_id)
+    ).one_or_none()
+
+
+def find_run(
+    session: Session, *, model_id: int, baseline_id: int, start: datetime, end: datetime
+) -> Run | None:
+    return session.scalars(
+        select(Run).where(
+            Run.model_id == model_id, Run.baseline_id == baseline_id,
+            Run.window_start == start, Run.window_end == end,
+        )
+    ).one_or_none()  # fmt: skip
+
+
+def list_runs(
+    session: Session, *, model_id: int, start: datetime | None, end: datetime | None, limit: int
+) -> list[Run]:
+    query = select(Run).where(Run.model_id == model_id)
+    if start is not None:
+        query = query.where(Run.window_start >= start)
+    if end is not None:
+        query = query.where(Run.window_end <= end)
+    return list(
+        session.scalars(query.order_by(Run.window_start.desc(), Run.id.desc()).limit(limit))
+    )
+
+
+def enqueue(
+    session: Session,
+    *,
+    model_id: int,
+    baseline_id: int,
+    windows: Sequence[tuple[datetime, datetime]],
+) -> int:
+    """Queue these windows unless already queued (the unique key makes replicas agree)."""
+    queued = 0
+    for start, end in windows:
+        exists_already = session.scalar(
+            select(Run.id).where(
+                Run.model_id == model_id, Run.baseline_id == baseline_id,
+                Run.window_start == start, Run.window_end == end,
+            )
+        )  # fmt: skip
+        if exists_already is not None:
+            continue
+        try:
+            with session.begin_nested():
+                session.add(Run(model_id=model_id, baseline_id=baseline_id, window_start=start,
+                                window_end=end, status="pending"))  # fmt: skip
+                session.flush()
+            queued += 1
+        except Exception as error:  # another replica queued it first
+            if "unique" not in str(error).lower() and "duplicate" not in str(error).lower():
+                raise
+    return queued
+
+
+def claim(session: Session, *, owner: str, now: datetime, lease_until: datetime) -> Run | None:
+    """Take the oldest pending run, or one whose lease ran out (its replica died)."""
+    candidates = (
+        select(Run.id)
+        .where(
+            or_(
+                # pending, unless a failed attempt asked to wait (its lease is its back-off)
+                and_(
+                    Run.status == "pending", or_(Run.lease_until.is_(None), Run.lease_until < now)
+                ),
+                and_(Run.status == "running", Run.lease_until < now),
+            )
+        )
+        .order_by(Run.window_start, Run.id)
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    run_id = session.scalar(candidates)
+    if run_id is None:
+        return None
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id)
+        .values(status="running", owner=owner, lease_until=lease_until, attempts=Run.attempts + 1)
+    )
+    session.flush()
+    return session.get(Run, run_id, populate_existing=True)
+
+
+def store_metrics(session: Session, *, run: Run, metrics: dict[str, float | None]) -> None:
+    session.execute(delete(RunMetric).where(RunMetric.run_id == run.id))
+    session.execute(
+        insert(RunMetric),
+        [
+            {"run_id": run.id, "metric": name, "model_id": run.model_id,
+             "window_start": run.window_start, "value": value}
+            for name, value in metrics.items()
+        ],
+    )  # fmt: skip
+
+
+def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]:
+    """Done runs of windows starting after ``since`` that received labels or predictions after
+    they were computed."""
+    late_labels = exists(
+        select(1)
+        .select_from(GroundTruth)
+        .join(
+            Prediction,
+            (Prediction.model_id == GroundTruth.model_id)
+            & (Prediction.prediction_id == GroundTruth.prediction_id),
+        )
+        .where(
+            GroundTruth.model_id == model_id,
+            GroundTruth.received_at > Run.computed_at,
+            Prediction.ts >= Run.window_start,
+            Prediction.ts < Run.window_end,
+        )
+    )
+    late_predictions = exists(
+        select(1).where(
+            PredictionChunk.model_id == model_id,
+            PredictionChunk.created_at > Run.computed_at,
+            PredictionChunk.ts_min < Run.window_end,
+            PredictionChunk.ts_max >= Run.window_start,
+        )
+    )
+    query = select(Run.id).where(
+        Run.model_id == model_id,
+        Run.status == "done",
+        Run.window_start >= since,
+        or_(late_labels, late_predictions),
+    )
+    return list(session.scalars(query))
+
+
+def requeue(session: Session, *, run_ids: Sequence[int]) -> None:
+    if run_ids:
+        session.execute(
+            update(Run).where(Run.id.in_(run_ids), Run.status == "done").values(status="pending")
+        )
+
+
+def models_to_schedule(session: Session) -> list[MonitoredModel]:
+    return list(session.scalars(select(MonitoredModel).order_by(MonitoredModel.id)))
+
+
+def values_of(run: Run) -> dict[str, Any]:
+    return run.result or {}

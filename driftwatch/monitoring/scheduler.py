@@ -1,0 +1,155 @@
+"""Scheduled monitoring: every closed window of every model is computed, once, by one replica.
+
+APScheduler is only the ticker in each ``driftwatch serve`` process. Replicas agree through
+the database: a window is queued as a run with a unique key (queuing it twice is a no-op), and
+a replica claims a pending run (``FOR UPDATE SKIP LOCKED`` on Postgres, the write lock on
+SQLite) with a lease; a run whose replica died is taken over when its lease runs out. A run
+whose window later receives labels or predictions is queued again (within the label horizon),
+so accuracy follows late labels. One model's failure never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine, update
+
+from driftwatch.config import Settings
+from driftwatch.db import session_scope
+from driftwatch.models import MonitoredModel, Run
+from driftwatch.models.base import utcnow
+from driftwatch.monitoring import repository, service
+from driftwatch.monitoring.windows import closed_windows
+
+log = logging.getLogger("driftwatch.scheduler")
+MAX_ATTEMPTS = 3
+
+
+class Scheduler:
+    def __init__(self, engine: Engine, settings: Settings, owner: str | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self._ticker = BackgroundScheduler(timezone=UTC)
+        self._ticker.add_job(
+            self.tick, "interval", seconds=settings.scheduler_interval_seconds,
+            next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
+            id="monitoring-tick",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self._ticker.start()
+        log.info("scheduler started as %s", self.owner)
+
+    def shutdown(self) -> None:
+        self._ticker.shutdown(wait=True)
+
+    # -- one tick ------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = utcnow()
+        try:
+            with session_scope(self.engine) as session:
+                model_ids = [m.id for m in repository.models_to_schedule(session)]
+        except Exception:
+            log.exception("scheduler: could not list models")
+            return
+        for model_id in model_ids:
+            self.plan(model_id, now)
+        self.work(deadline=time.monotonic() + self.settings.scheduler_interval_seconds * 5)
+
+    def plan(self, model_id: int, now: datetime) -> None:
+        """Queue the model's newly closed windows, and its windows changed since computed."""
+        try:
+            with session_scope(self.engine) as session:
+                model = session.get(MonitoredModel, model_id)
+                if model is None:
+                    return
+                baseline = service.active_baseline(session, model=model)
+                first = repository.first_prediction_time(session, model_id=model.id)
+                if baseline is None or first is None:
+                    return  # nothing to compare yet
+                length = timedelta(seconds=model.window_seconds)
+                since = model.scheduled_until or first
+                until = now - timedelta(seconds=self.settings.window_grace_seconds)
+                windows = list(closed_windows(
+                    since, until, length, limit=self.settings.max_catchup_windows
+                ))  # fmt: skip
+                if windows and windows[0][0] < since and model.scheduled_until is not None:
+                    windows = windows[1:]  # the window containing ``since`` is queued already
+                queued = repository.enqueue(
+                    session, model_id=model.id, baseline_id=baseline.id, windows=windows
+                )
+                if windows:
+                    model.scheduled_until = windows[-1][1]
+                stale = repository.stale_runs(
+                    session, model_id=model.id, since=now - self.settings.label_horizon
+                )
+                repository.requeue(session, run_ids=stale)
+                if queued or stale:
+                    log.info("model %s: queued %d windows, %d changed since computed",
+                             model.name, queued, len(stale))  # fmt: skip
+        except Exception:
+            log.exception("scheduler: planning model %s failed; other models go on", model_id)
+
+    def work(self, deadline: float) -> int:
+        """Compute claimable runs until none is left or the deadline passes."""
+        done = 0
+        while time.monotonic() < deadline:
+            run_id = self._claim()
+            if run_id is None:
+                break
+            self._compute(run_id)
+            done += 1
+        return done
+
+    def _claim(self) -> int | None:
+        now = utcnow()
+        lease = timedelta(seconds=self.settings.run_lease_seconds)
+        try:
+            with session_scope(self.engine) as session:
+                run = repository.claim(session, owner=self.owner, now=now, lease_until=now + lease)
+                return None if run is None else run.id
+        except Exception:
+            log.exception("scheduler: could not claim a run")
+            return None
+
+    def _compute(self, run_id: int) -> None:
+        try:
+            with session_scope(self.engine) as session:
+                run = session.get(Run, run_id)
+                model = session.get(MonitoredModel, run.model_id) if run else None
+                if run is None or model is None:
+                    return
+                service.compute_run(session, model=model, run=run)
+                log.info("model %s: window %s computed (%d rows, %.2f s)", model.name,
+                         run.window_start.isoformat(), run.rows or 0,
+                         run.duration_seconds or 0)  # fmt: skip
+        except Exception as error:
+            log.exception("scheduler: run %s failed; other runs go on", run_id)
+            self._failed(run_id, error)
+
+    def _failed(self, run_id: int, error: Exception) -> None:
+        try:
+            with session_scope(self.engine) as session:
+                run = session.get(Run, run_id)
+                if run is None:
+                    return
+                retry = run.attempts < MAX_ATTEMPTS
+                session.execute(
+                    update(Run)
+                    .where(Run.id == run_id)
+                    .values(
+                        status="pending" if retry else "failed",
+                        # a failed run waits a little longer after each attempt
+                        lease_until=utcnow() + timedelta(seconds=30 * run.attempts),
+                        error=f"{type(error).__name__}: {error}"[:2000],
+                    )
+                )
+        except Exception:
+            log.exception("scheduler: could not record the failure of run %s", run_id)

@@ -1,0 +1,59 @@
+"""Bodies of the baselines and runs API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TimeRange(Strict):
+    start: AwareDatetime
+    end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if self.end <= self.start:
+            raise ValueError("'end' must be after 'start'")
+        return self
+
+
+class BaselineCreate(Strict):
+    """Either ``records`` ({"features", "prediction"?, "label"?} each) or ``from_window``."""
+
+    name: str = Field(min_length=1, max_length=200)
+    records: list[dict[str, Any]] | None = None
+    from_window: TimeRange | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BaselineCreate:
+        if (self.records is None) == (self.from_window is None):
+            raise ValueError("give either 'records' or 'from_window' (or upload a file)")
+        return self
+
+
+class BaselineOut(BaseModel):
+    id: int
+    name: str
+    rows: int
+    source: str
+    created_at: datetime
+    active: bool
+    window: TimeRange | None = None
+
+
+class RunCreate(Strict):
+    start: AwareDatetime
+    end: AwareDatetime
+    baseline: int | None = Field(default=None, description="a baseline id; default: the active one")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RunCreate:
+        if self.end <= self.start:
+            raise ValueError("'end' must be after 'start'")
+        return self

@@ -1,0 +1,299 @@
+"""Baselines and runs: what the API, the CLI and the scheduler call."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from driftwatch.errors import Conflict, InvalidPayload, NotFound
+from driftwatch.ingest import chunks
+from driftwatch.ingest import repository as ingest_repository
+from driftwatch.ingest.validation import (
+    FeatureSpec,
+    RawColumns,
+    columns_from_records,
+    infer_features,
+    validate_columns,
+)
+from driftwatch.models import Baseline, MonitoredModel, Run
+from driftwatch.models.base import utcnow
+from driftwatch.monitoring import compute, profiles, repository
+from driftwatch.registry import service as registry
+
+MAX_ERRORS_SHOWN = 20
+
+
+class ProfileCache:
+    """Prepared baselines kept in memory: runs of a model reuse its baseline's sorted arrays."""
+
+    def __init__(self, max_bytes: int = 1 << 30) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[int, profiles.BaselineProfile] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, baseline: Baseline) -> profiles.BaselineProfile:
+        with self._lock:
+            cached = self._items.get(baseline.id)
+            if cached is not None:
+                self._items.move_to_end(baseline.id)
+                return cached
+        profile = repository.load_profile(session, baseline=baseline)
+        with self._lock:
+            self._items[baseline.id] = profile
+            while len(self._items) > 1 and sum(p.nbytes for p in self._items.values()) > (
+                self.max_bytes
+            ):
+                self._items.popitem(last=False)
+        return profile
+
+
+PROFILES = ProfileCache()
+
+
+# -- baselines ---------------------------------------------------------------------------------
+
+
+def _features_for(session: Session, model: MonitoredModel, raw: RawColumns) -> list[FeatureSpec]:
+    """The model's features; a model without any takes them from its first baseline."""
+    if not model.features:
+        inferred = infer_features(raw)
+        if not inferred:
+            raise InvalidPayload("the baseline has no features, and the model declares none")
+        model = registry.adopt_inferred_features(session, name=model.name, inferred=inferred)
+    return registry.feature_specs(model)
+
+
+def _describe_rejections(rejected: list[Any], where: Callable[[int], str]) -> str:
+    shown = [f"{where(r.index)}: {r.error}" for r in rejected[:MAX_ERRORS_SHOWN]]
+    more = len(rejected) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+def baseline_from_raw(
+    session: Session, *, model: MonitoredModel, name: str, raw: RawColumns, source: str,
+    where: Callable[[int], str] = lambda index: f"record {index}",
+) -> Baseline:  # fmt: skip
+    """Validate baseline data (every record must be valid), prepare and store its profile."""
+    if raw.count == 0:
+        raise InvalidPayload("the baseline has no records")
+    features = _features_for(session, model, raw)
+    valid = validate_columns(
+        raw, features, task=model.task, received_at=utcnow(), require_prediction=False
+    )
+    if valid.rejected:
+        raise InvalidPayload(
+            f"{len(valid.rejected)} of {raw.count} baseline records are invalid: "
+            + _describe_rejections(valid.rejected, where)
+        )
+    window = chunks.window_of(valid.columns)
+    baseline = repository.insert_baseline(
+        session, model_id=model.id, name=name, source=source,
+        profile=profiles.profile(window, features),
+    )  # fmt: skip
+    model.active_baseline_id = baseline.id
+    session.flush()
+    return baseline
+
+
+def baseline_from_records(
+    session: Session, *, model: MonitoredModel, name: str, records: list[Any]
+) -> Baseline:
+    return baseline_from_raw(
+        session, model=model, name=name, raw=columns_from_records(records), source="records"
+    )
+
+
+def baseline_from_window(
+    session: Session, *, model: MonitoredModel, name: str, start: datetime, end: datetime
+) -> Baseline:
+    if end <= start:
+        raise InvalidPayload("from_window: 'end' must be after 'start'")
+    features = registry.feature_specs(model)
+    window = read_window(session, model=model, start=start, end=end)
+    if len(window) == 0:
+        raise InvalidPayload(
+            f"from_window: model {model.name!r} has no predictions from {start.isoformat()} "
+            f"to {end.isoformat()}"
+        )
+    baseline = repository.insert_baseline(
+        session, model_id=model.id, name=name, source="window",
+        profile=profiles.profile(window, features), window_start=start, window_end=end,
+    )  # fmt: skip
+    model.active_baseline_id = baseline.id
+    session.flush()
+    return baseline
+
+
+def activate(session: Session, *, model: MonitoredModel, baseline_id: int) -> Baseline:
+    baseline = repository.get_baseline(session, model_id=model.id, baseline_id=baseline_id)
+    if baseline is None:
+        raise NotFound(f"model {model.name!r} has no baseline {baseline_id}")
+    model.active_baseline_id = baseline.id
+    session.flush()
+    return baseline
+
+
+def active_baseline(session: Session, *, model: MonitoredModel) -> Baseline | None:
+    if model.active_baseline_id is not None:
+        found = repository.get_baseline(
+            session, model_id=model.id, baseline_id=model.active_baseline_id
+        )
+        if found is not None:
+            return found
+    newest = repository.list_baselines(session, model_id=model.id)
+    return newest[0] if newest else None
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+def read_window(
+    session: Session, *, model: MonitoredModel, start: datetime, end: datetime
+) -> chunks.WindowColumns:
+    features = registry.feature_specs(model)
+    return ingest_repository.read_window(
+        session, model_id=model.id, start=start, end=end,
+        num_width=sum(f.kind == "numerical" for f in features),
+        cat_width=sum(f.kind == "categorical" for f in features),
+    )  # fmt: skip
+
+
+def compute_run(session: Session, *, model: MonitoredModel, run: Run) -> Run:
+    """Compute the run's window now and store the result on it."""
+    started = time.perf_counter()
+    baseline = session.get(Baseline, run.baseline_id)
+    if baseline is None:
+        raise NotFound(f"baseline {run.baseline_id} does not exist")
+    if session.get_bind().dialect.name == "postgresql":
+        # The baseline (from the cache, or from the database on a session of its own) is
+        # read while this session reads the window. (Not on SQLite: the other session would
+        # wait for this one's write lock.)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            loading = pool.submit(_load_profile, session.get_bind(), baseline)
+            window = read_window(session, model=model, start=run.window_start, end=run.window_end)
+            profile = loading.result()
+    else:
+        profile = PROFILES.get(session, baseline)
+        window = read_window(session, model=model, start=run.window_start, end=run.window_end)
+    features = registry.feature_specs(model)
+    if features and not profile.features:
+        raise RuntimeError(f"baseline {baseline.id} has no prepared columns")
+    if len(profile.features) != len(features):
+        # Features were added after the baseline was prepared: compare those it has.
+        features = [f for f in features if f.name in {c.name for c in profile.features}]
+    result = compute.compute(
+        task=model.task,
+        features=features,
+        settings=compute.DriftSettings.from_model(model.drift),
+        baseline=profile,
+        window=_narrow(window, model, features),
+        labeled=repository.labeled(
+            session, model_id=model.id, start=run.window_start, end=run.window_end
+        ),
+        rejected=repository.count_rejected(
+            session, model_id=model.id, start=run.window_start, end=run.window_end
+        ),
+    )
+    run.result = result
+    run.rows = result["rows"]
+    run.labeled_rows = result["labeled_rows"]
+    run.status = "done"
+    run.error = None
+    run.lease_until = None
+    run.computations = (run.computations or 0) + 1
+    run.computed_at = utcnow()
+    run.duration_seconds = time.perf_counter() - started
+    session.flush()
+    repository.store_metrics(session, run=run, metrics=compute.flat_metrics(result))
+    return run
+
+
+def _load_profile(bind: Any, baseline: Baseline) -> profiles.BaselineProfile:
+    with Session(bind) as session:
+        return PROFILES.get(session, baseline)
+
+
+def _narrow(
+    window: chunks.WindowColumns, model: MonitoredModel, keep: list[FeatureSpec]
+) -> chunks.WindowColumns:
+    """The window restricted to the features a baseline knows (in model order)."""
+    all_features = registry.feature_specs(model)
+    if len(keep) == len(all_features):
+        return window
+    names = {f.name for f in keep}
+    num = [i for i, f in enumerate(f for f in all_features if f.kind == "numerical")
+           if f.name in names]  # fmt: skip
+    cat_features = [f for f in all_features if f.kind == "categorical"]
+    cat = [i for i, f in enumerate(cat_features) if f.name in names]
+    return chunks.WindowColumns(
+        timestamps_us=window.timestamps_us,
+        num_values=window.num_values[:, num],
+        cat_codes=window.cat_codes[:, cat],
+        categories=[window.categories[i] for i in cat],
+        prediction_values=window.prediction_values,
+        class_codes=window.class_codes,
+        classes=window.classes,
+    )
+
+
+def run_now(
+    session: Session, *, model: MonitoredModel, start: datetime, end: datetime,
+    baseline_id: int | None = None,
+) -> Run:  # fmt: skip
+    """Compute a window on demand (the API and ``driftwatch run``); the same window and
+    baseline computed again updates its run."""
+    if end <= start:
+        raise InvalidPayload("'end' must be after 'start'")
+    if baseline_id is None:
+        baseline = active_baseline(session, model=model)
+        if baseline is None:
+            raise Conflict(
+                f"model {model.name!r} has no baseline yet: create one with "
+                f"POST /api/v1/models/{model.name}/baselines"
+            )
+    else:
+        baseline = repository.get_baseline(session, model_id=model.id, baseline_id=baseline_id)
+        if baseline is None:
+            raise NotFound(f"model {model.name!r} has no baseline {baseline_id}")
+    run = repository.find_run(
+        session, model_id=model.id, baseline_id=baseline.id, start=start, end=end
+    )
+    if run is None:
+        run = Run(model_id=model.id, baseline_id=baseline.id, window_start=start,
+                  window_end=end, status="running", attempts=1)  # fmt: skip
+        session.add(run)
+        session.flush()
+    return compute_run(session, model=model, run=run)
+
+
+def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> dict[str, Any]:
+    """A run as the API returns it (CONTRACT section 3, Runs)."""
+    result = run.result or {}
+    return {
+        "id": run.id,
+        "model": model.name,
+        "window": {"start": _iso(run.window_start), "end": _iso(run.window_end)},
+        "baseline": {"id": run.baseline_id, "name": baseline.name if baseline else None},
+        "status": run.status,
+        "rows": run.rows,
+        "labeled_rows": run.labeled_rows,
+        "features": result.get("features", []),
+        "prediction": result.get("prediction"),
+        "dataset": result.get("dataset"),
+        "accuracy": result.get("accuracy"),
+        "quality": result.get("quality"),
+        "computed_at": _iso(run.computed_at) if run.computed_at else None,
+        "duration_seconds": run.duration_seconds,
+        "error": run.error,
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
