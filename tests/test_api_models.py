@@ -116,3 +116,29 @@ def test_a_stored_feature_keeps_its_kind(api: TestClient) -> None:
     )
     assert response.status_code == 400
     assert "feature 'age' is numerical" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("drift", "message"),
+    [
+        ({"num_stattest": "chisquare"}, "drift.num_stattest: 'chisquare' applies to categorical"),
+        ({"cat_stattest": "ks"}, "drift.cat_stattest: 'ks' applies to numerical"),
+        (
+            {"per_feature": {"state": {"stattest": "wasserstein"}}},
+            "drift.per_feature.state.stattest: 'wasserstein' applies to numerical",
+        ),
+    ],
+)
+def test_a_test_that_does_not_fit_the_column_is_refused(
+    api: TestClient, drift: dict[str, Any], message: str
+) -> None:
+    features = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "categorical"}]
+    created = api.post("/api/v1/models", json={"name": "x-" + message[:5].replace(".", ""),
+                                               "task": "regression", "features": features,
+                                               "drift": drift})  # fmt: skip
+    assert created.status_code == 400
+    assert message in created.json()["detail"]
+    model = create_model(api, features=features)
+    patched = api.patch(f"/api/v1/models/{model['name']}", json={"drift": drift})
+    assert patched.status_code == 400
+    assert message in patched.json()["detail"]

@@ -30,9 +30,32 @@ def feature_specs(model: MonitoredModel) -> list[FeatureSpec]:
     return [FeatureSpec(f["name"], f["kind"]) for f in model.features or []]
 
 
+def check_drift_settings(drift: dict[str, Any] | None, features: list[dict[str, Any]]) -> None:
+    """Refuse a test set for a kind of column it does not apply to, naming both."""
+    if not drift:
+        return
+    from driftwatch.stats import registry as stattests
+
+    def check(name: str | None, kind: str, where: str) -> None:
+        if name is not None and kind not in stattests.get(name).kinds:
+            allowed = " and ".join(sorted(stattests.get(name).kinds))
+            raise BadRequest(f"{where}: {name!r} applies to {allowed} columns, not {kind} ones")
+
+    check(drift.get("num_stattest"), "numerical", "drift.num_stattest")
+    check(drift.get("cat_stattest"), "categorical", "drift.cat_stattest")
+    kinds = {f["name"]: f["kind"] for f in features}
+    for feature, setting in (drift.get("per_feature") or {}).items():
+        if feature in kinds:
+            check(setting.get("stattest"), kinds[feature], f"drift.per_feature.{feature}.stattest")
+
+
 def create(session: Session, *, body: ModelCreate) -> MonitoredModel:
     if repository.get_by_name(session, name=body.name) is not None:
         raise Conflict(f"model {body.name!r} already exists")
+    check_drift_settings(
+        body.drift.model_dump() if body.drift else None,
+        [f.model_dump() for f in body.features or []],
+    )
     model = MonitoredModel(
         name=body.name,
         task=body.task,
@@ -73,6 +96,7 @@ def update(session: Session, *, name: str, body: ModelUpdate) -> MonitoredModel:
         model.window_seconds = int(parse_duration(body.window).total_seconds())
     if body.drift is not None:
         model.drift = body.drift.model_dump()
+    check_drift_settings(model.drift, model.features or [])
     session.flush()
     return model
 
