@@ -88,6 +88,21 @@ def psycopg_connection(session: Session) -> psycopg.Connection[Any]:
     return driver
 
 
+def stream_binary(
+    session: Session, sql: str, params: dict[str, Any], *, fields: Sequence[str],
+    rows_per_fetch: int,
+) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """Rows of a Postgres query one fetch at a time (a server-side cursor), in binary format:
+    bytea comes as bytes rather than hex text to decode, and the result is never all in memory
+    at once, raw and decoded."""
+    driver = psycopg_connection(session)
+    with driver.cursor(name=f"stream_{id(sql)}", binary=True) as cursor:
+        cursor.itersize = rows_per_fetch
+        cursor.execute(sql, params)
+        for values in cursor:
+            yield dict(zip(fields, values, strict=True))
+
+
 def _sqlite_time(value: Any) -> str:
     # SQLAlchemy's SQLite DateTime format (naive UTC, always with microseconds, so that times
     # compare correctly as text against the parameters SQLAlchemy binds).
@@ -341,17 +356,15 @@ def _stream_chunks(
     """The window's chunks one at a time. On Postgres through a server-side cursor in binary
     format: bytea in the default text format is hex, twice the bytes and a decode besides."""
     if session.get_bind().dialect.name == "postgresql":
-        driver = psycopg_connection(session)
-        with driver.cursor(name=f"window_{model_id}", binary=True) as cursor:
-            cursor.itersize = 4
-            cursor.execute(
-                f"SELECT {', '.join(_CHUNK_FIELDS)} FROM prediction_chunks "
-                "WHERE model_id = %(model)s AND ts_min < %(end)s AND ts_max >= %(start)s "
-                "ORDER BY id",
-                {"model": model_id, "start": start, "end": end},
-            )
-            for values in cursor:
-                yield dict(zip(_CHUNK_FIELDS, values, strict=True))
+        yield from stream_binary(
+            session,
+            f"SELECT {', '.join(_CHUNK_FIELDS)} FROM prediction_chunks "
+            "WHERE model_id = %(model)s AND ts_min < %(end)s AND ts_max >= %(start)s "
+            "ORDER BY id",
+            {"model": model_id, "start": start, "end": end},
+            fields=_CHUNK_FIELDS,
+            rows_per_fetch=4,
+        )
         return
     rows = session.execute(
         select(*(getattr(PredictionChunk, name) for name in _CHUNK_FIELDS))

@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from driftwatch.ingest.repository import psycopg_connection
+from driftwatch.ingest.repository import stream_binary
 from driftwatch.models import (
     Baseline,
     BaselineColumn,
@@ -74,18 +74,17 @@ _COLUMN_FIELDS = (
 
 def _baseline_columns(session: Session, baseline_id: int) -> list[dict[str, Any]]:
     if session.get_bind().dialect.name == "postgresql":
-        # binary format: bytea as bytes, not hex text to decode (a 1M-row baseline is 170 MB)
-        driver = psycopg_connection(session)
-        # a server-side cursor, a column at a time: the raw result and its bytes are not
-        # both held for the whole baseline
-        with driver.cursor(name=f"baseline_{baseline_id}", binary=True) as cursor:
-            cursor.itersize = 1
-            cursor.execute(
+        # a column at a time, binary (a 1M-row baseline is 170 MB of buffers)
+        return list(
+            stream_binary(
+                session,
                 f"SELECT {', '.join(_COLUMN_FIELDS)} FROM baseline_columns "
-                "WHERE baseline_id = %s ORDER BY position",
-                (baseline_id,),
+                "WHERE baseline_id = %(baseline)s ORDER BY position",
+                {"baseline": baseline_id},
+                fields=_COLUMN_FIELDS,
+                rows_per_fetch=1,
             )
-            return [dict(zip(_COLUMN_FIELDS, values, strict=True)) for values in cursor]
+        )
     rows = session.execute(
         select(*(getattr(BaselineColumn, name) for name in _COLUMN_FIELDS))
         .where(BaselineColumn.baseline_id == baseline_id)
