@@ -133,6 +133,23 @@ def _keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_check(args: argparse.Namespace) -> int:
+    """Validate rule files: every problem with its file and line; exit 1 if there is any."""
+    from driftwatch.alerting import rules
+
+    location = args.path or get_settings().rules_dir
+    try:
+        ruleset = rules.load(location)
+    except rules.RulesInvalid as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        count = len(error.problems)
+        print(f"{count} problem{'s' if count != 1 else ''} in {location}", file=sys.stderr)
+        return 1
+    print(f"{location}: {len(ruleset.rules)} rules, {len(ruleset.channels)} channels, all valid")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="driftwatch", description="Model drift monitoring.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -172,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     create_baseline.add_argument("--name", required=True)
     create_baseline.add_argument("--file", required=True, help="CSV with a header, or .parquet")
     create_baseline.set_defaults(handler=_baselines_create)
+
+    rules_parser = commands.add_parser("rules", help="alert rules")
+    rules_commands = rules_parser.add_subparsers(
+        dest="rules_command", required=True, metavar="ACTION"
+    )
+    check = rules_commands.add_parser("check", help="validate rule files (exit 1 on a problem)")
+    check.add_argument(
+        "path", nargs="?", help="a folder of *.yaml or one file; default: DRIFTWATCH_RULES_DIR"
+    )
+    check.set_defaults(handler=_rules_check)
 
     keys = commands.add_parser("keys", help="API keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

@@ -1,0 +1,423 @@
+"""Alert rule files (``rules/*.yaml``, CONTRACT section 5): parsed and checked, every mistake
+reported with its file, line and what is wrong. Pure: no database, no network.
+
+The YAML is read as a node tree (``yaml.compose``) rather than plain data, so that every value
+keeps the line it came from.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from driftwatch.durations import parse_duration
+
+OPERATORS = (">=", "<=", "==", "!=", ">", "<")
+SEVERITIES = ("info", "warning", "critical")
+EVENTS = ("alerts", "retrain")
+ACCURACY_METRICS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "log_loss",
+    "mae",
+    "rmse",
+    "mape",
+    "r2",
+)
+FIXED_METRICS = (
+    "dataset.drifted_share",
+    "dataset.drifted_features",
+    "prediction.score",
+    "quality.missing_share",
+    "rows",
+)
+_WHEN = re.compile(r"^\s*(?P<metric>\S+)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>\S+)\s*$")
+_FEATURE_METRIC = re.compile(r"^feature\.(?P<name>.+)\.(?P<field>score|drifted)$")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleProblem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class RulesInvalid(ValueError):
+    def __init__(self, problems: list[RuleProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    name: str
+    type: Literal["slack", "webhook"]
+    channel: str | None = None  # slack
+    url: str | None = None  # webhook
+    secret_env: str | None = None  # webhook
+    events: tuple[str, ...] = EVENTS
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    metric: str
+    op: str
+    value: float
+
+    def holds(self, observed: float) -> bool:
+        return {
+            ">": observed > self.value,
+            ">=": observed >= self.value,
+            "<": observed < self.value,
+            "<=": observed <= self.value,
+            "==": observed == self.value,
+            "!=": observed != self.value,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    model: str  # a glob
+    when: Condition
+    path: str
+    line: int
+    for_windows: int = 1
+    severity: str = "warning"
+    notify: tuple[str, ...] = ()
+    retrain: tuple[str, ...] = ()
+    repeat: timedelta | None = None
+
+    def applies_to(self, model: str) -> bool:
+        return fnmatch.fnmatchcase(model, self.model)
+
+
+@dataclass(slots=True)
+class RuleSet:
+    channels: dict[str, Channel] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+
+
+def metric_problem(metric: str) -> str | None:
+    """Why a metric name is not one rules know, or None."""
+    if metric in FIXED_METRICS:
+        return None
+    if metric.startswith("accuracy."):
+        name = metric.removeprefix("accuracy.")
+        if name in ACCURACY_METRICS:
+            return None
+        return f"unknown accuracy metric {name!r} (known: {', '.join(ACCURACY_METRICS)})"
+    if _FEATURE_METRIC.match(metric):
+        return None
+    return (
+        f"unknown metric {metric!r}; use {', '.join(FIXED_METRICS)}, feature.<name>.score, "
+        "feature.<name>.drifted or accuracy.<metric>"
+    )
+
+
+class _Reader:
+    """Walks one file's node tree, collecting problems instead of stopping at the first."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[RuleProblem] = []
+
+    def problem(self, node: yaml.Node | None, message: str) -> None:
+        line = node.start_mark.line + 1 if node is not None else 1
+        self.problems.append(RuleProblem(self.path, line, message))
+
+    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, f"{what}: expected a mapping of keys to values")
+            return {}
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            if name in out:
+                self.problem(key, f"{what}: key {name!r} given twice")
+            out[name] = (key, value)
+        return out
+
+    def unknown_keys(
+        self, keys: Mapping[str, tuple[yaml.Node, yaml.Node]], allowed: tuple[str, ...], what: str
+    ) -> None:
+        for name, (key, _) in keys.items():
+            if name not in allowed:
+                self.problem(key, f"{what}: unknown key {name!r} (allowed: {', '.join(allowed)})")
+
+    def text(self, node: yaml.Node, what: str) -> str | None:
+        if not isinstance(node, yaml.ScalarNode) or node.value == "":
+            self.problem(node, f"{what}: expected a text value")
+            return None
+        return str(node.value)
+
+    def names(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]]:
+        if isinstance(node, yaml.ScalarNode):
+            return [(str(node.value), node)]
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, f"{what}: expected a list of channel names")
+            return []
+        return [(str(item.value), item) for item in node.value if isinstance(item, yaml.ScalarNode)]
+
+
+def _channel(reader: _Reader, name: str, node: yaml.Node) -> Channel | None:
+    what = f"channel {name!r}"
+    keys = reader.mapping(node, what)
+    if not keys:
+        return None
+    kind_node = keys.get("type", (None, None))[1]
+    kind = reader.text(kind_node, f"{what}: type") if kind_node is not None else None
+    if kind_node is None:
+        reader.problem(node, f"{what}: 'type' is required (slack or webhook)")
+        return None
+    if kind == "slack":
+        reader.unknown_keys(keys, ("type", "channel"), what)
+        if "channel" not in keys:
+            reader.problem(node, f"{what}: a slack channel needs 'channel', such as '#ml-alerts'")
+            return None
+        channel = reader.text(keys["channel"][1], f"{what}: channel")
+        return Channel(name, "slack", channel=channel) if channel else None
+    if kind == "webhook":
+        reader.unknown_keys(keys, ("type", "url", "secret_env", "events"), what)
+        url = reader.text(keys["url"][1], f"{what}: url") if "url" in keys else None
+        if "url" not in keys:
+            reader.problem(node, f"{what}: a webhook needs 'url'")
+        elif url and not re.match(r"^https?://", url):
+            reader.problem(keys["url"][1], f"{what}: url must start with http:// or https://")
+        secret = None
+        if "secret_env" not in keys:
+            reader.problem(
+                node,
+                f"{what}: a webhook needs 'secret_env', the variable holding "
+                "its 'whsec_...' secret",
+            )
+        else:
+            secret_node = keys["secret_env"][1]
+            secret = reader.text(secret_node, f"{what}: secret_env")
+            if secret and not os.environ.get(secret):
+                reader.problem(secret_node, f"{what}: the variable {secret} is not set")
+            elif secret and not os.environ[secret].startswith("whsec_"):
+                reader.problem(
+                    secret_node,
+                    f"{what}: the variable {secret} does not hold a "
+                    "Standard Webhooks secret ('whsec_...')",
+                )
+        events: tuple[str, ...] = EVENTS
+        if "events" in keys:
+            listed = reader.names(keys["events"][1], f"{what}: events")
+            for event, event_node in listed:
+                if event not in EVENTS:
+                    reader.problem(
+                        event_node,
+                        f"{what}: unknown event {event!r} (allowed: {', '.join(EVENTS)})",
+                    )
+            events = tuple(e for e, _ in listed if e in EVENTS)
+        return Channel(name, "webhook", url=url, secret_env=secret, events=events) if url else None
+    reader.problem(kind_node, f"{what}: unknown type {kind!r} (slack or webhook)")
+    return None
+
+
+def _condition(reader: _Reader, node: yaml.Node, what: str) -> Condition | None:
+    text = reader.text(node, f"{what}: when")
+    if text is None:
+        return None
+    match = _WHEN.match(text)
+    if match is None:
+        reader.problem(
+            node,
+            f"{what}: 'when' must read '<metric> <op> <number>' with op one of "
+            f"{' '.join(OPERATORS)}, such as 'dataset.drifted_share > 0.3'",
+        )
+        return None
+    problem = metric_problem(match["metric"])
+    if problem:
+        reader.problem(node, f"{what}: {problem}")
+        return None
+    try:
+        value = float(match["value"])
+    except ValueError:
+        reader.problem(node, f"{what}: {match['value']!r} is not a number")
+        return None
+    return Condition(match["metric"], match["op"], value)
+
+
+_RULE_KEYS = ("name", "model", "when", "for", "severity", "notify", "retrain", "repeat")
+
+
+def _rule(
+    reader: _Reader, node: yaml.Node, index: int, channels: dict[str, Channel], seen: set[str]
+) -> Rule | None:
+    keys = reader.mapping(node, f"rule {index + 1}")
+    if not keys:
+        return None
+    name = reader.text(keys["name"][1], f"rule {index + 1}: name") if "name" in keys else None
+    if "name" not in keys:
+        reader.problem(node, f"rule {index + 1}: 'name' is required")
+    what = f"rule {name!r}" if name else f"rule {index + 1}"
+    if name and name in seen:
+        reader.problem(keys["name"][1], f"{what}: another rule has this name")
+    if name:
+        seen.add(name)
+    reader.unknown_keys(keys, _RULE_KEYS, what)
+    if "when" not in keys:
+        reader.problem(node, f"{what}: 'when' is required, such as 'dataset.drifted_share > 0.3'")
+    when = _condition(reader, keys["when"][1], what) if "when" in keys else None
+    model = reader.text(keys["model"][1], f"{what}: model") if "model" in keys else "*"
+    windows = 1
+    if "for" in keys:
+        raw = keys["for"][1]
+        if not (
+            isinstance(raw, yaml.ScalarNode) and str(raw.value).isdigit() and int(raw.value) > 0
+        ):
+            reader.problem(raw, f"{what}: 'for' must be a whole number of windows, 1 or more")
+        else:
+            windows = int(raw.value)
+    severity = "warning"
+    if "severity" in keys:
+        severity = reader.text(keys["severity"][1], f"{what}: severity") or "warning"
+        if severity not in SEVERITIES:
+            reader.problem(
+                keys["severity"][1], f"{what}: severity must be one of {', '.join(SEVERITIES)}"
+            )
+    repeat = None
+    if "repeat" in keys:
+        text = reader.text(keys["repeat"][1], f"{what}: repeat")
+        try:
+            repeat = parse_duration(text or "")
+        except ValueError as error:
+            reader.problem(keys["repeat"][1], f"{what}: repeat: {error}")
+    notify = _channel_list(reader, keys, "notify", what, channels, webhook_only=False)
+    retrain = _channel_list(reader, keys, "retrain", what, channels, webhook_only=True)
+    if not notify and not retrain and "notify" not in keys and "retrain" not in keys:
+        reader.problem(node, f"{what}: give 'notify' or 'retrain' channels, or it alerts nobody")
+    if name is None or when is None or model is None:
+        return None
+    return Rule(
+        name=name,
+        model=model,
+        when=when,
+        path=reader.path,
+        line=node.start_mark.line + 1,
+        for_windows=windows,
+        severity=severity,
+        notify=notify,
+        retrain=retrain,
+        repeat=repeat,
+    )
+
+
+def _channel_list(
+    reader: _Reader,
+    keys: dict[str, tuple[yaml.Node, yaml.Node]],
+    key: str,
+    what: str,
+    channels: dict[str, Channel],
+    *,
+    webhook_only: bool,
+) -> tuple[str, ...]:
+    if key not in keys:
+        return ()
+    listed = reader.names(keys[key][1], f"{what}: {key}")
+    for name, node in listed:
+        channel = channels.get(name)
+        if channel is None:
+            known = ", ".join(sorted(channels)) or "none defined"
+            reader.problem(node, f"{what}: unknown channel {name!r} in {key} (channels: {known})")
+        elif webhook_only and channel.type != "webhook":
+            reader.problem(
+                node, f"{what}: retrain requests go to webhook channels; {name!r} is {channel.type}"
+            )
+        elif webhook_only and "retrain" not in channel.events:
+            reader.problem(
+                node,
+                f"{what}: channel {name!r} does not take retrain events "
+                "(its 'events' leave them out)",
+            )
+    return tuple(name for name, _ in listed if name in channels)
+
+
+def _compose(text: str, path: str) -> tuple[yaml.Node | None, list[RuleProblem]]:
+    try:
+        return yaml.compose(text), []
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(error, "problem", None) or str(error)
+        return None, [RuleProblem(path, line, f"not valid YAML: {problem}")]
+
+
+def parse_files(files: list[tuple[str, str]]) -> tuple[RuleSet, list[RuleProblem]]:
+    """(path, text) pairs read together: the channels of every file first, so that a rule may
+    name a channel defined in another file."""
+    ruleset = RuleSet()
+    problems: list[RuleProblem] = []
+    tops: list[tuple[_Reader, dict[str, tuple[yaml.Node, yaml.Node]]]] = []
+    for path, text in files:
+        root, found = _compose(text, path)
+        problems += found
+        if root is None:
+            continue
+        reader = _Reader(path)
+        top = reader.mapping(root, "the file")
+        reader.unknown_keys(top, ("channels", "rules"), "the file")
+        if "channels" in top:
+            for name, (_, node) in reader.mapping(top["channels"][1], "channels").items():
+                if name in ruleset.channels:
+                    reader.problem(node, f"channel {name!r} is defined twice")
+                channel = _channel(reader, name, node)
+                if channel is not None:
+                    ruleset.channels[name] = channel
+        tops.append((reader, top))
+    seen: set[str] = set()
+    for reader, top in tops:
+        if "rules" in top:
+            node = top["rules"][1]
+            if not isinstance(node, yaml.SequenceNode):
+                reader.problem(node, "rules: expected a list of rules")
+            else:
+                for index, item in enumerate(node.value):
+                    rule = _rule(reader, item, index, ruleset.channels, seen)
+                    if rule is not None:
+                        ruleset.rules.append(rule)
+        problems += reader.problems
+    return ruleset, sorted(problems, key=lambda p: (p.path, p.line, p.message))
+
+
+def load(location: str | Path) -> RuleSet:
+    """Every ``*.yaml`` file of a folder (or one file), checked together; raises RulesInvalid
+    listing every problem found."""
+    path = Path(location)
+    if path.is_dir():
+        files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    elif path.exists():
+        files = [path]
+    else:
+        raise RulesInvalid([RuleProblem(str(path), 1, "no such file or folder")])
+    ruleset, problems = parse_files([(str(f), f.read_text()) for f in files])
+    if problems:
+        raise RulesInvalid(problems)
+    return ruleset
+
+
+def describe(ruleset: RuleSet) -> dict[str, Any]:
+    return {
+        "channels": {n: c.type for n, c in ruleset.channels.items()},
+        "rules": [r.name for r in ruleset.rules],
+    }
