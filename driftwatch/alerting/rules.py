@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 
@@ -414,10 +414,3 @@ def load(location: str | Path) -> RuleSet:
     if problems:
         raise RulesInvalid(problems)
     return ruleset
-
-
-def describe(ruleset: RuleSet) -> dict[str, Any]:
-    return {
-        "channels": {n: c.type for n, c in ruleset.channels.items()},
-        "rules": [r.name for r in ruleset.rules],
-    }

@@ -316,7 +316,3 @@ def requeue(session: Session, *, run_ids: Sequence[int]) -> None:
 
 def models_to_schedule(session: Session) -> list[MonitoredModel]:
     return list(session.scalars(select(MonitoredModel).order_by(MonitoredModel.id)))
-
-
-def values_of(run: Run) -> dict[str, Any]:
-    return run.result or {}
