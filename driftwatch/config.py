@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from driftwatch.durations import UNITS, parse_duration
 
 
 class Settings(BaseSettings):
@@ -38,6 +40,18 @@ class Settings(BaseSettings):
     label_horizon: timedelta = timedelta(days=30)
     # Most windows queued per model when catching up after downtime (the newest ones).
     max_catchup_windows: int = 1000
+
+    @field_validator("label_horizon", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """Also ``30d``, ``12h``: the way every other duration in driftwatch is written."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.isdigit():
+                return timedelta(seconds=int(text))
+            if text[-1:] in UNITS:
+                return parse_duration(text)
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from driftwatch import db
@@ -38,3 +39,13 @@ def test_metrics_count_ingested_records(api: TestClient) -> None:
     text = api.get("/metrics", headers={"Authorization": ""}).text
     assert f'driftwatch_ingested_records_total{{kind="prediction",model="{model}"}} 1.0' in text
     assert f'driftwatch_rejected_records_total{{kind="prediction",model="{model}"}} 1.0' in text
+
+
+def test_durations_in_settings_read_like_every_other_duration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    for text, expected in (("30d", 30), ("P7D", 7), ("86400", 1)):
+        monkeypatch.setenv("DRIFTWATCH_LABEL_HORIZON", text)
+        assert Settings().label_horizon == timedelta(days=expected)
