@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from driftwatch.ingest.repository import stream_binary
@@ -224,9 +225,8 @@ def enqueue(
                                 window_end=end, status="pending"))  # fmt: skip
                 session.flush()
             queued += 1
-        except Exception as error:  # another replica queued it first
-            if "unique" not in str(error).lower() and "duplicate" not in str(error).lower():
-                raise
+        except IntegrityError:  # another replica queued it first
+            continue
     return queued
 
 
