@@ -123,6 +123,7 @@ def store(url: str, rows: int) -> str:
 
 def driftwatch_run(url: str, model_name: str) -> dict[str, Any]:
     from driftwatch import db
+    from driftwatch.alerting.service import AlertingContext
     from driftwatch.monitoring import service
     from driftwatch.registry import service as registry
 
@@ -133,7 +134,9 @@ def driftwatch_run(url: str, model_name: str) -> dict[str, Any]:
     started = time.perf_counter()
     with db.session_scope(engine) as session:
         model = registry.get_by_name(session, name=model_name)
-        run = service.run_now(session, model=model, start=T0, end=T0 + timedelta(days=1))
+        run = service.run_now(
+            session, model=model, start=T0, end=T0 + timedelta(days=1), alerting=AlertingContext()
+        )
         result = run.result or {}
     seconds = time.perf_counter() - started
     columns = {f["name"]: {"stattest": f["stattest"], "drifted": f["drifted"],

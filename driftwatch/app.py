@@ -15,6 +15,8 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from driftwatch import __version__, db
+from driftwatch.alerting.endpoints import router as alerting_router
+from driftwatch.alerting.service import RulesSource
 from driftwatch.auth import service as keys
 from driftwatch.config import Settings, get_settings
 from driftwatch.errors import DriftwatchError
@@ -79,11 +81,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     app.state.key_verifier = keys.KeyVerifier(settings.key_cache_seconds)
     app.state.model_cache = ModelCache()
+    app.state.rules = RulesSource(settings.rules_dir)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DriftwatchError, _driftwatch_error)
     app.include_router(registry_router)
     app.include_router(ingest_router)
     app.include_router(monitoring_router)
+    app.include_router(alerting_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from driftwatch.config import get_settings
 
@@ -15,25 +16,45 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from driftwatch import db
+    from driftwatch.alerting.rules import RulesInvalid
+    from driftwatch.alerting.service import RulesSource
     from driftwatch.app import create_app
 
     settings = get_settings()
+    try:
+        ruleset = RulesSource(settings.rules_dir).check()
+    except RulesInvalid as error:
+        print(f"driftwatch serve: the rules in {settings.rules_dir} have problems; "
+              f"fix them (driftwatch rules check) and start again:\n{error}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    if settings.slack_token is None and any(c.type == "slack" for c in ruleset.channels.values()):
+        logging.getLogger("driftwatch").warning(
+            "rules use Slack channels but DRIFTWATCH_SLACK_TOKEN is not set: Slack "
+            "deliveries will wait and retry until it is"
+        )
     db.upgrade(settings.database_url)
     app = create_app(settings)
-    scheduler = None
+    engine = db.get_engine(settings.database_url)
+    background: list[Any] = []
     if not args.no_scheduler:
         from driftwatch.monitoring.scheduler import Scheduler
 
-        scheduler = Scheduler(db.get_engine(settings.database_url), settings)
-        scheduler.start()
+        background.append(Scheduler(engine, settings))
+    if not args.no_dispatcher:
+        from driftwatch.alerting.dispatcher import Dispatcher
+
+        background.append(Dispatcher(engine, settings))
+    for worker in background:
+        worker.start()
     try:
         uvicorn.run(
             app, host=args.host, port=args.port, log_level=args.log_level,
             timeout_graceful_shutdown=10,
         )  # fmt: skip
     finally:
-        if scheduler is not None:
-            scheduler.shutdown()
+        for worker in background:
+            worker.shutdown()
     return 0
 
 
@@ -47,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     import json
 
     from driftwatch import db
+    from driftwatch.alerting.service import AlertingContext, RulesSource
     from driftwatch.errors import DriftwatchError
     from driftwatch.models.base import utcnow
     from driftwatch.monitoring import service
@@ -61,7 +83,8 @@ def _run(args: argparse.Namespace) -> int:
             length = timedelta(seconds=model.window_seconds)
             end = _parse_time(args.end) if args.end else window_start(utcnow(), length)
             start = _parse_time(args.start) if args.start else end - length
-            run = service.run_now(session, model=model, start=start, end=end)
+            context = AlertingContext(RulesSource(settings.rules_dir).check(), settings.public_url)
+            run = service.run_now(session, model=model, start=start, end=end, alerting=context)
             baseline = service.active_baseline(session, model=model)
             out = service.to_out(run, model=model, baseline=baseline)
     except DriftwatchError as error:
@@ -160,7 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-scheduler",
         action="store_true",
-        help="serve only; do not run scheduled monitors or deliver alerts",
+        help="do not compute scheduled monitoring windows in this process",
+    )
+    serve.add_argument(
+        "--no-dispatcher",
+        action="store_true",
+        help="do not send alert notifications and webhooks from this process",
     )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]

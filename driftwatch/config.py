@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from driftwatch.durations import UNITS, parse_duration
 
@@ -41,17 +42,51 @@ class Settings(BaseSettings):
     # Most windows queued per model when catching up after downtime (the newest ones).
     max_catchup_windows: int = 1000
 
+    # Seconds a dispatcher waits between looks for due deliveries (a commit in the same process
+    # that writes deliveries wakes it at once).
+    dispatcher_interval_seconds: float = 1.0
+    # Deliveries one process sends at the same time.
+    dispatcher_concurrency: int = 8
+    # Seconds one notification request may take before it counts as failed.
+    delivery_timeout_seconds: float = 10.0
+    # Seconds a replica holds a delivery it sends; past that another replica may send it again.
+    delivery_lease_seconds: float = 60.0
+    # Waits after each failed attempt (CONTRACT section 6); when they run out the delivery fails.
+    # A comma-separated list of durations in the environment: "5s,5m,30m,2h".
+    retry_schedule: Annotated[list[timedelta], NoDecode] = [
+        timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
+        timedelta(hours=5), timedelta(hours=10), timedelta(hours=14), timedelta(hours=20),
+        timedelta(hours=24),
+    ]  # fmt: skip
+    # Failures in a row (network errors, timeouts, 5xx) that open an endpoint's circuit breaker.
+    breaker_failures: int = 5
+    # Seconds an open breaker waits before it sends one delivery as a probe.
+    breaker_probe_seconds: float = 60.0
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [_duration(part) for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("label_horizon", mode="before")
     @classmethod
-    def _duration(cls, value: object) -> object:
-        """Also ``30d``, ``12h``: the way every other duration in driftwatch is written."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.isdigit():
-                return timedelta(seconds=int(text))
-            if text[-1:] in UNITS:
-                return parse_duration(text)
-        return value
+    def _horizon(cls, value: object) -> object:
+        return _duration(value)
+
+
+def _duration(value: object) -> object:
+    """Also ``30d``, ``12h``, ``0.5s``: the way every other duration in driftwatch is written."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return timedelta(seconds=float(text))
+        except ValueError:
+            pass
+        if text[-1:] in UNITS:
+            return parse_duration(text)
+    return value
 
 
 @lru_cache(maxsize=1)

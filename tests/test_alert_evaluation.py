@@ -33,11 +33,11 @@ def play(r: Rule, values: list[float | None], step: timedelta = timedelta(hours=
     [
         (1, [0.1, 0.5, 0.6, 0.1], ["-", "firing", "-", "resolved"], "ok"),
         (2, [0.5, 0.5, 0.5, 0.1], ["pending", "firing", "-", "resolved"], "ok"),
-        (2, [0.5, 0.1, 0.5, 0.1], ["pending", "-", "pending", "-"], "ok"),  # never 2 in a row
+        (2, [0.5, 0.1, 0.5, 0.1], ["pending", "cleared", "pending", "cleared"], "ok"),
         (
             3,
             [0.5, 0.5, 0.1, 0.5, 0.5, 0.5],
-            ["pending", "-", "-", "pending", "-", "firing"],
+            ["pending", "-", "cleared", "pending", "-", "firing"],
             "firing",
         ),
         # a missing metric neither breaches nor recovers
@@ -85,3 +85,24 @@ def test_only_firing_resolved_and_repeat_notify() -> None:
     assert firing is not None
     assert firing.notifies
     assert firing.value == 0.9
+
+
+def test_a_window_without_the_metric_is_evaluated_when_its_labels_arrive() -> None:
+    """Window 1 is computed before its labels (accuracy missing), window 2 too; when window 1
+    is computed again with labels, it is newer than anything evaluated, so it counts."""
+    r = Rule(name="f1", model="*", when=Condition("accuracy.f1", "<", 0.8),
+             path="rules/a.yaml", line=1)  # fmt: skip
+    w1, w2 = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    state, transition = evaluate(r, AlertState(), value=None, window_end=w1, now=w1)
+    assert transition is None
+    state, transition = evaluate(r, state, value=None, window_end=w2, now=w2)
+    assert transition is None
+    assert state.last_window_end is None
+    state, transition = evaluate(r, state, value=0.5, window_end=w1, now=w2)
+    assert transition is not None
+    assert transition.event == "firing"
+    assert state.last_window_end == w1
+    # and window 1 computed once more (more labels) is history now
+    again, transition = evaluate(r, state, value=0.95, window_end=w1, now=w2)
+    assert transition is None
+    assert again == state

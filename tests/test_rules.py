@@ -153,7 +153,10 @@ def test_a_secret_that_is_not_a_standard_webhooks_secret_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DW_TEST_RETRAIN_SECRET", "hunter2")
-    assert any("does not hold a Standard Webhooks secret" in p for p in check(CHANNELS))
+    assert any("does not hold a usable Standard Webhooks secret: a Standard Webhooks secret "
+               "starts with 'whsec_'" in p for p in check(CHANNELS))  # fmt: skip
+    monkeypatch.setenv("DW_TEST_RETRAIN_SECRET", "whsec_not*base64")
+    assert any("the part after 'whsec_' is not base64" in p for p in check(CHANNELS))
 
 
 def test_rules_may_use_channels_of_another_file(tmp_path: Path) -> None:

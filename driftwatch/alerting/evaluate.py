@@ -4,7 +4,9 @@ An alert moves ok -> pending -> firing -> ok (resolved). ``for`` windows breachi
 make it fire; a window that does not breach resolves a firing alert (and clears a pending one);
 ``repeat`` re-notifies while it keeps firing. A window older than (or as old as) the newest one
 already evaluated is history and changes nothing, and neither does a window where the metric is
-missing (no data, no labels): it neither counts as a breach nor as a recovery.
+missing (no data, no labels): it neither counts as a breach nor as a recovery, and it does not
+count as evaluated, so that a window whose labels arrive later is evaluated when it is computed
+again with them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Literal
 from driftwatch.alerting.rules import Rule
 
 State = Literal["ok", "pending", "firing"]
-Event = Literal["pending", "firing", "resolved", "repeat"]
+Event = Literal["pending", "firing", "resolved", "repeat", "cleared"]  # cleared: pending, then not
 NOTIFYING: frozenset[Event] = frozenset({"firing", "resolved", "repeat"})
 
 
@@ -45,14 +47,15 @@ def evaluate(
     """The alert's next state after one window, and what happened (None: nothing to record)."""
     if current.last_window_end is not None and window_end <= current.last_window_end:
         return current, None  # history: an older window recomputed changes no alert
-    moved = replace(current, last_window_end=window_end)
     if value is None:
-        return moved, None  # no data or no labels: neither a breach nor a recovery
+        return current, None  # no data or no labels: neither a breach nor a recovery
+    moved = replace(current, last_window_end=window_end)
     if not rule.when.holds(value):
         if current.state == "firing":
             resolved = replace(moved, state="ok", breaches=0, last_notified_at=now)
             return resolved, Transition("resolved", value, window_end)
-        return replace(moved, state="ok", breaches=0), None
+        cleared = Transition("cleared", value, window_end) if current.state == "pending" else None
+        return replace(moved, state="ok", breaches=0), cleared
     breaches = current.breaches + 1
     if current.state == "firing":
         due = rule.repeat is not None and (

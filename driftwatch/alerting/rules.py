@@ -18,6 +18,7 @@ from typing import Literal
 
 import yaml
 
+from driftwatch.alerting.signing import BadSecret, secret_key
 from driftwatch.durations import parse_duration
 
 OPERATORS = (">=", "<=", "==", "!=", ">", "<")
@@ -213,12 +214,15 @@ def _channel(reader: _Reader, name: str, node: yaml.Node) -> Channel | None:
             secret = reader.text(secret_node, f"{what}: secret_env")
             if secret and not os.environ.get(secret):
                 reader.problem(secret_node, f"{what}: the variable {secret} is not set")
-            elif secret and not os.environ[secret].startswith("whsec_"):
-                reader.problem(
-                    secret_node,
-                    f"{what}: the variable {secret} does not hold a "
-                    "Standard Webhooks secret ('whsec_...')",
-                )
+            elif secret:
+                try:
+                    secret_key(os.environ[secret])
+                except BadSecret as error:
+                    reader.problem(
+                        secret_node,
+                        f"{what}: the variable {secret} does not hold a usable "
+                        f"Standard Webhooks secret: {error}",
+                    )
         events: tuple[str, ...] = EVENTS
         if "events" in keys:
             listed = reader.names(keys["events"][1], f"{what}: events")

@@ -1,5 +1,14 @@
 """Every ORM model, importable from one place (Alembic reads ``Base.metadata`` from here)."""
 
+from driftwatch.models.alerting import (
+    Alert,
+    AlertEvent,
+    AlertRuleState,
+    Delivery,
+    DeliveryAttempt,
+    Endpoint,
+    Silence,
+)
 from driftwatch.models.auth import ApiKey
 from driftwatch.models.base import Base
 from driftwatch.models.ingest import GroundTruth, Prediction, PredictionChunk, RejectedRecord
@@ -7,10 +16,16 @@ from driftwatch.models.monitoring import Baseline, BaselineColumn, Run, RunMetri
 from driftwatch.models.registry import MonitoredModel
 
 __all__ = [
+    "Alert",
+    "AlertEvent",
+    "AlertRuleState",
     "ApiKey",
     "Base",
     "Baseline",
     "BaselineColumn",
+    "Delivery",
+    "DeliveryAttempt",
+    "Endpoint",
     "GroundTruth",
     "MonitoredModel",
     "Prediction",
@@ -18,4 +33,5 @@ __all__ = [
     "RejectedRecord",
     "Run",
     "RunMetric",
+    "Silence",
 ]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from driftwatch.alerting.service import AlertingContext
 from driftwatch.deps import AdminKey, ReadKey, SessionDep
 from driftwatch.errors import InvalidPayload, NotFound
 from driftwatch.ingest.endpoints import read_json
@@ -111,11 +112,15 @@ def activate_baseline(
 
 
 @router.post("/runs", response_model=dict[str, Any])
-def create_run(name: str, body: RunCreate, session: SessionDep, _key: AdminKey) -> dict[str, Any]:
-    """Compute the window now and return the run."""
+def create_run(
+    name: str, body: RunCreate, request: Request, session: SessionDep, _key: AdminKey
+) -> dict[str, Any]:
+    """Compute the window now and return the run (alert rules apply to it as to any run)."""
     model = registry.get_by_name(session, name=name)
+    settings = request.app.state.settings
+    context = AlertingContext(request.app.state.rules.current(), settings.public_url)
     run = service.run_now(session, model=model, start=body.start, end=body.end,
-                          baseline_id=body.baseline)  # fmt: skip
+                          alerting=context, baseline_id=body.baseline)  # fmt: skip
     return service.to_out(run, model=model, baseline=session.get(Baseline, run.baseline_id))
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, update
 
+from driftwatch.alerting.service import AlertingContext, RulesSource
 from driftwatch.config import Settings
 from driftwatch.db import session_scope
 from driftwatch.models import MonitoredModel, Run
@@ -35,6 +36,7 @@ class Scheduler:
         self.engine = engine
         self.settings = settings
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.rules = RulesSource(settings.rules_dir)
         self._ticker = BackgroundScheduler(timezone=UTC)
         self._ticker.add_job(
             self.tick, "interval", seconds=settings.scheduler_interval_seconds,
@@ -126,7 +128,8 @@ class Scheduler:
                 model = session.get(MonitoredModel, run.model_id) if run else None
                 if run is None or model is None:
                     return
-                service.compute_run(session, model=model, run=run)
+                context = AlertingContext(self.rules.current(), self.settings.public_url)
+                service.compute_run(session, model=model, run=run, alerting=context)
                 log.info("model %s: window %s computed (%d rows, %.2f s)", model.name,
                          run.window_start.isoformat(), run.rows or 0,
                          run.duration_seconds or 0)  # fmt: skip

@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from driftwatch.alerting import service as alerts
+from driftwatch.alerting.service import AlertingContext
 from driftwatch.errors import Conflict, InvalidPayload, NotFound
 from driftwatch.ingest import chunks
 from driftwatch.ingest import repository as ingest_repository
@@ -165,8 +167,11 @@ def read_window(
     )  # fmt: skip
 
 
-def compute_run(session: Session, *, model: MonitoredModel, run: Run) -> Run:
-    """Compute the run's window now and store the result on it."""
+def compute_run(
+    session: Session, *, model: MonitoredModel, run: Run, alerting: AlertingContext
+) -> Run:
+    """Compute the run's window now, store the result on it, and apply the alert rules (the
+    transitions and notifications they cause commit with the run)."""
     started = time.perf_counter()
     baseline = session.get(Baseline, run.baseline_id)
     if baseline is None:
@@ -212,6 +217,7 @@ def compute_run(session: Session, *, model: MonitoredModel, run: Run) -> Run:
     run.duration_seconds = time.perf_counter() - started
     session.flush()
     repository.store_metrics(session, run=run, metrics=compute.flat_metrics(result))
+    alerts.evaluate_run(session, model=model, run=run, context=alerting)
     return run
 
 
@@ -245,7 +251,7 @@ def _narrow(
 
 def run_now(
     session: Session, *, model: MonitoredModel, start: datetime, end: datetime,
-    baseline_id: int | None = None,
+    alerting: AlertingContext, baseline_id: int | None = None,
 ) -> Run:  # fmt: skip
     """Compute a window on demand (the API and ``driftwatch run``); the same window and
     baseline computed again updates its run."""
@@ -270,7 +276,7 @@ def run_now(
                   window_end=end, status="running", attempts=1)  # fmt: skip
         session.add(run)
         session.flush()
-    return compute_run(session, model=model, run=run)
+    return compute_run(session, model=model, run=run, alerting=alerting)
 
 
 def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> dict[str, Any]:

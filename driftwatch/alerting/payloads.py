@@ -1,0 +1,176 @@
+"""What a notification says: the webhook body (CONTRACT section 6) and the Slack message. Pure.
+
+Both are built when the alert transition is committed and stored with the delivery, so every
+retry sends the same bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from driftwatch.alerting.rules import Rule
+from driftwatch.stats import registry as stattests
+
+# Numbers a notification shows besides the rule's own metric, when the run has them.
+HEADLINE_METRICS = (
+    "dataset.drifted_share",
+    "dataset.drifted_features",
+    "prediction.score",
+    "quality.missing_share",
+    "rows",
+    "labeled_rows",
+)
+MOST_DRIFTED_SHOWN = 5
+SEVERITY_MARK = {"critical": ":red_circle:", "warning": ":large_orange_circle:"}
+TITLES = {
+    "alert.firing": "Firing",
+    "alert.resolved": "Resolved",
+    "model.retrain_requested": "Retraining requested",
+}
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def headline_metrics(metrics: dict[str, float | None], rule_metric: str) -> dict[str, float]:
+    """The rule's metric first, then the run's headline numbers and accuracy (none missing)."""
+    names = [rule_metric, *HEADLINE_METRICS,
+             *sorted(m for m in metrics if m.startswith("accuracy."))]  # fmt: skip
+    return {name: value for name in dict.fromkeys(names)
+            if (value := metrics.get(name)) is not None}  # fmt: skip
+
+
+def most_drifted(features: list[dict[str, Any]], limit: int = MOST_DRIFTED_SHOWN) -> list[Any]:
+    """The drifted features, the furthest past their threshold first (for a p-value, how many
+    times smaller than its threshold; for a distance, how many times larger)."""
+
+    def severity(feature: dict[str, Any]) -> float:
+        score, threshold = feature["score"], feature["threshold"]
+        test = stattests.STATTESTS.get(feature["stattest"])
+        if test is not None and test.pvalue:
+            return float(threshold) / max(float(score), 1e-300)
+        return float(score) / max(float(threshold), 1e-300)
+
+    drifted = [f for f in features if f.get("drifted") and f.get("score") is not None]
+    drifted.sort(key=severity, reverse=True)
+    return [
+        {"name": f["name"], "stattest": f["stattest"], "score": f["score"],
+         "threshold": f["threshold"]}
+        for f in drifted[:limit]
+    ]  # fmt: skip
+
+
+def alert_data(
+    *, model: str, model_version: str | None, rule: Rule, alert_id: int, run_id: int,
+    window_start: datetime, window_end: datetime, value: float,
+    metrics: dict[str, float | None], result: dict[str, Any], baseline: dict[str, Any] | None,
+    public_url: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The ``data`` of every message about one alert transition."""
+    base = public_url.rstrip("/")
+    return {
+        "model": model,
+        "model_version": model_version,
+        "rule": rule.name,
+        "severity": rule.severity,
+        "alert_id": alert_id,
+        "run_id": run_id,
+        "window": {"start": iso(window_start), "end": iso(window_end)},
+        "condition": str(rule.when),
+        "value": value,
+        "threshold": rule.when.value,
+        "metrics": headline_metrics(metrics, rule.when.metric),
+        "drifted_features": most_drifted(result.get("features") or []),
+        "baseline": baseline,
+        "rows": result.get("rows"),
+        "labeled_rows": result.get("labeled_rows"),
+        "dashboard_url": f"{base}/models/{model}",
+        "alert_url": f"{base}/alerts?alert={alert_id}",
+        "run_url": f"{base}/api/v1/models/{model}/runs/{run_id}",
+    }
+
+
+def webhook_body(message_type: str, data: dict[str, Any], *, timestamp: datetime) -> str:
+    return orjson.dumps({"type": message_type, "timestamp": iso(timestamp), "data": data}).decode()
+
+
+def _escape(text: str) -> str:
+    """Slack mrkdwn: only these three characters are markup in plain text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _window(data: dict[str, Any]) -> str:
+    start = datetime.fromisoformat(data["window"]["start"])
+    end = datetime.fromisoformat(data["window"]["end"])
+    same_day = start.date() == end.date()
+    return (f"{start:%Y-%m-%d %H:%M} - {end:%H:%M} UTC" if same_day
+            else f"{start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+
+
+def slack_text(message_type: str, data: dict[str, Any], *, repeat: bool = False) -> str:
+    """The plain fallback (notifications, screen readers)."""
+    state = "still firing" if repeat else TITLES[message_type].lower()
+    return (
+        f"[{data['severity'].upper()}] {data['rule']} {state} on {data['model']}: "
+        f"{data['condition'].split(' ')[0]} = {_number(data['value'])} "
+        f"(rule: {data['condition']}), window {_window(data)}"
+    )
+
+
+def slack_message(
+    message_type: str, data: dict[str, Any], *, repeat: bool = False
+) -> dict[str, Any]:
+    """Block Kit: what fired, on which model, the value against the threshold, the window,
+    the most drifted features and a link to the dashboard, with a text fallback."""
+    resolved = message_type == "alert.resolved"
+    mark = (
+        ":white_check_mark:"
+        if resolved
+        else SEVERITY_MARK.get(data["severity"], ":large_blue_circle:")
+    )
+    title = "Still firing" if repeat else TITLES[message_type]
+    version = f" ({_escape(data['model_version'])})" if data.get("model_version") else ""
+    rows = data.get("rows")
+    fields = [
+        f"*Severity*\n{data['severity']}",
+        f"*Model*\n`{_escape(data['model'])}`{version}",
+        f"*Condition*\n`{_escape(data['condition'])}`",
+        f"*Value*\n{_number(data['value'])} (threshold {_number(data['threshold'])})",
+        f"*Window*\n{_window(data)}",
+        f"*Rows*\n{rows:,} ({data.get('labeled_rows') or 0:,} labeled)"
+        if isinstance(rows, int) else "*Rows*\n-",
+    ]  # fmt: skip
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "emoji": True,
+                                    "text": f"{title}: {data['rule']} on {data['model']}"[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{mark} *{_escape(data['rule'])}*"},
+         "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
+    ]  # fmt: skip
+    drifted = data.get("drifted_features") or []
+    if drifted and not resolved:
+        lines = [
+            f"- `{_escape(f['name'])}` {f['stattest']} {_number(f['score'])} "
+            f"(threshold {_number(f['threshold'])})"
+            for f in drifted
+        ]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                       "text": "*Most drifted features*\n" + "\n".join(lines)}})  # fmt: skip
+    blocks.append({"type": "actions", "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "Open in driftwatch"},
+         "url": data["dashboard_url"], "action_id": "open_dashboard"},
+    ]})  # fmt: skip
+    blocks.append({"type": "context", "elements": [
+        {"type": "mrkdwn",
+         "text": f"alert #{data['alert_id']} - run #{data['run_id']} - driftwatch"},
+    ]})  # fmt: skip
+    return {"text": slack_text(message_type, data, repeat=repeat), "blocks": blocks}

@@ -1,0 +1,431 @@
+"""Alerts end to end: runs move alerts, the outbox delivers to a real webhook receiver and a
+real (local) Slack API, through failures, rate limits, breakers, silences and redeliveries."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from standardwebhooks.webhooks import Webhook
+
+from driftwatch.alerting.dispatcher import Dispatcher
+from driftwatch.app import create_app
+from driftwatch.config import Settings
+from tests.conftest import ADMIN_KEY, create_model, wait_until
+from tests.servers import FakeSlack, Plan, Receiver, always
+
+SECRET = "whsec_" + base64.b64encode(b"driftwatch-test-secret-32-bytes!").decode()
+SECRET_ENV = "DW_TEST_WEBHOOK_SECRET"
+FEATURES = [{"name": "x", "kind": "numerical"}, {"name": "y", "kind": "numerical"}]
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+BASELINE = np.random.default_rng(1).normal(0, 1, (200, 2)).round(4)
+
+RULES = """
+channels:
+  team-slack:
+    type: slack
+    channel: "#ml-alerts"
+  hook:
+    type: webhook
+    url: {url}
+    secret_env: DW_TEST_WEBHOOK_SECRET
+rules:
+  - name: drift
+    model: "*"
+    when: dataset.drifted_share > 0.3
+    for: {for_windows}
+    severity: critical
+    notify: [{notify}]
+    retrain: [{retrain}]
+"""
+
+
+@dataclass
+class Setup:
+    api: TestClient
+    receiver: Receiver
+    slack: FakeSlack
+    settings: Settings
+    dispatcher: Dispatcher
+
+    def model(self) -> str:
+        model = create_model(self.api, features=FEATURES, window="1h")
+        records = [{"features": {"x": float(x), "y": float(y)}, "prediction": 0.5}
+                   for x, y in BASELINE]  # fmt: skip
+        response = self.api.post(f"/api/v1/models/{model['name']}/baselines",
+                                 json={"name": "training", "records": records})  # fmt: skip
+        assert response.status_code == 201, response.text
+        return str(model["name"])
+
+    def window(self, model: str, hour: int, *, drifted: bool | None) -> dict[str, Any]:
+        """Log a window (drifted: shifted far; not: the baseline itself; None: no data) and
+        compute it."""
+        start = T0 + timedelta(hours=hour)
+        if drifted is not None:
+            shift = 5.0 if drifted else 0.0
+            records = [
+                {"prediction_id": f"{hour}-{i}",
+                 "timestamp": (start + timedelta(seconds=i)).isoformat(),
+                 "features": {"x": float(x) + shift, "y": float(y) + shift},
+                 "prediction": 0.5, "model_version": "v7"}
+                for i, (x, y) in enumerate(BASELINE)
+            ]  # fmt: skip
+            logged = self.api.post(f"/api/v1/models/{model}/predictions",
+                                   json={"records": records})  # fmt: skip
+            assert logged.status_code == 200, logged.text
+        return self.run(model, hour)
+
+    def run(self, model: str, hour: int) -> dict[str, Any]:
+        start = T0 + timedelta(hours=hour)
+        response = self.api.post(
+            f"/api/v1/models/{model}/runs",
+            json={"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()},
+        )
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def alerts(self, model: str, **filters: str) -> list[dict[str, Any]]:
+        response = self.api.get("/api/v1/alerts", params={"model": model, **filters})
+        assert response.status_code == 200, response.text
+        result: list[dict[str, Any]] = response.json()
+        return result
+
+    def alert(self, alert_id: int) -> dict[str, Any]:
+        response = self.api.get(f"/api/v1/alerts/{alert_id}")
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+@pytest.fixture
+def alerting(
+    settings: Settings, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Setup]]:
+    made: list[tuple[Setup, TestClient]] = []
+
+    def make(*, for_windows: int = 1, notify: str = "team-slack, hook", retrain: str = "hook",
+             plan: Plan | None = None, slack_plan: Plan | None = None,
+             start: bool = True, **overrides: Any) -> Setup:  # fmt: skip
+        monkeypatch.setenv(SECRET_ENV, SECRET)
+        receiver, slack = Receiver(plan or always()), FakeSlack(slack_plan or always())
+        rules_dir = tmp_path / f"rules-{uuid.uuid4().hex[:6]}"
+        rules_dir.mkdir()
+        (rules_dir / "alerts.yaml").write_text(
+            RULES.format(url=receiver.url, for_windows=for_windows, notify=notify, retrain=retrain)
+        )
+        custom = settings.model_copy(update={
+            "rules_dir": str(rules_dir), "slack_token": SecretStr("xoxb-test-token"),
+            "slack_api_url": slack.api_url, "dispatcher_interval_seconds": 0.1,
+            "retry_schedule": [timedelta(seconds=0.1)] * 9, "breaker_failures": 100,
+            "public_url": "http://dash.example:8000", **overrides,
+        })  # fmt: skip
+        client = TestClient(create_app(custom, engine),
+                            headers={"Authorization": f"Bearer {ADMIN_KEY}"})  # fmt: skip
+        client.__enter__()
+        dispatcher = Dispatcher(engine, custom, owner=f"test-{uuid.uuid4().hex[:6]}")
+        if start:
+            dispatcher.start()
+        setup = Setup(client, receiver, slack, custom, dispatcher)
+        made.append((setup, client))
+        return setup
+
+    yield make
+    for setup, client in made:
+        if setup.dispatcher._thread.is_alive():
+            setup.dispatcher.shutdown()
+        client.__exit__(None, None, None)
+        setup.receiver.close()
+        setup.slack.close()
+
+
+def verified(request: Any) -> dict[str, Any]:
+    """The body of a webhook request, after checking its signature with the
+    ``standardwebhooks`` package."""
+    keys = ("webhook-id", "webhook-timestamp", "webhook-signature")
+    payload: dict[str, Any] = Webhook(SECRET).verify(
+        request.body, {k: request.headers[k] for k in keys}
+    )
+    return payload
+
+
+def test_an_alert_goes_pending_fires_and_resolves_with_every_notification(
+    alerting: Callable[..., Setup],
+) -> None:
+    setup = alerting(for_windows=2)
+    model = setup.model()
+    first = setup.window(model, 0, drifted=True)
+    [pending] = setup.alerts(model)
+    assert pending["state"] == "pending"
+    assert pending["run_id"] == first["id"]
+    time.sleep(0.3)
+    assert setup.receiver.received() == []  # pending notifies no one
+    assert setup.slack.received() == []
+
+    second = setup.window(model, 1, drifted=True)
+    [firing] = setup.alerts(model)
+    assert (firing["id"], firing["state"], firing["value"]) == (pending["id"], "firing", 1.0)
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 2 and setup.slack.posted())
+    bodies = {b["type"]: b for b in (verified(r) for r in setup.receiver.accepted())}
+    assert set(bodies) == {"alert.firing", "model.retrain_requested"}
+    data = bodies["model.retrain_requested"]["data"]
+    assert data["model"] == model
+    assert data["model_version"] == "v7"
+    assert (data["rule"], data["severity"]) == ("drift", "critical")
+    assert (data["alert_id"], data["run_id"]) == (firing["id"], second["id"])
+    assert data["window"] == second["window"]
+    assert data["metrics"]["dataset.drifted_share"] == 1.0
+    assert data["dashboard_url"] == f"http://dash.example:8000/models/{model}"
+    assert {f["name"] for f in data["drifted_features"]} == {"x", "y"}
+    assert data["baseline"]["name"] == "training"
+
+    [message] = setup.slack.posted()
+    assert message["channel"] == "#ml-alerts"
+    assert message["authorization"] == "Bearer xoxb-test-token"
+    assert "drift" in message["text"]
+    assert model in message["text"]
+    assert "dataset.drifted_share = 1" in message["text"]
+    rendered = str(message["blocks"])
+    for expected in ("critical", model, "dataset.drifted_share &gt; 0.3", "threshold 0.3",
+                     "`x`", "Open in driftwatch", data["dashboard_url"]):  # fmt: skip
+        assert expected in rendered, expected
+
+    setup.window(model, 2, drifted=True)  # still firing: no repeat configured
+    third_clean = setup.window(model, 3, drifted=False)
+    [resolved] = setup.alerts(model)
+    assert resolved["state"] == "resolved"
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 3
+                      and len(setup.slack.posted()) == 2)  # fmt: skip
+    last = verified(setup.receiver.accepted()[-1])
+    assert last["type"] == "alert.resolved"
+    assert last["data"]["run_id"] == third_clean["id"]
+    resolution = setup.slack.posted()[1]
+    assert resolution["thread_ts"] == message["ts"]  # threaded under the firing message
+    assert not resolution.get("reply_broadcast")
+
+    detail = setup.alert(resolved["id"])
+    assert [e["event"] for e in detail["events"]] == ["pending", "firing", "resolved"]
+    assert [e["run_id"] for e in detail["events"]] == [first["id"], second["id"],
+                                                       third_clean["id"]]  # fmt: skip
+    assert detail["events"][1]["metrics"]["dataset.drifted_share"] == 1.0
+    assert detail["events"][2]["value"] == 0.0
+    assert wait_until(lambda: all(d["status"] == "delivered"
+                                  for d in setup.alert(resolved["id"])["deliveries"]))  # fmt: skip
+    deliveries = setup.alert(resolved["id"])["deliveries"]
+    assert sorted((d["channel"], d["type"]) for d in deliveries) == [
+        ("hook", "alert.firing"), ("hook", "alert.resolved"), ("hook", "model.retrain_requested"),
+        ("team-slack", "alert.firing"), ("team-slack", "alert.resolved"),
+    ]  # fmt: skip
+    assert all(len(d["attempt_log"]) == 1 for d in deliveries)
+    ids = {r.headers["webhook-id"] for r in setup.receiver.accepted()}
+    assert ids == {d["webhook_id"] for d in deliveries if d["channel"] == "hook"}
+
+
+def test_history_and_missing_data_change_no_alert(alerting: Callable[..., Setup]) -> None:
+    setup = alerting(notify="hook", retrain="")
+    model = setup.model()
+    setup.window(model, 0, drifted=False)
+    setup.window(model, 5, drifted=True)
+    [alert] = setup.alerts(model)
+    assert alert["state"] == "firing"
+    setup.run(model, 0)  # an older window, computed again, does not resolve it
+    setup.window(model, 6, drifted=None)  # a newer window with no data neither
+    detail = setup.alert(alert["id"])
+    assert detail["state"] == "firing"
+    assert [e["event"] for e in detail["events"]] == ["firing"]
+    setup.window(model, 7, drifted=False)
+    assert setup.alert(alert["id"])["state"] == "resolved"
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 2)
+    assert [verified(r)["type"] for r in setup.receiver.accepted()] == [
+        "alert.firing",
+        "alert.resolved",
+    ]
+
+
+def test_a_failing_receiver_gets_every_message_with_the_same_id_once_it_recovers(
+    alerting: Callable[..., Setup],
+) -> None:
+    failing = 7
+    setup = alerting(notify="hook", plan=lambda n: (500, {}) if n < failing else (200, {}))
+    models = [setup.model() for _ in range(2)]
+    for model in models:
+        setup.window(model, 0, drifted=True)
+    # two models x (alert.firing + model.retrain_requested)
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 4, timeout=30)
+    received = setup.receiver.received()
+    assert len(received) == failing + 4
+    by_id: dict[str, list[Any]] = {}
+    for request in received:
+        verified(request)  # every attempt is signed, with a fresh timestamp
+        by_id.setdefault(request.headers["webhook-id"], []).append(request)
+    assert len(by_id) == 4
+    for requests in by_id.values():
+        assert [r.status for r in requests][-1] == 200
+        assert len({r.body for r in requests}) == 1  # the same message every time
+    deliveries = [d for m in models for a in setup.alerts(m)
+                  for d in setup.alert(a["id"])["deliveries"]]  # fmt: skip
+    assert wait_until(lambda: all(
+        setup.api.get(f"/api/v1/deliveries/{d['id']}").json()["status"] == "delivered"
+        for d in deliveries))  # fmt: skip
+    for delivery in deliveries:
+        full = setup.api.get(f"/api/v1/deliveries/{delivery['id']}").json()
+        log = full["attempt_log"]
+        assert len(log) == len(by_id[full["webhook_id"]])  # every attempt recorded
+        assert [a["outcome"] for a in log][-1] == "delivered"
+        assert all(a["outcome"] == "retry" and a["status_code"] == 500 for a in log[:-1])
+
+
+def test_the_breaker_pauses_a_failing_endpoint_probes_it_and_resumes(
+    alerting: Callable[..., Setup],
+) -> None:
+    began = time.monotonic()
+    down_for = 2.0
+    setup = alerting(
+        notify="hook",
+        plan=lambda n: (503, {}) if time.monotonic() - began < down_for else (200, {}),
+        breaker_failures=2, breaker_probe_seconds=0.5,
+        retry_schedule=[timedelta(seconds=0.02)] * 9,
+    )  # fmt: skip
+    model = setup.model()
+    setup.window(model, 0, drifted=True)
+
+    def breaker() -> dict[str, Any]:
+        [found] = [e for e in setup.api.get("/api/v1/endpoints").json()
+                   if e["endpoint"] == setup.receiver.url]  # fmt: skip
+        return found
+
+    assert wait_until(
+        lambda: any(
+            e["endpoint"] == setup.receiver.url and e["state"] != "closed"
+            for e in setup.api.get("/api/v1/endpoints").json()
+        ),
+        timeout=5,
+    )
+    assert breaker()["waiting_deliveries"] == 2
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 2, timeout=20)
+    failed = [r for r in setup.receiver.received() if r.status != 200]
+    # without the breaker, 2 messages x 10 attempts 20 ms apart would all have failed for
+    # good within the outage; with it, a probe every 0.5 s
+    assert len(failed) <= 2 + down_for / 0.5 + 2
+    assert breaker()["state"] == "closed"
+    assert breaker()["waiting_deliveries"] == 0
+    statuses = [
+        d["status"]
+        for d in setup.api.get(
+            "/api/v1/deliveries", params={"alert_id": setup.alerts(model)[0]["id"]}
+        ).json()
+    ]
+    assert statuses == ["delivered", "delivered"]
+
+
+def test_retry_after_is_honoured(alerting: Callable[..., Setup]) -> None:
+    setup = alerting(
+        notify="hook",
+        retrain="",
+        plan=lambda n: (503, {"Retry-After": "1"}) if n == 0 else (200, {}),
+    )
+    setup.window(setup.model(), 0, drifted=True)
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 1)
+    first, second = setup.receiver.received()
+    assert second.at - first.at >= 0.95  # not the 0.1 s of the schedule
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+
+
+def test_slack_rate_limits_are_respected(alerting: Callable[..., Setup]) -> None:
+    setup = alerting(
+        notify="team-slack",
+        retrain="",
+        slack_plan=lambda n: (429, {"Retry-After": "1"}) if n == 0 else (200, {}),
+    )
+    setup.window(setup.model(), 0, drifted=True)
+    assert wait_until(lambda: len(setup.slack.posted()) == 1)
+    first, second = setup.slack.received()
+    assert second.at - first.at >= 0.95
+    slack = [e for e in setup.api.get("/api/v1/endpoints").json() if e["endpoint"] == "slack"]
+    assert all(e["state"] == "closed" for e in slack)  # slowing down is not failing
+
+
+def test_a_silence_records_transitions_but_sends_nothing(alerting: Callable[..., Setup]) -> None:
+    setup = alerting()
+    model = setup.model()
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    response = setup.api.post(
+        "/api/v1/silences",
+        json={"model": model, "rule": "dr*", "until": until, "reason": "retraining already"},
+    )
+    assert response.status_code == 201, response.text
+    silence = response.json()
+    assert silence["active"]
+    setup.window(model, 0, drifted=True)
+    [alert] = setup.alerts(model)
+    assert alert["state"] == "firing"
+    assert alert["silenced_by"] == silence["id"]
+    detail = setup.alert(alert["id"])
+    assert detail["events"][0]["silenced_by"] == silence["id"]
+    assert detail["deliveries"] == []
+    time.sleep(0.3)
+    assert setup.receiver.received() == []
+    assert setup.slack.received() == []
+    assert [s["id"] for s in setup.api.get("/api/v1/silences").json()].count(silence["id"]) == 1
+    ended = setup.api.delete(f"/api/v1/silences/{silence['id']}")
+    assert ended.status_code == 200
+    assert not ended.json()["active"]
+    setup.window(model, 1, drifted=False)  # resolution after the silence: notified
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 1)
+    assert verified(setup.receiver.accepted()[0])["type"] == "alert.resolved"
+
+
+def test_a_redelivery_sends_the_same_message_with_the_same_id(
+    alerting: Callable[..., Setup],
+) -> None:
+    setup = alerting(notify="hook", retrain="")
+    model = setup.model()
+    setup.window(model, 0, drifted=True)
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 1)
+    [delivery] = setup.alert(setup.alerts(model)[0]["id"])["deliveries"]
+    assert wait_until(
+        lambda: (
+            setup.api.get(f"/api/v1/deliveries/{delivery['id']}").json()["status"] == "delivered"
+        )
+    )
+    again = setup.api.post(f"/api/v1/deliveries/{delivery['id']}/redeliver")
+    assert again.status_code == 200, again.text
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 2)
+    first, second = setup.receiver.accepted()
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery["webhook_id"]
+    assert first.body == second.body
+    assert wait_until(
+        lambda: (
+            len(setup.api.get(f"/api/v1/deliveries/{delivery['id']}").json()["attempt_log"]) == 2
+        )
+    )
+    assert setup.api.post("/api/v1/deliveries/99999999/redeliver").status_code == 404
+
+
+def test_alert_api_answers_bad_requests_clearly(alerting: Callable[..., Setup]) -> None:
+    setup = alerting(start=False)
+    bad_state = setup.api.get("/api/v1/alerts", params={"state": "burning"})
+    assert bad_state.status_code == 422
+    assert "burning" in bad_state.json()["detail"]
+    assert setup.api.get("/api/v1/alerts/99999999").status_code == 404
+    assert setup.api.get("/api/v1/alerts", params={"model": "no-such"}).status_code == 404
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    response = setup.api.post("/api/v1/silences", json={"model": "*", "rule": "*", "until": past})
+    assert response.status_code == 422
+    assert "past" in response.json()["detail"]
+    naive = setup.api.post(
+        "/api/v1/silences", json={"model": "*", "rule": "*", "until": "2030-01-01T00:00:00"}
+    )
+    assert naive.status_code == 422
+    assert setup.api.delete("/api/v1/silences/99999999").status_code == 404
