@@ -4,6 +4,8 @@ real (local) Slack API, through failures, rate limits, breakers, silences and re
 from __future__ import annotations
 
 import base64
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +24,8 @@ from standardwebhooks.webhooks import Webhook
 from driftwatch.alerting.dispatcher import Dispatcher
 from driftwatch.app import create_app
 from driftwatch.config import Settings
-from tests.conftest import ADMIN_KEY, create_model, wait_until
+from driftwatch.testing import start_serve
+from tests.conftest import ADMIN_KEY, admin_http, create_model, free_port, wait_until
 from tests.servers import FakeSlack, Plan, Receiver, always
 
 SECRET = "whsec_" + base64.b64encode(b"driftwatch-test-secret-32-bytes!").decode()
@@ -48,7 +51,7 @@ rules:
     severity: critical
     notify: [{notify}]
     retrain: [{retrain}]
-"""
+{extra}"""
 
 
 @dataclass
@@ -116,6 +119,7 @@ def alerting(
     made: list[tuple[Setup, TestClient]] = []
 
     def make(*, for_windows: int = 1, notify: str = "team-slack, hook", retrain: str = "hook",
+             extra: str = "",
              plan: Plan | None = None, slack_plan: Plan | None = None,
              start: bool = True, **overrides: Any) -> Setup:  # fmt: skip
         monkeypatch.setenv(SECRET_ENV, SECRET)
@@ -123,8 +127,9 @@ def alerting(
         rules_dir = tmp_path / f"rules-{uuid.uuid4().hex[:6]}"
         rules_dir.mkdir()
         (rules_dir / "alerts.yaml").write_text(
-            RULES.format(url=receiver.url, for_windows=for_windows, notify=notify, retrain=retrain)
-        )
+            RULES.format(url=receiver.url, for_windows=for_windows, notify=notify,
+                         retrain=retrain, extra=extra)
+        )  # fmt: skip
         custom = settings.model_copy(update={
             "rules_dir": str(rules_dir), "slack_token": SecretStr("xoxb-test-token"),
             "slack_api_url": slack.api_url, "dispatcher_interval_seconds": 0.1,
@@ -413,6 +418,50 @@ def test_a_redelivery_sends_the_same_message_with_the_same_id(
     assert setup.api.post("/api/v1/deliveries/99999999/redeliver").status_code == 404
 
 
+def test_repeat_renotifies_while_firing_in_the_thread_and_the_channel(
+    alerting: Callable[..., Setup],
+) -> None:
+    setup = alerting(retrain="", extra="    repeat: 1s\n")
+    model = setup.model()
+    setup.window(model, 0, drifted=True)
+    assert wait_until(lambda: len(setup.slack.posted()) == 1)
+    time.sleep(1.1)
+    setup.window(model, 1, drifted=True)
+    assert wait_until(
+        lambda: len(setup.slack.posted()) == 2 and len(setup.receiver.accepted()) == 2
+    )
+    fired, repeated = setup.slack.posted()
+    assert repeated["thread_ts"] == fired["ts"]
+    assert repeated["reply_broadcast"] is True  # shows in the channel too
+    assert "still firing" in repeated["text"]
+    bodies = [verified(r) for r in setup.receiver.accepted()]
+    assert [(b["type"], b["data"]["repeat"]) for b in bodies] == [
+        ("alert.firing", False),
+        ("alert.firing", True),
+    ]
+    events = setup.alert(setup.alerts(model)[0]["id"])["events"]
+    assert [e["event"] for e in events] == ["firing", "repeat"]
+    setup.window(model, 2, drifted=True)  # within a second of the repeat: quiet
+    time.sleep(0.3)
+    assert len(setup.slack.posted()) == 2
+
+
+def test_two_dispatchers_send_each_message_once(alerting: Callable[..., Setup]) -> None:
+    setup = alerting(notify="hook")
+    other = Dispatcher(setup.dispatcher.engine, setup.settings, owner="test-other")
+    other.start()
+    try:
+        models = [setup.model() for _ in range(5)]
+        for model in models:
+            setup.window(model, 0, drifted=True)
+        assert wait_until(lambda: len(setup.receiver.accepted()) == 10)
+        time.sleep(0.5)
+        ids = [r.headers["webhook-id"] for r in setup.receiver.received()]
+        assert len(ids) == len(set(ids)) == 10
+    finally:
+        other.shutdown()
+
+
 def test_alert_api_answers_bad_requests_clearly(alerting: Callable[..., Setup]) -> None:
     setup = alerting(start=False)
     bad_state = setup.api.get("/api/v1/alerts", params={"state": "burning"})
@@ -429,3 +478,103 @@ def test_alert_api_answers_bad_requests_clearly(alerting: Callable[..., Setup]) 
     )
     assert naive.status_code == 422
     assert setup.api.delete("/api/v1/silences/99999999").status_code == 404
+
+
+def _serve_env(tmp_path: Path, receiver: Receiver, **extra: str) -> dict[str, str]:
+    rules_dir = tmp_path / "serve-rules"
+    rules_dir.mkdir(exist_ok=True)
+    (rules_dir / "alerts.yaml").write_text(
+        RULES.format(url=receiver.url, for_windows=1, notify="hook", retrain="hook", extra="")
+        .replace("  team-slack:\n    type: slack\n    channel: \"#ml-alerts\"\n", "")
+    )  # fmt: skip
+    return {
+        "DRIFTWATCH_ADMIN_KEY": ADMIN_KEY,
+        "DRIFTWATCH_RULES_DIR": str(rules_dir),
+        "DRIFTWATCH_DISPATCHER_INTERVAL_SECONDS": "0.2",
+        SECRET_ENV: SECRET,
+        **extra,
+    }
+
+
+def _stop(process: subprocess.Popen[bytes], *, kill: bool) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_an_alert_committed_before_a_crash_is_delivered_once_after_restart(
+    database_url: str, tmp_path: Path
+) -> None:
+    receiver = Receiver(always())
+    env = _serve_env(tmp_path, receiver)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    # a process that commits alerts but dies before it delivers anything
+    first = start_serve(database_url, port, log, env=env,
+                        args=("--no-scheduler", "--no-dispatcher"))  # fmt: skip
+    try:
+        with admin_http(f"http://127.0.0.1:{port}") as http:
+            setup = Setup(http, receiver, FakeSlack(always()), Settings(), None)  # type: ignore[arg-type]
+            model = setup.model()
+            setup.window(model, 0, drifted=True)
+            [alert] = setup.alerts(model)
+    finally:
+        _stop(first, kill=True)
+    assert alert["state"] == "firing"
+    time.sleep(0.5)
+    assert receiver.received() == []
+    second = start_serve(database_url, free_port(), log, env=env, args=("--no-scheduler",))
+    try:
+        assert wait_until(lambda: len(receiver.accepted()) == 2, timeout=30), log.read_text()
+        time.sleep(1.5)  # and nothing more comes
+        assert len(receiver.received()) == 2
+        types = sorted(verified(r)["type"] for r in receiver.received())
+        assert types == ["alert.firing", "model.retrain_requested"]
+        assert {verified(r)["data"]["alert_id"] for r in receiver.received()} == {alert["id"]}
+    finally:
+        _stop(second, kill=False)
+        receiver.close()
+        setup.slack.close()
+
+
+@pytest.mark.slow
+def test_a_delivery_cut_off_mid_send_is_sent_again_with_the_same_id(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The dispatcher dies while the receiver holds its request: the lease runs out and a new
+    process sends the message again, with the same ``webhook-id`` (at least once)."""
+    receiver = Receiver(lambda n: (0, {}) if n == 0 else (200, {}), hang_seconds=4.0)
+    env = _serve_env(tmp_path, receiver, DRIFTWATCH_DELIVERY_LEASE_SECONDS="2")
+    (Path(env["DRIFTWATCH_RULES_DIR"]) / "alerts.yaml").write_text(
+        RULES.format(url=receiver.url, for_windows=1, notify="hook", retrain="", extra="")
+        .replace("  team-slack:\n    type: slack\n    channel: \"#ml-alerts\"\n", "")
+    )  # fmt: skip
+    log = tmp_path / "serve.log"
+    port = free_port()
+    first = start_serve(database_url, port, log, env=env, args=("--no-scheduler",))
+    try:
+        with admin_http(f"http://127.0.0.1:{port}") as http:
+            setup = Setup(http, receiver, FakeSlack(always()), Settings(), None)  # type: ignore[arg-type]
+            model = setup.model()
+            setup.window(model, 0, drifted=True)
+            alert_id = setup.alerts(model)[0]["id"]
+        assert wait_until(lambda: len(receiver.received()) == 1, timeout=15)
+    finally:
+        _stop(first, kill=True)  # while the receiver still holds the request
+    second = start_serve(database_url, port, log, env=env, args=("--no-scheduler",))
+    try:
+        assert wait_until(lambda: len(receiver.accepted()) == 1, timeout=30), log.read_text()
+        cut, resent = receiver.received()
+        assert cut.headers["webhook-id"] == resent.headers["webhook-id"]
+        assert cut.body == resent.body
+        with admin_http(f"http://127.0.0.1:{port}") as http:
+            assert wait_until(lambda: http.get(f"/api/v1/alerts/{alert_id}").json()
+                              ["deliveries"][0]["status"] == "delivered")  # fmt: skip
+            [delivery] = http.get(f"/api/v1/alerts/{alert_id}").json()["deliveries"]
+        assert delivery["attempts"] == 2
+        assert [a["number"] for a in delivery["attempt_log"]] == [2]  # the first never returned
+    finally:
+        _stop(second, kill=False)
+        receiver.close()
+        setup.slack.close()
