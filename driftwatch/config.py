@@ -44,7 +44,7 @@ class Settings(BaseSettings):
 
     # Seconds a dispatcher waits between looks for due deliveries (a commit in the same process
     # that writes deliveries wakes it at once).
-    dispatcher_interval_seconds: float = 1.0
+    dispatcher_interval_seconds: float = 0.5
     # Deliveries one process sends at the same time.
     dispatcher_concurrency: int = 8
     # Seconds one notification request may take before it counts as failed.

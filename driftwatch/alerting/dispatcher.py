@@ -20,13 +20,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from driftwatch import metrics
 from driftwatch.alerting import repository
 from driftwatch.alerting.senders import Outcome, SlackSender, WebhookSender
-from driftwatch.alerting.service import OUTBOX_WRITTEN
+from driftwatch.alerting.service import OUTBOX_CHANNEL, OUTBOX_WRITTEN
 from driftwatch.config import Settings
 from driftwatch.db import session_scope
 from driftwatch.models import Delivery, DeliveryAttempt
@@ -77,7 +78,24 @@ class Dispatcher:
 
     def start(self) -> None:
         self._thread.start()
+        if self.engine.dialect.name == "postgresql":
+            threading.Thread(target=self._listen, name="driftwatch-outbox-listener",
+                             daemon=True).start()  # fmt: skip
         log.info("dispatcher started as %s", self.owner)
+
+    def _listen(self) -> None:
+        """Wake up on the NOTIFY of another replica's commit (polling remains the safety net)."""
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {OUTBOX_CHANNEL}")
+                    while not self._stop.is_set():
+                        for _notice in connection.notifies(timeout=1.0):
+                            OUTBOX_WRITTEN.set()
+            except Exception as error:
+                log.warning("dispatcher: outbox notifications unavailable (%s); polling", error)
+                self._stop.wait(5)
 
     def shutdown(self) -> None:
         self._stop.set()

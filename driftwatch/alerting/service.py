@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from driftwatch.alerting import payloads, repository
@@ -42,8 +42,17 @@ log = logging.getLogger("driftwatch.alerting")
 SLACK_ENDPOINT = "slack"
 
 # Set when a transaction that wrote deliveries commits: the dispatcher of this process wakes
-# at once instead of at its next poll.
+# at once instead of at its next poll. On Postgres the commit also sends a NOTIFY on this
+# channel, which wakes the dispatchers of the other replicas.
 OUTBOX_WRITTEN = threading.Event()
+OUTBOX_CHANNEL = "driftwatch_outbox"
+
+
+def mark_outbox_written(session: Session) -> None:
+    """Wake dispatchers when this transaction commits (NOTIFY is sent on commit only)."""
+    session.info["outbox_written"] = True
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
 
 
 @event.listens_for(Session, "after_commit")
@@ -234,7 +243,7 @@ def _queue_notifications(
         session.add(_delivery(channel, kind, data, alert=alert, recorded=recorded,
                               repeat=repeat, now=now))  # fmt: skip
     if outgoing:
-        session.info["outbox_written"] = True
+        mark_outbox_written(session)
 
 
 def _delivery(
@@ -295,6 +304,6 @@ def redeliver(session: Session, *, delivery_id: int) -> Delivery:
     delivery.retry_step = 0
     delivery.lease_until = None
     delivery.owner = None
-    session.info["outbox_written"] = True
+    mark_outbox_written(session)
     session.flush()
     return delivery
