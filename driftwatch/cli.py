@@ -68,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     import json
 
     from driftwatch import db
+    from driftwatch.alerting.rules import RulesInvalid
     from driftwatch.alerting.service import AlertingContext, RulesSource
     from driftwatch.errors import DriftwatchError
     from driftwatch.models.base import utcnow
@@ -76,6 +77,12 @@ def _run(args: argparse.Namespace) -> int:
     from driftwatch.registry import service as registry
 
     settings = get_settings()
+    try:
+        rules = RulesSource(settings.rules_dir).check()
+    except RulesInvalid as error:
+        print(f"driftwatch run: the rules in {settings.rules_dir} have problems:\n{error}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     db.upgrade(settings.database_url)
     try:
         with db.session_scope(db.get_engine(settings.database_url)) as session:
@@ -83,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
             length = timedelta(seconds=model.window_seconds)
             end = _parse_time(args.end) if args.end else window_start(utcnow(), length)
             start = _parse_time(args.start) if args.start else end - length
-            context = AlertingContext(RulesSource(settings.rules_dir).check(), settings.public_url)
+            context = AlertingContext(rules, settings.public_url)
             run = service.run_now(session, model=model, start=start, end=end, alerting=context)
             baseline = service.active_baseline(session, model=model)
             out = service.to_out(run, model=model, baseline=baseline)

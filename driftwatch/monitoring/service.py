@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from driftwatch.alerting import service as alerts
@@ -33,22 +34,28 @@ MAX_ERRORS_SHOWN = 20
 
 
 class ProfileCache:
-    """Prepared baselines kept in memory: runs of a model reuse its baseline's sorted arrays."""
+    """Prepared baselines kept in memory: runs of a model reuse its baseline's sorted arrays.
+
+    Keyed by database, id and creation time: SQLite reuses the id of a deleted row, and one
+    process may talk to several databases (the tests do)."""
 
     def __init__(self, max_bytes: int = 1 << 30) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[int, profiles.BaselineProfile] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int, str], profiles.BaselineProfile] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, session: Session, baseline: Baseline) -> profiles.BaselineProfile:
+        bind = session.get_bind()
+        url = bind.engine.url if isinstance(bind, Connection) else bind.url
+        key = (str(url), baseline.id, baseline.created_at.isoformat())
         with self._lock:
-            cached = self._items.get(baseline.id)
+            cached = self._items.get(key)
             if cached is not None:
-                self._items.move_to_end(baseline.id)
+                self._items.move_to_end(key)
                 return cached
         profile = repository.load_profile(session, baseline=baseline)
         with self._lock:
-            self._items[baseline.id] = profile
+            self._items[key] = profile
             while len(self._items) > 1 and sum(p.nbytes for p in self._items.values()) > (
                 self.max_bytes
             ):
