@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -19,13 +21,18 @@ from driftwatch.alerting.endpoints import router as alerting_router
 from driftwatch.alerting.service import RulesSource
 from driftwatch.auth import service as keys
 from driftwatch.config import Settings, get_settings
-from driftwatch.errors import DriftwatchError
+from driftwatch.dashboard.endpoints import login_redirect
+from driftwatch.dashboard.endpoints import router as dashboard_router
+from driftwatch.dashboard.endpoints import templates as dashboard_templates
+from driftwatch.dashboard.session import Signer, SignInRequired
+from driftwatch.errors import DriftwatchError, InvalidPayload
 from driftwatch.ingest.endpoints import router as ingest_router
 from driftwatch.monitoring.endpoints import router as monitoring_router
 from driftwatch.registry.endpoints import router as registry_router
 from driftwatch.registry.service import ModelCache
 
 log = logging.getLogger("driftwatch")
+STATIC_DIR = Path(__file__).parent / "dashboard" / "static"
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -33,9 +40,11 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     problems = [f"{_location(e['loc'])}: {e['msg']}" for e in error.errors()]
+    if _is_page(request):
+        return await _driftwatch_error(request, InvalidPayload("; ".join(problems)))
     return JSONResponse(
         status_code=422,
         content={
@@ -47,8 +56,18 @@ async def _validation_error(_request: Request, error: Exception) -> JSONResponse
     )
 
 
-async def _driftwatch_error(_request: Request, error: Exception) -> JSONResponse:
+def _is_page(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/healthz", "/readyz", "/metrics"))
+
+
+async def _driftwatch_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DriftwatchError)
+    if _is_page(request):  # a dashboard page: a page that says what is wrong
+        return dashboard_templates.TemplateResponse(
+            request, "error.html", {"viewer": None, "path": request.url.path,
+                                    "status": error.status_code, "message": error.message},
+            status_code=error.status_code,
+        )  # fmt: skip
     headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
     return JSONResponse(
         status_code=error.status_code, content={"detail": error.message}, headers=headers
@@ -88,6 +107,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(ingest_router)
     app.include_router(monitoring_router)
     app.include_router(alerting_router)
+    app.include_router(dashboard_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.signer = Signer()
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(_request: Request, error: SignInRequired) -> Response:
+        return login_redirect(error.next_path)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -9,7 +9,7 @@ from driftwatch.models.alerting import (
     Endpoint,
     Silence,
 )
-from driftwatch.models.auth import ApiKey
+from driftwatch.models.auth import ApiKey, AppSecret
 from driftwatch.models.base import Base
 from driftwatch.models.ingest import GroundTruth, Prediction, PredictionChunk, RejectedRecord
 from driftwatch.models.monitoring import Baseline, BaselineColumn, Run, RunMetric
@@ -20,6 +20,7 @@ __all__ = [
     "AlertEvent",
     "AlertRuleState",
     "ApiKey",
+    "AppSecret",
     "Base",
     "Baseline",
     "BaselineColumn",

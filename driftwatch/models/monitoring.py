@@ -83,6 +83,8 @@ class Run(Base):
     rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
     labeled_rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # histograms of the baseline and the window per column, for the dashboard (not in listings)
+    distributions: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, deferred=True)
     duration_seconds: Mapped[float | None] = mapped_column(Float(53), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -156,6 +156,51 @@ def _quality_of(pair: Pair) -> tuple[list[str], int]:
     return [], below + above
 
 
+HISTOGRAM_BINS = 20
+TOP_CATEGORIES = 20
+
+
+def distribution(pair: Pair) -> dict[str, Any] | None:
+    """The baseline and the window side by side, for charts: 20 equal bins over the baseline's
+    range (and what falls outside it), or the 20 most frequent categories (and the rest).
+    Cheap: the values are sorted already, so each count is a binary search."""
+    if isinstance(pair, CategoricalPair):
+        total = pair.reference_counts + pair.current_counts
+        top = np.argsort(-total, kind="stable")[:TOP_CATEGORIES]
+        rest = np.ones(len(total), dtype=bool)
+        rest[top] = False
+        return {
+            "categories": [pair.categories[i] for i in top.tolist()],
+            "reference": pair.reference_counts[top].tolist(),
+            "current": pair.current_counts[top].tolist(),
+            "other": [int(pair.reference_counts[rest].sum()), int(pair.current_counts[rest].sum())],
+        }
+    reference, current = pair.reference, pair.current
+    if len(reference) == 0:
+        return None
+    low, high = float(reference[0]), float(reference[-1])
+    if high <= low:
+        high = low + 1.0
+    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+
+    def counts(values: npt.NDArray[np.float64]) -> tuple[list[int], int, int]:
+        inner = edges.copy()
+        positions = np.searchsorted(values, inner, side="left")
+        positions[-1] = np.searchsorted(values, high, side="right")  # the last bin is closed
+        below, above = int(positions[0]), len(values) - int(positions[-1])
+        return np.diff(positions).tolist(), below, above
+
+    reference_counts, reference_below, reference_above = counts(reference)
+    current_counts, current_below, current_above = counts(current)
+    return {
+        "edges": edges.tolist(),
+        "reference": reference_counts,
+        "current": current_counts,
+        "below": [reference_below, current_below],
+        "above": [reference_above, current_above],
+    }
+
+
 def _prediction_drift(
     baseline: BaselineProfile, window: WindowColumns, settings: DriftSettings
 ) -> dict[str, Any] | None:
@@ -170,7 +215,7 @@ def _prediction_drift(
         values, names = window.class_codes, window.classes
     pair, _missing = _pair(column, values, names)
     stattest, threshold = settings.choice(None, kind)
-    return _test(pair, kind, stattest, threshold)
+    return {**_test(pair, kind, stattest, threshold), "distribution": distribution(pair)}
 
 
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
@@ -191,7 +236,8 @@ def _feature(
         entry = {"stattest": stattest, "score": None, "threshold": threshold,
                  "drifted": None, "error": str(error)}  # fmt: skip
     entry = {"name": feature.name, "kind": feature.kind, **entry,
-             "missing_share": missing / rows if rows else None}  # fmt: skip
+             "missing_share": missing / rows if rows else None,
+             "distribution": distribution(pair)}  # fmt: skip
     unseen, outside = _quality_of(pair)
     return entry, missing, unseen, outside
 
@@ -206,7 +252,8 @@ def compute(
     labeled: accuracy.Labeled,
     rejected: int,
 ) -> dict[str, Any]:
-    """The run's numbers, shaped as the runs API returns them (without id, model, window)."""
+    """The run's numbers, shaped as the runs API returns them (without id, model, window), and
+    under ``distributions`` the histograms of each column (stored apart by the caller)."""
     rows = len(window)
     work = list(zip(features, baseline.features, _feature_values(window, features), strict=True))
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:  # numpy sorts release the GIL
@@ -214,6 +261,11 @@ def compute(
         outcomes = list(pool.map(lambda item: _feature(item, settings, rows), work))
         prediction_result = prediction.result()
     feature_results = [entry for entry, _, _, _ in outcomes]
+    # distributions are for charts: kept apart from the result, which every API listing carries
+    distributions = {
+        "features": {entry["name"]: entry.pop("distribution") for entry in feature_results},
+        "prediction": prediction_result.pop("distribution") if prediction_result else None,
+    }
     new_categories = {
         f.name: unseen for f, (_, _, unseen, _) in zip(features, outcomes, strict=True) if unseen
     }
@@ -245,6 +297,7 @@ def compute(
             "out_of_range": out_of_range,
             "rejected": rejected,
         },
+        "distributions": distributions,
     }
 
 

@@ -205,7 +205,7 @@ def compute_run(
         features=features,
         settings=compute.DriftSettings.from_model(model.drift),
         baseline=profile,
-        window=_narrow(window, model, features),
+        window=narrow(window, model, features),
         labeled=repository.labeled(
             session, model_id=model.id, start=run.window_start, end=run.window_end
         ),
@@ -213,6 +213,7 @@ def compute_run(
             session, model_id=model.id, start=run.window_start, end=run.window_end
         ),
     )
+    run.distributions = result.pop("distributions")
     run.result = result
     run.rows = result["rows"]
     run.labeled_rows = result["labeled_rows"]
@@ -233,7 +234,7 @@ def _load_profile(bind: Any, baseline: Baseline) -> profiles.BaselineProfile:
         return PROFILES.get(session, baseline)
 
 
-def _narrow(
+def narrow(
     window: chunks.WindowColumns, model: MonitoredModel, keep: list[FeatureSpec]
 ) -> chunks.WindowColumns:
     """The window restricted to the features a baseline knows (in model order)."""

@@ -1,0 +1,250 @@
+"""The dashboard's pages (CONTRACT section 3b), rendered on the server with their chart data."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from driftwatch.alerting import repository as alerting_repository
+from driftwatch.alerting import service as alerting
+from driftwatch.auth.service import hash_key
+from driftwatch.dashboard import evidently_report, repository, service
+from driftwatch.dashboard.session import COOKIE, SESSION_SECONDS, Viewer, ViewerDep
+from driftwatch.db import session_scope
+from driftwatch.deps import SessionDep
+from driftwatch.errors import Forbidden, InvalidPayload, NotFound
+from driftwatch.models import ApiKey
+from driftwatch.models.base import utcnow
+from driftwatch.registry import service as registry
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+templates.env.filters["num"] = lambda value: "" if value is None else (
+    f"{value:.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int)
+    else str(value))  # fmt: skip
+SILENCE_CHOICES = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
+
+
+def _page(request: Request, template: str, viewer: Viewer | None, started: float,
+          **context: Any) -> HTMLResponse:  # fmt: skip
+    response = templates.TemplateResponse(
+        request, template, {"viewer": viewer, "path": request.url.path, **context}
+    )
+    # how long the server took, for the browser's devtools and for benchmarks/dashboard.py
+    response.headers["server-timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.1f}"
+    return response
+
+
+def _check_csrf(viewer: Viewer, token: str) -> None:
+    if not hmac.compare_digest(viewer.csrf, token):
+        raise Forbidden("the form has expired: reload the page and try again")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no scheme, no host) is followed after signing in."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+# -- sign in and out -----------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    return _page(request, "login.html", None, time.perf_counter(), next=_safe_next(next),
+                 error=None)  # fmt: skip
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request, key: Annotated[str, Form()], next: Annotated[str, Form()] = "/",
+) -> Response:  # fmt: skip
+    started = time.perf_counter()
+    with session_scope(request.app.state.engine) as session:
+        found = session.query(ApiKey).filter(ApiKey.key_hash == hash_key(key.strip()),
+                                             ApiKey.revoked_at.is_(None)).one_or_none()  # fmt: skip
+        key_id, scope = (found.id, found.scope) if found else (None, None)
+    error = None
+    if key_id is None:
+        error = "That key is not valid (or was revoked)."
+    elif scope not in ("read", "admin"):
+        error = f"This key has scope '{scope}'; the dashboard needs a 'read' or 'admin' key."
+    if error is not None:
+        response = _page(request, "login.html", None, started, next=_safe_next(next), error=error)
+        response.status_code = 401
+        return response
+    redirect = RedirectResponse(_safe_next(next), status_code=303)
+    assert key_id is not None
+    redirect.set_cookie(
+        COOKIE, request.app.state.signer.issue(request.app.state.engine, key_id=key_id),
+        max_age=SESSION_SECONDS, httponly=True, samesite="lax",
+        secure=request.app.state.settings.public_url.startswith("https://"),
+    )  # fmt: skip
+    return redirect
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    redirect = RedirectResponse("/login", status_code=303)
+    redirect.delete_cookie(COOKIE)
+    return redirect
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def models_page(request: Request, viewer: ViewerDep, session: SessionDep) -> HTMLResponse:
+    started = time.perf_counter()
+    models = service.overview(session, now=utcnow())
+    return _page(request, "models.html", viewer, started, models=models)
+
+
+def _span(range_: str | None, start: datetime | None, end: datetime | None) -> service.TimeRange:
+    """The page's time range; the picker's times (no zone) are UTC, as every time shown."""
+    start, end = (m.replace(tzinfo=UTC) if m is not None and m.tzinfo is None else m
+                  for m in (start, end))  # fmt: skip
+    return service.time_range(range_, start, end, utcnow())
+
+
+RangeQuery = Annotated[str | None, Query(alias="range")]
+
+
+@router.get("/models/{name}", response_class=HTMLResponse)
+def model_page(
+    request: Request, name: str, viewer: ViewerDep, session: SessionDep,
+    range_: RangeQuery = None, start: datetime | None = None, end: datetime | None = None,
+) -> HTMLResponse:  # fmt: skip
+    started = time.perf_counter()
+    model = registry.get_by_name(session, name=name)
+    span = _span(range_, start, end)
+    data = service.model_page(session, model=model, span=span)
+    runs = repository.latest_runs(session, model_id=model.id, limit=48, before=span.end)
+    firing = repository.firing_counts(session).get(model.id, 0)
+    return _page(
+        request, "model.html", viewer, started, model=model, span=span, data=data,
+        ranges=list(service.RANGES), runs=runs,
+        alerts=repository.recent_alerts(session, model_id=model.id, limit=10),
+        baseline=repository.baseline(session, baseline_id=model.active_baseline_id),
+        status=service.status(model, runs[0] if runs else None, firing, utcnow()),
+        features=registry.feature_specs(model),
+    )  # fmt: skip
+
+
+@router.get("/models/{name}/features/{feature}", response_class=HTMLResponse)
+def feature_page(
+    request: Request, name: str, feature: str, viewer: ViewerDep, session: SessionDep,
+    range_: RangeQuery = None, start: datetime | None = None, end: datetime | None = None,
+    run: int | None = None,
+) -> HTMLResponse:  # fmt: skip
+    started = time.perf_counter()
+    model = registry.get_by_name(session, name=name)
+    spec = next((f for f in registry.feature_specs(model) if f.name == feature), None)
+    if spec is None:
+        raise NotFound(f"model {name!r} has no feature {feature!r}")
+    span = _span(range_, start, end)
+    runs = repository.latest_runs(session, model_id=model.id, limit=48, before=span.end)
+    chosen = None
+    if run is not None:
+        chosen = repository.run_with_distributions(session, model_id=model.id, run_id=run)
+        if chosen is None:
+            raise NotFound(f"model {name!r} has no run {run}")
+    elif runs:
+        chosen = repository.run_with_distributions(session, model_id=model.id, run_id=runs[0].id)
+    data = service.feature_page(session, model=model, feature=feature, span=span, run=chosen)
+    return _page(request, "feature.html", viewer, started, model=model, feature=spec, span=span,
+                 data=data, ranges=list(service.RANGES), runs=runs, chosen=chosen)  # fmt: skip
+
+
+@router.get("/models/{name}/evidently", response_class=HTMLResponse)
+async def evidently_page(request: Request, name: str, viewer: ViewerDep, run: int) -> HTMLResponse:
+    """Evidently's own report (DataDriftPreset) for a run's window against its baseline, on a
+    bounded sample of both."""
+    html = await run_in_threadpool(
+        evidently_report.render, request.app.state.engine, model_name=name, run_id=run
+    )
+    return HTMLResponse(html)
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(
+    request: Request, viewer: ViewerDep, session: SessionDep, state: str = "open",
+    model: str | None = None,
+) -> HTMLResponse:  # fmt: skip
+    started = time.perf_counter()
+    states = {"open": ("pending", "firing"), "firing": ("firing",), "resolved": ("resolved",),
+              "all": ()}.get(state, ("pending", "firing"))  # fmt: skip
+    model_id = registry.get_by_name(session, name=model).id if model else None
+    found = alerting_repository.list_alerts(session, model_id=model_id, states=states, limit=300)
+    silences = alerting_repository.active_silences(session, now=utcnow())
+    rows = []
+    for alert, model_name in found:
+        silence = alerting_repository.silence_for(session, model=model_name, rule=alert.rule,
+                                                  now=utcnow())  # fmt: skip
+        rows.append({"alert": alert, "model": model_name, "silence": silence})
+    return _page(request, "alerts.html", viewer, started, rows=rows, state=state,
+                 silences=silences, choices=list(SILENCE_CHOICES), model=model)  # fmt: skip
+
+
+@router.post("/alerts/{alert_id}/silence")
+def silence_alert(
+    alert_id: int, viewer: ViewerDep, session: SessionDep, csrf: Annotated[str, Form()],
+    duration: Annotated[str, Form()] = "24h", reason: Annotated[str, Form()] = "",
+) -> RedirectResponse:  # fmt: skip
+    _check_csrf(viewer, csrf)
+    if not viewer.is_admin:
+        raise Forbidden("silencing needs an admin key")
+    found = alerting_repository.get_alert(session, alert_id=alert_id)
+    if found is None:
+        raise NotFound(f"there is no alert {alert_id}")
+    alert, model = found
+    length = SILENCE_CHOICES.get(duration)
+    if length is None:
+        raise InvalidPayload(f"duration: one of {', '.join(SILENCE_CHOICES)}")
+    alerting.create_silence(session, model=model, rule=alert.rule, until=utcnow() + length,
+                            reason=reason or None, created_by=viewer.name)  # fmt: skip
+    return RedirectResponse("/alerts?" + urlencode({"state": "open"}), status_code=303)
+
+
+@router.get("/deliveries", response_class=HTMLResponse)
+def deliveries_page(
+    request: Request, viewer: ViewerDep, session: SessionDep, status: str = "all"
+) -> HTMLResponse:
+    started = time.perf_counter()
+    statuses = () if status == "all" else (status,)
+    deliveries = repository.deliveries_page(session, limit=300, statuses=statuses)
+    attempts: dict[int, list[Any]] = {}
+    for attempt in alerting_repository.attempts_of(
+        session, delivery_ids=[d.id for d in deliveries]
+    ):
+        attempts.setdefault(attempt.delivery_id, []).append(attempt)  # fmt: skip
+    breakers = {e.key: e.state for e in alerting_repository.list_endpoints(session)}
+    models = repository.alert_models(session, sorted({d.alert_id for d in deliveries}))
+    return _page(request, "deliveries.html", viewer, started, deliveries=deliveries,
+                 attempts=attempts, breakers=breakers, models=models, status=status)  # fmt: skip
+
+
+@router.post("/deliveries/{delivery_id}/redeliver")
+def redeliver(
+    delivery_id: int, viewer: ViewerDep, session: SessionDep, csrf: Annotated[str, Form()]
+) -> RedirectResponse:
+    _check_csrf(viewer, csrf)
+    if not viewer.is_admin:
+        raise Forbidden("redelivering needs an admin key")
+    alerting.redeliver(session, delivery_id=delivery_id)
+    return RedirectResponse(f"/deliveries#delivery-{delivery_id}", status_code=303)
+
+
+def login_redirect(next_path: str) -> RedirectResponse:
+    return RedirectResponse("/login?next=" + quote(next_path, safe="/"), status_code=303)

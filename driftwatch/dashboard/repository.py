@@ -1,0 +1,158 @@
+"""The dashboard's queries. Time series are aggregated in the database (one row per metric and
+time bucket), so a page costs the same whether its range holds a day of runs or a year."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Integer, cast, func, select
+from sqlalchemy.orm import Session, undefer
+
+from driftwatch.models import Alert, Baseline, Delivery, MonitoredModel, Run, RunMetric
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    metric: str
+    index: int  # the bucket's start is index * bucket_seconds (Unix time)
+    low: float | None
+    high: float | None
+    mean: float | None
+    total: float | None
+    count: int
+
+
+def _epoch_bucket(session: Session, bucket_seconds: int) -> object:
+    if session.get_bind().dialect.name == "postgresql":
+        epoch = func.extract("epoch", RunMetric.window_start)
+        return cast(func.floor(epoch / bucket_seconds), Integer)
+    # SQLite keeps UTC timestamps as text
+    return cast(func.strftime("%s", RunMetric.window_start), Integer) / bucket_seconds
+
+
+def bucketed(
+    session: Session, *, model_id: int, metrics: Sequence[str], start: datetime, end: datetime,
+    bucket_seconds: int,
+) -> list[Bucket]:  # fmt: skip
+    """min, max, mean, sum and count of each metric per bucket of windows starting in range."""
+    if not metrics:
+        return []
+    bucket = _epoch_bucket(session, bucket_seconds).label("bucket")  # type: ignore[attr-defined]
+    query = (
+        select(
+            RunMetric.metric, bucket, func.min(RunMetric.value), func.max(RunMetric.value),
+            func.avg(RunMetric.value), func.sum(RunMetric.value), func.count(RunMetric.value),
+        )
+        .where(
+            RunMetric.model_id == model_id, RunMetric.metric.in_(metrics),
+            RunMetric.window_start >= start, RunMetric.window_start < end,
+        )
+        .group_by(RunMetric.metric, bucket)
+    )  # fmt: skip
+    return [
+        Bucket(metric, int(index), low, high, mean, total, int(count))
+        for metric, index, low, high, mean, total, count in session.execute(query)
+    ]
+
+
+def latest_runs(
+    session: Session, *, model_id: int, limit: int, with_distributions: bool = False,
+    before: datetime | None = None,
+) -> list[Run]:  # fmt: skip
+    query = select(Run).where(Run.model_id == model_id, Run.status == "done")
+    if before is not None:
+        query = query.where(Run.window_start < before)
+    if with_distributions:
+        query = query.options(undefer(Run.distributions))
+    return list(session.scalars(query.order_by(Run.window_end.desc(), Run.id.desc()).limit(limit)))
+
+
+def run_with_distributions(session: Session, *, model_id: int, run_id: int) -> Run | None:
+    query = (
+        select(Run)
+        .where(Run.model_id == model_id, Run.id == run_id)
+        .options(undefer(Run.distributions))
+    )
+    return session.scalars(query).first()
+
+
+def metric_series(
+    session: Session, *, model_id: int, metric: str, limit: int
+) -> list[tuple[datetime, float | None]]:
+    """The newest values of one metric, oldest first."""
+    query = (
+        select(RunMetric.window_start, RunMetric.value)
+        .where(RunMetric.model_id == model_id, RunMetric.metric == metric)
+        .order_by(RunMetric.window_start.desc())
+        .limit(limit)
+    )
+    return [(when, value) for when, value in reversed(session.execute(query).all())]
+
+
+def metric_totals(
+    session: Session, *, model_id: int, metrics: Sequence[str], since: datetime
+) -> dict[str, float]:
+    query = (
+        select(RunMetric.metric, func.sum(RunMetric.value))
+        .where(
+            RunMetric.model_id == model_id,
+            RunMetric.metric.in_(metrics),
+            RunMetric.window_start >= since,
+        )
+        .group_by(RunMetric.metric)
+    )
+    return {metric: float(total or 0) for metric, total in session.execute(query)}
+
+
+def firing_counts(session: Session) -> dict[int, int]:
+    query = (
+        select(Alert.model_id, func.count()).where(Alert.state == "firing").group_by(Alert.model_id)
+    )
+    return {model_id: int(count) for model_id, count in session.execute(query)}
+
+
+def list_models(session: Session) -> list[MonitoredModel]:
+    return list(session.scalars(select(MonitoredModel).order_by(MonitoredModel.name)))
+
+
+def recent_alerts(session: Session, *, model_id: int, limit: int) -> list[Alert]:
+    """Alerts that fired or may fire (pending alerts that cleared are left out)."""
+    query = (
+        select(Alert)
+        .where(Alert.model_id == model_id, Alert.state != "cleared")
+        .order_by(Alert.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def baseline(session: Session, *, baseline_id: int | None) -> Baseline | None:
+    return None if baseline_id is None else session.get(Baseline, baseline_id)
+
+
+def model_names(session: Session, model_ids: Sequence[int]) -> dict[int, str]:
+    if not model_ids:
+        return {}
+    query = select(MonitoredModel.id, MonitoredModel.name).where(MonitoredModel.id.in_(model_ids))
+    return {model_id: name for model_id, name in session.execute(query)}
+
+
+def alert_models(session: Session, alert_ids: Sequence[int]) -> dict[int, str]:
+    """The model name of each alert."""
+    if not alert_ids:
+        return {}
+    query = (
+        select(Alert.id, MonitoredModel.name)
+        .join(MonitoredModel, MonitoredModel.id == Alert.model_id)
+        .where(Alert.id.in_(alert_ids))
+    )
+    return {alert_id: name for alert_id, name in session.execute(query)}
+
+
+def deliveries_page(session: Session, *, limit: int, statuses: Sequence[str]) -> list[Delivery]:
+    query = select(Delivery)
+    if statuses:
+        query = query.where(Delivery.status.in_(statuses))
+    return list(session.scalars(query.order_by(Delivery.id.desc()).limit(limit)))
