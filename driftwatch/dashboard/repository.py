@@ -5,12 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session, undefer
 
-from driftwatch.models import Alert, Baseline, Delivery, MonitoredModel, Run, RunMetric
+from driftwatch.models import (
+    Alert,
+    Baseline,
+    Delivery,
+    MonitoredModel,
+    Run,
+    RunMetric,
+    RunMetricDay,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,22 +33,28 @@ class Bucket:
     count: int
 
 
-def _epoch_bucket(session: Session, bucket_seconds: int) -> object:
+DAY = 86400
+
+
+def _epoch_bucket(session: Session, column: Any, bucket_seconds: int) -> Any:
     if session.get_bind().dialect.name == "postgresql":
-        epoch = func.extract("epoch", RunMetric.window_start)
-        return cast(func.floor(epoch / bucket_seconds), Integer)
+        return cast(func.floor(func.extract("epoch", column) / bucket_seconds), Integer)
     # SQLite keeps UTC timestamps as text
-    return cast(func.strftime("%s", RunMetric.window_start), Integer) / bucket_seconds
+    return cast(func.strftime("%s", column), Integer) / bucket_seconds
 
 
 def bucketed(
     session: Session, *, model_id: int, metrics: Sequence[str], start: datetime, end: datetime,
     bucket_seconds: int,
 ) -> list[Bucket]:  # fmt: skip
-    """min, max, mean, sum and count of each metric per bucket of windows starting in range."""
+    """min, max, mean, sum and count of each metric per bucket of windows starting in range.
+    Buckets of whole days are read from the daily sums (``run_metric_days``)."""
     if not metrics:
         return []
-    bucket = _epoch_bucket(session, bucket_seconds).label("bucket")  # type: ignore[attr-defined]
+    if bucket_seconds % DAY == 0:
+        return _bucketed_days(session, model_id=model_id, metrics=metrics, start=start, end=end,
+                              bucket_seconds=bucket_seconds)  # fmt: skip
+    bucket = _epoch_bucket(session, RunMetric.window_start, bucket_seconds).label("bucket")
     query = (
         select(
             RunMetric.metric, bucket, func.min(RunMetric.value), func.max(RunMetric.value),
@@ -55,6 +70,31 @@ def bucketed(
         Bucket(metric, int(index), low, high, mean, total, int(count))
         for metric, index, low, high, mean, total, count in session.execute(query)
     ]
+
+
+def _bucketed_days(
+    session: Session, *, model_id: int, metrics: Sequence[str], start: datetime, end: datetime,
+    bucket_seconds: int,
+) -> list[Bucket]:  # fmt: skip
+    bucket = _epoch_bucket(session, RunMetricDay.day, bucket_seconds).label("bucket")
+    first_day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    query = (
+        select(
+            RunMetricDay.metric, bucket, func.min(RunMetricDay.low), func.max(RunMetricDay.high),
+            func.sum(RunMetricDay.total), func.sum(RunMetricDay.count),
+        )
+        .where(
+            RunMetricDay.model_id == model_id, RunMetricDay.metric.in_(metrics),
+            RunMetricDay.day >= first_day, RunMetricDay.day < end,
+        )
+        .group_by(RunMetricDay.metric, bucket)
+    )  # fmt: skip
+    out = []
+    for metric, index, low, high, total, count in session.execute(query):
+        count = int(count or 0)
+        mean = None if total is None or not count else float(total) / count
+        out.append(Bucket(metric, int(index), low, high, mean, total, count))
+    return out
 
 
 def latest_runs(

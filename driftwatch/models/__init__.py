@@ -12,7 +12,7 @@ from driftwatch.models.alerting import (
 from driftwatch.models.auth import ApiKey, AppSecret
 from driftwatch.models.base import Base
 from driftwatch.models.ingest import GroundTruth, Prediction, PredictionChunk, RejectedRecord
-from driftwatch.models.monitoring import Baseline, BaselineColumn, Run, RunMetric
+from driftwatch.models.monitoring import Baseline, BaselineColumn, Run, RunMetric, RunMetricDay
 from driftwatch.models.registry import MonitoredModel
 
 __all__ = [
@@ -34,5 +34,6 @@ __all__ = [
     "RejectedRecord",
     "Run",
     "RunMetric",
+    "RunMetricDay",
     "Silence",
 ]

@@ -105,3 +105,21 @@ class RunMetric(Base):
     model_id: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     value: Mapped[float | None] = mapped_column(Float(53), nullable=True)
+
+
+class RunMetricDay(Base):
+    """Each metric of a model summed up per UTC day of window starts, kept up to date as runs
+    are computed: long time ranges are drawn from these (365 rows a metric for a year) rather
+    than from every run's row."""
+
+    __tablename__ = "run_metric_days"
+
+    model_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    metric: Mapped[str] = mapped_column(String(300), primary_key=True)
+    day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)  # midnight UTC
+    low: Mapped[float | None] = mapped_column(Float(53), nullable=True)
+    high: Mapped[float | None] = mapped_column(Float(53), nullable=True)
+    total: Mapped[float | None] = mapped_column(Float(53), nullable=True)
+    count: Mapped[int] = mapped_column(Integer)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,11 +22,14 @@ from driftwatch.models import (
     RejectedRecord,
     Run,
     RunMetric,
+    RunMetricDay,
 )
+from driftwatch.models.base import UTCDateTime
 from driftwatch.monitoring.accuracy import Labeled
 from driftwatch.monitoring.profiles import COUNT, FLOAT, BaselineProfile, ColumnProfile
 
 PREDICTION_POSITION = -1
+DAY_LOCK = 0x64770001  # the advisory lock class of run_metric_days refreshes
 
 
 # -- baselines ---------------------------------------------------------------------------------
@@ -270,6 +273,33 @@ def store_metrics(session: Session, *, run: Run, metrics: dict[str, float | None
             for name, value in metrics.items()
         ],
     )  # fmt: skip
+    refresh_day(session, model_id=run.model_id, moment=run.window_start)
+
+
+def refresh_day(session: Session, *, model_id: int, moment: datetime) -> None:
+    """Sum the model's metrics up again for the UTC day of ``moment`` (``run_metric_days``)."""
+    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if session.get_bind().dialect.name == "postgresql":
+        # runs of one day computed at once by two replicas take turns here; the second one's
+        # statements then see the first one's committed metrics
+        session.execute(select(func.pg_advisory_xact_lock(DAY_LOCK, model_id)))
+    session.execute(delete(RunMetricDay).where(RunMetricDay.model_id == model_id,
+                                               RunMetricDay.day == day))  # fmt: skip
+    summed = (
+        select(
+            RunMetric.model_id, RunMetric.metric, literal(day, UTCDateTime()),
+            func.min(RunMetric.value), func.max(RunMetric.value), func.sum(RunMetric.value),
+            func.count(RunMetric.value),
+        )
+        .where(RunMetric.model_id == model_id, RunMetric.window_start >= day,
+               RunMetric.window_start < day + timedelta(days=1))
+        .group_by(RunMetric.model_id, RunMetric.metric)
+    )  # fmt: skip
+    session.execute(
+        insert(RunMetricDay).from_select(
+            ["model_id", "metric", "day", "low", "high", "total", "count"], summed
+        )
+    )
 
 
 def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]:
