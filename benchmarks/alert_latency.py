@@ -14,7 +14,7 @@ the run, the alert transition and the delivery together, then answers. For each 
 Two set-ups, each a real ``driftwatch serve`` process:
 - same process: the run is computed by the process whose dispatcher delivers (it is woken by
   the commit);
-- other replica: the run is computed by a ``--no-dispatcher`` process and delivered by another
+- other replica: the run is computed by a ``--no-scheduler`` process and delivered by another
   one, which finds it by polling (``DRIFTWATCH_DISPATCHER_INTERVAL_SECONDS``, default 1 s).
 Prints medians and maxima in milliseconds.
 """
@@ -145,12 +145,12 @@ def run_backend(url: str, repeat: int, work: Path) -> None:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     results = {}
     with ExitStack() as stack:
-        delivering = start_serve(url, 8793, log, env=env, args=("--no-scheduler",))
+        delivering = start_serve(url, 8793, log, env=env, args=("--no-monitoring",))
         stack.callback(_stop, delivering)
         with httpx.Client(base_url="http://127.0.0.1:8793", headers=headers, timeout=60) as http:
             results["same process"] = measure(http, receiver, repeat)
         computing = start_serve(url, 8794, log, env=env,
-                                args=("--no-scheduler", "--no-dispatcher"))  # fmt: skip
+                                args=("--no-scheduler",))  # fmt: skip
         stack.callback(_stop, computing)
         with httpx.Client(base_url="http://127.0.0.1:8794", headers=headers, timeout=60) as http:
             results["other replica"] = measure(http, receiver, repeat)

@@ -37,11 +37,11 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     engine = db.get_engine(settings.database_url)
     background: list[Any] = []
-    if not args.no_scheduler:
+    if not (args.no_scheduler or args.no_monitoring):
         from driftwatch.monitoring.scheduler import Scheduler
 
         background.append(Scheduler(engine, settings))
-    if not args.no_dispatcher:
+    if not (args.no_scheduler or args.no_dispatcher):
         from driftwatch.alerting.dispatcher import Dispatcher
 
         background.append(Dispatcher(engine, settings))
@@ -190,12 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-scheduler",
         action="store_true",
-        help="do not compute scheduled monitoring windows in this process",
+        help="serve only: no scheduled monitoring and no alert deliveries in this process",
+    )
+    serve.add_argument(
+        "--no-monitoring",
+        action="store_true",
+        help="no scheduled monitoring in this process (alert deliveries still go)",
     )
     serve.add_argument(
         "--no-dispatcher",
         action="store_true",
-        help="do not send alert notifications and webhooks from this process",
+        help="no alert deliveries from this process (scheduled monitoring still runs)",
     )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]

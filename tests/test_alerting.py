@@ -556,7 +556,7 @@ def test_an_alert_committed_before_a_crash_is_delivered_once_after_restart(
     log = tmp_path / "serve.log"
     # a process that commits alerts but dies before it delivers anything
     first = start_serve(database_url, port, log, env=env,
-                        args=("--no-scheduler", "--no-dispatcher"))  # fmt: skip
+                        args=("--no-scheduler",))  # fmt: skip
     try:
         with admin_http(f"http://127.0.0.1:{port}") as http:
             setup = Setup(http, receiver, FakeSlack(always()), Settings(), None)  # type: ignore[arg-type]
@@ -568,7 +568,7 @@ def test_an_alert_committed_before_a_crash_is_delivered_once_after_restart(
     assert alert["state"] == "firing"
     time.sleep(0.5)
     assert receiver.received() == []
-    second = start_serve(database_url, free_port(), log, env=env, args=("--no-scheduler",))
+    second = start_serve(database_url, free_port(), log, env=env, args=("--no-monitoring",))
     try:
         assert wait_until(lambda: len(receiver.accepted()) == 2, timeout=30), log.read_text()
         time.sleep(1.5)  # and nothing more comes
@@ -597,7 +597,7 @@ def test_a_delivery_cut_off_mid_send_is_sent_again_with_the_same_id(
     )  # fmt: skip
     log = tmp_path / "serve.log"
     port = free_port()
-    first = start_serve(database_url, port, log, env=env, args=("--no-scheduler",))
+    first = start_serve(database_url, port, log, env=env, args=("--no-monitoring",))
     try:
         with admin_http(f"http://127.0.0.1:{port}") as http:
             setup = Setup(http, receiver, FakeSlack(always()), Settings(), None)  # type: ignore[arg-type]
@@ -607,7 +607,7 @@ def test_a_delivery_cut_off_mid_send_is_sent_again_with_the_same_id(
         assert wait_until(lambda: len(receiver.received()) == 1, timeout=15)
     finally:
         _stop(first, kill=True)  # while the receiver still holds the request
-    second = start_serve(database_url, port, log, env=env, args=("--no-scheduler",))
+    second = start_serve(database_url, port, log, env=env, args=("--no-monitoring",))
     try:
         assert wait_until(lambda: len(receiver.accepted()) == 1, timeout=30), log.read_text()
         cut, resent = receiver.received()

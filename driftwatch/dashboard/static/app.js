@@ -24,7 +24,7 @@ function num(value) {
 
 function make(el, name, option) {
   const chart = echarts.init(el, null, { renderer: "canvas" });
-  chart.setOption({ textStyle: FONT, animation: false, ...option });
+  chart.setOption({ textStyle: FONT, animation: false, useUTC: true, ...option });
   window.driftwatch.charts[name] = chart;
   window.addEventListener("resize", () => chart.resize());
   return chart;
@@ -35,8 +35,7 @@ function empty(el, text) {
   el.innerHTML = `<p class="muted" style="padding:30px 0;text-align:center">${text}</p>`;
 }
 
-const timeAxis = { type: "time", axisLabel: { formatter: (v) => utc(v).slice(5), hideOverlap: true },
-                   splitLine: { show: false } };
+const timeAxis = { type: "time", axisLabel: { hideOverlap: true }, splitLine: { show: false } };
 const shareAxis = { type: "value", min: 0, max: 1, axisLabel: { formatter: (v) => `${Math.round(v * 100)}%` },
                     splitLine: { lineStyle: { color: COLORS.grid } } };
 const grid = { left: 48, right: 20, top: 30, bottom: 30 };
@@ -170,7 +169,7 @@ function score(el, data) {
         itemStyle: { color: (p) => (drifted.has(p.value[0]) ? COLORS.bad : COLORS.accent) },
         lineStyle: { color: COLORS.accent },
         markLine: data.threshold === null ? undefined : {
-          symbol: "none", label: { formatter: `threshold ${num(data.threshold)}` },
+          symbol: "none", label: { formatter: `threshold ${num(data.threshold)}`, position: "insideEndTop" },
           lineStyle: { color: COLORS.bad, type: "dashed" }, data: [{ yAxis: data.threshold }] } },
     ],
   });
