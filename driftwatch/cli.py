@@ -58,6 +58,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from driftwatch import demo
+
+    return demo.run(port=args.port, duration=args.duration)
+
+
 def _parse_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -206,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.set_defaults(handler=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="the one-command tour: a real model, drifting traffic, alerts, webhooks"
+    )
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--duration", type=float, default=None,
+                      help="seconds to run (default: until Ctrl-C)")  # fmt: skip
+    demo.set_defaults(handler=_demo)
 
     database = commands.add_parser("db", help="database maintenance")
     database_commands = database.add_subparsers(dest="db_command", required=True, metavar="ACTION")
