@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -27,6 +27,7 @@ from driftwatch.dashboard.endpoints import templates as dashboard_templates
 from driftwatch.dashboard.session import Signer, SignInRequired
 from driftwatch.errors import DriftwatchError, InvalidPayload
 from driftwatch.ingest.endpoints import router as ingest_router
+from driftwatch.metrics import StateCollector
 from driftwatch.monitoring.endpoints import router as monitoring_router
 from driftwatch.registry.endpoints import router as registry_router
 from driftwatch.registry.service import ModelCache
@@ -129,8 +130,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             )
         return JSONResponse({"status": "ok"})
 
+    state = CollectorRegistry(auto_describe=False)
+    state.register(StateCollector(engine))
+
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     def prometheus_metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """This process's counters, and the models' latest state from the database."""
+        body = generate_latest() + generate_latest(state)
+        return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 
     return app

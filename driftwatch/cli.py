@@ -50,7 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         uvicorn.run(
             app, host=args.host, port=args.port, log_level=args.log_level,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=10, log_config=None,  # our handlers: JSON off a terminal
         )  # fmt: skip
     finally:
         for worker in background:
@@ -264,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from driftwatch import logs
+
+    logs.configure()
     args = build_parser().parse_args(argv)
     return int(args.handler(args))
 

@@ -1,8 +1,19 @@
-"""Prometheus metrics served at ``/metrics``."""
+"""Prometheus metrics served at ``/metrics``.
+
+Counters and histograms count what this process did (Prometheus sums them over replicas).
+What the models look like now (latest drift scores, accuracy, alert states) is read from the
+database at scrape time by ``StateCollector``, so every replica reports the same values.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
 
 INGESTED = Counter(
     "driftwatch_ingested_records", "Records stored by the collector", ["model", "kind"]
@@ -39,3 +50,102 @@ def record_delivery(channel_type: str, outcome: str) -> None:
 
 def set_breaker(endpoint: str, state: str) -> None:
     BREAKER_OPEN.labels(endpoint).set(0 if state == "closed" else 1)
+
+
+RUNS = Counter(
+    "driftwatch_runs", "Windows computed, by outcome (done, failed)", ["model", "outcome"]
+)
+RUN_SECONDS = Histogram(
+    "driftwatch_run_duration_seconds", "Time to compute one window", ["model"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)  # fmt: skip
+ALERT_TRANSITIONS = Counter(
+    "driftwatch_alert_transitions", "Alert transitions (pending, firing, repeat, resolved, "
+    "cleared)", ["model", "rule", "event"],
+)  # fmt: skip
+
+
+def record_run(model: str, outcome: str, seconds: float | None = None) -> None:
+    RUNS.labels(model, outcome).inc()
+    if seconds is not None:
+        RUN_SECONDS.labels(model).observe(seconds)
+
+
+class StateCollector(Collector):
+    """Latest window per model (drift scores, verdicts, accuracy, rows) and every alert's state,
+    read from the database when Prometheus scrapes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Any]:
+        from sqlalchemy.orm import Session
+
+        from driftwatch.models import AlertRuleState, MonitoredModel, Run
+
+        score = GaugeMetricFamily("driftwatch_feature_drift_score",
+                                  "Drift score of each feature in the latest window",
+                                  labels=["model", "feature", "stattest"])  # fmt: skip
+        drifted = GaugeMetricFamily("driftwatch_feature_drifted",
+                                    "1 if the feature drifted in the latest window",
+                                    labels=["model", "feature"])  # fmt: skip
+        share = GaugeMetricFamily(
+            "driftwatch_drifted_share",
+            "Share of drifted features in the latest window",
+            labels=["model"],
+        )
+        accuracy = GaugeMetricFamily("driftwatch_accuracy",
+                                     "Accuracy metrics of the latest window with labels",
+                                     labels=["model", "metric"])  # fmt: skip
+        rows = GaugeMetricFamily("driftwatch_window_rows", "Predictions in the latest window",
+                                 labels=["model"])  # fmt: skip
+        window_end = GaugeMetricFamily(
+            "driftwatch_window_end_timestamp_seconds",
+            "End of the latest computed window",
+            labels=["model"],
+        )
+        alerts = GaugeMetricFamily("driftwatch_alert_state",
+                                   "Each rule's state per model: 0 ok, 1 pending, 2 firing",
+                                   labels=["model", "rule"])  # fmt: skip
+        with Session(self.engine) as session:
+            latest = (
+                select(Run.model_id, func.max(Run.window_end).label("end"))
+                .where(Run.status == "done")
+                .group_by(Run.model_id)
+                .subquery()
+            )
+            query = (
+                select(MonitoredModel.name, Run)
+                .join(
+                    latest, (Run.model_id == latest.c.model_id) & (Run.window_end == latest.c.end)
+                )
+                .join(MonitoredModel, MonitoredModel.id == Run.model_id)
+                .where(Run.status == "done")
+            )
+            seen: set[str] = set()
+            for name, run in session.execute(query):
+                if name in seen:
+                    continue
+                seen.add(name)
+                result = run.result or {}
+                for feature in result.get("features") or []:
+                    if feature.get("score") is not None:
+                        score.add_metric([name, feature["name"], feature["stattest"] or ""],
+                                         feature["score"])  # fmt: skip
+                    if feature.get("drifted") is not None:
+                        drifted.add_metric([name, feature["name"]], float(feature["drifted"]))
+                dataset = result.get("dataset") or {}
+                if dataset.get("drifted_share") is not None:
+                    share.add_metric([name], dataset["drifted_share"])
+                for metric, value in (result.get("accuracy") or {}).items():
+                    if value is not None:
+                        accuracy.add_metric([name, metric], value)
+                rows.add_metric([name], run.rows or 0)
+                window_end.add_metric([name], run.window_end.timestamp())
+            states = session.execute(
+                select(MonitoredModel.name, AlertRuleState.rule, AlertRuleState.state)
+                .join(MonitoredModel, MonitoredModel.id == AlertRuleState.model_id)
+            )  # fmt: skip
+            for name, rule, state in states:
+                alerts.add_metric([name, rule], {"ok": 0, "pending": 1, "firing": 2}.get(state, 0))
+        yield from (score, drifted, share, accuracy, rows, window_end, alerts)

@@ -4,6 +4,7 @@ real (local) Slack API, through failures, rate limits, breakers, silences and re
 from __future__ import annotations
 
 import base64
+import json
 import signal
 import subprocess
 import time
@@ -576,6 +577,15 @@ def test_an_alert_committed_before_a_crash_is_delivered_once_after_restart(
         types = sorted(verified(r)["type"] for r in receiver.received())
         assert types == ["alert.firing", "model.retrain_requested"]
         assert {verified(r)["data"]["alert_id"] for r in receiver.received()} == {alert["id"]}
+        # off a terminal, the log is JSON lines carrying the delivery's ids
+        records = [json.loads(line) for line in log.read_text().splitlines()
+                   if line.startswith("{")]  # fmt: skip
+        sent = [r for r in records if r.get("outcome") == "delivered"]
+        assert {r["webhook_id"] for r in sent} == {
+            r.headers["webhook-id"] for r in receiver.received()
+        }
+        assert all(r["alert_id"] == alert["id"] and r["delivery_id"] for r in sent)
+        assert all(SECRET not in line for line in log.read_text().splitlines())
     finally:
         _stop(second, kill=False)
         receiver.close()
@@ -624,3 +634,27 @@ def test_a_delivery_cut_off_mid_send_is_sent_again_with_the_same_id(
         receiver.close()
         setup.slack.close()
         forget_models(engine, setup.created)
+
+
+def test_metrics_report_latest_windows_alert_states_and_deliveries(
+    alerting: Callable[..., Setup],
+) -> None:
+    setup = alerting(notify="hook", retrain="", for_windows=2)
+    model = setup.model()
+    setup.window(model, 0, drifted=True)
+    text = setup.api.get("/metrics").text
+    assert f'driftwatch_alert_state{{model="{model}",rule="drift"}} 1.0' in text  # pending
+    setup.window(model, 1, drifted=True)
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 1)
+    time.sleep(0.2)
+    text = setup.api.get("/metrics").text
+    assert f'driftwatch_alert_state{{model="{model}",rule="drift"}} 2.0' in text  # firing
+    assert f'driftwatch_drifted_share{{model="{model}"}} 1.0' in text
+    assert f'driftwatch_feature_drifted{{feature="x",model="{model}"}} 1.0' in text
+    assert f'driftwatch_feature_drift_score{{feature="x",model="{model}",stattest="ks"}}' in text
+    assert f'driftwatch_window_rows{{model="{model}"}} 200.0' in text
+    assert f'driftwatch_runs_total{{model="{model}",outcome="done"}} 2.0' in text
+    assert f'driftwatch_run_duration_seconds_count{{model="{model}"}} 2.0' in text
+    assert (f'driftwatch_alert_transitions_total{{event="firing",model="{model}",rule="drift"}}'
+            " 1.0") in text  # fmt: skip
+    assert 'driftwatch_delivery_attempts_total{channel_type="webhook",outcome="delivered"}' in text

@@ -203,7 +203,9 @@ class Dispatcher:
         log.log(level, "delivery %d (%s %s to %s, webhook-id %s) attempt %d: %s%s",
                 claimed.id, claimed.channel_type, claimed.message_type, claimed.target,
                 claimed.webhook_id, claimed.attempt, label,
-                f" ({outcome.error})" if outcome.error else "")  # fmt: skip
+                f" ({outcome.error})" if outcome.error else "",
+                extra={"delivery_id": claimed.id, "alert_id": claimed.alert_id,
+                       "webhook_id": claimed.webhook_id, "outcome": label})  # fmt: skip
 
     @staticmethod
     def _update(delivery: Delivery, outcome: Outcome, delay: timedelta | None,

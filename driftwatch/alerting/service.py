@@ -25,6 +25,7 @@ from driftwatch.alerting.evaluate import AlertState, Transition, evaluate
 from driftwatch.alerting.rules import Channel, Rule, RuleSet, RulesInvalid, load
 from driftwatch.alerting.signing import new_webhook_id
 from driftwatch.errors import Conflict, NotFound
+from driftwatch.metrics import ALERT_TRANSITIONS
 from driftwatch.models import (
     Alert,
     AlertEvent,
@@ -202,9 +203,12 @@ def _record(
     )  # fmt: skip
     session.add(recorded)
     session.flush()
+    ALERT_TRANSITIONS.labels(model.name, rule.name, transition.event).inc()
     log.info("alert %d (%s on %s): %s, %s = %g%s", alert.id, rule.name, model.name,
              transition.event, rule.when.metric, transition.value,
-             f" (silenced by silence {silence.id})" if silence else "")  # fmt: skip
+             f" (silenced by silence {silence.id})" if silence else "",
+             extra={"model": model.name, "alert_id": alert.id, "run_id": run.id,
+                    "rule": rule.name, "event": transition.event})  # fmt: skip
     if transition.notifies and silence is None:
         _queue_notifications(session, model=model, run=run, rule=rule, alert=alert,
                              recorded=recorded, metrics=metrics, context=context,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, update
 
+from driftwatch import metrics
 from driftwatch.alerting.service import AlertingContext, RulesSource
 from driftwatch.config import Settings
 from driftwatch.db import session_scope
@@ -131,10 +132,11 @@ class Scheduler:
                 context = AlertingContext(self.rules.current(), self.settings.public_url)
                 service.compute_run(session, model=model, run=run, alerting=context)
                 log.info("model %s: window %s computed (%d rows, %.2f s)", model.name,
-                         run.window_start.isoformat(), run.rows or 0,
-                         run.duration_seconds or 0)  # fmt: skip
+                         run.window_start.isoformat(), run.rows or 0, run.duration_seconds or 0,
+                         extra={"model": model.name, "run_id": run.id})  # fmt: skip
         except Exception as error:
-            log.exception("scheduler: run %s failed; other runs go on", run_id)
+            log.exception("scheduler: run %s failed; other runs go on", run_id,
+                          extra={"run_id": run_id})  # fmt: skip
             self._failed(run_id, error)
 
     def _failed(self, run_id: int, error: Exception) -> None:
@@ -144,6 +146,8 @@ class Scheduler:
                 if run is None:
                     return
                 retry = run.attempts < MAX_ATTEMPTS
+                model = session.get(MonitoredModel, run.model_id)
+                metrics.record_run(model.name if model else str(run.model_id), "failed")
                 session.execute(
                     update(Run)
                     .where(Run.id == run_id)

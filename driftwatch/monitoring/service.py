@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from driftwatch import metrics
 from driftwatch.alerting import service as alerts
 from driftwatch.alerting.service import AlertingContext
 from driftwatch.errors import Conflict, InvalidPayload, NotFound
@@ -226,6 +227,7 @@ def compute_run(
     session.flush()
     repository.store_metrics(session, run=run, metrics=compute.flat_metrics(result))
     alerts.evaluate_run(session, model=model, run=run, context=alerting)
+    metrics.record_run(model.name, "done", run.duration_seconds)
     return run
 
 
