@@ -20,12 +20,13 @@ from driftwatch import __version__, db
 from driftwatch.alerting.endpoints import router as alerting_router
 from driftwatch.alerting.service import RulesSource
 from driftwatch.auth import service as keys
+from driftwatch.auth.ratelimit import RateLimiter
 from driftwatch.config import Settings, get_settings
 from driftwatch.dashboard.endpoints import login_redirect
 from driftwatch.dashboard.endpoints import router as dashboard_router
 from driftwatch.dashboard.endpoints import templates as dashboard_templates
 from driftwatch.dashboard.session import Signer, SignInRequired
-from driftwatch.errors import DriftwatchError, InvalidPayload
+from driftwatch.errors import DriftwatchError, InvalidPayload, TooManyRequests
 from driftwatch.ingest.endpoints import router as ingest_router
 from driftwatch.metrics import StateCollector
 from driftwatch.monitoring.endpoints import router as monitoring_router
@@ -70,6 +71,8 @@ async def _driftwatch_error(request: Request, error: Exception) -> Response:
             status_code=error.status_code,
         )  # fmt: skip
     headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+    if isinstance(error, TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after)}
     return JSONResponse(
         status_code=error.status_code, content={"detail": error.message}, headers=headers
     )
@@ -101,6 +104,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     app.state.key_verifier = keys.KeyVerifier(settings.key_cache_seconds)
     app.state.model_cache = ModelCache()
+    app.state.rate_limiter = RateLimiter(settings.ingest_rate_limit)
     app.state.rules = RulesSource(settings.rules_dir)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DriftwatchError, _driftwatch_error)

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     max_batch_records: int = 50_000
     # Seconds an API key lookup is cached in process; a revoked key stops working within this.
     key_cache_seconds: float = 5.0
+    # Records a second one API key may send to the collector, per process (0: no limit); a
+    # batch over it is answered 429 with Retry-After (the SDK waits and resends it).
+    ingest_rate_limit: float = 100_000.0
     # Database connection pool size per process (Postgres only).
     pool_size: int = 10
 

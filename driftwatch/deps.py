@@ -44,6 +44,7 @@ def require(scope: Scope) -> Callable[..., Principal]:
         request.state.principal = principal
         return principal
 
+    dependency.required_scope = scope  # type: ignore[attr-defined]  # read by the access tests
     return dependency
 
 

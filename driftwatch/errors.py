@@ -39,3 +39,13 @@ class InvalidPayload(DriftwatchError):
     """The request body is not of the documented shape (rendered as 422)."""
 
     status_code = 422
+
+
+class TooManyRequests(DriftwatchError):
+    """Over a rate limit; ``retry_after`` seconds is sent as ``Retry-After``."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

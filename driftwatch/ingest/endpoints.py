@@ -8,8 +8,9 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from driftwatch.auth.service import Principal
 from driftwatch.deps import IngestKey, ReadKey, SessionDep
-from driftwatch.errors import InvalidPayload, PayloadTooLarge
+from driftwatch.errors import InvalidPayload, PayloadTooLarge, TooManyRequests
 from driftwatch.ingest import repository, service
 from driftwatch.ingest.schemas import (
     GroundTruthBatch,
@@ -54,12 +55,23 @@ def _body_doc(model: type[Any]) -> dict[str, Any]:
     }
 
 
+def _within_rate(request: Request, key: Principal, records: int) -> None:
+    wait = request.app.state.rate_limiter.take(key.key_id, records)
+    if wait is not None:
+        raise TooManyRequests(
+            f"this key is over its rate of {request.app.state.rate_limiter.rate:g} records a "
+            f"second: retry in {wait} s",
+            retry_after=wait,
+        )
+
+
 @router.post("/predictions", response_model=IngestResult, openapi_extra=_body_doc(PredictionBatch))
 async def post_predictions(
-    name: str, request: Request, session: SessionDep, _key: IngestKey
+    name: str, request: Request, session: SessionDep, key: IngestKey
 ) -> IngestResult:
     body = await read_json(request)
     batch = service.prediction_batch(body, max_records=request.app.state.settings.max_batch_records)
+    _within_rate(request, key, batch.count)
     return await run_in_threadpool(
         service.log_predictions,
         session,
@@ -73,10 +85,11 @@ async def post_predictions(
     "/ground-truth", response_model=IngestResult, openapi_extra=_body_doc(GroundTruthBatch)
 )
 async def post_ground_truth(
-    name: str, request: Request, session: SessionDep, _key: IngestKey
+    name: str, request: Request, session: SessionDep, key: IngestKey
 ) -> IngestResult:
     body = await read_json(request)
     records = service.batch_records(body, max_records=request.app.state.settings.max_batch_records)
+    _within_rate(request, key, len(records))
     return await run_in_threadpool(
         service.log_ground_truth, session, model_name=name, records=records
     )
