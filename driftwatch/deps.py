@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from driftwatch.auth.service import KeyVerifier, Principal, Scope, allows
@@ -51,3 +51,12 @@ def require(scope: Scope) -> Callable[..., Principal]:
 IngestKey = Annotated[Principal, Depends(require("ingest"))]
 ReadKey = Annotated[Principal, Depends(require("read"))]
 AdminKey = Annotated[Principal, Depends(require("admin"))]
+
+
+# Ids are 64-bit in the database (32-bit for models, baselines and silences): a larger number
+# is a 422 here, not an overflow below.
+MAX_ID = 2**63 - 1
+MAX_SMALL_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
+SmallRowId = Annotated[int, Path(ge=1, le=MAX_SMALL_ID)]
+OptionalIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]

@@ -21,7 +21,15 @@ from driftwatch.alerting.schemas import (
     SilenceOut,
     Window,
 )
-from driftwatch.deps import AdminKey, ReadKey, SessionDep
+from driftwatch.deps import (
+    MAX_ID,
+    AdminKey,
+    OptionalIdQuery,
+    ReadKey,
+    RowId,
+    SessionDep,
+    SmallRowId,
+)
 from driftwatch.errors import InvalidPayload, NotFound
 from driftwatch.models import Alert, AlertEvent, Delivery, DeliveryAttempt, Silence
 from driftwatch.models.base import utcnow
@@ -115,7 +123,8 @@ def list_alerts(
                                        "several with commas")] = None,
     rule: Annotated[str | None, Query(description="a rule's name")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    before: Annotated[int | None, Query(description="alerts older than this id (paging)")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID,
+                                        description="alerts older than this id")] = None,
 ) -> list[AlertOut]:  # fmt: skip
     """Alerts, the newest first."""
     model_id = registry.get_by_name(session, name=model).id if model else None
@@ -128,7 +137,7 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail)
-def get_alert(alert_id: int, session: SessionDep, _key: ReadKey) -> AlertDetail:
+def get_alert(alert_id: RowId, session: SessionDep, _key: ReadKey) -> AlertDetail:
     """One alert with its transitions and its notification deliveries (with every attempt)."""
     found = repository.get_alert(session, alert_id=alert_id)
     if found is None:
@@ -175,7 +184,7 @@ def list_silences(
 
 
 @router.delete("/silences/{silence_id}", response_model=SilenceOut)
-def end_silence(silence_id: int, session: SessionDep, _key: AdminKey) -> SilenceOut:
+def end_silence(silence_id: SmallRowId, session: SessionDep, _key: AdminKey) -> SilenceOut:
     """End a silence now."""
     return _silence_out(service.expire_silence(session, silence_id=silence_id))
 
@@ -185,9 +194,10 @@ def list_deliveries(
     session: SessionDep, _key: ReadKey,
     status: Annotated[str | None, Query(description="pending, delivering, delivered or "
                                         "failed; several with commas")] = None,
-    alert_id: int | None = None,
+    alert_id: OptionalIdQuery = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    before: Annotated[int | None, Query(description="deliveries older than this id")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID,
+                                        description="deliveries older than this id")] = None,
 ) -> list[DeliveryOut]:  # fmt: skip
     """Notifications, the newest first."""
     found = repository.list_deliveries(
@@ -198,7 +208,7 @@ def list_deliveries(
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryOut)
-def get_delivery(delivery_id: int, session: SessionDep, _key: ReadKey) -> DeliveryOut:
+def get_delivery(delivery_id: RowId, session: SessionDep, _key: ReadKey) -> DeliveryOut:
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
         raise NotFound(f"there is no delivery {delivery_id}")
@@ -206,7 +216,7 @@ def get_delivery(delivery_id: int, session: SessionDep, _key: ReadKey) -> Delive
 
 
 @router.post("/deliveries/{delivery_id}/redeliver", response_model=DeliveryOut)
-def redeliver(delivery_id: int, session: SessionDep, _key: AdminKey) -> DeliveryOut:
+def redeliver(delivery_id: RowId, session: SessionDep, _key: AdminKey) -> DeliveryOut:
     """Send it again now, with the same ``webhook-id`` (receivers de-duplicate on it)."""
     delivery = service.redeliver(session, delivery_id=delivery_id)
     return _deliveries_out(session, [delivery], with_attempts=True)[0]

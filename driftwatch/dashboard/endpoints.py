@@ -20,7 +20,7 @@ from driftwatch.auth.service import hash_key
 from driftwatch.dashboard import evidently_report, repository, service
 from driftwatch.dashboard.session import COOKIE, SESSION_SECONDS, Viewer, ViewerDep
 from driftwatch.db import session_scope
-from driftwatch.deps import SessionDep
+from driftwatch.deps import MAX_ID, OptionalIdQuery, RowId, SessionDep
 from driftwatch.errors import Forbidden, InvalidPayload, NotFound
 from driftwatch.models import ApiKey
 from driftwatch.models.base import utcnow
@@ -146,7 +146,7 @@ def model_page(
 def feature_page(
     request: Request, name: str, feature: str, viewer: ViewerDep, session: SessionDep,
     range_: RangeQuery = None, start: datetime | None = None, end: datetime | None = None,
-    run: int | None = None,
+    run: OptionalIdQuery = None,
 ) -> HTMLResponse:  # fmt: skip
     started = time.perf_counter()
     model = registry.get_by_name(session, name=name)
@@ -168,7 +168,9 @@ def feature_page(
 
 
 @router.get("/models/{name}/evidently", response_class=HTMLResponse)
-async def evidently_page(request: Request, name: str, viewer: ViewerDep, run: int) -> HTMLResponse:
+async def evidently_page(
+    request: Request, name: str, viewer: ViewerDep, run: Annotated[int, Query(ge=1, le=MAX_ID)]
+) -> HTMLResponse:
     """Evidently's own report (DataDriftPreset) for a run's window against its baseline, on a
     bounded sample of both."""
     html = await run_in_threadpool(
@@ -199,7 +201,7 @@ def alerts_page(
 
 @router.post("/alerts/{alert_id}/silence")
 def silence_alert(
-    alert_id: int, viewer: ViewerDep, session: SessionDep, csrf: Annotated[str, Form()],
+    alert_id: RowId, viewer: ViewerDep, session: SessionDep, csrf: Annotated[str, Form()],
     duration: Annotated[str, Form()] = "24h", reason: Annotated[str, Form()] = "",
 ) -> RedirectResponse:  # fmt: skip
     _check_csrf(viewer, csrf)
@@ -237,7 +239,7 @@ def deliveries_page(
 
 @router.post("/deliveries/{delivery_id}/redeliver")
 def redeliver(
-    delivery_id: int, viewer: ViewerDep, session: SessionDep, csrf: Annotated[str, Form()]
+    delivery_id: RowId, viewer: ViewerDep, session: SessionDep, csrf: Annotated[str, Form()]
 ) -> RedirectResponse:
     _check_csrf(viewer, csrf)
     if not viewer.is_admin:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from driftwatch.auth.service import Principal
-from driftwatch.deps import IngestKey, ReadKey, SessionDep
+from driftwatch.deps import MAX_ID, IngestKey, ReadKey, SessionDep
 from driftwatch.errors import InvalidPayload, PayloadTooLarge, TooManyRequests
 from driftwatch.ingest import repository, service
 from driftwatch.ingest.schemas import (
@@ -101,7 +101,9 @@ def list_rejected(
     session: SessionDep,
     _key: ReadKey,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(description="page: ids below this one")] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="page: ids below this one")
+    ] = None,
 ) -> list[RejectedRecordOut]:
     model = registry.get_by_name(session, name=name)
     rows = repository.list_rejections(session, model_id=model.id, limit=limit, before_id=before_id)

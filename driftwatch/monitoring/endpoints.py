@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from driftwatch.alerting.service import AlertingContext
-from driftwatch.deps import AdminKey, ReadKey, SessionDep
+from driftwatch.deps import AdminKey, ReadKey, RowId, SessionDep, SmallRowId
 from driftwatch.errors import InvalidPayload, NotFound
 from driftwatch.ingest.endpoints import read_json
 from driftwatch.models import Baseline
@@ -104,7 +104,7 @@ def list_baselines(name: str, session: SessionDep, _key: ReadKey) -> list[Baseli
 
 @router.put("/baselines/{baseline_id}/activate", response_model=BaselineOut)
 def activate_baseline(
-    name: str, baseline_id: int, session: SessionDep, _key: AdminKey
+    name: str, baseline_id: SmallRowId, session: SessionDep, _key: AdminKey
 ) -> BaselineOut:
     model = registry.get_by_name(session, name=name, for_update=True)
     baseline = service.activate(session, model=model, baseline_id=baseline_id)
@@ -141,7 +141,7 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=dict[str, Any])
-def get_run(name: str, run_id: int, session: SessionDep, _key: ReadKey) -> dict[str, Any]:
+def get_run(name: str, run_id: RowId, session: SessionDep, _key: ReadKey) -> dict[str, Any]:
     model = registry.get_by_name(session, name=name)
     run = repository.get_run(session, model_id=model.id, run_id=run_id)
     if run is None:

@@ -50,7 +50,9 @@ class BaselineOut(BaseModel):
 class RunCreate(Strict):
     start: AwareDatetime
     end: AwareDatetime
-    baseline: int | None = Field(default=None, description="a baseline id; default: the active one")
+    baseline: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="a baseline id; default: the active one"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> RunCreate:

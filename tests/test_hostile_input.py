@@ -1,0 +1,70 @@
+"""Hostile input: schemathesis generates requests from ``/openapi.json`` (a bounded number per
+operation): no answer is a 5xx, and every answer matches its documented schema. Plus the
+shapes a fuzzer rarely finds: huge, deeply nested and non-finite bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import response_schema_conformance
+from sqlalchemy import Engine
+
+from driftwatch.app import create_app
+from driftwatch.config import Settings
+from tests.conftest import ADMIN_KEY, create_model
+
+
+@pytest.fixture
+def api_schema(settings: Settings, engine: Engine) -> Any:
+    app = create_app(settings, engine)
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        create_model(client, name="fuzzed", features=[{"name": "x", "kind": "numerical"}]) if (
+            client.get("/api/v1/models/fuzzed").status_code == 404) else None  # fmt: skip
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+def test_no_request_makes_a_5xx_or_an_undocumented_answer(api_schema: Any) -> None:
+    """Every operation of the OpenAPI document, 25 generated requests each (valid and not),
+    sent as the admin: no 5xx, and every success matches its documented response schema."""
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) >= 20
+    for operation in operations:
+
+        @settings(max_examples=25, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @given(case=operation.as_strategy())
+        def check(case: Any) -> None:
+            if "name" in (case.path_parameters or {}):
+                case.path_parameters["name"] = "fuzzed"  # also reach past "no such model"
+            response = case.call(headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            assert response.status_code < 500, (
+                f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
+            )
+            if response.status_code < 300:
+                case.validate_response(response, checks=[response_schema_conformance])
+
+        check()
+
+
+def test_huge_deep_and_non_finite_bodies_get_clear_answers(api: TestClient) -> None:
+    model = create_model(api, features=[{"name": "x", "kind": "numerical"}])["name"]
+    path = f"/api/v1/models/{model}/predictions"
+    deep = "[" * 100_000 + "]" * 100_000
+    response = api.post(path, content=deep, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert "not valid JSON" in response.json()["detail"]
+    too_big = b'{"records": [' + b"1," * 40_000_000 + b"1]}"
+    response = api.post(path, content=too_big, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    for value, message in (("NaN", "not valid JSON"), ("Infinity", "not valid JSON"),
+                           ("1e400", "infinity")):  # fmt: skip
+        body = ('{"records": [{"prediction_id": "p", "features": {"x": ' + value
+                + '}, "prediction": 1}]}')  # fmt: skip
+        response = api.post(path, content=body, headers={"Content-Type": "application/json"})
+        text = response.text
+        assert response.status_code in (200, 422), text
+        assert message in text, text
