@@ -137,7 +137,12 @@ def _baselines_create(args: argparse.Namespace) -> int:
     try:
         with db.session_scope(db.get_engine(settings.database_url)) as session:
             model = registry.get_by_name(session, name=args.model, for_update=True)
-            raw = files.frame_to_raw(frame, [f["name"] for f in model.features or []] or None)
+            numerical = frozenset(
+                f["name"] for f in model.features or [] if f["kind"] == "numerical"
+            )
+            raw = files.frame_to_raw(
+                frame, [f["name"] for f in model.features or []] or None, numerical
+            )
             baseline = service.baseline_from_raw(
                 session, model=model, name=args.name, raw=raw, source="file", where=where
             )
@@ -166,6 +171,37 @@ def _keys_create(args: argparse.Namespace) -> int:
         _key, plain = keys.create(session, name=args.name, scope=args.scope)
     print(plain)
     print(f"created {args.scope} key {args.name!r}; it is shown only this once", file=sys.stderr)
+    return 0
+
+
+def _keys_list(_args: argparse.Namespace) -> int:
+    from driftwatch import db
+    from driftwatch.auth import service as keys
+
+    settings = get_settings()
+    db.upgrade(settings.database_url)
+    with db.session_scope(db.get_engine(settings.database_url)) as session:
+        for key in keys.list_keys(session):
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+            print(f"{key.id:>5}  {key.prefix:<12} {key.scope:<7} {state:<24} {key.name}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    """Revoke keys by id or by name; every process stops accepting them within
+    DRIFTWATCH_KEY_CACHE_SECONDS, and their dashboard sessions end."""
+    from driftwatch import db
+    from driftwatch.auth import service as keys
+
+    settings = get_settings()
+    db.upgrade(settings.database_url)
+    with db.session_scope(db.get_engine(settings.database_url)) as session:
+        revoked = keys.revoke(session, key=args.key)
+    if not revoked:
+        print(f"driftwatch keys revoke: no active key with id or name {args.key!r}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"revoked {revoked} key{'s' if revoked > 1 else ''}", file=sys.stderr)
     return 0
 
 
@@ -260,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--scope", required=True, choices=["ingest", "read", "admin"])
     create.set_defaults(handler=_keys_create)
+    listing = keys_commands.add_parser("list", help="every key: id, prefix, scope, state, name")
+    listing.set_defaults(handler=_keys_list)
+    revoke = keys_commands.add_parser("revoke", help="revoke a key by its id or its name")
+    revoke.add_argument("key", help="the key's id (see `driftwatch keys list`) or name")
+    revoke.set_defaults(handler=_keys_revoke)
     return parser
 
 

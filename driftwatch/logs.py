@@ -32,3 +32,4 @@ def configure(level: int = logging.INFO, *, json_lines: bool | None = None) -> N
     root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per SDK request is noise
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "running upgrade" lines at each start

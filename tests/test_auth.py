@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -125,3 +127,33 @@ def test_cli_creates_a_key_that_works(api: TestClient, database_url: str) -> Non
 
 def test_the_admin_key_from_the_environment_is_kept_at_start(api: TestClient) -> None:
     assert api.get("/api/v1/models", headers=as_key(ADMIN_KEY)).status_code == 200
+
+
+def test_keys_are_listed_and_revoked_from_the_command_line(
+    api: TestClient, database_url: str, settings: Any
+) -> None:
+    import os
+
+    env = {**os.environ, "DRIFTWATCH_DATABASE_URL": database_url}
+    created = subprocess.run(
+        [sys.executable, "-m", "driftwatch.cli", "keys", "create", "--name", "to-revoke",
+         "--scope", "read"], env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert api.get("/api/v1/models", headers=as_key(created)).status_code == 200
+    listed = subprocess.run([sys.executable, "-m", "driftwatch.cli", "keys", "list"], env=env,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "to-revoke" in listed
+    assert created not in listed  # never shown again
+    revoked = subprocess.run(
+        [sys.executable, "-m", "driftwatch.cli", "keys", "revoke", "to-revoke"], env=env,
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert revoked.returncode == 0, revoked.stderr
+    time.sleep(settings.key_cache_seconds + 0.5)
+    assert api.get("/api/v1/models", headers=as_key(created)).status_code == 401
+    again = subprocess.run(
+        [sys.executable, "-m", "driftwatch.cli", "keys", "revoke", "to-revoke"], env=env,
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert "no active key" in again.stderr

@@ -68,3 +68,35 @@ def test_huge_deep_and_non_finite_bodies_get_clear_answers(api: TestClient) -> N
         text = response.text
         assert response.status_code in (200, 422), text
         assert message in text, text
+
+
+def test_nul_characters_are_refused_per_record_and_kept_with_the_rejection(
+    api: TestClient,
+) -> None:
+    model = create_model(api, features=[{"name": "x", "kind": "numerical"},
+                                        {"name": "c", "kind": "categorical"}])["name"]  # fmt: skip
+    records = [
+        {"prediction_id": "ok", "features": {"x": 1, "c": "a"}, "prediction": 1},
+        {"prediction_id": "nul\x00id", "features": {"x": 1, "c": "a"}, "prediction": 1},
+        {"prediction_id": "p2", "features": {"x": 1, "c": "a\x00b"}, "prediction": 1},
+        {"prediction_id": "p3", "features": {"x": 1}, "prediction": "cl\x00ass"},
+        {"prediction_id": "p4", "features": {"x": 1}, "prediction": 1, "model_version": "v\x00"},
+    ]
+    result = api.post(f"/api/v1/models/{model}/predictions", json={"records": records}).json()
+    assert result["accepted"] == 1
+    assert [r["index"] for r in result["rejected"]] == [1, 2, 3, 4]
+    assert all("NUL" in r["error"] for r in result["rejected"])
+    labels = api.post(
+        f"/api/v1/models/{model}/ground-truth",
+        json={
+            "records": [
+                {"prediction_id": "ok", "label": "x\x00"},
+                {"prediction_id": "\x00", "label": 1},
+            ]
+        },
+    )
+    assert labels.status_code == 200
+    assert [r["index"] for r in labels.json()["rejected"]] == [0, 1]
+    kept = api.get(f"/api/v1/models/{model}/rejected").json()
+    assert len(kept) == 6
+    assert any(r["prediction_id"] == "nul\\x00id" for r in kept)

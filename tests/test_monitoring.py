@@ -300,7 +300,12 @@ def test_baselines_from_a_window_and_from_files(api: TestClient) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"age,income,state\n31,100,CA\nabc,200,NY\n", "line 3: feature 'age': expected a number"),
+        # only the bad cell is reported, though it makes the whole column text to pandas
+        (
+            b"age,income,state\n31,100,CA\nabc,200,NY\n40.5,300,TX\n",
+            "1 of 3 baseline records are invalid: line 3: feature 'age': expected a number, "
+            "got 'abc'",
+        ),
         (b"age,state\n31,CA\n", "the file has no column 'income'"),
         (b"\x00\x01not a table", "the file has no column 'age'"),
         (b"", "file: not a readable CSV file"),

@@ -10,11 +10,12 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from driftwatch.models import ApiKey
+from driftwatch.models.base import utcnow
 
 Scope = Literal["ingest", "read", "admin"]
 SCOPES: tuple[Scope, ...] = ("ingest", "read", "admin")
@@ -61,6 +62,22 @@ def ensure(session: Session, *, plain: str, name: str, scope: Scope) -> ApiKey:
     key.revoked_at = None
     session.flush()
     return key
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def revoke(session: Session, *, key: str) -> int:
+    """Revoke the active keys with this id or name; how many were."""
+    condition = ApiKey.name == key
+    if key.isdigit():
+        condition = or_(condition, ApiKey.id == int(key))
+    found = list(session.scalars(select(ApiKey).where(condition, ApiKey.revoked_at.is_(None))))
+    for row in found:
+        row.revoked_at = utcnow()
+    session.flush()
+    return len(found)
 
 
 @dataclass(frozen=True, slots=True)

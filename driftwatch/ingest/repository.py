@@ -281,7 +281,10 @@ def insert_rejections(
             model_id=model_id,
             kind=kind,
             batch_index=r.index,
-            prediction_id=r.prediction_id,
+            # as sent, but Postgres text cannot hold NUL: shown as \x00
+            prediction_id=None
+            if r.prediction_id is None
+            else r.prediction_id.replace("\x00", "\\x00"),
             error=r.error,
             record=_json_safe(r.record),
             received_at=received_at,

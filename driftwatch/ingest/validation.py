@@ -109,6 +109,14 @@ class RawColumns:
 # -- single values -------------------------------------------------------------------------
 
 
+NUL = "\x00"  # Postgres text cannot hold it
+
+
+def _no_nul(values: list[Any]) -> bool:
+    """No string among ``values`` holds a NUL character (one C-speed pass)."""
+    return NUL not in "".join(v for v in values if type(v) is str)
+
+
 def describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -143,6 +151,8 @@ def identifier(value: Any, field_name: str) -> str:
             raise RecordError(f"{field_name}: must not be empty")
         if len(value) > MAX_ID_LENGTH:
             raise RecordError(f"{field_name}: longer than {MAX_ID_LENGTH} characters")
+        if NUL in value:
+            raise RecordError(f"{field_name}: must not contain NUL characters")
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
@@ -166,6 +176,8 @@ def number_or_class(value: Any, field_name: str) -> tuple[float | None, str | No
             raise RecordError(f"{field_name}: must not be empty")
         if len(value) > MAX_TEXT_LENGTH:
             raise RecordError(f"{field_name}: longer than {MAX_TEXT_LENGTH} characters")
+        if NUL in value:
+            raise RecordError(f"{field_name}: must not contain NUL characters")
         return None, value
     if value is None:
         raise RecordError(f"{field_name}: required")
@@ -190,6 +202,8 @@ def categorical_value(name: str, value: Any) -> str | None:
     if value is None or isinstance(value, str):
         if value is not None and len(value) > MAX_TEXT_LENGTH:
             raise RecordError(f"feature {name!r}: longer than {MAX_TEXT_LENGTH} characters")
+        if value is not None and NUL in value:
+            raise RecordError(f"feature {name!r}: must not contain NUL characters")
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -346,8 +360,10 @@ _FLOAT_TYPE = frozenset({float})
 
 
 def _check_ids(values: list[Any], errors: dict[int, str]) -> list[str]:
-    if _STR_TYPE.issuperset(map(type, values)) and (
-        not values or (0 < min(map(len, values)) and max(map(len, values)) <= MAX_ID_LENGTH)
+    if (
+        _STR_TYPE.issuperset(map(type, values))
+        and (not values or (0 < min(map(len, values)) and max(map(len, values)) <= MAX_ID_LENGTH))
+        and _no_nul(values)
     ):
         return values
     checked = []
@@ -423,7 +439,9 @@ def _check_predictions(
 
 
 def _check_versions(values: list[Any], errors: dict[int, str]) -> list[str | None]:
-    if all(v is None or (type(v) is str and 0 < len(v) <= MAX_ID_LENGTH) for v in values):
+    if all(v is None or (type(v) is str and 0 < len(v) <= MAX_ID_LENGTH) for v in values) and (
+        _no_nul(values)
+    ):
         return values
     checked: list[str | None] = []
     for index, value in enumerate(values):
@@ -469,7 +487,7 @@ def _check_categorical(
     values = _as_list(values)
     if _CATEGORY_TYPES.issuperset(map(type, values)):
         present = [v for v in values if v is not None]
-        if not present or max(map(len, present)) <= MAX_TEXT_LENGTH:
+        if not present or (max(map(len, present)) <= MAX_TEXT_LENGTH and _no_nul(present)):
             return values
     checked: list[str | None] = []
     for index, value in enumerate(values):

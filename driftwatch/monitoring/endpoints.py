@@ -88,7 +88,8 @@ def _from_file(session: Any, name: str, baseline_name: str, upload: UploadFile) 
     model = registry.get_by_name(session, name=name, for_update=True)
     frame, where = files.read_table(upload.file, upload.filename)
     feature_names = [f["name"] for f in model.features or []]
-    raw = files.frame_to_raw(frame, feature_names or None)
+    numerical = frozenset(f["name"] for f in model.features or [] if f["kind"] == "numerical")
+    raw = files.frame_to_raw(frame, feature_names or None, numerical)
     return service.baseline_from_raw(
         session, model=model, name=baseline_name, raw=raw, source="file", where=where
     )

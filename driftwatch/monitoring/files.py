@@ -16,15 +16,30 @@ RESERVED = ("prediction", "label", "prediction_id", "timestamp", "model_version"
 PARQUET_MAGIC = b"PAR1"
 
 
-def _column(frame: pd.DataFrame, name: str) -> list[Any]:
+def _column(frame: pd.DataFrame, name: str, numerical: bool = False) -> list[Any]:
     series = frame[name]
     # Missing cells are None whatever the column's dtype (NaN in an object column is text "nan"
     # to anything that reads it as a category).
     values: list[Any] = series.astype(object).where(series.notna(), None).tolist()
+    if numerical and series.dtype == object:
+        # One bad cell makes pandas read the whole column as text: the numbers in it are numbers
+        # still, so that only the bad cell is reported (with its line).
+        values = [_number(v) for v in values]
     return values
 
 
-def frame_to_raw(frame: pd.DataFrame, feature_names: list[str] | None) -> RawColumns:
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def frame_to_raw(
+    frame: pd.DataFrame, feature_names: list[str] | None, numerical: frozenset[str] = frozenset()
+) -> RawColumns:
     """A table of baseline rows: a column per feature, optional ``prediction``/``label``.
 
     With known features, other columns are ignored and a missing one is an error; without,
@@ -48,9 +63,9 @@ def frame_to_raw(frame: pd.DataFrame, feature_names: list[str] | None) -> RawCol
         count=count,
         prediction_id=missing,
         timestamp=missing,
-        prediction=_column(frame, "prediction") if "prediction" in columns else missing,
+        prediction=_column(frame, "prediction", True) if "prediction" in columns else missing,
         model_version=missing,
-        features={name: _column(frame, name) for name in names},
+        features={name: _column(frame, name, name in numerical) for name in names},
         record=lambda i: dict(zip(columns, frame.iloc[i].tolist(), strict=True)),
     )
     return raw
