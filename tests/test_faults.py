@@ -1,12 +1,15 @@
-"""Faults that really happen: a ``serve`` process killed in the middle of computing a window."""
+"""Faults that really happen: a ``serve`` process killed in the middle of computing a window,
+Postgres restarted in the middle of heavy ingestion."""
 
 from __future__ import annotations
 
 import base64
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -134,3 +137,64 @@ def test_a_run_whose_process_dies_is_finished_by_another_once(
     assert finished.owner != claimed.owner
     assert finished.result is not None
     assert finished.result["dataset"]["drifted_share"] == 1.0
+
+
+def _restart_postgres() -> None:
+    """Restart the local Postgres cluster (fast shutdown: open connections are cut)."""
+    if shutil.which("pg_ctlcluster") is None:
+        pytest.skip("pg_ctlcluster not found: cannot restart Postgres here")
+    version = os.environ.get("DRIFTWATCH_TEST_PG_VERSION", "15")
+    restarted = subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    if restarted.returncode != 0:
+        pytest.skip(f"cannot restart Postgres: {restarted.stderr.strip()[:200]}")
+
+
+@pytest.mark.slow
+def test_postgres_restarted_under_ingestion_loses_and_doubles_nothing(
+    scratch_url: str, tmp_path: Path
+) -> None:
+    import driftwatch
+
+    log = tmp_path / "serve.log"
+    port = free_port()
+    env = {"DRIFTWATCH_ADMIN_KEY": ADMIN_KEY}
+    serve = start_serve(scratch_url, port, log, env=env, args=("--no-scheduler",))
+    total, batch = 60_000, 2_000
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                          headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as http:  # fmt: skip
+            http.post("/api/v1/models", json={
+                "name": "steady", "task": "regression", "window": "1h",
+                "features": [{"name": f"f{j}", "kind": "numerical"} for j in range(5)],
+            }).raise_for_status()  # fmt: skip
+        client = driftwatch.Client(f"http://127.0.0.1:{port}", api_key=ADMIN_KEY,
+                                   spool_dir=tmp_path / "spool", max_backoff=1.0)  # fmt: skip
+
+        def log_steadily() -> None:
+            rng = np.random.default_rng(1)
+            for start in range(0, total, batch):
+                for i in range(start, start + batch):
+                    client.log_prediction("steady", prediction_id=f"s-{i}", prediction=0.5,
+                                          features={f"f{j}": float(v) for j, v in
+                                                    enumerate(rng.normal(size=5))})  # fmt: skip
+                time.sleep(0.2)
+
+        logging_thread = threading.Thread(target=log_steadily)
+        logging_thread.start()
+        time.sleep(1.5)
+        _restart_postgres()  # while batches are in flight
+        logging_thread.join()
+        assert client.flush(timeout=120), "the SDK could not deliver everything"
+        client.close()
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=30)
+    plain = scratch_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as connection:
+        stored, distinct = connection.execute(
+            "SELECT count(*), count(DISTINCT prediction_id) FROM predictions"
+        ).fetchone()  # type: ignore[misc]
+    assert (stored, distinct) == (total, total)
