@@ -354,6 +354,34 @@ def test_the_breaker_pauses_a_failing_endpoint_probes_it_and_resumes(
     assert statuses == ["delivered", "delivered"]
 
 
+def test_a_receiver_down_for_a_long_stretch_gets_everything_when_it_is_back(
+    alerting: Callable[..., Setup],
+) -> None:
+    """Nothing listens at the receiver's address (connection refused) while alerts fire; the
+    breaker holds the deliveries and probes; when a receiver listens again, all arrive."""
+    setup = alerting(notify="hook", breaker_failures=2, breaker_probe_seconds=1.0,
+                     retry_schedule=[timedelta(seconds=0.05)] * 9)  # fmt: skip
+    port = setup.receiver.port
+    setup.receiver.close()  # down
+    models = [setup.model() for _ in range(3)]
+    for model in models:
+        setup.window(model, 0, drifted=True)
+    time.sleep(6)  # a long stretch, next to a 0.05 s retry schedule
+    waiting = [d for d in setup.api.get("/api/v1/deliveries").json()
+               if d["alert_id"] in {setup.alerts(m)[0]["id"] for m in models}]  # fmt: skip
+    assert len(waiting) == 6
+    assert all(d["status"] in ("pending", "delivering") for d in waiting)  # none gave up
+    assert all(d["attempts"] <= 6 for d in waiting)  # probes, not a retry storm
+    back = Receiver(always(), bind_port=port)
+    try:
+        assert wait_until(lambda: len(back.accepted()) == 6, timeout=20)
+        assert {verified(r)["data"]["alert_id"] for r in back.accepted()} == {
+            setup.alerts(m)[0]["id"] for m in models
+        }
+    finally:
+        back.close()
+
+
 def test_retry_after_is_honoured(alerting: Callable[..., Setup]) -> None:
     setup = alerting(
         notify="hook",
