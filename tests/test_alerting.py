@@ -686,3 +686,22 @@ def test_metrics_report_latest_windows_alert_states_and_deliveries(
     assert (f'driftwatch_alert_transitions_total{{event="firing",model="{model}",rule="drift"}}'
             " 1.0") in text  # fmt: skip
     assert 'driftwatch_delivery_attempts_total{channel_type="webhook",outcome="delivered"}' in text
+
+
+def test_no_secret_shows_in_answers_pages_or_metrics(alerting: Callable[..., Setup]) -> None:
+    setup = alerting()
+    model = setup.model()
+    setup.window(model, 0, drifted=True)
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 2 and setup.slack.posted())
+    alert_id = setup.alerts(model)[0]["id"]
+    signed_in = setup.api.post("/login", data={"key": ADMIN_KEY, "next": "/"})
+    assert signed_in.status_code == 200
+    answers = [setup.api.get(path).text for path in (
+        f"/api/v1/alerts/{alert_id}", "/api/v1/deliveries", "/api/v1/endpoints",
+        f"/api/v1/models/{model}", "/metrics", "/deliveries", "/alerts?state=all",
+        f"/models/{model}")]  # fmt: skip
+    secret_part = SECRET.removeprefix("whsec_")
+    for text in answers:
+        assert secret_part not in text
+        assert "xoxb-test-token" not in text
+        assert ADMIN_KEY not in text
