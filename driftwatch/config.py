@@ -62,9 +62,10 @@ class Settings(BaseSettings):
         timedelta(hours=24),
     ]  # fmt: skip
     # Failures in a row (network errors, timeouts, 5xx) that open an endpoint's circuit breaker.
-    breaker_failures: int = 5
-    # Seconds an open breaker waits before it sends one delivery as a probe.
-    breaker_probe_seconds: float = 60.0
+    breaker_failures: int = 2
+    # Seconds between probes of an open breaker: one waiting delivery is sent, even ahead of its
+    # retry time (a failed probe does not use up a retry).
+    breaker_probe_seconds: float = 30.0
 
     @field_validator("retry_schedule", mode="before")
     @classmethod

@@ -371,7 +371,7 @@ def test_a_receiver_down_for_a_long_stretch_gets_everything_when_it_is_back(
                if d["alert_id"] in {setup.alerts(m)[0]["id"] for m in models}]  # fmt: skip
     assert len(waiting) == 6
     assert all(d["status"] in ("pending", "delivering") for d in waiting)  # none gave up
-    assert all(d["attempts"] <= 6 for d in waiting)  # probes, not a retry storm
+    assert sum(d["attempts"] for d in waiting) <= 6 + 2 + 8  # one probe a second, no storm
     back = Receiver(always(), bind_port=port)
     try:
         assert wait_until(lambda: len(back.accepted()) == 6, timeout=20)
@@ -380,6 +380,31 @@ def test_a_receiver_down_for_a_long_stretch_gets_everything_when_it_is_back(
         }
     finally:
         back.close()
+
+
+def test_an_open_breaker_probes_without_waiting_for_the_retry_schedule(
+    alerting: Callable[..., Setup],
+) -> None:
+    """Two failures open the breaker; the next try is a probe half a second later, not the
+    schedule's 5 minutes; failed probes do not use up retries."""
+    setup = alerting(notify="hook", retrain="", breaker_failures=2, breaker_probe_seconds=0.5,
+                     retry_schedule=[timedelta(seconds=0.1)] + [timedelta(minutes=5)] * 8,
+                     plan=lambda n: (500, {}) if n < 4 else (200, {}))  # fmt: skip
+    model = setup.model()
+    began = time.monotonic()
+    setup.window(model, 0, drifted=True)
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 1, timeout=20)
+    assert time.monotonic() - began < 10
+    [delivery] = setup.alert(setup.alerts(model)[0]["id"])["deliveries"]
+    assert wait_until(
+        lambda: (
+            setup.api.get(f"/api/v1/deliveries/{delivery['id']}").json()["status"] == "delivered"
+        )
+    )
+    log = setup.api.get(f"/api/v1/deliveries/{delivery['id']}").json()["attempt_log"]
+    assert [a["outcome"] for a in log] == ["retry", "retry", "probe_failed", "probe_failed",
+                                           "delivered"]  # fmt: skip
+    assert len({r.headers["webhook-id"] for r in setup.receiver.received()}) == 1
 
 
 def test_retry_after_is_honoured(alerting: Callable[..., Setup]) -> None:

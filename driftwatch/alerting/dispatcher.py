@@ -51,14 +51,16 @@ class Claimed:
     body: str
     attempt: int
     thread_ts: str | None
+    early_probe: bool = False  # sent before its retry time, to probe its endpoint
 
     @classmethod
-    def of(cls, delivery: Delivery, thread_ts: str | None) -> Claimed:
+    def of(cls, delivery: Delivery, thread_ts: str | None, early_probe: bool = False) -> Claimed:
         return cls(
             id=delivery.id, alert_id=delivery.alert_id, channel_type=delivery.channel_type,
             target=delivery.target, endpoint=delivery.endpoint, secret_env=delivery.secret_env,
             message_type=delivery.message_type, webhook_id=delivery.webhook_id,
             body=delivery.body, attempt=delivery.attempts, thread_ts=thread_ts,
+            early_probe=early_probe,
         )  # fmt: skip
 
 
@@ -131,14 +133,14 @@ class Dispatcher:
                     session, owner=self.owner, now=now, lease_until=lease_until, limit=limit
                 )
                 claimed = []
-                for delivery in taken:
+                for delivery, early in taken:
                     parent = (
                         repository.thread_parent(session, delivery=delivery)
                         if delivery.channel_type == "slack"
                         else None
                     )
                     thread_ts = (parent.response or {}).get("ts") if parent else None
-                    claimed.append(Claimed.of(delivery, thread_ts))
+                    claimed.append(Claimed.of(delivery, thread_ts, early))
                 return claimed
         except Exception:
             log.exception("dispatcher: could not claim deliveries")
@@ -185,8 +187,18 @@ class Dispatcher:
             if delivery is None:
                 return  # its alert was deleted with its model
             now = utcnow()
-            delay = None if outcome.delivered else self._retry_delay(delivery, outcome)
-            label = "delivered" if outcome.delivered else ("retry" if delay else "failed")
+            # A probe sent ahead of its retry time that fails leaves the delivery where it was
+            # in its schedule: probing a long outage must not use up its retries.
+            keep_schedule = claimed.early_probe and not outcome.delivered and not outcome.permanent
+            delay = (
+                None if outcome.delivered or keep_schedule else self._retry_delay(delivery, outcome)
+            )
+            if outcome.delivered:
+                label = "delivered"
+            elif keep_schedule:
+                label = "probe_failed"
+            else:
+                label = "retry" if delay else "failed"
             session.add(DeliveryAttempt(
                 delivery_id=delivery.id, number=claimed.attempt, owner=self.owner,
                 started_at=started_at, duration_seconds=duration, outcome=label,
@@ -196,7 +208,12 @@ class Dispatcher:
             # Another dispatcher may have taken it over (our lease ran out) or an operator
             # asked for a redelivery meanwhile: the attempt is history, the state is theirs.
             if delivery.status == "delivering" and delivery.owner == self.owner:
-                self._update(delivery, outcome, delay, now)
+                if keep_schedule:
+                    delivery.status, delivery.lease_until = "pending", None
+                    delivery.last_error = outcome.error
+                    delivery.last_status_code = outcome.status_code
+                else:
+                    self._update(delivery, outcome, delay, now)
             self._breaker(session, claimed.endpoint, outcome, now)
         metrics.record_delivery(claimed.channel_type, label)
         level = logging.INFO if outcome.delivered else logging.WARNING

@@ -156,16 +156,24 @@ def attempts_of(session: Session, *, delivery_ids: Sequence[int]) -> list[Delive
 
 def claim_deliveries(
     session: Session, *, owner: str, now: datetime, lease_until: datetime, limit: int
-) -> list[Delivery]:
+) -> list[tuple[Delivery, bool]]:
     """Take due deliveries: pending ones whose time has come, and sent ones whose sender died
-    (lease ran out). Skipped: deliveries to an endpoint whose breaker is open (one probe per
-    endpoint may go when its probe is due), and a delivery while an earlier message of its
-    alert to the same channel is unfinished (order: firing before resolved, a Slack thread's
-    parent before its replies)."""
+    (lease ran out); each with whether it goes early, as its endpoint's probe.
+
+    Skipped: deliveries to an endpoint whose breaker is open, except one probe per endpoint
+    when its probe is due (any waiting delivery, due or not: the breaker, not the retry
+    schedule, decides when a failing endpoint is tried again); and a delivery while an
+    earlier message of its alert to the same channel is unfinished (order: firing before
+    resolved, a Slack thread's parent before its replies)."""
     earlier = aliased(Delivery)
     waiting = (
         select(Endpoint.key)
         .where(Endpoint.state != "closed", Endpoint.next_probe_at > now)
+        .scalar_subquery()
+    )
+    probing = (
+        select(Endpoint.key)
+        .where(Endpoint.state != "closed", Endpoint.next_probe_at <= now)
         .scalar_subquery()
     )
     candidates = (
@@ -174,6 +182,7 @@ def claim_deliveries(
             or_(
                 and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
                 and_(Delivery.status == "delivering", Delivery.lease_until < now),
+                and_(Delivery.status == "pending", Delivery.endpoint.in_(probing)),
             ),
             Delivery.endpoint.not_in(waiting),
             ~exists().where(
@@ -188,7 +197,7 @@ def claim_deliveries(
     )
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True, of=Delivery)
-    claimed: list[Delivery] = []
+    claimed: list[tuple[Delivery, bool]] = []
     access: dict[str, str] = {}  # endpoint -> "free", "probe" (taken: this one only), "skip"
     for delivery in session.scalars(candidates):
         if len(claimed) >= limit:
@@ -201,8 +210,15 @@ def claim_deliveries(
             access[key] = _endpoint_access(session, key=key, now=now, lease_until=lease_until)
             if access[key] == "skip":
                 continue
-        claimed.append(delivery)
-    for delivery in claimed:
+        if (
+            access[key] == "free"
+            and delivery.status == "pending"
+            and (delivery.next_attempt_at > now)
+        ):
+            continue  # not due, and its endpoint is not being probed (any more)
+        early = delivery.status == "pending" and delivery.next_attempt_at > now
+        claimed.append((delivery, early))
+    for delivery, _ in claimed:
         delivery.status = "delivering"
         delivery.owner = owner
         delivery.lease_until = lease_until
