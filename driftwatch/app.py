@@ -32,6 +32,7 @@ from driftwatch.metrics import StateCollector
 from driftwatch.monitoring.endpoints import router as monitoring_router
 from driftwatch.registry.endpoints import router as registry_router
 from driftwatch.registry.service import ModelCache
+from driftwatch.text import RefuseNulInUrls
 
 log = logging.getLogger("driftwatch")
 STATIC_DIR = Path(__file__).parent / "dashboard" / "static"
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(monitoring_router)
     app.include_router(alerting_router)
     app.include_router(dashboard_router)
+    app.add_middleware(RefuseNulInUrls)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.signer = Signer()
 

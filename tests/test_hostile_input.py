@@ -4,6 +4,7 @@ shapes a fuzzer rarely finds: huge, deeply nested and non-finite bodies."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -27,6 +28,9 @@ def api_schema(settings: Settings, engine: Engine) -> Any:
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
+EXAMPLES = int(os.environ.get("DRIFTWATCH_FUZZ_EXAMPLES", "25"))  # per operation
+
+
 def test_no_request_makes_a_5xx_or_an_undocumented_answer(api_schema: Any) -> None:
     """Every operation of the OpenAPI document, 25 generated requests each (valid and not),
     sent as the admin: no 5xx, and every success matches its documented response schema."""
@@ -34,7 +38,7 @@ def test_no_request_makes_a_5xx_or_an_undocumented_answer(api_schema: Any) -> No
     assert len(operations) >= 20
     for operation in operations:
 
-        @settings(max_examples=25, deadline=None, database=None,
+        @settings(max_examples=EXAMPLES, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))  # fmt: skip
         @given(case=operation.as_strategy())
         def check(case: Any) -> None:
@@ -100,3 +104,14 @@ def test_nul_characters_are_refused_per_record_and_kept_with_the_rejection(
     kept = api.get(f"/api/v1/models/{model}/rejected").json()
     assert len(kept) == 6
     assert any(r["prediction_id"] == "nul\\x00id" for r in kept)
+
+
+def test_nul_characters_in_urls_and_bodies_are_refused(api: TestClient) -> None:
+    for url in ("/api/v1/alerts?rule=%00", "/api/v1/models/a%00b", "/models/x%00"):
+        response = api.get(url)
+        assert response.status_code == 422, url
+        assert "NUL" in response.json()["detail"]
+    silence = api.post("/api/v1/silences", json={"model": "m\x00", "rule": "*",
+                                                 "until": "2099-01-01T00:00:00Z"})  # fmt: skip
+    assert silence.status_code == 422
+    assert "NUL" in silence.json()["detail"]

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from driftwatch.text import Text
+
 
 class Window(BaseModel):
     start: datetime
@@ -16,10 +18,10 @@ class Window(BaseModel):
 class SilenceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, max_length=200, description="a glob: '*' for every model")
-    rule: str = Field(min_length=1, max_length=200, description="a glob: '*' for every rule")
+    model: Text = Field(min_length=1, max_length=200, description="a glob: '*' for every model")
+    rule: Text = Field(min_length=1, max_length=200, description="a glob: '*' for every rule")
     until: AwareDatetime
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Text | None = Field(default=None, max_length=2000)
 
 
 class SilenceOut(BaseModel):

@@ -61,6 +61,8 @@ async def create_baseline(
         upload, baseline_name = form.get("file"), form.get("name")
         if not isinstance(upload, UploadFile) or not isinstance(baseline_name, str):
             raise InvalidPayload("multipart upload: needs the fields 'file' and 'name'")
+        if not baseline_name or "\x00" in baseline_name or len(baseline_name) > 200:
+            raise InvalidPayload("name: 1 to 200 characters, no NUL")
         baseline = await run_in_threadpool(_from_file, session, name, baseline_name, upload)
     else:
         try:

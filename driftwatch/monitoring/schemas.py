@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from driftwatch.text import Text
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -26,7 +28,7 @@ class TimeRange(Strict):
 class BaselineCreate(Strict):
     """Either ``records`` ({"features", "prediction"?, "label"?} each) or ``from_window``."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     records: list[dict[str, Any]] | None = None
     from_window: TimeRange | None = None
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from driftwatch.durations import parse_duration
+from driftwatch.text import Text
 
 # Evidently's registry names (CONTRACT section 3).
 STATTEST_NAMES = (
@@ -31,7 +32,7 @@ STATTEST_NAMES = (
     "es",
 )
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
-FeatureName = Annotated[str, Field(min_length=1, max_length=200)]
+FeatureName = Annotated[Text, Field(min_length=1, max_length=200)]
 ModelName = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]

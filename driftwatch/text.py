@@ -1,0 +1,43 @@
+"""Text that reaches the database: Postgres text cannot hold a NUL character, so a NUL is
+refused where text comes in (URLs here, bodies through ``Text``), with a clear answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+NUL = "\x00"
+
+
+def no_nul(value: str) -> str:
+    if NUL in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(no_nul)]
+
+
+class RefuseNulInUrls:
+    """A 422 for a request whose path or query string holds a NUL (``%00``), before routing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query: bytes = scope.get("query_string", b"")
+            if NUL in scope.get("path", "") or b"%00" in query or NUL.encode() in query:
+                await _refuse(send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send) -> None:
+    body = b'{"detail": "the URL must not contain NUL characters (%00)"}'
+    headers: list[Any] = [(b"content-type", b"application/json"),
+                          (b"content-length", str(len(body)).encode())]  # fmt: skip
+    await send({"type": "http.response.start", "status": 422, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
