@@ -114,11 +114,8 @@ class Dispatcher:
             claimed = self.claim(free) if free > 0 else []
             for item in claimed:
                 inflight.add(self._pool.submit(self.deliver, item))
-            if claimed and len(claimed) == free:
-                # full: wait for a send to finish (it sets the event)
-                OUTBOX_WRITTEN.wait(self.settings.dispatcher_interval_seconds)
-                OUTBOX_WRITTEN.clear()
-            elif not claimed:
+            if not claimed or len(claimed) == free:
+                # nothing due, or every slot busy: until a commit or a finished send wakes us
                 OUTBOX_WRITTEN.wait(self.settings.dispatcher_interval_seconds)
                 OUTBOX_WRITTEN.clear()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -50,20 +49,14 @@ def _states(text: str | None, allowed: Sequence[str], what: str) -> list[str]:
     return states
 
 
-def _silence_matching(silences: list[Silence], model: str, rule: str) -> int | None:
-    for silence in silences:
-        if fnmatch.fnmatchcase(model, silence.model) and fnmatch.fnmatchcase(rule, silence.rule):
-            return silence.id
-    return None
-
-
 def _alert_out(alert: Alert, model: str, silences: list[Silence]) -> AlertOut:
+    silence = repository.matching_silence(silences, model=model, rule=alert.rule)
     return AlertOut(
         id=alert.id, model=model, rule=alert.rule, state=alert.state, severity=alert.severity,
         condition=alert.condition, metric=alert.metric, value=alert.value, run_id=alert.run_id,
         window=Window(start=alert.window_start, end=alert.window_end),
         started_at=alert.started_at, fired_at=alert.fired_at, resolved_at=alert.resolved_at,
-        silenced_by=_silence_matching(silences, model, alert.rule),
+        silenced_by=silence.id if silence else None,
     )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from driftwatch.alerting.rules import Rule
+from driftwatch.models.base import iso
 from driftwatch.stats import registry as stattests
 
 # Numbers a notification shows besides the rule's own metric, when the run has them.
@@ -30,10 +31,6 @@ TITLES = {
     "alert.resolved": "Resolved",
     "model.retrain_requested": "Retraining requested",
 }
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def headline_metrics(metrics: dict[str, float | None], rule_metric: str) -> dict[str, float]:

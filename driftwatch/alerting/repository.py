@@ -107,11 +107,16 @@ def active_silences(session: Session, *, now: datetime) -> list[Silence]:
     return list(session.scalars(select(Silence).where(Silence.until > now).order_by(Silence.id)))
 
 
-def silence_for(session: Session, *, model: str, rule: str, now: datetime) -> Silence | None:
-    for silence in active_silences(session, now=now):
+def matching_silence(silences: Sequence[Silence], *, model: str, rule: str) -> Silence | None:
+    """The first of ``silences`` whose globs match this model and rule."""
+    for silence in silences:
         if fnmatch.fnmatchcase(model, silence.model) and fnmatch.fnmatchcase(rule, silence.rule):
             return silence
     return None
+
+
+def silence_for(session: Session, *, model: str, rule: str, now: datetime) -> Silence | None:
+    return matching_silence(active_silences(session, now=now), model=model, rule=rule)
 
 
 def list_silences(session: Session, *, include_expired: bool, now: datetime) -> list[Silence]:

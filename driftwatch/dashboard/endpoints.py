@@ -16,13 +16,11 @@ from starlette.concurrency import run_in_threadpool
 
 from driftwatch.alerting import repository as alerting_repository
 from driftwatch.alerting import service as alerting
-from driftwatch.auth.service import hash_key
 from driftwatch.dashboard import evidently_report, repository, service
 from driftwatch.dashboard.session import COOKIE, SESSION_SECONDS, Viewer, ViewerDep
 from driftwatch.db import session_scope
 from driftwatch.deps import MAX_ID, OptionalIdQuery, RowId, SessionDep
 from driftwatch.errors import Forbidden, InvalidPayload, NotFound
-from driftwatch.models import ApiKey
 from driftwatch.models.base import utcnow
 from driftwatch.registry import service as registry
 
@@ -72,9 +70,8 @@ def login(
 ) -> Response:  # fmt: skip
     started = time.perf_counter()
     with session_scope(request.app.state.engine) as session:
-        found = session.query(ApiKey).filter(ApiKey.key_hash == hash_key(key.strip()),
-                                             ApiKey.revoked_at.is_(None)).one_or_none()  # fmt: skip
-        key_id, scope = (found.id, found.scope) if found else (None, None)
+        principal = request.app.state.key_verifier.verify(session, key.strip())
+    key_id, scope = (principal.key_id, principal.scope) if principal else (None, None)
     error = None
     if key_id is None:
         error = "That key is not valid (or was revoked)."
@@ -190,11 +187,10 @@ def alerts_page(
     model_id = registry.get_by_name(session, name=model).id if model else None
     found = alerting_repository.list_alerts(session, model_id=model_id, states=states, limit=300)
     silences = alerting_repository.active_silences(session, now=utcnow())
-    rows = []
-    for alert, model_name in found:
-        silence = alerting_repository.silence_for(session, model=model_name, rule=alert.rule,
-                                                  now=utcnow())  # fmt: skip
-        rows.append({"alert": alert, "model": model_name, "silence": silence})
+    rows = [{"alert": alert, "model": model_name,
+             "silence": alerting_repository.matching_silence(silences, model=model_name,
+                                                             rule=alert.rule)}
+            for alert, model_name in found]  # fmt: skip
     return _page(request, "alerts.html", viewer, started, rows=rows, state=state,
                  silences=silences, choices=list(SILENCE_CHOICES), model=model)  # fmt: skip
 

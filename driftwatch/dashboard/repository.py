@@ -172,13 +172,6 @@ def baseline(session: Session, *, baseline_id: int | None) -> Baseline | None:
     return None if baseline_id is None else session.get(Baseline, baseline_id)
 
 
-def model_names(session: Session, model_ids: Sequence[int]) -> dict[int, str]:
-    if not model_ids:
-        return {}
-    query = select(MonitoredModel.id, MonitoredModel.name).where(MonitoredModel.id.in_(model_ids))
-    return {model_id: name for model_id, name in session.execute(query)}
-
-
 def alert_models(session: Session, alert_ids: Sequence[int]) -> dict[int, str]:
     """The model name of each alert."""
     if not alert_ids:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from driftwatch.dashboard import repository
 from driftwatch.dashboard.repository import Bucket
 from driftwatch.models import MonitoredModel, Run
+from driftwatch.models.base import iso
 from driftwatch.registry import service as registry
 from driftwatch.stats import registry as stattests
 
@@ -51,10 +52,6 @@ def bucket_seconds(window_seconds: int, span: timedelta) -> int:
     """Whole windows per bucket, as few as keep the columns under MAX_COLUMNS."""
     windows = max(1, math.ceil(span.total_seconds() / window_seconds / MAX_COLUMNS))
     return windows * window_seconds
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _bucket_time(index: int, seconds: int) -> str:

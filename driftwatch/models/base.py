@@ -48,6 +48,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as every API answer and message writes time."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 # Big surrogate keys on Postgres; SQLite only auto-increments a column declared INTEGER.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 

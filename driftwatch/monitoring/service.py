@@ -27,7 +27,7 @@ from driftwatch.ingest.validation import (
     validate_columns,
 )
 from driftwatch.models import Baseline, MonitoredModel, Run
-from driftwatch.models.base import utcnow
+from driftwatch.models.base import iso, utcnow
 from driftwatch.monitoring import compute, profiles, repository
 from driftwatch.registry import service as registry
 
@@ -295,7 +295,7 @@ def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> dic
     return {
         "id": run.id,
         "model": model.name,
-        "window": {"start": _iso(run.window_start), "end": _iso(run.window_end)},
+        "window": {"start": iso(run.window_start), "end": iso(run.window_end)},
         "baseline": {"id": run.baseline_id, "name": baseline.name if baseline else None},
         "status": run.status,
         "rows": run.rows,
@@ -305,11 +305,7 @@ def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> dic
         "dataset": result.get("dataset"),
         "accuracy": result.get("accuracy"),
         "quality": result.get("quality"),
-        "computed_at": _iso(run.computed_at) if run.computed_at else None,
+        "computed_at": iso(run.computed_at) if run.computed_at else None,
         "duration_seconds": run.duration_seconds,
         "error": run.error,
     }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
