@@ -79,6 +79,7 @@ def store(url: str, rows: int) -> str:
     from driftwatch.monitoring import files, service
     from driftwatch.registry import service as registry
     from driftwatch.registry.schemas import Feature, ModelCreate
+    from driftwatch.retention.policy import Retention
 
     db.upgrade(url)
     engine = db.get_engine(url)
@@ -114,7 +115,9 @@ def store(url: str, rows: int) -> str:
         valid = validate_columns(raw, specs, task="binary_classification",
                                  received_at=datetime.now(UTC))  # fmt: skip
         with db.session_scope(engine) as session:
-            repository.insert_predictions(session, model_id=model_id, columns=valid.columns)
+            repository.insert_predictions(
+                session, model_id=model_id, columns=valid.columns, retention=Retention()
+            )
     return name
 
 

@@ -45,6 +45,10 @@ def _serve(args: argparse.Namespace) -> int:
         from driftwatch.alerting.dispatcher import Dispatcher
 
         background.append(Dispatcher(engine, settings))
+    if not (args.no_scheduler or args.no_retention):
+        from driftwatch.retention.scheduled import RetentionWorker
+
+        background.append(RetentionWorker(engine, settings))
     for worker in background:
         worker.start()
     try:
@@ -97,7 +101,8 @@ def _run(args: argparse.Namespace) -> int:
             end = _parse_time(args.end) if args.end else window_start(utcnow(), length)
             start = _parse_time(args.start) if args.start else end - length
             context = AlertingContext(rules, settings.public_url)
-            run = service.run_now(session, model=model, start=start, end=end, alerting=context)
+            run = service.run_now(session, model=model, start=start, end=end, alerting=context,
+                                  retention=settings.retention_policy())  # fmt: skip
             baseline = service.active_baseline(session, model=model)
             out = service.to_out(run, model=model, baseline=baseline)
     except DriftwatchError as error:
@@ -205,6 +210,38 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retention_run(args: argparse.Namespace) -> int:
+    from driftwatch import db
+    from driftwatch.models.base import iso, utcnow
+    from driftwatch.retention import service
+    from driftwatch.retention.policy import describe
+
+    settings = get_settings()
+    db.upgrade(settings.database_url)
+    policy = settings.retention_policy()
+    if policy.age is None:
+        print("retention: DRIFTWATCH_RETENTION is not set: raw data is kept forever")
+    engine = db.get_engine(settings.database_url)
+    report = service.apply(engine, policy, now=utcnow(), dry_run=args.dry_run)
+    if report.skipped:
+        print("retention: another process is applying the policy now; nothing done")
+        return 0
+    if report.created_partitions:
+        print(f"made ahead: {len(report.created_partitions)} partitions")
+    if report.cutoff is None or policy.age is None:
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"retention {describe(policy.age)}: raw data before {iso(report.cutoff)}")
+    for name in report.dropped_partitions:
+        print(f"  partition {name}: {'would drop' if args.dry_run else 'dropped'}")
+    if not any(report.rows.values()) and not report.dropped_partitions:
+        print("  nothing to remove")
+        return 0
+    for table, count in sorted(report.rows.items()):
+        print(f"  {table}: {verb} {count:,} rows")
+    return 0
+
+
 def _rules_check(args: argparse.Namespace) -> int:
     """Validate rule files: every problem with its file and line; exit 1 if there is any."""
     from driftwatch.alerting import rules
@@ -245,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="no alert deliveries from this process (scheduled monitoring still runs)",
     )
     serve.add_argument(
+        "--no-retention",
+        action="store_true",
+        help="no retention passes from this process (DRIFTWATCH_RETENTION)",
+    )
+    serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.set_defaults(handler=_serve)
@@ -279,6 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     create_baseline.add_argument("--name", required=True)
     create_baseline.add_argument("--file", required=True, help="CSV with a header, or .parquet")
     create_baseline.set_defaults(handler=_baselines_create)
+
+    retention = commands.add_parser("retention", help="remove raw data past DRIFTWATCH_RETENTION")
+    retention_commands = retention.add_subparsers(
+        dest="retention_command", required=True, metavar="ACTION"
+    )
+    retention_run = retention_commands.add_parser(
+        "run", help="apply the retention policy now (serve does it every hour) and say what went"
+    )
+    retention_run.add_argument("--dry-run", action="store_true",
+                               help="count what would be removed; remove nothing")  # fmt: skip
+    retention_run.set_defaults(handler=_retention_run)
 
     rules_parser = commands.add_parser("rules", help="alert rules")
     rules_commands = rules_parser.add_subparsers(

@@ -10,6 +10,7 @@ from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from driftwatch.durations import UNITS, parse_duration
+from driftwatch.retention.policy import Retention
 
 
 class Settings(BaseSettings):
@@ -45,6 +46,13 @@ class Settings(BaseSettings):
     # Most windows queued per model when catching up after downtime (the newest ones).
     max_catchup_windows: int = 1000
 
+    # Raw predictions, labels and rejected records older than this are removed, by whole UTC
+    # days (on Postgres by dropping day partitions); runs, metrics, alerts and baselines stay.
+    # "30d", ISO 8601 or seconds; unset, "0" or "off" keeps everything. At least one day.
+    retention: timedelta | None = None
+    # Seconds between retention passes (each also creates the coming days' partitions).
+    retention_interval_seconds: float = 3600.0
+
     # Seconds a dispatcher waits between looks for due deliveries (a commit in the same process
     # that writes deliveries wakes it at once).
     dispatcher_interval_seconds: float = 0.5
@@ -78,6 +86,28 @@ class Settings(BaseSettings):
     @classmethod
     def _horizon(cls, value: object) -> object:
         return _duration(value)
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention_text(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and value.strip().lower() in _OFF):
+            return None
+        return _duration(value)
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_days(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(days=1):
+            raise ValueError(
+                "must be at least one day (raw data is removed by whole days), or unset"
+            )
+        return value
+
+    def retention_policy(self) -> Retention:
+        return Retention(self.retention)
+
+
+_OFF = frozenset({"", "0", "off", "none", "never", "forever"})
 
 
 def _duration(value: object) -> object:

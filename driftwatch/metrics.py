@@ -8,12 +8,15 @@ database at scrape time by ``StateCollector``, so every replica reports the same
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
+
+if TYPE_CHECKING:
+    from driftwatch.retention.service import Report
 
 INGESTED = Counter(
     "driftwatch_ingested_records", "Records stored by the collector", ["model", "kind"]
@@ -69,6 +72,35 @@ def record_run(model: str, outcome: str, seconds: float | None = None) -> None:
     RUNS.labels(model, outcome).inc()
     if seconds is not None:
         RUN_SECONDS.labels(model).observe(seconds)
+
+
+RETENTION_PASSES = Counter(
+    "driftwatch_retention_passes", "Retention passes by outcome (done, skipped, failed)",
+    ["outcome"],
+)  # fmt: skip
+RETENTION_REMOVED = Counter(
+    "driftwatch_retention_removed_rows", "Raw rows removed by retention, by table", ["table"]
+)
+RETENTION_PARTITIONS = Counter(
+    "driftwatch_retention_dropped_partitions", "Time partitions dropped by retention"
+)
+RETENTION_CUTOFF = Gauge(
+    "driftwatch_retention_cutoff_timestamp_seconds",
+    "Raw data before this time has been removed (by this process's last pass)",
+)
+
+
+def record_retention(report: Report | None) -> None:
+    """A retention pass: its ``Report``, or None when it failed."""
+    if report is None:
+        RETENTION_PASSES.labels("failed").inc()
+        return
+    RETENTION_PASSES.labels("skipped" if report.skipped else "done").inc()
+    for table, count in report.rows.items():
+        RETENTION_REMOVED.labels(table).inc(count)
+    RETENTION_PARTITIONS.inc(len(report.dropped_partitions))
+    if report.cutoff is not None and not report.skipped:
+        RETENTION_CUTOFF.set(report.cutoff.timestamp())
 
 
 class StateCollector(Collector):

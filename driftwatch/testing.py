@@ -6,9 +6,13 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
 
 
 def start_serve(
@@ -40,3 +44,21 @@ def start_serve(
         time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"driftwatch serve did not start:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str = "driftwatch_scratch") -> Iterator[str]:
+    """A new, empty Postgres database for the duration of the block, as a SQLAlchemy URL
+    (``admin_url`` is a libpq URL of a database to connect to for creating and dropping it)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        from driftwatch import db
+
+        db.get_engine(f"{base}/{name}").dispose()
+        with psycopg.connect(admin_url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from driftwatch.ingest import chunks, repository
 from driftwatch.ingest.validation import FeatureSpec, validate_predictions
 from driftwatch.models import MonitoredModel, Prediction, PredictionChunk
+from driftwatch.retention.policy import Retention
 from tests.conftest import create_model
 
 FEATURES = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "categorical"}]
@@ -326,7 +327,9 @@ def test_a_batch_is_written_all_or_nothing(api: TestClient, engine: Engine) -> N
             select(MonitoredModel.id).where(MonitoredModel.name == model["name"])
         ).one()
     with Session(engine) as session:  # a fresh session: nothing run on its connection yet
-        accepted = repository.insert_predictions(session, model_id=model_id, columns=valid.columns)
+        accepted = repository.insert_predictions(
+            session, model_id=model_id, columns=valid.columns, retention=Retention()
+        )
         assert accepted == 1
         session.rollback()
     assert stored(engine, model["name"]) == {}

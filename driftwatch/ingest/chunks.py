@@ -10,7 +10,7 @@ raw little-endian bytes, so writing a chunk costs a ``tobytes`` and reading a wi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from driftwatch.ingest.validation import PredictionColumns
+from driftwatch.retention.policy import DAY_US
 
 FLOAT = np.dtype("<f8")
 INT64 = np.dtype("<i8")
@@ -71,6 +72,39 @@ def encode(columns: PredictionColumns) -> EncodedChunk:
         prediction_classes=class_codes.tobytes(),
         dictionary={"features": [categories for _, categories in cat_columns], "classes": classes},
     )
+
+
+def split_by_day(stored: dict[str, Any]) -> list[tuple[npt.NDArray[np.int64], dict[str, Any]]]:
+    """A stored chunk (its fields as in ``prediction_chunks``) as one chunk per UTC day of its
+    rows: each with the positions its rows had in the original. The dictionary is kept whole
+    (codes stay valid); the other buffers keep only the day's rows."""
+    rows, num_width, cat_width = stored["rows"], stored["num_width"], stored["cat_width"]
+    timestamps = np.frombuffer(stored["timestamps"], dtype=INT64)
+    num_values = np.frombuffer(stored["num_values"], dtype=FLOAT).reshape(num_width, rows)
+    cat_codes = np.frombuffer(stored["cat_codes"], dtype=CODE).reshape(cat_width, rows)
+    values = np.frombuffer(stored["prediction_values"], dtype=FLOAT)
+    classes = np.frombuffer(stored["prediction_classes"], dtype=CODE)
+    days = timestamps // DAY_US
+    pieces = []
+    for day in np.unique(days):
+        positions = np.flatnonzero(days == day)
+        own = timestamps[positions]
+        pieces.append((positions, {
+            **stored,
+            "rows": len(positions),
+            "ts_min": from_us(int(own.min())),
+            "ts_max": from_us(int(own.max())),
+            "timestamps": own.tobytes(),
+            "num_values": np.ascontiguousarray(num_values[:, positions]).tobytes(),
+            "cat_codes": np.ascontiguousarray(cat_codes[:, positions]).tobytes(),
+            "prediction_values": values[positions].tobytes(),
+            "prediction_classes": classes[positions].tobytes(),
+        }))  # fmt: skip
+    return pieces
+
+
+def from_us(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
 @dataclass(slots=True)

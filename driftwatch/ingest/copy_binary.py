@@ -139,3 +139,40 @@ def _encode_rows(model_id: int, chunk_id: int, columns: PredictionColumns) -> by
         append(cache[label])
     append(TRAILER)
     return b"".join(parts)
+
+
+KEY_COLUMNS = ("model_id", "ts", "prediction_id")
+_KEY_FIXED = np.dtype([
+    ("fields", ">i2"), ("model_len", ">i4"), ("model_id", ">i4"), ("ts_len", ">i4"), ("ts", ">i8"),
+])  # fmt: skip
+
+
+def encode_keys(model_id: int, columns: PredictionColumns) -> bytes:
+    """A binary COPY stream of ``prediction_keys`` rows, in ``KEY_COLUMNS`` order."""
+    ids = columns.prediction_ids
+    width = len(ids[0]) if ids else 0
+    uniform = all(pid.isascii() and len(pid) == width for pid in ids)
+    id_type = f"S{width}" if uniform else "O"
+    layout = np.dtype([("fixed", _KEY_FIXED), ("id_len", ">i4")])
+    fixed = np.zeros(len(ids), dtype=layout)
+    fixed["fixed"]["fields"] = len(KEY_COLUMNS)
+    fixed["fixed"]["model_len"] = 4
+    fixed["fixed"]["model_id"] = model_id
+    fixed["fixed"]["ts_len"] = 8
+    fixed["fixed"]["ts"] = columns.timestamps_us - POSTGRES_EPOCH_US
+    if uniform:  # one record array: ids of one byte length, as the SDK makes them
+        rows = np.zeros(len(ids), dtype=[("head", layout), ("id", id_type)])
+        rows["head"] = fixed
+        rows["head"]["id_len"] = width
+        rows["id"] = np.array(ids, dtype=id_type)
+        return HEADER + rows.tobytes() + TRAILER
+    encoded = [pid.encode() for pid in ids]
+    fixed["id_len"] = [len(raw) for raw in encoded]
+    head = memoryview(fixed.tobytes())
+    size = layout.itemsize
+    parts: list[bytes | memoryview] = [HEADER]
+    for index, raw in enumerate(encoded):
+        parts.append(head[index * size : (index + 1) * size])
+        parts.append(raw)
+    parts.append(TRAILER)
+    return b"".join(parts)

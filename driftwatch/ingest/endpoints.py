@@ -78,6 +78,7 @@ async def post_predictions(
         model_name=name,
         batch=batch,
         models=request.app.state.model_cache,
+        retention=request.app.state.settings.retention_policy(),
     )
 
 
@@ -91,8 +92,9 @@ async def post_ground_truth(
     records = service.batch_records(body, max_records=request.app.state.settings.max_batch_records)
     _within_rate(request, key, len(records))
     return await run_in_threadpool(
-        service.log_ground_truth, session, model_name=name, records=records
-    )
+        service.log_ground_truth, session, model_name=name, records=records,
+        retention=request.app.state.settings.retention_policy(),
+    )  # fmt: skip
 
 
 @router.get("/rejected", response_model=list[RejectedRecordOut])

@@ -9,7 +9,7 @@ COPY only. SQLite checks first, under the write lock it takes at BEGIN.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,10 +20,16 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from driftwatch.errors import Conflict
-from driftwatch.ingest import chunks, copy_binary
+from driftwatch.ingest import chunks, copy_binary, partitions
 from driftwatch.ingest.validation import PredictionColumns, Rejection
-from driftwatch.models import GroundTruth, Prediction, PredictionChunk, RejectedRecord
+from driftwatch.models import (
+    GroundTruth,
+    PredictionChunk,
+    PredictionKey,
+    RejectedRecord,
+)
 from driftwatch.models.base import utcnow
+from driftwatch.retention.policy import Retention, day_numbers, day_start
 
 GROUND_TRUTH_COLUMNS = (
     "model_id", "prediction_id", "label_value", "label_class", "ts", "received_at",
@@ -120,8 +126,8 @@ def _existing_ids(session: Session, model_id: int, ids: list[str]) -> set[str]:
         part = ids[start : start + 5000]
         found.update(
             session.scalars(
-                select(Prediction.prediction_id).where(
-                    Prediction.model_id == model_id, Prediction.prediction_id.in_(part)
+                select(PredictionKey.prediction_id).where(
+                    PredictionKey.model_id == model_id, PredictionKey.prediction_id.in_(part)
                 )
             )
         )
@@ -132,12 +138,20 @@ def _without(columns: PredictionColumns, existing: set[str]) -> PredictionColumn
     return columns.take([i for i, pid in enumerate(columns.prediction_ids) if pid not in existing])
 
 
+def _by_day(columns: PredictionColumns) -> list[PredictionColumns]:
+    """The records of each UTC day apart (a chunk lies in one day, so in one partition)."""
+    days = day_numbers(columns.timestamps_us)
+    if days.min() == days.max():
+        return [columns]
+    return [columns.take(np.flatnonzero(days == day).tolist()) for day in np.unique(days)]
+
+
 def _chunk_row(model_id: int, columns: PredictionColumns) -> dict[str, Any]:
     encoded = chunks.encode(columns)
     return {
         "model_id": model_id,
-        "ts_min": _from_us(encoded.ts_min_us),
-        "ts_max": _from_us(encoded.ts_max_us),
+        "ts_min": chunks.from_us(encoded.ts_min_us),
+        "ts_max": chunks.from_us(encoded.ts_max_us),
         "rows": encoded.rows,
         "num_width": encoded.num_width,
         "cat_width": encoded.cat_width,
@@ -149,10 +163,6 @@ def _chunk_row(model_id: int, columns: PredictionColumns) -> dict[str, Any]:
         "dictionary": encoded.dictionary,
         "created_at": utcnow(),
     }
-
-
-def _from_us(micros: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
 _CHUNK_COLUMNS = (
@@ -182,60 +192,91 @@ def _insert_chunk(session: Session, model_id: int, columns: PredictionColumns) -
     return int(chunk_id)
 
 
-def insert_predictions(session: Session, *, model_id: int, columns: PredictionColumns) -> int:
+def insert_predictions(
+    session: Session, *, model_id: int, columns: PredictionColumns, retention: Retention
+) -> int:
     """Store validated predictions that are new; returns how many that was.
 
-    The batch's feature values go into one chunk; each prediction gets a narrow row pointing at
-    it. Records already stored (an SDK retry) are left out of both, so no window counts a
-    prediction twice.
+    Each day's records of the batch go into one chunk, and each prediction gets a key and a
+    narrow row pointing at its chunk. Records already stored (an SDK retry) are left out of
+    all three, so no window counts a prediction twice.
     """
     if not len(columns):
         return 0
     if session.get_bind().dialect.name == "postgresql":
-        return _insert_predictions_postgres(session, model_id, columns)
+        return _insert_predictions_postgres(session, model_id, columns, retention)
     # SQLite: the transaction holds the write lock from BEGIN IMMEDIATE, so nothing can slip
     # in between this check and the insert.
     columns = _without(columns, _existing_ids(session, model_id, columns.prediction_ids))
     if not len(columns):
         return 0
-    chunk_id = _insert_chunk(session, model_id, columns)
-    times = _sqlite_times(columns.timestamps_us)
-    values = columns.prediction_values.tolist()
-    rows = [
-        (model_id, pid, times[i], chunk_id, i, columns.model_versions[i],
-         None if values[i] != values[i] else values[i], columns.prediction_classes[i])
-        for i, pid in enumerate(columns.prediction_ids)
-    ]  # fmt: skip
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    times = _sqlite_times(columns.timestamps_us)
     cursor.executemany(
-        "INSERT INTO predictions (model_id, prediction_id, ts, chunk_id, chunk_row, "
-        "model_version, prediction_value, prediction_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        "INSERT INTO prediction_keys (model_id, prediction_id, ts) VALUES (?, ?, ?)",
+        [(model_id, pid, times[i]) for i, pid in enumerate(columns.prediction_ids)],
     )
-    return len(rows)
+    for day in _by_day(columns):
+        chunk_id = _insert_chunk(session, model_id, day)
+        times = _sqlite_times(day.timestamps_us)
+        values = day.prediction_values.tolist()
+        rows = [
+            (model_id, pid, times[i], chunk_id, i, day.model_versions[i],
+             None if values[i] != values[i] else values[i], day.prediction_classes[i])
+            for i, pid in enumerate(day.prediction_ids)
+        ]  # fmt: skip
+        cursor.executemany(
+            "INSERT INTO predictions (model_id, prediction_id, ts, chunk_id, chunk_row, "
+            "model_version, prediction_value, prediction_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    return len(columns)
+
+
+def _no_partition(error: psycopg.errors.CheckViolation) -> bool:
+    return "no partition of relation" in str(error)
 
 
 def _insert_predictions_postgres(
-    session: Session, model_id: int, columns: PredictionColumns
+    session: Session, model_id: int, columns: PredictionColumns, retention: Retention
 ) -> int:
     driver = psycopg_connection(session)
-    statement = _copy_statement("predictions", copy_binary.COLUMNS)
-    # Optimistic: one chunk and one COPY. A duplicate id aborts both (savepoint); then the ids
-    # already stored are looked up and left out, and the rest is tried again. Concurrent
-    # requests carrying the same ids converge within a few rounds.
+    keys = _copy_statement("prediction_keys", copy_binary.KEY_COLUMNS)
+    rows = _copy_statement("predictions", copy_binary.COLUMNS)
+    days = _by_day(columns)
+    partitions.ensure(session.connection(), [_day_of(day) for day in days], now=utcnow(),
+                      retention=retention)  # fmt: skip
+    # Optimistic: one COPY of keys, one chunk and one COPY of rows per day. A duplicate id
+    # aborts them all (savepoint); then the ids already stored are looked up and left out,
+    # and the rest is tried again. Concurrent requests carrying the same ids converge within
+    # a few rounds.
     for _attempt in range(8):
         try:
-            with driver.transaction():
-                chunk_id = _insert_chunk(session, model_id, columns)
-                stream = copy_binary.encode_predictions(model_id, chunk_id, columns)
-                with driver.cursor() as cursor, cursor.copy(statement) as copy:
-                    copy.write(stream)
+            with driver.transaction(), driver.cursor() as cursor:
+                with cursor.copy(keys) as copy:
+                    copy.write(copy_binary.encode_keys(model_id, columns))
+                for day in days:
+                    chunk_id = _insert_chunk(session, model_id, day)
+                    with cursor.copy(rows) as copy:
+                        copy.write(copy_binary.encode_predictions(model_id, chunk_id, day))
             return len(columns)
         except psycopg.errors.UniqueViolation:
             columns = _without(columns, _existing_ids(session, model_id, columns.prediction_ids))
             if not len(columns):
                 return 0
+            days = _by_day(columns)
+        except psycopg.errors.CheckViolation as error:
+            if not _no_partition(error):
+                raise
+            # Dropped by another replica's retention since this process last looked.
+            partitions.KNOWN.forget(str(session.get_bind().engine.url))
+            partitions.ensure(session.connection(), [_day_of(day) for day in days],
+                              now=utcnow(), retention=retention)  # fmt: skip
     raise Conflict("the same predictions are being written concurrently; send the batch again")
+
+
+def _day_of(columns: PredictionColumns) -> datetime:
+    return day_start(chunks.from_us(int(columns.timestamps_us[0])))
 
 
 def insert_ground_truth(session: Session, *, model_id: int, rows: Sequence[tuple[Any, ...]]) -> int:
@@ -304,20 +345,22 @@ def list_rejections(
 
 
 def count_predictions(session: Session, *, model_id: int) -> int:
-    query = select(func.count()).select_from(Prediction).where(Prediction.model_id == model_id)
+    query = (
+        select(func.count()).select_from(PredictionKey).where(PredictionKey.model_id == model_id)
+    )
     return int(session.scalar(query) or 0)
 
 
 def count_labeled(session: Session, *, model_id: int) -> int:
     query = (
         select(func.count())
-        .select_from(Prediction)
+        .select_from(PredictionKey)
         .join(
             GroundTruth,
-            (GroundTruth.model_id == Prediction.model_id)
-            & (GroundTruth.prediction_id == Prediction.prediction_id),
+            (GroundTruth.model_id == PredictionKey.model_id)
+            & (GroundTruth.prediction_id == PredictionKey.prediction_id),
         )
-        .where(Prediction.model_id == model_id)
+        .where(PredictionKey.model_id == model_id)
     )
     return int(session.scalar(query) or 0)
 
@@ -331,11 +374,7 @@ def read_window(
     Chunks are streamed one at a time into arrays sized for the window, so the memory used is
     about one copy of the window's values.
     """
-    overlapping = (
-        PredictionChunk.model_id == model_id,
-        PredictionChunk.ts_min < end,
-        PredictionChunk.ts_max >= start,
-    )
+    overlapping = _overlapping(session, model_id=model_id, start=start, end=end)
     capacity = int(
         session.scalar(select(func.coalesce(func.sum(PredictionChunk.rows), 0))
                        .where(*overlapping)) or 0
@@ -345,6 +384,20 @@ def read_window(
     for row in _stream_chunks(session, model_id=model_id, start=start, end=end):
         builder.add(chunks.decode(**row), start_us=start_us, end_us=end_us)
     return builder.finish()
+
+
+def _overlapping(session: Session, *, model_id: int, start: datetime, end: datetime) -> list[Any]:
+    """Conditions for the chunks holding rows of [start, end). A chunk lies in one UTC day, so
+    on Postgres the window's first day bounds ``ts_min`` too, and partitions of earlier days
+    are never looked at."""
+    conditions = [
+        PredictionChunk.model_id == model_id,
+        PredictionChunk.ts_min < end,
+        PredictionChunk.ts_max >= start,
+    ]
+    if session.get_bind().dialect.name == "postgresql":
+        conditions.append(PredictionChunk.ts_min >= day_start(start))
+    return conditions
 
 
 _CHUNK_FIELDS = (
@@ -363,19 +416,15 @@ def _stream_chunks(
             session,
             f"SELECT {', '.join(_CHUNK_FIELDS)} FROM prediction_chunks "
             "WHERE model_id = %(model)s AND ts_min < %(end)s AND ts_max >= %(start)s "
-            "ORDER BY id",
-            {"model": model_id, "start": start, "end": end},
+            "AND ts_min >= %(first_day)s ORDER BY id",
+            {"model": model_id, "start": start, "end": end, "first_day": day_start(start)},
             fields=_CHUNK_FIELDS,
             rows_per_fetch=4,
         )
         return
     rows = session.execute(
         select(*(getattr(PredictionChunk, name) for name in _CHUNK_FIELDS))
-        .where(
-            PredictionChunk.model_id == model_id,
-            PredictionChunk.ts_min < end,
-            PredictionChunk.ts_max >= start,
-        )
+        .where(*_overlapping(session, model_id=model_id, start=start, end=end))
         .order_by(PredictionChunk.id)
         .execution_options(yield_per=4)
     )

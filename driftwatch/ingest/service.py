@@ -23,6 +23,7 @@ from driftwatch.ingest.validation import (
 )
 from driftwatch.models.base import utcnow
 from driftwatch.registry import service as registry
+from driftwatch.retention.policy import Retention
 
 
 def _body_fields(body: Any, allowed: set[str]) -> dict[str, Any]:
@@ -91,8 +92,9 @@ def _result(accepted: int, duplicates: int, rejected: list[Rejection]) -> Ingest
 
 
 def log_predictions(
-    session: Session, *, model_name: str, batch: RawColumns, models: registry.ModelCache
-) -> IngestResult:
+    session: Session, *, model_name: str, batch: RawColumns, models: registry.ModelCache,
+    retention: Retention,
+) -> IngestResult:  # fmt: skip
     model = models.get(session, name=model_name)
     if not model.features and batch.count:
         inferred = infer_features(batch)
@@ -101,8 +103,12 @@ def log_predictions(
             model = models.get(session, name=model_name, fresh=True)
     elif not batch.features.keys() <= {f.name for f in model.features}:
         model = models.get(session, name=model_name, fresh=True)  # added features
-    valid = validate_columns(batch, list(model.features), task=model.task, received_at=utcnow())
-    accepted = repository.insert_predictions(session, model_id=model.id, columns=valid.columns)
+    valid = validate_columns(
+        batch, list(model.features), task=model.task, received_at=utcnow(), retention=retention
+    )
+    accepted = repository.insert_predictions(
+        session, model_id=model.id, columns=valid.columns, retention=retention
+    )
     return _settle(
         session,
         model.id,
@@ -114,9 +120,13 @@ def log_predictions(
     )
 
 
-def log_ground_truth(session: Session, *, model_name: str, records: list[Any]) -> IngestResult:
+def log_ground_truth(
+    session: Session, *, model_name: str, records: list[Any], retention: Retention
+) -> IngestResult:
     model = registry.get_by_name(session, name=model_name)
-    valid = validate_ground_truth(records, task=model.task, received_at=utcnow())
+    valid = validate_ground_truth(
+        records, task=model.task, received_at=utcnow(), retention=retention
+    )
     accepted = repository.insert_ground_truth(session, model_id=model.id, rows=valid.rows)
     return _settle(
         session,

@@ -17,11 +17,14 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from driftwatch.models.base import iso
+from driftwatch.retention.policy import Retention
 
 FeatureKind = Literal["numerical", "categorical"]
 MAX_ID_LENGTH = 200
@@ -400,6 +403,17 @@ def _check_timestamps(values: list[Any], errors: dict[int, str], received_us: in
     return out
 
 
+def _check_retained(
+    timestamps: IntArray, errors: dict[int, str], retention: Retention, received_at: datetime
+) -> None:
+    cutoff = retention.cutoff(received_at)
+    if cutoff is None:
+        return
+    for index in np.flatnonzero(timestamps < _to_us(cutoff)).tolist():
+        moment = _UNIX_EPOCH + timedelta(microseconds=int(timestamps[index]))
+        errors.setdefault(index, f"timestamp {iso(moment)}: {retention.refusal(cutoff)}")
+
+
 def _to_us(moment: datetime) -> int:
     delta = moment - _UNIX_EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
@@ -527,13 +541,17 @@ def validate_columns(
     task: str,
     received_at: datetime,
     require_prediction: bool = True,
+    retention: Retention | None = None,
 ) -> ValidPredictions:
     """Check every record; ``require_prediction=False`` for baselines (a training set may
-    have labels and no predictions)."""
+    have labels and no predictions). With a ``retention``, records older than it keeps are
+    refused."""
     errors = dict(raw.errors)
     known = {f.name: f.kind for f in features}
     ids = _check_ids(raw.prediction_id, errors)
     timestamps = _check_timestamps(raw.timestamp, errors, _to_us(received_at))
+    if retention is not None:
+        _check_retained(timestamps, errors, retention, received_at)
     values, classes = _check_predictions(
         raw.prediction, errors, task == "regression", require_prediction
     )
@@ -591,10 +609,12 @@ def validate_predictions(
 
 
 def validate_ground_truth(
-    records: list[Any], *, task: str, received_at: datetime
+    records: list[Any], *, task: str, received_at: datetime, retention: Retention | None = None
 ) -> ValidGroundTruth:
-    """Rows ``(prediction_id, label_value, label_class, ts)``."""
+    """Rows ``(prediction_id, label_value, label_class, ts)``; with a ``retention``, labels
+    older than it keeps are refused."""
     result = ValidGroundTruth()
+    cutoff = retention.cutoff(received_at) if retention is not None else None
     seen: set[str] = set()
     regression = task == "regression"
     for index, record in enumerate(records):
@@ -614,6 +634,9 @@ def validate_ground_truth(
                 )
             raw_ts = record.get("timestamp")
             ts = received_at if raw_ts is None else parse_timestamp(raw_ts)
+            if cutoff is not None and ts < cutoff:
+                assert retention is not None
+                raise RecordError(f"timestamp {iso(ts)}: {retention.refusal(cutoff)}")
         except RecordError as error:
             result.rejected.append(Rejection(index, _record_id(record), str(error), record))
             continue

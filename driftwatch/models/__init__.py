@@ -11,7 +11,13 @@ from driftwatch.models.alerting import (
 )
 from driftwatch.models.auth import ApiKey, AppSecret
 from driftwatch.models.base import Base
-from driftwatch.models.ingest import GroundTruth, Prediction, PredictionChunk, RejectedRecord
+from driftwatch.models.ingest import (
+    GroundTruth,
+    Prediction,
+    PredictionChunk,
+    PredictionKey,
+    RejectedRecord,
+)
 from driftwatch.models.monitoring import Baseline, BaselineColumn, Run, RunMetric, RunMetricDay
 from driftwatch.models.registry import MonitoredModel
 
@@ -31,6 +37,7 @@ __all__ = [
     "MonitoredModel",
     "Prediction",
     "PredictionChunk",
+    "PredictionKey",
     "RejectedRecord",
     "Run",
     "RunMetric",

@@ -1,9 +1,17 @@
 """Logged predictions, their feature chunks, ground truth, and the records the collector rejected.
 
-A prediction is stored twice over, for two readers: a narrow ``predictions`` row (its id,
-time, prediction and where its features are), which carries idempotency and the join with
-ground truth; and its feature values inside the ``prediction_chunks`` row of the batch it came
-in, column by column (see ``driftwatch.ingest.chunks``), which is what monitoring reads.
+A prediction is stored three times over, for three readers: its key in ``prediction_keys``
+(model, id, time), which makes ``prediction_id`` the idempotency key and joins late labels to
+their windows; a narrow ``predictions`` row (time, prediction, model version and where its
+features are), which accuracy reads with its label; and its feature values inside the
+``prediction_chunks`` row of the batch it came in, column by column (see
+``driftwatch.ingest.chunks``), which drift reads.
+
+On Postgres ``predictions`` and ``prediction_chunks`` are partitioned by time (a day each, see
+``driftwatch.ingest.partitions``), so retention drops whole partitions. A chunk never spans two
+days: a batch that does is stored as one chunk per day. The key table is not partitioned,
+because a unique key over partitions must include the partition column, and a record sent
+again without a timestamp (it then gets the time of receipt) must still be found.
 """
 
 from __future__ import annotations
@@ -27,8 +35,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 from driftwatch.models.base import Base, BigIntPK, Name, UTCDateTime, utcnow
 
 
+class PredictionKey(Base):
+    """One stored prediction's key: ``prediction_id`` is the idempotency key within a model."""
+
+    __tablename__ = "prediction_keys"
+    # Retention deletes keys by time; BRIN costs next to nothing per row on Postgres.
+    __table_args__ = (Index("ix_prediction_keys_ts", "ts", postgresql_using="brin"),)
+
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(Name, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Prediction(Base):
-    """One logged prediction; ``prediction_id`` is the idempotency key within a model."""
+    """One logged prediction (unique by its key in ``prediction_keys``)."""
 
     __tablename__ = "predictions"
     # BRIN on Postgres: predictions arrive roughly in time order, and a BRIN index costs next to
@@ -59,8 +79,10 @@ class PredictionChunk(Base):
         Index("ix_prediction_chunks_model_id_created_at", "model_id", "created_at"),
     )
 
+    # On Postgres the primary key is (id, ts_min), the partition column being part of it.
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    model_id: Mapped[int] = mapped_column(Integer, ForeignKey("models.id", ondelete="CASCADE"))
+    # No foreign key: attaching a partition would lock ``models`` against writes to copy it.
+    model_id: Mapped[int] = mapped_column(Integer)
     ts_min: Mapped[datetime] = mapped_column(UTCDateTime)
     ts_max: Mapped[datetime] = mapped_column(UTCDateTime)
     rows: Mapped[int] = mapped_column(Integer)
@@ -79,8 +101,12 @@ class GroundTruth(Base):
     """A label, joined to its prediction by ``prediction_id``; it may arrive first."""
 
     __tablename__ = "ground_truth"
-    # Which windows got labels since they were computed (late labels recompute them).
-    __table_args__ = (Index("ix_ground_truth_model_id_received_at", "model_id", "received_at"),)
+    __table_args__ = (
+        # Which windows got labels since they were computed (late labels recompute them).
+        Index("ix_ground_truth_model_id_received_at", "model_id", "received_at"),
+        # Retention deletes labels by time.
+        Index("ix_ground_truth_ts", "ts", postgresql_using="brin"),
+    )
 
     model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     prediction_id: Mapped[str] = mapped_column(Name, primary_key=True)

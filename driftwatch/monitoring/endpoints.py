@@ -17,6 +17,7 @@ from driftwatch.models import Baseline
 from driftwatch.monitoring import files, repository, service
 from driftwatch.monitoring.schemas import BaselineCreate, BaselineOut, RunCreate, TimeRange
 from driftwatch.registry import service as registry
+from driftwatch.retention.policy import Retention
 
 router = APIRouter(prefix="/api/v1/models/{name}", tags=["monitoring"])
 
@@ -69,11 +70,13 @@ async def create_baseline(
             body = BaselineCreate.model_validate(await read_json(request))
         except ValueError as error:
             raise InvalidPayload(f"body: {error}") from None
-        baseline = await run_in_threadpool(_from_body, session, name, body)
+        baseline = await run_in_threadpool(
+            _from_body, session, name, body, request.app.state.settings.retention_policy()
+        )
     return _baseline_out(baseline, baseline.id)
 
 
-def _from_body(session: Any, name: str, body: BaselineCreate) -> Baseline:
+def _from_body(session: Any, name: str, body: BaselineCreate, retention: Retention) -> Baseline:
     model = registry.get_by_name(session, name=name, for_update=True)
     if body.records is not None:
         return service.baseline_from_records(
@@ -82,7 +85,7 @@ def _from_body(session: Any, name: str, body: BaselineCreate) -> Baseline:
     assert body.from_window is not None
     return service.baseline_from_window(
         session, model=model, name=body.name,
-        start=body.from_window.start, end=body.from_window.end,
+        start=body.from_window.start, end=body.from_window.end, retention=retention,
     )  # fmt: skip
 
 
@@ -123,7 +126,8 @@ def create_run(
     settings = request.app.state.settings
     context = AlertingContext(request.app.state.rules.current(), settings.public_url)
     run = service.run_now(session, model=model, start=body.start, end=body.end,
-                          alerting=context, baseline_id=body.baseline)  # fmt: skip
+                          alerting=context, baseline_id=body.baseline,
+                          retention=settings.retention_policy())  # fmt: skip
     return service.to_out(run, model=model, baseline=session.get(Baseline, run.baseline_id))
 
 

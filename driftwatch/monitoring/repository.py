@@ -19,6 +19,7 @@ from driftwatch.models import (
     MonitoredModel,
     Prediction,
     PredictionChunk,
+    PredictionKey,
     RejectedRecord,
     Run,
     RunMetric,
@@ -309,15 +310,15 @@ def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]
         select(1)
         .select_from(GroundTruth)
         .join(
-            Prediction,
-            (Prediction.model_id == GroundTruth.model_id)
-            & (Prediction.prediction_id == GroundTruth.prediction_id),
+            PredictionKey,
+            (PredictionKey.model_id == GroundTruth.model_id)
+            & (PredictionKey.prediction_id == GroundTruth.prediction_id),
         )
         .where(
             GroundTruth.model_id == model_id,
             GroundTruth.received_at > Run.computed_at,
-            Prediction.ts >= Run.window_start,
-            Prediction.ts < Run.window_end,
+            PredictionKey.ts >= Run.window_start,
+            PredictionKey.ts < Run.window_end,
         )
     )
     late_predictions = exists(

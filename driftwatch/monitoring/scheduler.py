@@ -24,7 +24,7 @@ from driftwatch.alerting.service import AlertingContext, RulesSource
 from driftwatch.config import Settings
 from driftwatch.db import session_scope
 from driftwatch.models import MonitoredModel, Run
-from driftwatch.models.base import utcnow
+from driftwatch.models.base import iso, utcnow
 from driftwatch.monitoring import repository, service
 from driftwatch.monitoring.windows import closed_windows
 
@@ -79,6 +79,9 @@ class Scheduler:
                     return  # nothing to compare yet
                 length = timedelta(seconds=model.window_seconds)
                 since = model.scheduled_until or first
+                cutoff = self.settings.retention_policy().cutoff(now)
+                if cutoff is not None and since < cutoff:
+                    since = cutoff  # earlier windows have lost their raw data
                 until = now - timedelta(seconds=self.settings.window_grace_seconds)
                 windows = list(closed_windows(
                     since, until, length, limit=self.settings.max_catchup_windows
@@ -90,9 +93,11 @@ class Scheduler:
                 )
                 if windows:
                     model.scheduled_until = windows[-1][1]
+                horizon = now - self.settings.label_horizon
                 stale = repository.stale_runs(
-                    session, model_id=model.id, since=now - self.settings.label_horizon
-                )
+                    session, model_id=model.id,
+                    since=horizon if cutoff is None else max(horizon, cutoff),
+                )  # fmt: skip
                 repository.requeue(session, run_ids=stale)
                 if queued or stale:
                     log.info("model %s: queued %d windows, %d changed since computed",
@@ -129,6 +134,10 @@ class Scheduler:
                 model = session.get(MonitoredModel, run.model_id) if run else None
                 if run is None or model is None:
                     return
+                cutoff = self.settings.retention_policy().expired(run.window_start, utcnow())
+                if cutoff is not None:
+                    _expired(run, cutoff)
+                    return
                 context = AlertingContext(self.rules.current(), self.settings.public_url)
                 service.compute_run(session, model=model, run=run, alerting=context)
                 log.info("model %s: window %s computed (%d rows, %.2f s)", model.name,
@@ -160,3 +169,20 @@ class Scheduler:
                 )
         except Exception:
             log.exception("scheduler: could not record the failure of run %s", run_id)
+
+
+def _expired(run: Run, cutoff: datetime) -> None:
+    """A queued window whose raw data retention removed before it was computed: a run computed
+    before keeps its result; one never computed fails, saying why."""
+    run.lease_until = None
+    if run.computations:
+        run.status = "done"
+        log.info("run %s: window %s kept as computed before (raw data removed by retention)",
+                 run.id, run.window_start.isoformat(), extra={"run_id": run.id})  # fmt: skip
+        return
+    run.status = "failed"
+    run.error = (
+        f"raw predictions before {iso(cutoff)} were removed by the retention policy before "
+        "this window was computed"
+    )
+    log.warning("run %s: %s", run.id, run.error, extra={"run_id": run.id})

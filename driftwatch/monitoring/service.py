@@ -30,6 +30,9 @@ from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.models.base import iso, utcnow
 from driftwatch.monitoring import compute, profiles, repository
 from driftwatch.registry import service as registry
+from driftwatch.retention.policy import Retention, describe
+
+KEEP_EVERYTHING = Retention()
 
 MAX_ERRORS_SHOWN = 20
 
@@ -121,10 +124,12 @@ def baseline_from_records(
 
 
 def baseline_from_window(
-    session: Session, *, model: MonitoredModel, name: str, start: datetime, end: datetime
-) -> Baseline:
+    session: Session, *, model: MonitoredModel, name: str, start: datetime, end: datetime,
+    retention: Retention = KEEP_EVERYTHING,
+) -> Baseline:  # fmt: skip
     if end <= start:
         raise InvalidPayload("from_window: 'end' must be after 'start'")
+    _check_retained(retention, start, "from_window")
     features = registry.feature_specs(model)
     window = read_window(session, model=model, start=start, end=end)
     if len(window) == 0:
@@ -259,14 +264,28 @@ def narrow(
     )
 
 
+def _check_retained(retention: Retention, start: datetime, what: str) -> None:
+    cutoff = retention.expired(start, utcnow())
+    if cutoff is not None:
+        assert retention.age is not None
+        raise Conflict(
+            f"{what}: raw predictions before {iso(cutoff)} were removed by the retention "
+            f"policy (DRIFTWATCH_RETENTION, {describe(retention.age)}), so a window starting "
+            f"at {iso(start)} can no longer be computed (the runs computed before stay)"
+        )
+
+
 def run_now(
     session: Session, *, model: MonitoredModel, start: datetime, end: datetime,
     alerting: AlertingContext, baseline_id: int | None = None,
+    retention: Retention = KEEP_EVERYTHING,
 ) -> Run:  # fmt: skip
     """Compute a window on demand (the API and ``driftwatch run``); the same window and
-    baseline computed again updates its run."""
+    baseline computed again updates its run. A window whose raw data the retention policy
+    has (partly) removed is refused: its earlier run stays as it was."""
     if end <= start:
         raise InvalidPayload("'end' must be after 'start'")
+    _check_retained(retention, start, "run")
     if baseline_id is None:
         baseline = active_baseline(session, model=model)
         if baseline is None:

@@ -1,0 +1,168 @@
+"""Time partitions of the raw prediction tables on Postgres.
+
+``predictions`` (by ``ts``) and ``prediction_chunks`` (by ``ts_min``) are range-partitioned;
+each partition is named after its span, ``predictions_p20261201_20261202``. A partition is
+created when the first record of a day it would cover arrives (the retention job also makes
+the next days' ahead of time), in the writing transaction: ``CREATE TABLE`` of a new table and
+``ATTACH PARTITION``, which takes only a SHARE UPDATE EXCLUSIVE lock on the parent, so reads
+and writes of other days go on. Retention detaches old partitions ``CONCURRENTLY`` and drops
+them: no row is deleted, no vacuum follows.
+
+Which spans exist is cached per process; a record for a day the cache does not cover makes the
+writer look at the catalog again (under an advisory lock, so two replicas never create the
+same partition).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, text
+
+from driftwatch.retention.policy import Retention, TimeRange, daily_zone, plan_range
+
+# parent table -> its partition column
+PARTITIONED = {"predictions": "ts", "prediction_chunks": "ts_min"}
+LOCK = 0x64770002  # advisory lock: creating or dropping partitions
+_NAME = re.compile(r"^(?P<table>[a-z_]+)_p(?P<low>\d{8})_(?P<high>\d{8})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    table: str
+    name: str
+    span: TimeRange
+    detach_pending: bool = False  # a DETACH ... CONCURRENTLY was interrupted
+
+
+def _day(digits: str) -> datetime:
+    return datetime(int(digits[:4]), int(digits[4:6]), int(digits[6:]), tzinfo=UTC)
+
+
+def _digits(moment: datetime) -> str:
+    return f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
+
+
+def partition_name(table: str, span: TimeRange) -> str:
+    return f"{table}_p{_digits(span.low)}_{_digits(span.high)}"
+
+
+def partition_table(name: str) -> str | None:
+    """The parent table if ``name`` is one of our partitions' names."""
+    match = _NAME.match(name)
+    return match["table"] if match and match["table"] in PARTITIONED else None
+
+
+def is_partitioned(connection: Connection) -> bool:
+    if connection.dialect.name != "postgresql":
+        return False
+    found = connection.execute(
+        text(
+            "SELECT count(*) FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+            "WHERE c.relname = 'predictions' AND c.relnamespace = current_schema()::regnamespace"
+        )
+    ).scalar_one()
+    return bool(found)
+
+
+def list_partitions(connection: Connection) -> list[Partition]:
+    """Every partition of the partitioned tables, in time order (names not ours are left out)."""
+    rows = connection.execute(
+        text(
+            "SELECT parent.relname, child.relname, i.inhdetachpending "
+            "FROM pg_inherits i "
+            "JOIN pg_class parent ON parent.oid = i.inhparent "
+            "JOIN pg_class child ON child.oid = i.inhrelid "
+            "WHERE parent.relname IN ('predictions', 'prediction_chunks') "
+            "AND parent.relnamespace = current_schema()::regnamespace"
+        )
+    ).all()
+    found = []
+    for table, name, pending in rows:
+        match = _NAME.match(name)
+        if match is None or match["table"] != table:
+            continue
+        span = TimeRange(_day(match["low"]), _day(match["high"]))
+        found.append(Partition(table, name, span, bool(pending)))
+    return sorted(found, key=lambda p: (p.table, p.span))
+
+
+def create(connection: Connection, table: str, span: TimeRange) -> str:
+    """A new partition of ``table`` covering ``span``."""
+    name = partition_name(table, span)
+    column = PARTITIONED[table]
+    connection.exec_driver_sql(
+        f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING STORAGE)"
+    )
+    # The check lets ATTACH skip scanning the table for rows outside the span (it is empty,
+    # but the check also documents the span on the partition itself).
+    connection.exec_driver_sql(
+        f"ALTER TABLE {name} ADD CONSTRAINT {name}_span CHECK ({column} >= '{span.low.isoformat()}'"
+        f" AND {column} < '{span.high.isoformat()}')"
+    )
+    connection.exec_driver_sql(
+        f"ALTER TABLE {table} ATTACH PARTITION {name} "
+        f"FOR VALUES FROM ('{span.low.isoformat()}') TO ('{span.high.isoformat()}')"
+    )
+    return name
+
+
+class PartitionMap:
+    """The spans that exist, per database, as this process last saw them."""
+
+    def __init__(self) -> None:
+        self._spans: dict[str, dict[str, list[TimeRange]]] = {}
+        self._lock = threading.Lock()
+
+    def covers(self, database: str, days: Sequence[datetime]) -> bool:
+        with self._lock:
+            tables = self._spans.get(database)
+            if tables is None:
+                return False
+            return all(
+                any(day in span for span in tables.get(table, ()))
+                for table in PARTITIONED
+                for day in days
+            )
+
+    def remember(self, database: str, partitions: Sequence[Partition]) -> None:
+        tables: dict[str, list[TimeRange]] = {table: [] for table in PARTITIONED}
+        for partition in partitions:
+            tables[partition.table].append(partition.span)
+        with self._lock:
+            self._spans[database] = tables
+
+    def forget(self, database: str) -> None:
+        with self._lock:
+            self._spans.pop(database, None)
+
+
+KNOWN = PartitionMap()
+
+
+def ensure(
+    connection: Connection, days: Sequence[datetime], *, now: datetime, retention: Retention
+) -> list[str]:
+    """Partitions covering these days (midnights UTC) in both tables, created in the caller's
+    transaction where missing; returns the names of those created."""
+    database = str(connection.engine.url)
+    if KNOWN.covers(database, days):
+        return []
+    connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": LOCK})
+    existing = list_partitions(connection)
+    zone = daily_zone(now, retention)
+    created = []
+    for table in PARTITIONED:
+        spans = [p.span for p in existing if p.table == table]
+        for day in days:
+            if any(day in span for span in spans):
+                continue
+            span = plan_range(day, spans, zone)
+            created.append(create(connection, table, span))
+            spans.append(span)
+    KNOWN.remember(database, list_partitions(connection) if created else existing)
+    return created

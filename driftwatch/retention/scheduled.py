@@ -1,0 +1,50 @@
+"""The retention pass on a schedule: every ``DRIFTWATCH_RETENTION_INTERVAL_SECONDS`` in every
+``driftwatch serve`` (one replica at a time does the work; the others skip that turn)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+
+from driftwatch import metrics
+from driftwatch.config import Settings
+from driftwatch.models.base import utcnow
+from driftwatch.retention import service
+from driftwatch.retention.service import Report
+
+log = logging.getLogger("driftwatch.retention")
+
+
+class RetentionWorker:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._ticker = BackgroundScheduler(timezone=UTC)
+        self._ticker.add_job(
+            self.run_once, "interval", seconds=settings.retention_interval_seconds,
+            next_run_time=datetime.now(UTC), max_instances=1, coalesce=True, id="retention",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self._ticker.start()
+        age = self.settings.retention
+        log.info("retention: %s", f"raw data kept {age}" if age else "raw data kept forever")
+
+    def shutdown(self) -> None:
+        self._ticker.shutdown(wait=True)
+
+    def run_once(self) -> Report | None:
+        try:
+            report = service.apply(self.engine, self.settings.retention_policy(), now=utcnow())
+        except Exception:
+            metrics.record_retention(None)
+            log.exception("retention: the pass failed; the next one tries again")
+            return None
+        metrics.record_retention(report)
+        if report.dropped_partitions or any(report.rows.values()):
+            log.info("retention: removed data before %s: %s partitions dropped, rows %s",
+                     report.cutoff, len(report.dropped_partitions), report.rows)  # fmt: skip
+        return report

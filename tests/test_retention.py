@@ -1,0 +1,348 @@
+"""Retention: raw data older than DRIFTWATCH_RETENTION goes (by dropping day partitions on
+Postgres), runs and summaries stay, and the dashboard, the API and the rules keep working.
+
+Each test here has a database of its own: retention removes old data of every model.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select, text
+
+from driftwatch import db
+from driftwatch.app import create_app
+from driftwatch.config import Settings
+from driftwatch.ingest import partitions
+from driftwatch.models import GroundTruth, Prediction, PredictionChunk, PredictionKey, Run
+from driftwatch.models.base import utcnow
+from driftwatch.retention import service
+from driftwatch.retention.policy import Retention, TimeRange, day_start
+from driftwatch.testing import scratch_database
+from tests.conftest import ADMIN_KEY, POSTGRES_ADMIN_URL, _postgres_reachable
+
+RETENTION = timedelta(days=30)
+PER_DAY = 48  # predictions a day, one every 30 minutes
+FEATURES = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "categorical"}]
+
+
+@pytest.fixture
+def own_url(backend: str, tmp_path: Any) -> Iterator[str]:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'retention.db'}"
+        db.upgrade(url)
+        yield url
+        db.get_engine(url).dispose()
+        return
+    problem = _postgres_reachable()
+    if problem is not None:
+        pytest.skip(f"Postgres not reachable: {problem}")
+    with scratch_database(POSTGRES_ADMIN_URL, "driftwatch_retention") as url:
+        db.upgrade(url)
+        yield url
+
+
+def client(url: str, retention: timedelta | None) -> TestClient:
+    settings = Settings(database_url=url, admin_key=ADMIN_KEY, retention=retention)  # type: ignore[arg-type]
+    return TestClient(
+        create_app(settings, db.get_engine(url)), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def days_ago(count: int) -> datetime:
+    return day_start(utcnow()) - timedelta(days=count)
+
+
+def day_records(prefix: str, day: datetime, shift: float = 0.0) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(abs(hash(prefix)) % 2**32)
+    return [
+        {"prediction_id": f"{prefix}-{i}",
+         "timestamp": (day + timedelta(minutes=30 * i)).isoformat(),
+         "features": {"age": float(rng.normal(40 + 10 * shift, 5)),
+                      "state": str(rng.choice(["CA", "NY"]))},
+         "prediction": float(rng.random())}
+        for i in range(PER_DAY)
+    ]  # fmt: skip
+
+
+def load_history(api: TestClient, name: str, first: datetime, days: int) -> list[dict[str, Any]]:
+    """A model with ``days`` days of predictions and labels, and a run for each day."""
+    ok(api.post("/api/v1/models", json={"name": name, "task": "binary_classification",
+                                        "features": FEATURES, "window": "1d"}), 201)  # fmt: skip
+    baseline = day_records("base", first)
+    ok(
+        api.post(
+            f"/api/v1/models/{name}/baselines",
+            json={
+                "name": "training",
+                "records": [
+                    {"features": r["features"], "prediction": r["prediction"]} for r in baseline
+                ],
+            },
+        ),
+        201,
+    )
+    runs = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        records = day_records(f"d{offset}", day, shift=offset / 3)
+        result = ok(api.post(f"/api/v1/models/{name}/predictions", json={"records": records}))
+        assert result["accepted"] == PER_DAY
+        labels = [
+            {
+                "prediction_id": r["prediction_id"],
+                "label": int(r["prediction"] > 0.5),
+                "timestamp": (day + timedelta(hours=23)).isoformat(),
+            }
+            for r in records
+        ]
+        ok(api.post(f"/api/v1/models/{name}/ground-truth", json={"records": labels}))
+        window = {"start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()}
+        runs.append(ok(api.post(f"/api/v1/models/{name}/runs", json=window)))
+    return runs
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {
+            model.__tablename__: connection.execute(
+                select(func.count()).select_from(model)
+            ).scalar_one()
+            for model in (Prediction, PredictionChunk, PredictionKey, GroundTruth, Run)
+        }
+
+
+def cli(url: str, *args: str, retention: str = "30d") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DRIFTWATCH_DATABASE_URL": url, "DRIFTWATCH_RETENTION": retention}
+    return subprocess.run([sys.executable, "-m", "driftwatch.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_old_raw_data_goes_and_the_history_stays(own_url: str, backend: str) -> None:
+    engine = db.get_engine(own_url)
+    name = "credit-" + uuid.uuid4().hex[:6]
+    first = days_ago(35)  # ten days: five before the cutoff (30 days ago), five after
+    with client(own_url, retention=None) as keep_all:
+        runs = load_history(keep_all, name, first, days=10)
+    before = counts(engine)
+    assert before["predictions"] == before["prediction_keys"] == before["ground_truth"] == 480
+
+    dry = cli(own_url, "retention", "run", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would remove 240 rows" in dry.stdout, dry.stdout  # keys: five days of 48
+    assert counts(engine) == before  # a dry run removes nothing
+
+    done = cli(own_url, "retention", "run")
+    assert done.returncode == 0, done.stderr
+    cutoff = days_ago(30)
+    assert f"raw data before {cutoff.isoformat().replace('+00:00', 'Z')}" in done.stdout
+    after = counts(engine)
+    assert after == {"predictions": 240, "prediction_chunks": 5, "prediction_keys": 240,
+                     "ground_truth": 240, "runs": 10}, after  # fmt: skip
+    with engine.connect() as connection:
+        oldest = connection.execute(select(func.min(Prediction.ts))).scalar_one()
+        assert oldest == cutoff
+        assert connection.execute(select(func.min(GroundTruth.ts))).scalar_one() >= cutoff
+        if backend == "postgres":
+            spans = [p.span for p in partitions.list_partitions(connection)]
+            assert spans
+            assert min(span.low for span in spans) == cutoff  # no older partition
+            assert all(span.high - span.low == timedelta(days=1) for span in spans)
+
+    with client(own_url, retention=RETENTION) as api:
+        # every run stays, with the numbers it had
+        listed = ok(api.get(f"/api/v1/models/{name}/runs", params={"limit": 100}))
+        assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in runs)
+        for run in runs:
+            again = ok(api.get(f"/api/v1/models/{name}/runs/{run['id']}"))
+            assert (again["rows"], again["dataset"], again["accuracy"]) == (
+                run["rows"], run["dataset"], run["accuracy"])  # fmt: skip
+        assert ok(api.get(f"/api/v1/models/{name}"))["counts"] == {
+            "predictions": 240, "labeled": 240}  # fmt: skip
+
+        # an expired window cannot be computed again (that would overwrite its run with less)
+        expired = {"start": runs[2]["window"]["start"], "end": runs[2]["window"]["end"]}
+        refused = api.post(f"/api/v1/models/{name}/runs", json=expired)
+        assert refused.status_code == 409, refused.text
+        assert "removed by the retention policy" in refused.json()["detail"]
+        refused = api.post(f"/api/v1/models/{name}/baselines",
+                           json={"name": "old", "from_window": expired})  # fmt: skip
+        assert refused.status_code == 409, refused.text
+
+        # a kept window computes to what it did before
+        kept = runs[7]
+        again = ok(
+            api.post(
+                f"/api/v1/models/{name}/runs",
+                json={"start": kept["window"]["start"], "end": kept["window"]["end"]},
+            )
+        )
+        assert (again["rows"], again["labeled_rows"], again["features"]) == (
+            kept["rows"], kept["labeled_rows"], kept["features"])  # fmt: skip
+
+        # records older than the retention are refused, saying why; the rest of the batch goes
+        old_and_new = [
+            *day_records("late-old", days_ago(31))[:2],
+            *day_records("late-new", days_ago(1))[:2],
+        ]
+        result = ok(api.post(f"/api/v1/models/{name}/predictions", json={"records": old_and_new}))
+        assert result["accepted"] == 2
+        assert [r["index"] for r in result["rejected"]] == [0, 1]
+        assert "older than the retention period (30 days)" in result["rejected"][0]["error"]
+        label = {"prediction_id": "late-old-0", "label": 1, "timestamp": days_ago(40).isoformat()}
+        result = ok(api.post(f"/api/v1/models/{name}/ground-truth", json={"records": [label]}))
+        assert result["accepted"] == 0
+        assert "older than the retention period" in result["rejected"][0]["error"]
+
+        # the dashboard draws the whole history from the stored runs
+        signed_in = api.post("/login", data={"key": ADMIN_KEY, "next": "/"},
+                             follow_redirects=False)  # fmt: skip
+        assert signed_in.status_code == 303
+        page = api.get(f"/models/{name}", params={"range": "90d"})
+        assert page.status_code == 200, page.text
+        feature = api.get(f"/models/{name}/features/age", params={"range": "90d"})
+        assert feature.status_code == 200
+
+    second = cli(own_url, "retention", "run")  # nothing left to remove
+    assert second.returncode == 0, second.stderr
+    assert "nothing to remove" in second.stdout, second.stdout
+
+
+def test_a_prediction_id_is_unique_across_days(own_url: str) -> None:
+    """The key table keeps ``prediction_id`` unique although rows are partitioned by day: the
+    same id sent again with another timestamp, or with none, is a duplicate."""
+    with client(own_url, retention=None) as api:
+        name = "ids-" + uuid.uuid4().hex[:6]
+        ok(api.post("/api/v1/models", json={"name": name, "task": "regression",
+                                            "features": FEATURES}), 201)  # fmt: skip
+        record = {"prediction_id": "p-1", "features": {"age": 30, "state": "CA"},
+                  "prediction": 1.5}  # fmt: skip
+        url = f"/api/v1/models/{name}/predictions"
+        first = ok(
+            api.post(url, json={"records": [{**record, "timestamp": days_ago(3).isoformat()}]})
+        )
+        assert first["accepted"] == 1
+        for timestamp in (days_ago(1).isoformat(), None, days_ago(3).isoformat()):
+            again = ok(api.post(url, json={"records": [{**record, "timestamp": timestamp}]}))
+            assert (again["accepted"], again["duplicates"]) == (0, 1), timestamp
+        untimed = {**record, "prediction_id": "p-2"}
+        assert ok(api.post(url, json={"records": [untimed]}))["accepted"] == 1
+        assert ok(api.post(url, json={"records": [untimed]}))["duplicates"] == 1
+        assert ok(api.get(f"/api/v1/models/{name}"))["counts"]["predictions"] == 2
+
+
+def test_a_batch_across_midnight_is_stored_per_day(own_url: str) -> None:
+    engine = db.get_engine(own_url)
+    midnight = days_ago(2)
+    with client(own_url, retention=None) as api:
+        name = "midnight-" + uuid.uuid4().hex[:6]
+        model = {"name": name, "task": "regression", "features": FEATURES, "window": "1h"}
+        ok(api.post("/api/v1/models", json=model), 201)
+        records = [
+            {"prediction_id": f"m-{i}",
+             "timestamp": (midnight + timedelta(minutes=i - 30)).isoformat(),
+             "features": {"age": float(i), "state": "CA" if i < 30 else "NY"},
+             "prediction": float(i)}
+            for i in range(60)
+        ]  # fmt: skip
+        ok(
+            api.post(f"/api/v1/models/{name}/baselines", json={"name": "b", "records": records}),
+            201,
+        )
+        assert ok(api.post(f"/api/v1/models/{name}/predictions", json={"records": records}))[
+            "accepted"] == 60  # fmt: skip
+        with engine.connect() as connection:
+            chunk_days = connection.execute(
+                select(PredictionChunk.ts_min, PredictionChunk.ts_max, PredictionChunk.rows)
+            ).all()
+        assert len(chunk_days) == 2
+        assert all(day_start(low) == day_start(high) for low, high, _ in chunk_days)
+        assert sorted(rows for *_, rows in chunk_days) == [30, 30]
+        for start, expected in ((midnight - timedelta(hours=1), 30), (midnight, 30)):
+            window = {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+            run = ok(api.post(f"/api/v1/models/{name}/runs", json=window))
+            assert run["rows"] == expected
+        across = {"start": (midnight - timedelta(minutes=10)).isoformat(),
+                  "end": (midnight + timedelta(minutes=10)).isoformat()}  # fmt: skip
+        assert ok(api.post(f"/api/v1/models/{name}/runs", json=across))["rows"] == 20
+
+
+def test_the_scheduler_leaves_expired_windows_alone(own_url: str) -> None:
+    """A window queued before retention removed its data is not computed from what is left:
+    a run computed before keeps its result, one never computed fails and says why."""
+    from driftwatch.monitoring.scheduler import Scheduler
+
+    engine = db.get_engine(own_url)
+    with client(own_url, retention=None) as api:
+        name = "sched-" + uuid.uuid4().hex[:6]
+        runs = load_history(api, name, days_ago(33), days=2)
+    with db.session_scope(engine) as session:
+        model_id = session.get(Run, runs[0]["id"]).model_id  # type: ignore[union-attr]
+        session.execute(text("UPDATE runs SET status = 'pending' WHERE id = :id"),
+                        {"id": runs[0]["id"]})  # fmt: skip
+        never = Run(model_id=model_id, baseline_id=runs[0]["baseline"]["id"],
+                    window_start=days_ago(32) + timedelta(hours=1),
+                    window_end=days_ago(32) + timedelta(hours=2), status="pending")  # fmt: skip
+        session.add(never)
+    settings = Settings(database_url=own_url, retention=RETENTION)  # type: ignore[arg-type]
+    scheduler = Scheduler(engine, settings, owner="test")
+    assert scheduler.work(deadline=float("inf")) == 2
+    with db.session_scope(engine) as session:
+        kept = session.get(Run, runs[0]["id"])
+        failed = session.get(Run, never.id)
+        assert kept is not None
+        assert failed is not None
+        assert (kept.status, kept.rows) == ("done", runs[0]["rows"])
+        assert failed.status == "failed"
+        assert failed.rows is None
+        assert "removed by the retention policy" in (failed.error or "")
+
+
+def test_partitions_on_postgres(own_url: str, backend: str) -> None:
+    """Days near now get a partition each; a backfill months back shares its month's; retention
+    drops a partition only once all of it is past the cutoff."""
+    if backend != "postgres":
+        pytest.skip("partitions are Postgres tables; SQLite deletes rows")
+    engine = db.get_engine(own_url)
+    with client(own_url, retention=None) as api:
+        name = "parts-" + uuid.uuid4().hex[:6]
+        ok(api.post("/api/v1/models", json={"name": name, "task": "regression",
+                                            "features": FEATURES}), 201)  # fmt: skip
+        backfill = datetime(2020, 3, 15, 12, tzinfo=UTC)
+        records = [
+            {"prediction_id": f"b-{i}", "timestamp": (backfill + timedelta(days=i)).isoformat(),
+             "features": {"age": 1.0, "state": "CA"}, "prediction": 1.0}
+            for i in range(3)
+        ] + [
+            {"prediction_id": "today", "features": {"age": 1.0, "state": "CA"}, "prediction": 1.0}
+        ]  # fmt: skip
+        assert ok(api.post(f"/api/v1/models/{name}/predictions",
+                           json={"records": records}))["accepted"] == 4  # fmt: skip
+    with engine.connect() as connection:
+        spans = {p.name for p in partitions.list_partitions(connection)}
+    today = day_start(utcnow())
+    tomorrow = today + timedelta(days=1)
+    assert "predictions_p20200301_20200401" in spans
+    assert "prediction_chunks_p20200301_20200401" in spans
+    assert partitions.partition_name("predictions", TimeRange(today, tomorrow)) in spans
+    report = service.apply(engine, Retention(RETENTION), now=utcnow())
+    assert "predictions_p20200301_20200401" in report.dropped_partitions
+    assert report.created_partitions  # the coming days, made ahead
+    with engine.connect() as connection:
+        left = {p.name for p in partitions.list_partitions(connection)}
+        assert not any(n.endswith("20200401") for n in left)
+        assert connection.execute(select(func.count()).select_from(Prediction)).scalar_one() == 1
