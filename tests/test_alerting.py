@@ -26,7 +26,13 @@ from standardwebhooks.webhooks import Webhook
 from driftwatch.alerting.dispatcher import Dispatcher
 from driftwatch.app import create_app
 from driftwatch.config import Settings
-from driftwatch.models import GroundTruth, MonitoredModel, Prediction
+from driftwatch.models import (
+    GroundTruth,
+    MonitoredModel,
+    Prediction,
+    PredictionChunk,
+    PredictionKey,
+)
 from driftwatch.monitoring.scheduler import Scheduler
 from driftwatch.monitoring.windows import window_start
 from driftwatch.testing import start_serve
@@ -170,8 +176,8 @@ def forget_models(engine: Engine, names: list[str]) -> None:
         ids = select(MonitoredModel.id).where(MonitoredModel.name.in_(names))
         # the hot tables have no foreign key (see models/ingest.py): they go by hand, or a
         # later model given a reused id (SQLite) would find these rows
-        session.execute(delete(Prediction).where(Prediction.model_id.in_(ids)))
-        session.execute(delete(GroundTruth).where(GroundTruth.model_id.in_(ids)))
+        for table in (Prediction, PredictionChunk, PredictionKey, GroundTruth):
+            session.execute(delete(table).where(table.model_id.in_(ids)))
         session.execute(delete(MonitoredModel).where(MonitoredModel.name.in_(names)))
 
 

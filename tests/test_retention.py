@@ -339,8 +339,22 @@ def test_partitions_on_postgres(own_url: str, backend: str) -> None:
     assert "predictions_p20200301_20200401" in spans
     assert "prediction_chunks_p20200301_20200401" in spans
     assert partitions.partition_name("predictions", TimeRange(today, tomorrow)) in spans
+    # A pass that stopped between its DETACH and its DROP left one month detached: the next
+    # pass drops it too, and counts its rows.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(
+            "ALTER TABLE prediction_chunks DETACH PARTITION prediction_chunks_p20200301_20200401"
+        )
+    with engine.connect() as connection:
+        assert [p.name for p in partitions.list_detached(connection)] == [
+            "prediction_chunks_p20200301_20200401"
+        ]
     report = service.apply(engine, Retention(RETENTION), now=utcnow())
     assert "predictions_p20200301_20200401" in report.dropped_partitions
+    assert "prediction_chunks_p20200301_20200401" in report.dropped_partitions
+    assert report.rows["predictions"] == 3
+    with engine.connect() as connection:
+        assert partitions.list_detached(connection) == []
     assert report.created_partitions  # the coming days, made ahead
     with engine.connect() as connection:
         left = {p.name for p in partitions.list_partitions(connection)}

@@ -53,8 +53,8 @@ def partition_name(table: str, span: TimeRange) -> str:
 
 def partition_table(name: str) -> str | None:
     """The parent table if ``name`` is one of our partitions' names."""
-    match = _NAME.match(name)
-    return match["table"] if match and match["table"] in PARTITIONED else None
+    partition = _named(name)
+    return partition.table if partition else None
 
 
 def is_partitioned(connection: Connection) -> bool:
@@ -81,14 +81,32 @@ def list_partitions(connection: Connection) -> list[Partition]:
             "AND parent.relnamespace = current_schema()::regnamespace"
         )
     ).all()
-    found = []
-    for table, name, pending in rows:
-        match = _NAME.match(name)
-        if match is None or match["table"] != table:
-            continue
-        span = TimeRange(_day(match["low"]), _day(match["high"]))
-        found.append(Partition(table, name, span, bool(pending)))
-    return sorted(found, key=lambda p: (p.table, p.span))
+    found = [_named(name, table, pending) for table, name, pending in rows]
+    return sorted((p for p in found if p), key=lambda p: (p.table, p.span))
+
+
+def _named(name: str, table: str | None = None, pending: bool = False) -> Partition | None:
+    """The partition a table's name describes (of ``table`` if given), or None if not ours."""
+    match = _NAME.match(name)
+    if match is None or match["table"] not in PARTITIONED or table not in (None, match["table"]):
+        return None
+    span = TimeRange(_day(match["low"]), _day(match["high"]))
+    return Partition(match["table"], name, span, bool(pending))
+
+
+def list_detached(connection: Connection) -> list[Partition]:
+    """Tables named as our partitions that are no longer attached: left by a retention pass
+    that stopped between its DETACH and its DROP."""
+    rows = connection.execute(
+        text(
+            "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' "
+            "AND c.relnamespace = current_schema()::regnamespace "
+            "AND (c.relname LIKE 'predictions\\_p%' OR c.relname LIKE 'prediction\\_chunks\\_p%') "
+            "AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)"
+        )
+    ).scalars()
+    found = [_named(name) for name in rows]
+    return sorted((p for p in found if p), key=lambda p: (p.table, p.span))
 
 
 def create(connection: Connection, table: str, span: TimeRange) -> str:

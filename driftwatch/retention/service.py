@@ -96,6 +96,7 @@ def _drop_partitions(engine: Engine, report: Report) -> None:
         return
     with engine.connect() as connection:
         expired = [p for p in partitions.list_partitions(connection) if p.span.high <= cutoff]
+        leftovers = [p for p in partitions.list_detached(connection) if p.span.high <= cutoff]
         connection.rollback()
     # DETACH ... CONCURRENTLY cannot run inside a transaction block.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -112,6 +113,13 @@ def _drop_partitions(engine: Engine, report: Report) -> None:
             )
             connection.exec_driver_sql(f"DROP TABLE {partition.name}")
             log.info("retention: dropped partition %s (%d rows)", partition.name, count)
+        for leftover in leftovers:  # detached by an earlier pass that stopped before its DROP
+            count = connection.exec_driver_sql(f"SELECT count(*) FROM {leftover.name}").scalar()
+            report.add(leftover.table, int(count or 0))
+            report.dropped_partitions.append(leftover.name)
+            if not report.dry_run:
+                connection.exec_driver_sql(f"DROP TABLE {leftover.name}")
+                log.info("retention: dropped detached partition %s (%d rows)", leftover.name, count)
     partitions.KNOWN.forget(str(engine.url))
 
 

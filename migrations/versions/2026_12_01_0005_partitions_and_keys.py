@@ -5,10 +5,9 @@ Revises: 0004
 Create Date: 2026-12-01 11:40:00
 
 ``prediction_keys`` takes over idempotency from the primary key of ``predictions``: a unique
-key over time partitions would have to include the time. On Postgres ``predictions`` and
-``prediction_chunks`` become tables partitioned by day (retention drops partitions); stored
-chunks whose rows span several days are split first, one per day, so that each lies in one
-partition. ``prediction_chunks`` loses its foreign key to ``models``: attaching a partition
+key over time partitions would have to include the time. Stored chunks whose rows span several
+days are split, one per day, and on Postgres ``predictions`` and ``prediction_chunks`` become
+tables partitioned by day (retention drops partitions). ``prediction_chunks`` loses its foreign key to ``models``: attaching a partition
 would lock ``models`` against writes to copy it.
 """
 
@@ -58,6 +57,7 @@ def upgrade() -> None:
     else:
         with op.batch_alter_table('prediction_chunks', schema=None) as batch_op:
             batch_op.drop_constraint('fk_prediction_chunks_model_id_models', type_='foreignkey')
+        _split_chunks_spanning_days(op.get_bind(), "prediction_chunks", "predictions")
 
 
 def _partition_postgres() -> None:
@@ -90,7 +90,7 @@ def _partition_postgres() -> None:
     op.execute("CREATE INDEX ix_prediction_chunks_model_id_created_at ON prediction_chunks (model_id, created_at)")
 
     connection = op.get_bind()
-    _split_chunks_spanning_days(connection)
+    _split_chunks_spanning_days(connection, "prediction_chunks_old", "predictions_old")
     stamps = connection.execute(sa.text(
         "SELECT DISTINCT (floor(extract(epoch FROM ts) / 86400) * 86400000000)::bigint "
         "FROM predictions_old UNION SELECT DISTINCT "
@@ -112,34 +112,59 @@ def _partition_postgres() -> None:
     op.execute("ALTER SEQUENCE prediction_chunks_id_seq OWNED BY prediction_chunks.id")
 
 
-def _split_chunks_spanning_days(connection: sa.Connection) -> None:
-    """Chunks written before this revision may hold rows of several days: one per day now."""
-    from driftwatch.ingest import chunks
+def _chunk_table(name: str) -> sa.TableClause:
+    return sa.table(
+        name,
+        sa.column("id", sa.BigInteger()),
+        sa.column("model_id", sa.Integer()),
+        sa.column("ts_min", driftwatch.models.base.UTCDateTime()),
+        sa.column("ts_max", driftwatch.models.base.UTCDateTime()),
+        sa.column("rows", sa.Integer()),
+        sa.column("num_width", sa.Integer()),
+        sa.column("cat_width", sa.Integer()),
+        *(sa.column(buffer, sa.LargeBinary()) for buffer in BUFFERS),
+        sa.column("dictionary", sa.JSON()),
+        sa.column("created_at", driftwatch.models.base.UTCDateTime()),
+    )
 
-    spanning = connection.execute(sa.text(
-        "SELECT id FROM prediction_chunks_old "
-        "WHERE floor(extract(epoch FROM ts_min) / 86400) <> floor(extract(epoch FROM ts_max) / 86400)"
-    )).scalars().all()
-    insert = sa.text(
-        f"INSERT INTO prediction_chunks_old ({', '.join(CHUNK_COLUMNS)}) "
-        f"VALUES ({', '.join(':' + c for c in CHUNK_COLUMNS)}) RETURNING id"
-    ).bindparams(sa.bindparam("dictionary", type_=sa.JSON()))
+
+def _split_chunks_spanning_days(
+    connection: sa.Connection, chunk_table: str, prediction_table: str
+) -> None:
+    """Chunks written before this revision may hold rows of several UTC days: one per day now
+    (each in one partition), their predictions pointed at the new chunks."""
+    from driftwatch.ingest import chunks
+    from driftwatch.retention.policy import day_start
+
+    table = _chunk_table(chunk_table)
+    predictions = sa.table(
+        prediction_table, sa.column("chunk_id", sa.BigInteger()), sa.column("chunk_row", sa.Integer())
+    )
+    spanning = [
+        chunk_id
+        for chunk_id, low, high in connection.execute(
+            sa.select(table.c.id, table.c.ts_min, table.c.ts_max)
+        )
+        if day_start(low) != day_start(high)
+    ]
+    moves = sa.update(predictions).where(
+        predictions.c.chunk_id == sa.bindparam("old_chunk"),
+        predictions.c.chunk_row == sa.bindparam("old_row"),
+    ).values(chunk_id=sa.bindparam("new_chunk"), chunk_row=sa.bindparam("new_row"))
     for chunk_id in spanning:
         stored = connection.execute(
-            sa.text(f"SELECT {', '.join(CHUNK_COLUMNS)} FROM prediction_chunks_old WHERE id = :id"),
-            {"id": chunk_id},
+            sa.select(*(table.c[name] for name in CHUNK_COLUMNS)).where(table.c.id == chunk_id)
         ).mappings().one()
         for positions, piece in chunks.split_by_day(dict(stored)):
-            piece_id = connection.execute(insert, piece).scalar_one()
-            connection.execute(
-                sa.text(
-                    "UPDATE predictions_old SET chunk_id = :piece, "
-                    "chunk_row = array_position(CAST(:positions AS integer[]), chunk_row) - 1 "
-                    "WHERE chunk_id = :chunk AND chunk_row = ANY(CAST(:positions AS integer[]))"
-                ),
-                {"piece": piece_id, "chunk": chunk_id, "positions": positions.tolist()},
-            )
-        connection.execute(sa.text("DELETE FROM prediction_chunks_old WHERE id = :id"), {"id": chunk_id})
+            piece_id = connection.execute(
+                sa.insert(table).values({name: piece[name] for name in CHUNK_COLUMNS})
+                .returning(table.c.id)
+            ).scalar_one()
+            connection.execute(moves, [
+                {"old_chunk": chunk_id, "old_row": int(old), "new_chunk": piece_id, "new_row": new}
+                for new, old in enumerate(positions)
+            ])
+        connection.execute(sa.delete(table).where(table.c.id == chunk_id))
 
 
 def downgrade() -> None:

@@ -1,0 +1,124 @@
+"""Migrations carry stored data over: 0005 partitions predictions by day (Postgres), splits
+chunks that span days, and fills the key table, without losing or changing a prediction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from alembic import command
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from driftwatch import db
+from driftwatch.ingest import chunks, partitions
+from driftwatch.ingest import repository as ingest
+from driftwatch.ingest.validation import FeatureSpec, validate_predictions
+from driftwatch.models import MonitoredModel, Prediction, PredictionChunk, PredictionKey
+from driftwatch.retention.policy import day_start
+from driftwatch.testing import scratch_database
+from tests.conftest import POSTGRES_ADMIN_URL, _postgres_reachable
+
+SPECS = [FeatureSpec("age", "numerical"), FeatureSpec("state", "categorical")]
+MIDNIGHT = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@pytest.fixture
+def empty_url(backend: str, tmp_path: Any) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
+    problem = _postgres_reachable()
+    if problem is not None:
+        pytest.skip(f"Postgres not reachable: {problem}")
+    with scratch_database(POSTGRES_ADMIN_URL, "driftwatch_migrations") as url:
+        yield url
+
+
+def _records(prefix: str, start: datetime, count: int, step: timedelta) -> list[dict[str, Any]]:
+    return [
+        {"prediction_id": f"{prefix}-{i}", "timestamp": (start + i * step).isoformat(),
+         "features": {"age": 20.0 + i, "state": ["CA", "NY", None][i % 3]},
+         "prediction": i / 10, "model_version": "v1"}
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def _store_as_0004(session: Session, model_id: int, records: list[dict[str, Any]]) -> None:
+    """Write a batch the way revision 0004 did: one chunk, whatever days it spans."""
+    columns = validate_predictions(
+        records, SPECS, task="regression", received_at=datetime.now(UTC)
+    ).columns
+    row = ingest._chunk_row(model_id, columns)
+    chunk_id = session.execute(
+        insert(PredictionChunk.__table__).returning(PredictionChunk.id), [row]
+    ).scalar_one()
+    session.execute(
+        insert(Prediction.__table__),
+        [
+            {"model_id": model_id, "prediction_id": pid, "ts": chunks.from_us(int(ts)),
+             "chunk_id": chunk_id, "chunk_row": i, "model_version": "v1",
+             "prediction_value": float(columns.prediction_values[i]), "prediction_class": None}
+            for i, (pid, ts) in enumerate(zip(columns.prediction_ids, columns.timestamps_us,
+                                              strict=True))
+        ],
+    )  # fmt: skip
+
+
+def test_0005_keeps_every_prediction_and_splits_chunks_by_day(empty_url: str) -> None:
+    config = db.alembic_config(empty_url)
+    command.upgrade(config, "0004")
+    engine = db.get_engine(empty_url)
+    spanning = _records("span", MIDNIGHT - timedelta(minutes=25), 10, timedelta(minutes=5))
+    one_day = _records("day", MIDNIGHT + timedelta(hours=2), 4, timedelta(minutes=1))
+    backfill = _records("old", datetime(2024, 5, 30, tzinfo=UTC), 6, timedelta(days=1))
+    with db.session_scope(engine) as session:
+        model_id = session.execute(
+            insert(MonitoredModel.__table__).returning(MonitoredModel.id),
+            [{"name": "legacy", "task": "regression", "window_seconds": 3600,
+              "features": [{"name": "age", "kind": "numerical"},
+                           {"name": "state", "kind": "categorical"}],
+              "created_at": MIDNIGHT, "updated_at": MIDNIGHT}],
+        ).scalar_one()  # fmt: skip
+        for batch in (spanning, one_day, backfill):
+            _store_as_0004(session, model_id, batch)
+
+    command.upgrade(config, "head")
+
+    everything = [*spanning, *one_day, *backfill]
+    with Session(engine) as session:
+        keys = dict(session.execute(select(PredictionKey.prediction_id, PredictionKey.ts)).all())
+        assert keys == {r["prediction_id"]: datetime.fromisoformat(r["timestamp"])
+                        for r in everything}  # fmt: skip
+        assert session.scalar(select(func.count()).select_from(Prediction)) == len(everything)
+        stored = session.execute(select(PredictionChunk.ts_min, PredictionChunk.ts_max)).all()
+        assert all(day_start(low) == day_start(high) for low, high in stored)
+        # the spanning batch became two chunks, the backfill (one record a day) six
+        assert len(stored) == 2 + 1 + 6
+        for start, end, expected in (
+            (MIDNIGHT - timedelta(hours=1), MIDNIGHT, spanning[:5]),
+            (MIDNIGHT, MIDNIGHT + timedelta(hours=1), spanning[5:]),
+            (MIDNIGHT - timedelta(hours=1), MIDNIGHT + timedelta(hours=3), [*spanning, *one_day]),
+            (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC), backfill),
+        ):
+            window = ingest.read_window(
+                session, model_id=model_id, num_width=1, cat_width=1, start=start, end=end
+            )
+            order = np.argsort(window.timestamps_us)
+            assert window.num_values[order, 0].tolist() == [r["features"]["age"] for r in expected]
+            states = window.category_values(0)
+            assert [states[i] for i in order] == [r["features"]["state"] for r in expected]
+            assert window.prediction_values[order].tolist() == [r["prediction"] for r in expected]
+        # labels still join their predictions, through the narrow rows
+        labeled = session.execute(
+            select(Prediction.prediction_id, Prediction.chunk_id, Prediction.chunk_row)
+        ).all()
+        assert len({(chunk, row) for _, chunk, row in labeled}) == len(everything)
+        if session.get_bind().dialect.name == "postgresql":
+            names = {p.name for p in partitions.list_partitions(session.connection())}
+            assert "predictions_p20261119_20261120" in names
+            assert "prediction_chunks_p20261120_20261121" in names
+            assert "predictions_p20240501_20240601" in names  # a backfill shares its month
