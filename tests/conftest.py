@@ -6,7 +6,9 @@ a scratch database for the session, dropped at the end; if Postgres cannot be re
 skips those runs and says so, while ``--db postgres`` fails.
 
 Tests are isolated by unique names (every model a test creates has a fresh name), so they run
-against the same committed data paths as production, without a wrapping transaction.
+against the same committed data paths as production, without a wrapping transaction. A test whose
+subject acts on every model (a scheduler tick, a retention pass) takes ``own_database`` instead: a
+migrated database of its own, so that what earlier tests left cannot change its outcome.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sqlalchemy import Engine
 from driftwatch import db
 from driftwatch.app import create_app
 from driftwatch.config import Settings
+from driftwatch.testing import scratch_database
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
@@ -89,6 +92,23 @@ def database_url(
     db.get_engine(url).dispose()
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def own_database(backend: str, tmp_path: Any) -> Iterator[str]:
+    """A migrated database for one test alone (its URL), on the test's backend."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+        db.upgrade(url)
+        yield url
+        db.get_engine(url).dispose()
+        return
+    problem = _postgres_reachable()
+    if problem is not None:
+        pytest.skip(f"Postgres not reachable: {problem}")
+    with scratch_database(POSTGRES_ADMIN_URL, "driftwatch_own") as url:
+        db.upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

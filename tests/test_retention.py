@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,28 +26,11 @@ from driftwatch.models import GroundTruth, Prediction, PredictionChunk, Predicti
 from driftwatch.models.base import utcnow
 from driftwatch.retention import service
 from driftwatch.retention.policy import Retention, TimeRange, day_start
-from driftwatch.testing import scratch_database
-from tests.conftest import ADMIN_KEY, POSTGRES_ADMIN_URL, _postgres_reachable
+from tests.conftest import ADMIN_KEY
 
 RETENTION = timedelta(days=30)
 PER_DAY = 48  # predictions a day, one every 30 minutes
 FEATURES = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "categorical"}]
-
-
-@pytest.fixture
-def own_url(backend: str, tmp_path: Any) -> Iterator[str]:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'retention.db'}"
-        db.upgrade(url)
-        yield url
-        db.get_engine(url).dispose()
-        return
-    problem = _postgres_reachable()
-    if problem is not None:
-        pytest.skip(f"Postgres not reachable: {problem}")
-    with scratch_database(POSTGRES_ADMIN_URL, "driftwatch_retention") as url:
-        db.upgrade(url)
-        yield url
 
 
 def client(url: str, retention: timedelta | None) -> TestClient:
@@ -132,21 +114,21 @@ def cli(url: str, *args: str, retention: str = "30d") -> subprocess.CompletedPro
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
 
 
-def test_old_raw_data_goes_and_the_history_stays(own_url: str, backend: str) -> None:
-    engine = db.get_engine(own_url)
+def test_old_raw_data_goes_and_the_history_stays(own_database: str, backend: str) -> None:
+    engine = db.get_engine(own_database)
     name = "credit-" + uuid.uuid4().hex[:6]
     first = days_ago(35)  # ten days: five before the cutoff (30 days ago), five after
-    with client(own_url, retention=None) as keep_all:
+    with client(own_database, retention=None) as keep_all:
         runs = load_history(keep_all, name, first, days=10)
     before = counts(engine)
     assert before["predictions"] == before["prediction_keys"] == before["ground_truth"] == 480
 
-    dry = cli(own_url, "retention", "run", "--dry-run")
+    dry = cli(own_database, "retention", "run", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would remove 240 rows" in dry.stdout, dry.stdout  # keys: five days of 48
     assert counts(engine) == before  # a dry run removes nothing
 
-    done = cli(own_url, "retention", "run")
+    done = cli(own_database, "retention", "run")
     assert done.returncode == 0, done.stderr
     cutoff = days_ago(30)
     assert f"raw data before {cutoff.isoformat().replace('+00:00', 'Z')}" in done.stdout
@@ -163,7 +145,7 @@ def test_old_raw_data_goes_and_the_history_stays(own_url: str, backend: str) -> 
             assert min(span.low for span in spans) == cutoff  # no older partition
             assert all(span.high - span.low == timedelta(days=1) for span in spans)
 
-    with client(own_url, retention=RETENTION) as api:
+    with client(own_database, retention=RETENTION) as api:
         # every run stays, with the numbers it had
         listed = ok(api.get(f"/api/v1/models/{name}/runs", params={"limit": 100}))
         assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in runs)
@@ -217,15 +199,15 @@ def test_old_raw_data_goes_and_the_history_stays(own_url: str, backend: str) -> 
         feature = api.get(f"/models/{name}/features/age", params={"range": "90d"})
         assert feature.status_code == 200
 
-    second = cli(own_url, "retention", "run")  # nothing left to remove
+    second = cli(own_database, "retention", "run")  # nothing left to remove
     assert second.returncode == 0, second.stderr
     assert "nothing to remove" in second.stdout, second.stdout
 
 
-def test_a_prediction_id_is_unique_across_days(own_url: str) -> None:
+def test_a_prediction_id_is_unique_across_days(own_database: str) -> None:
     """The key table keeps ``prediction_id`` unique although rows are partitioned by day: the
     same id sent again with another timestamp, or with none, is a duplicate."""
-    with client(own_url, retention=None) as api:
+    with client(own_database, retention=None) as api:
         name = "ids-" + uuid.uuid4().hex[:6]
         ok(api.post("/api/v1/models", json={"name": name, "task": "regression",
                                             "features": FEATURES}), 201)  # fmt: skip
@@ -245,10 +227,10 @@ def test_a_prediction_id_is_unique_across_days(own_url: str) -> None:
         assert ok(api.get(f"/api/v1/models/{name}"))["counts"]["predictions"] == 2
 
 
-def test_a_batch_across_midnight_is_stored_per_day(own_url: str) -> None:
-    engine = db.get_engine(own_url)
+def test_a_batch_across_midnight_is_stored_per_day(own_database: str) -> None:
+    engine = db.get_engine(own_database)
     midnight = days_ago(2)
-    with client(own_url, retention=None) as api:
+    with client(own_database, retention=None) as api:
         name = "midnight-" + uuid.uuid4().hex[:6]
         model = {"name": name, "task": "regression", "features": FEATURES, "window": "1h"}
         ok(api.post("/api/v1/models", json=model), 201)
@@ -281,13 +263,13 @@ def test_a_batch_across_midnight_is_stored_per_day(own_url: str) -> None:
         assert ok(api.post(f"/api/v1/models/{name}/runs", json=across))["rows"] == 20
 
 
-def test_the_scheduler_leaves_expired_windows_alone(own_url: str) -> None:
+def test_the_scheduler_leaves_expired_windows_alone(own_database: str) -> None:
     """A window queued before retention removed its data is not computed from what is left:
     a run computed before keeps its result, one never computed fails and says why."""
     from driftwatch.monitoring.scheduler import Scheduler
 
-    engine = db.get_engine(own_url)
-    with client(own_url, retention=None) as api:
+    engine = db.get_engine(own_database)
+    with client(own_database, retention=None) as api:
         name = "sched-" + uuid.uuid4().hex[:6]
         runs = load_history(api, name, days_ago(33), days=2)
     with db.session_scope(engine) as session:
@@ -298,7 +280,7 @@ def test_the_scheduler_leaves_expired_windows_alone(own_url: str) -> None:
                     window_start=days_ago(32) + timedelta(hours=1),
                     window_end=days_ago(32) + timedelta(hours=2), status="pending")  # fmt: skip
         session.add(never)
-    settings = Settings(database_url=own_url, retention=RETENTION)  # type: ignore[arg-type]
+    settings = Settings(database_url=own_database, retention=RETENTION)  # type: ignore[arg-type]
     scheduler = Scheduler(engine, settings, owner="test")
     assert scheduler.work(deadline=float("inf")) == 2
     with db.session_scope(engine) as session:
@@ -312,13 +294,13 @@ def test_the_scheduler_leaves_expired_windows_alone(own_url: str) -> None:
         assert "removed by the retention policy" in (failed.error or "")
 
 
-def test_partitions_on_postgres(own_url: str, backend: str) -> None:
+def test_partitions_on_postgres(own_database: str, backend: str) -> None:
     """Days near now get a partition each; a backfill months back shares its month's; retention
     drops a partition only once all of it is past the cutoff."""
     if backend != "postgres":
         pytest.skip("partitions are Postgres tables; SQLite deletes rows")
-    engine = db.get_engine(own_url)
-    with client(own_url, retention=None) as api:
+    engine = db.get_engine(own_database)
+    with client(own_database, retention=None) as api:
         name = "parts-" + uuid.uuid4().hex[:6]
         ok(api.post("/api/v1/models", json={"name": name, "task": "regression",
                                             "features": FEATURES}), 201)  # fmt: skip

@@ -1,10 +1,16 @@
-"""The scheduler: every closed window computed once, late labels recomputed, failures isolated."""
+"""The scheduler: every closed window computed once, late labels recomputed, failures isolated.
+
+A tick plans and computes every model in its database, so each test here has a database of its
+own (``own_database``): the models earlier tests left would otherwise share the tick's time budget.
+"""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +20,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
+from driftwatch import db
+from driftwatch.app import create_app
 from driftwatch.config import Settings
 from driftwatch.models import BaselineColumn, MonitoredModel, Run
 from driftwatch.monitoring.scheduler import Scheduler
@@ -54,14 +62,31 @@ def runs_of(engine: Engine, name: str) -> list[Run]:
                                     .order_by(Run.window_start)))  # fmt: skip
 
 
+@dataclass
+class Own:
+    url: str
+    settings: Settings
+    engine: Engine
+    api: TestClient
+
+
+@pytest.fixture
+def own(own_database: str) -> Iterator[Own]:
+    settings = Settings(database_url=own_database, admin_key=ADMIN_KEY)  # type: ignore[arg-type]
+    engine = db.get_engine(own_database)
+    with TestClient(
+        create_app(settings, engine), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    ) as api:
+        yield Own(own_database, settings, engine, api)
+
+
 def scheduler(settings: Settings, engine: Engine) -> Scheduler:
     return Scheduler(engine, settings.model_copy(update={"window_grace_seconds": 0.0}),
                      owner="test")  # fmt: skip
 
 
-def test_a_tick_computes_every_closed_window_once(
-    api: TestClient, settings: Settings, engine: Engine
-) -> None:
+def test_a_tick_computes_every_closed_window_once(own: Own) -> None:
+    api, settings, engine = own.api, own.settings, own.engine
     history = model_with_history(api, windows=4)
     ticker = scheduler(settings, engine)
     ticker.tick()
@@ -70,7 +95,7 @@ def test_a_tick_computes_every_closed_window_once(
     assert [r.window_start for r in runs] == [
         history["first"] + timedelta(minutes=i) for i in range(4)
     ]
-    assert all(r.status == "done" and r.computations == 1 for r in runs)
+    assert [(r.status, r.computations, r.error) for r in runs] == [("done", 1, None)] * 4
     assert [r.rows for r in runs] == [20, 20, 20, 20]
     ticker.tick()  # the same windows are not computed again
     assert {r.computations for r in runs_of(engine, history["name"])} == {1}
@@ -79,9 +104,8 @@ def test_a_tick_computes_every_closed_window_once(
     assert listed[-1]["dataset"]["drifted_share"] is not None
 
 
-def test_late_labels_recompute_their_window(
-    api: TestClient, settings: Settings, engine: Engine
-) -> None:
+def test_late_labels_recompute_their_window(own: Own) -> None:
+    api, settings, engine = own.api, own.settings, own.engine
     history = model_with_history(api, windows=2)
     ticker = scheduler(settings, engine)
     ticker.tick()
@@ -101,9 +125,8 @@ def test_late_labels_recompute_their_window(
     assert after[1].result["accuracy"] is not None
 
 
-def test_one_failing_model_does_not_stop_the_others(
-    api: TestClient, settings: Settings, engine: Engine
-) -> None:
+def test_one_failing_model_does_not_stop_the_others(own: Own) -> None:
+    api, settings, engine = own.api, own.settings, own.engine
     broken = model_with_history(api, windows=1)
     healthy = model_with_history(api, windows=1)
     with Session(engine) as session:  # break the first model's baseline for real
@@ -123,9 +146,8 @@ def test_one_failing_model_does_not_stop_the_others(
 
 
 @pytest.mark.slow
-def test_three_serve_processes_compute_each_window_exactly_once(
-    api: TestClient, database_url: str, engine: Engine, tmp_path: Path
-) -> None:
+def test_three_serve_processes_compute_each_window_exactly_once(own: Own, tmp_path: Path) -> None:
+    api, database_url, engine = own.api, own.url, own.engine
     history = model_with_history(api, windows=12)
     env = {"DRIFTWATCH_ADMIN_KEY": ADMIN_KEY, "DRIFTWATCH_SCHEDULER_INTERVAL_SECONDS": "0.5",
            "DRIFTWATCH_WINDOW_GRACE_SECONDS": "0"}  # fmt: skip
