@@ -132,6 +132,8 @@ def test_old_raw_data_goes_and_the_history_stays(own_database: str, backend: str
     assert done.returncode == 0, done.stderr
     cutoff = days_ago(30)
     assert f"raw data before {cutoff.isoformat().replace('+00:00', 'Z')}" in done.stdout
+    for table in ("predictions", "prediction_keys", "ground_truth"):
+        assert f"{table}: removed 240 rows" in done.stdout, done.stdout
     after = counts(engine)
     assert after == {"predictions": 240, "prediction_chunks": 5, "prediction_keys": 240,
                      "ground_truth": 240, "runs": 10}, after  # fmt: skip
