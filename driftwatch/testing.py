@@ -23,6 +23,7 @@ def start_serve(
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = ("--no-scheduler",),
     timeout: float = 60.0,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``driftwatch serve`` on 127.0.0.1:port and wait until ``/readyz`` answers 200."""
     process = subprocess.Popen(
@@ -31,6 +32,7 @@ def start_serve(
         env={**os.environ, "DRIFTWATCH_DATABASE_URL": database_url, **(env or {})},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
+        cwd=cwd,
     )  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -95,19 +95,23 @@ def database_url(
 
 
 @pytest.fixture
-def own_database(backend: str, tmp_path: Any) -> Iterator[str]:
+def own_database(empty_database: str) -> Iterator[str]:
     """A migrated database for one test alone (its URL), on the test's backend."""
+    db.upgrade(empty_database)
+    yield empty_database
+    db.get_engine(empty_database).dispose()
+
+
+@pytest.fixture
+def empty_database(backend: str, tmp_path: Any) -> Iterator[str]:
+    """A database for one test alone with no tables at all (not migrated), on its backend."""
     if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'own.db'}"
-        db.upgrade(url)
-        yield url
-        db.get_engine(url).dispose()
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     problem = _postgres_reachable()
     if problem is not None:
         pytest.skip(f"Postgres not reachable: {problem}")
-    with scratch_database(POSTGRES_ADMIN_URL, "driftwatch_own") as url:
-        db.upgrade(url)
+    with scratch_database(POSTGRES_ADMIN_URL, "driftwatch_empty") as url:
         yield url
 
 

@@ -3,12 +3,10 @@ chunks that span days, and fills the key table, without losing or changing a pre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pytest
 from alembic import command
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -19,23 +17,9 @@ from driftwatch.ingest import repository as ingest
 from driftwatch.ingest.validation import FeatureSpec, validate_predictions
 from driftwatch.models import MonitoredModel, Prediction, PredictionChunk, PredictionKey
 from driftwatch.retention.policy import day_start
-from driftwatch.testing import scratch_database
-from tests.conftest import POSTGRES_ADMIN_URL, _postgres_reachable
 
 SPECS = [FeatureSpec("age", "numerical"), FeatureSpec("state", "categorical")]
 MIDNIGHT = datetime(2026, 11, 20, tzinfo=UTC)
-
-
-@pytest.fixture
-def empty_url(backend: str, tmp_path: Any) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        return
-    problem = _postgres_reachable()
-    if problem is not None:
-        pytest.skip(f"Postgres not reachable: {problem}")
-    with scratch_database(POSTGRES_ADMIN_URL, "driftwatch_migrations") as url:
-        yield url
 
 
 def _records(prefix: str, start: datetime, count: int, step: timedelta) -> list[dict[str, Any]]:
@@ -68,10 +52,10 @@ def _store_as_0004(session: Session, model_id: int, records: list[dict[str, Any]
     )  # fmt: skip
 
 
-def test_0005_keeps_every_prediction_and_splits_chunks_by_day(empty_url: str) -> None:
-    config = db.alembic_config(empty_url)
+def test_0005_keeps_every_prediction_and_splits_chunks_by_day(empty_database: str) -> None:
+    config = db.alembic_config(empty_database)
     command.upgrade(config, "0004")
-    engine = db.get_engine(empty_url)
+    engine = db.get_engine(empty_database)
     spanning = _records("span", MIDNIGHT - timedelta(minutes=25), 10, timedelta(minutes=5))
     one_day = _records("day", MIDNIGHT + timedelta(hours=2), 4, timedelta(minutes=1))
     backfill = _records("old", datetime(2024, 5, 30, tzinfo=UTC), 6, timedelta(days=1))
