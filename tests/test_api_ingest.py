@@ -165,6 +165,43 @@ def test_bad_records_never_block_the_valid_ones_and_are_kept(api: TestClient) ->
     assert by_id["p-8"]["error"] == "feature 'age': expected a number, got 'abc'"
 
 
+@pytest.mark.parametrize(
+    ("timestamp", "error"),
+    [
+        (-7e10, "timestamp: -70000000000.0 is out of range"),  # Unix seconds before year 1
+        (2.6e11, "timestamp: 260000000000.0 is out of range"),  # after 9999
+        (
+            "9999-12-15T00:00:00Z",
+            "timestamp 9999-12-15T00:00:00Z: more than a day after the collector's clock",
+        ),
+        (timedelta(hours=25), "more than a day after the collector's clock"),
+        (timedelta(days=400), "more than a day after the collector's clock"),
+        (timedelta(hours=23), None),  # a clock a little ahead is fine
+        ("1969-07-20T20:17:40Z", None),
+    ],
+)
+def test_a_prediction_time_out_of_range_is_refused_with_the_reason(
+    api: TestClient, engine: Engine, timestamp: Any, error: str | None
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    if isinstance(timestamp, timedelta):  # ahead of now, as the SDK sends it: Unix seconds
+        timestamp = (datetime.now(UTC) + timestamp).timestamp()
+    result = predictions(model, [rec("ok"), rec("when", timestamp=timestamp)], api)
+    if error is None:
+        assert (result["accepted"], result["rejected"]) == (2, [])
+        return
+    assert result["accepted"] == 1
+    [rejected] = result["rejected"]
+    assert (rejected["index"], rejected["prediction_id"]) == (1, "when")
+    assert error in rejected["error"], rejected["error"]
+    with Session(engine) as session:
+        model_id = session.scalars(select(MonitoredModel.id).where(MonitoredModel.name == model))
+        stored = session.scalars(
+            select(Prediction.prediction_id).where(Prediction.model_id == model_id.one())
+        ).all()
+    assert stored == ["ok"]
+
+
 def test_labels_join_their_predictions_whichever_arrives_first(api: TestClient) -> None:
     model = create_model(api, features=FEATURES)["name"]
     assert (

@@ -17,12 +17,22 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
 
 from driftwatch import db
 from driftwatch.app import create_app
 from driftwatch.config import Settings
-from driftwatch.ingest import partitions
-from driftwatch.models import GroundTruth, Prediction, PredictionChunk, PredictionKey, Run
+from driftwatch.errors import Conflict
+from driftwatch.ingest import partitions, repository
+from driftwatch.ingest.validation import FeatureSpec, validate_predictions
+from driftwatch.models import (
+    GroundTruth,
+    MonitoredModel,
+    Prediction,
+    PredictionChunk,
+    PredictionKey,
+    Run,
+)
 from driftwatch.models.base import utcnow
 from driftwatch.retention import service
 from driftwatch.retention.policy import Retention, TimeRange, day_start
@@ -344,3 +354,86 @@ def test_partitions_on_postgres(own_database: str, backend: str) -> None:
         left = {p.name for p in partitions.list_partitions(connection)}
         assert not any(n.endswith("20200401") for n in left)
         assert connection.execute(select(func.count()).select_from(Prediction)).scalar_one() == 1
+
+
+def test_a_month_straddling_the_cutoff_keeps_its_rows_keys_and_counts(
+    own_database: str, backend: str
+) -> None:
+    """A backfill older than the daily partitions shares a monthly partition; while the cutoff
+    lies inside that month the month is kept whole, and so are its rows' keys: what a pass
+    reports is what is gone, and an id of a kept row is still a duplicate."""
+    if backend != "postgres":
+        pytest.skip("partitions are Postgres tables; SQLite deletes rows")
+    engine = db.get_engine(own_database)
+    month = datetime(2020, 3, 1, tzinfo=UTC)
+    name = "month-" + uuid.uuid4().hex[:6]
+    sent = [
+        {"prediction_id": f"m-{day}",
+         "timestamp": (month + timedelta(days=day, hours=6)).isoformat(),
+         "features": {"age": 1.0, "state": "CA"}, "prediction": 1.0}
+        for day in range(-3, 31)  # three days of February, then all of March
+    ]  # fmt: skip
+    with client(own_database, retention=None) as api:
+        ok(api.post("/api/v1/models", json={"name": name, "task": "regression",
+                                            "features": FEATURES}), 201)  # fmt: skip
+        assert ok(api.post(f"/api/v1/models/{name}/predictions",
+                           json={"records": sent}))["accepted"] == 34  # fmt: skip
+    # the cutoff falls on 2020-03-16: February can go, March must stay whole
+    now = datetime(2020, 3, 16, 12, tzinfo=UTC) + RETENTION
+    dry = service.apply(engine, Retention(RETENTION), now=now, dry_run=True)
+    done = service.apply(engine, Retention(RETENTION), now=now)
+    assert done.cutoff == datetime(2020, 3, 16, tzinfo=UTC)
+    assert done.gone_before == month
+    assert (
+        done.dropped_partitions
+        == dry.dropped_partitions
+        == ["prediction_chunks_p20200201_20200301", "predictions_p20200201_20200301"]
+    )
+    assert dry.rows["predictions"] == dry.rows["prediction_keys"] == 3
+    assert done.rows["predictions"] == done.rows["prediction_keys"] == 3
+    after = counts(engine)
+    assert after["predictions"] == after["prediction_keys"] == 31
+    with client(own_database, retention=None) as api:
+        again = ok(api.post(f"/api/v1/models/{name}/predictions", json={"records": sent[3:5]}))
+    assert (again["accepted"], again["duplicates"]) == (0, 2)
+    assert counts(engine)["predictions"] == 31
+    # once all of March is past the cutoff, it goes with its keys
+    april = datetime(2020, 4, 2, tzinfo=UTC) + RETENTION
+    later = service.apply(engine, Retention(RETENTION), now=april)
+    assert later.rows["predictions"] == later.rows["prediction_keys"] == 31
+    assert counts(engine)["predictions"] == counts(engine)["prediction_keys"] == 0
+    # the passes' lock timeout stayed with them: pooled connections are as they were
+    held = [engine.connect() for _ in range(engine.pool.size())]  # type: ignore[attr-defined]
+    try:
+        assert {c.exec_driver_sql("SHOW lock_timeout").scalar() for c in held} == {"0"}
+    finally:
+        for connection in held:
+            connection.close()
+
+
+def test_a_batch_that_expired_while_being_written_is_sent_back(
+    own_database: str, backend: str
+) -> None:
+    """Records checked just before midnight moved the cutoff past them: their day's partition
+    may be being dropped, so the batch is answered 409 (the SDK sends it again, and then they
+    are refused with their reason) rather than written into it or failing."""
+    if backend != "postgres":
+        pytest.skip("SQLite has no partitions to race with; its rows go at the next pass")
+    engine = db.get_engine(own_database)
+    with client(own_database, retention=None) as api:
+        ok(api.post("/api/v1/models", json={"name": "late", "task": "regression",
+                                            "features": FEATURES}), 201)  # fmt: skip
+    old = day_records("late", days_ago(31))[:2]
+    checked = validate_predictions(
+        old, [FeatureSpec(f["name"], f["kind"]) for f in FEATURES],
+        task="regression", received_at=days_ago(31),
+    )  # fmt: skip
+    assert len(checked.columns) == 2
+    with Session(engine) as session:
+        model_id = session.scalars(select(MonitoredModel.id)).one()
+        with pytest.raises(Conflict, match="expired while this batch was being written"):
+            repository.insert_predictions(
+                session, model_id=model_id, columns=checked.columns, retention=Retention(RETENTION)
+            )
+        session.rollback()
+    assert counts(engine)["prediction_keys"] == 0

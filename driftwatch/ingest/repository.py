@@ -28,7 +28,7 @@ from driftwatch.models import (
     PredictionKey,
     RejectedRecord,
 )
-from driftwatch.models.base import utcnow
+from driftwatch.models.base import iso, utcnow
 from driftwatch.retention.policy import Retention, day_numbers, day_start
 
 GROUND_TRUTH_COLUMNS = (
@@ -244,6 +244,13 @@ def _insert_predictions_postgres(
     keys = _copy_statement("prediction_keys", copy_binary.KEY_COLUMNS)
     rows = _copy_statement("predictions", copy_binary.COLUMNS)
     days = _by_day(columns)
+    cutoff = retention.cutoff(utcnow())
+    if cutoff is not None and _day_of(days[0]) < cutoff:
+        # validated before midnight moved the cutoff: their partition may be being dropped
+        raise Conflict(
+            f"predictions before {iso(cutoff)} expired while this batch was being written; "
+            "send it again (they will be refused, the others stored)"
+        )
     partitions.ensure(session.connection(), [_day_of(day) for day in days], now=utcnow(),
                       retention=retention)  # fmt: skip
     # Optimistic: one COPY of keys, one chunk and one COPY of rows per day. A duplicate id

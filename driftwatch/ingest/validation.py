@@ -381,14 +381,16 @@ def _check_ids(values: list[Any], errors: dict[int, str]) -> list[str]:
     return checked
 
 
-_EPOCH_US_LIMIT = 253_402_300_799 * 10**6  # 9999-12-31
+_FIRST_US = -62_135_596_800 * 10**6  # 0001-01-01, the first time Python's datetime holds
+_LAST_US = 253_402_300_799 * 10**6  # 9999-12-31T23:59:59
+_AHEAD_US = 86_400 * 10**6  # a prediction may be dated up to a day after its receipt
 
 
 def _check_timestamps(values: list[Any], errors: dict[int, str], received_us: int) -> IntArray:
     if _FLOAT_TYPE.issuperset(map(type, values)):  # the SDK sends Unix seconds
         seconds = np.asarray(values, dtype=np.float64)
         micros = np.round(seconds * 1e6)
-        if np.all(np.abs(micros) < _EPOCH_US_LIMIT):
+        if np.all((micros >= _FIRST_US) & (micros <= _LAST_US)):
             return micros.astype(np.int64)
     out = np.empty(len(values), dtype=np.int64)
     for index, value in enumerate(values):
@@ -403,9 +405,19 @@ def _check_timestamps(values: list[Any], errors: dict[int, str], received_us: in
     return out
 
 
-def _check_retained(
+def _check_stored_time(
     timestamps: IntArray, errors: dict[int, str], retention: Retention, received_at: datetime
 ) -> None:
+    """A logged prediction's time must lie between the retention cutoff and a day after its
+    receipt: later means the sender's clock is wrong (and would hold a window open forever)."""
+    latest = _to_us(received_at) + _AHEAD_US
+    for index in np.flatnonzero(timestamps > latest).tolist():
+        moment = _UNIX_EPOCH + timedelta(microseconds=int(timestamps[index]))
+        errors.setdefault(
+            index,
+            f"timestamp {iso(moment)}: more than a day after the collector's clock "
+            f"({iso(received_at)}); is the sender's clock right?",
+        )
     cutoff = retention.cutoff(received_at)
     if cutoff is None:
         return
@@ -544,14 +556,14 @@ def validate_columns(
     retention: Retention | None = None,
 ) -> ValidPredictions:
     """Check every record; ``require_prediction=False`` for baselines (a training set may
-    have labels and no predictions). With a ``retention``, records older than it keeps are
-    refused."""
+    have labels and no predictions). With a ``retention`` (predictions to be stored), records
+    older than it keeps, or dated more than a day ahead, are refused."""
     errors = dict(raw.errors)
     known = {f.name: f.kind for f in features}
     ids = _check_ids(raw.prediction_id, errors)
     timestamps = _check_timestamps(raw.timestamp, errors, _to_us(received_at))
     if retention is not None:
-        _check_retained(timestamps, errors, retention, received_at)
+        _check_stored_time(timestamps, errors, retention, received_at)
     values, classes = _check_predictions(
         raw.prediction, errors, task == "regression", require_prediction
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, text
+from sqlalchemy import Connection, Engine, bindparam, select, text
 
 from driftwatch.ingest import partitions
 from driftwatch.models import MonitoredModel
@@ -42,6 +42,9 @@ class Report:
     dropped_partitions: list[str] = field(default_factory=list)
     created_partitions: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)  # table -> rows removed
+    # Predictions before this are gone: the cutoff, or earlier where a monthly partition that
+    # straddles the cutoff is kept whole (its rows keep their keys until it goes)
+    gone_before: datetime | None = None
 
     def add(self, table: str, count: int) -> None:
         self.rows[table] = self.rows.get(table, 0) + count
@@ -50,13 +53,13 @@ class Report:
 # table -> the condition on its rows that are past the cutoff (a time index serves each; those
 # with a model are run per model, to use their index on (model_id, time))
 _EXPIRED_ROWS = {
-    "prediction_keys": "ts < :cutoff",
+    "prediction_keys": "ts < :gone_before",
     "ground_truth": "ts < :cutoff",  # a label older than the retention is refused on arrival
     "rejected_records": "model_id = :model AND received_at < :cutoff",
 }
 # on SQLite the raw tables too (Postgres drops their partitions)
 _EXPIRED_RAW_SQLITE = {
-    "predictions": "model_id = :model AND ts < :cutoff",
+    "predictions": "model_id = :model AND ts < :gone_before",
     "prediction_chunks": "model_id = :model AND ts_min < :cutoff AND ts_max < :cutoff",
 }
 
@@ -65,6 +68,7 @@ def apply(engine: Engine, retention: Retention, *, now: datetime, dry_run: bool 
     """One pass of the policy at ``now``; on Postgres it also makes the coming days'
     partitions, so that writers rarely have to."""
     report = Report(cutoff=retention.cutoff(now), dry_run=dry_run)
+    report.gone_before = report.cutoff
     if engine.dialect.name != "postgresql":
         _apply_rows(engine, report, {**_EXPIRED_RAW_SQLITE, **_EXPIRED_ROWS})
         return report
@@ -97,40 +101,56 @@ def _drop_partitions(engine: Engine, report: Report) -> None:
     if cutoff is None:
         return
     with engine.connect() as connection:
-        expired = [p for p in partitions.list_partitions(connection) if p.span.high <= cutoff]
+        attached = partitions.list_partitions(connection)
         leftovers = [p for p in partitions.list_detached(connection) if p.span.high <= cutoff]
         connection.rollback()
+    # an interrupted detach first: a table has at most one pending, and it blocks the others
+    expired = sorted((p for p in attached if p.span.high <= cutoff),
+                     key=lambda p: (not p.detach_pending, p.span))  # fmt: skip
+    report.gone_before = min([cutoff] + [
+        p.span.low for p in attached if p.table == "predictions" and cutoff in p.span
+    ])  # fmt: skip
     # DETACH ... CONCURRENTLY cannot run inside a transaction block.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.exec_driver_sql("SET lock_timeout = '60s'")
-        for partition in expired:
-            # counting a day of predictions would read all of it, to throw it away: a real
-            # pass counts them by their keys, deleted next
-            count = None
-            if report.dry_run or partition.table != "predictions":
-                count = connection.exec_driver_sql(
-                    f"SELECT count(*) FROM {partition.name}"
-                ).scalar()
-                report.add(partition.table, int(count or 0))
-            report.dropped_partitions.append(partition.name)
-            if report.dry_run:
-                continue
-            how = "FINALIZE" if partition.detach_pending else "CONCURRENTLY"
-            connection.exec_driver_sql(
-                f"ALTER TABLE {partition.table} DETACH PARTITION {partition.name} {how}"
-            )
-            connection.exec_driver_sql(f"DROP TABLE {partition.name}")
-            log.info("retention: dropped partition %s%s", partition.name,
-                     "" if count is None else f" ({count} rows)")  # fmt: skip
-        for leftover in leftovers:  # detached by an earlier pass that stopped before its DROP
-            if report.dry_run or leftover.table != "predictions":
-                count = connection.exec_driver_sql(f"SELECT count(*) FROM {leftover.name}").scalar()
-                report.add(leftover.table, int(count or 0))
-            report.dropped_partitions.append(leftover.name)
-            if not report.dry_run:
-                connection.exec_driver_sql(f"DROP TABLE {leftover.name}")
-                log.info("retention: dropped detached partition %s", leftover.name)
+        try:
+            _detach_and_drop(connection, report, expired, leftovers)
+        finally:  # the connection goes back to the pool
+            connection.exec_driver_sql("RESET lock_timeout")
     partitions.KNOWN.forget(str(engine.url))
+
+
+def _detach_and_drop(
+    connection: Connection,
+    report: Report,
+    expired: list[partitions.Partition],
+    leftovers: list[partitions.Partition],
+) -> None:
+    for partition in expired:
+        # counting a day of predictions would read all of it, to throw it away: a real
+        # pass counts them by their keys, deleted next
+        count = None
+        if report.dry_run or partition.table != "predictions":
+            count = connection.exec_driver_sql(f"SELECT count(*) FROM {partition.name}").scalar()
+            report.add(partition.table, int(count or 0))
+        report.dropped_partitions.append(partition.name)
+        if report.dry_run:
+            continue
+        how = "FINALIZE" if partition.detach_pending else "CONCURRENTLY"
+        connection.exec_driver_sql(
+            f"ALTER TABLE {partition.table} DETACH PARTITION {partition.name} {how}"
+        )
+        connection.exec_driver_sql(f"DROP TABLE {partition.name}")
+        log.info("retention: dropped partition %s%s", partition.name,
+                 "" if count is None else f" ({count} rows)")  # fmt: skip
+    for leftover in leftovers:  # detached by an earlier pass that stopped before its DROP
+        if report.dry_run or leftover.table != "predictions":
+            count = connection.exec_driver_sql(f"SELECT count(*) FROM {leftover.name}").scalar()
+            report.add(leftover.table, int(count or 0))
+        report.dropped_partitions.append(leftover.name)
+        if not report.dry_run:
+            connection.exec_driver_sql(f"DROP TABLE {leftover.name}")
+            log.info("retention: dropped detached partition %s", leftover.name)
 
 
 def _apply_rows(engine: Engine, report: Report, expired: dict[str, str]) -> None:
@@ -152,11 +172,12 @@ def _remove(
 ) -> int:
     """Rows of ``table`` matching ``condition``, deleted ``BATCH_ROWS`` at a time (counted in a
     dry run)."""
-    params = {**params, "cutoff": report.cutoff}
-    cutoff = bindparam("cutoff", type_=UTCDateTime())
+    times = {"cutoff": report.cutoff, "gone_before": report.gone_before}
+    params = {**params, **{name: at for name, at in times.items() if f":{name}" in condition}}
+    cutoffs = [bindparam(name, type_=UTCDateTime()) for name in times if f":{name}" in condition]
     if report.dry_run:
         with engine.connect() as connection:
-            query = text(f"SELECT count(*) FROM {table} WHERE {condition}").bindparams(cutoff)
+            query = text(f"SELECT count(*) FROM {table} WHERE {condition}").bindparams(*cutoffs)
             return int(connection.execute(query, params).scalar() or 0)
     row = "ctid" if engine.dialect.name == "postgresql" else "rowid"
     match = "= ANY(ARRAY(" if row == "ctid" else "IN ("
@@ -164,7 +185,7 @@ def _remove(
     statement = text(
         f"DELETE FROM {table} WHERE {row} {match}SELECT {row} FROM {table} WHERE {condition} "
         f"LIMIT {BATCH_ROWS}{close}"
-    ).bindparams(cutoff)
+    ).bindparams(*cutoffs)
     removed = 0
     while True:
         with engine.begin() as connection:

@@ -151,6 +151,12 @@ def _split_chunks_spanning_days(
         predictions.c.chunk_id == sa.bindparam("old_chunk"),
         predictions.c.chunk_row == sa.bindparam("old_row"),
     ).values(chunk_id=sa.bindparam("new_chunk"), chunk_row=sa.bindparam("new_row"))
+    if not spanning:
+        return
+    # each row moved is found by (chunk_id, chunk_row), which nothing indexes otherwise
+    connection.exec_driver_sql(
+        f"CREATE INDEX ix_0005_chunk_rows ON {prediction_table} (chunk_id, chunk_row)"
+    )
     for chunk_id in spanning:
         stored = connection.execute(
             sa.select(*(table.c[name] for name in CHUNK_COLUMNS)).where(table.c.id == chunk_id)
@@ -165,6 +171,7 @@ def _split_chunks_spanning_days(
                 for new, old in enumerate(positions)
             ])
         connection.execute(sa.delete(table).where(table.c.id == chunk_id))
+    connection.exec_driver_sql("DROP INDEX ix_0005_chunk_rows")
 
 
 def downgrade() -> None:
