@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from driftwatch.config import get_settings
+from pydantic import ValidationError
+
+from driftwatch.config import Settings, get_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -217,10 +219,17 @@ def _retention_run(args: argparse.Namespace) -> int:
     from driftwatch.retention.policy import describe
 
     settings = get_settings()
-    db.upgrade(settings.database_url)
+    if args.dry_run:  # changes nothing, migrations included
+        behind = db.revision_behind(settings.database_url)
+        if behind is not None:
+            print(f"driftwatch retention run --dry-run: {behind}; `driftwatch db upgrade` "
+                  "brings it up to date (a dry run changes nothing)", file=sys.stderr)  # fmt: skip
+            return 1
+    else:
+        db.upgrade(settings.database_url)
     policy = settings.retention_policy()
     if policy.age is None:
-        print("retention: DRIFTWATCH_RETENTION is not set: raw data is kept forever")
+        print("retention: DRIFTWATCH_RETENTION is off: raw data is kept forever")
     engine = db.get_engine(settings.database_url)
     report = service.apply(engine, policy, now=utcnow(), dry_run=args.dry_run)
     if report.skipped:
@@ -362,7 +371,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logs.configure()
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except ValidationError as error:
+        if error.title != Settings.__name__:
+            raise
+        for problem in error.errors():  # one line a setting, named as it is set
+            name = "DRIFTWATCH_" + "_".join(str(part) for part in problem["loc"][:1]).upper()
+            value = problem.get("input")
+            message = problem["msg"].removeprefix("Value error, ")
+            print(f"driftwatch: {name}={value!r}: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

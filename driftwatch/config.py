@@ -6,7 +6,14 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import SecretStr, field_validator
+from pydantic import (
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from driftwatch.durations import UNITS, parse_duration
@@ -33,35 +40,35 @@ class Settings(BaseSettings):
     # batch over it is answered 429 with Retry-After (the SDK waits and resends it).
     ingest_rate_limit: float = 100_000.0
     # Database connection pool size per process (Postgres only).
-    pool_size: int = 10
+    pool_size: PositiveInt = 10
 
     # Seconds between scheduler ticks (each tick queues closed windows and computes runs).
-    scheduler_interval_seconds: float = 10.0
+    scheduler_interval_seconds: PositiveFloat = 10.0
     # Seconds a replica holds a run it computes; past that another replica may take it over.
-    run_lease_seconds: float = 300.0
+    run_lease_seconds: PositiveFloat = 300.0
     # Seconds after a window closes before it is computed (predictions still in flight).
     window_grace_seconds: float = 5.0
     # How far back windows are recomputed when labels or predictions arrive late.
     label_horizon: timedelta = timedelta(days=30)
     # Most windows queued per model when catching up after downtime (the newest ones).
-    max_catchup_windows: int = 1000
+    max_catchup_windows: PositiveInt = 1000
 
     # Raw predictions, labels and rejected records older than this are removed, by whole UTC
     # days (on Postgres by dropping day partitions); runs, metrics, alerts and baselines stay.
     # "30d", ISO 8601 or seconds; unset, "0" or "off" keeps everything. At least one day.
     retention: timedelta | None = None
     # Seconds between retention passes (each also creates the coming days' partitions).
-    retention_interval_seconds: float = 3600.0
+    retention_interval_seconds: PositiveFloat = 3600.0
 
     # Seconds a dispatcher waits between looks for due deliveries (a commit in the same process
     # that writes deliveries wakes it at once).
-    dispatcher_interval_seconds: float = 0.5
+    dispatcher_interval_seconds: PositiveFloat = 0.5
     # Deliveries one process sends at the same time.
-    dispatcher_concurrency: int = 8
+    dispatcher_concurrency: PositiveInt = 8
     # Seconds one notification request may take before it counts as failed.
-    delivery_timeout_seconds: float = 10.0
+    delivery_timeout_seconds: PositiveFloat = 10.0
     # Seconds a replica holds a delivery it sends; past that another replica may send it again.
-    delivery_lease_seconds: float = 60.0
+    delivery_lease_seconds: PositiveFloat = 60.0
     # Waits after each failed attempt (CONTRACT section 6); when they run out the delivery fails.
     # A comma-separated list of durations in the environment: "5s,5m,30m,2h".
     retry_schedule: Annotated[list[timedelta], NoDecode] = [
@@ -70,10 +77,10 @@ class Settings(BaseSettings):
         timedelta(hours=24),
     ]  # fmt: skip
     # Failures in a row (network errors, timeouts, 5xx) that open an endpoint's circuit breaker.
-    breaker_failures: int = 2
+    breaker_failures: PositiveInt = 2
     # Seconds between probes of an open breaker: one waiting delivery is sent, even ahead of its
     # retry time (a failed probe does not use up a retry).
-    breaker_probe_seconds: float = 30.0
+    breaker_probe_seconds: PositiveFloat = 30.0
 
     @field_validator("retry_schedule", mode="before")
     @classmethod
@@ -92,7 +99,12 @@ class Settings(BaseSettings):
     def _retention_text(cls, value: object) -> object:
         if value is None or (isinstance(value, str) and value.strip().lower() in _OFF):
             return None
-        return _duration(value)
+        try:
+            return _TIMEDELTA.validate_python(_duration(value))
+        except (ValidationError, ValueError):
+            raise ValueError(
+                "expected a duration such as 30d, 12w, P30D or seconds, or off"
+            ) from None
 
     @field_validator("retention")
     @classmethod
@@ -101,12 +113,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be at least one day (raw data is removed by whole days), or unset"
             )
+        if value is not None and value > MAX_RETENTION:
+            raise ValueError(f"must be at most {MAX_RETENTION.days} days, or unset to keep all")
         return value
 
     def retention_policy(self) -> Retention:
         return Retention(self.retention)
 
 
+_TIMEDELTA = TypeAdapter(timedelta)
+MAX_RETENTION = timedelta(days=36_500)
 _OFF = frozenset({"", "0", "off", "none", "never", "forever"})
 
 

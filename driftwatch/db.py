@@ -115,6 +115,23 @@ def upgrade(url: str | None = None) -> None:
             conn.commit()
 
 
+def revision_behind(url: str) -> str | None:
+    """Why the database is not at the head revision (None when it is), without changing it."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if is_sqlite(url) and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            return f"there is no database at {path}"
+    with get_engine(url).connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current == head:
+        return None
+    return f"the database is at revision {current or 'none (empty)'}, not {head}"
+
+
 def ping(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))

@@ -210,6 +210,9 @@ def test_old_raw_data_goes_and_the_history_stays(own_database: str, backend: str
         assert page.status_code == 200, page.text
         feature = api.get(f"/models/{name}/features/age", params={"range": "90d"})
         assert feature.status_code == 200
+        report = api.get(f"/models/{name}/evidently", params={"run": runs[2]["id"]})
+        assert report.status_code == 404
+        assert "removed by the retention policy (0 of 48 left)" in report.text, report.text[:300]
 
     second = cli(own_database, "retention", "run")  # nothing left to remove
     assert second.returncode == 0, second.stderr
@@ -304,6 +307,41 @@ def test_the_scheduler_leaves_expired_windows_alone(own_database: str) -> None:
         assert failed.status == "failed"
         assert failed.rows is None
         assert "removed by the retention policy" in (failed.error or "")
+
+
+def test_a_process_without_the_policy_never_overwrites_a_run_whose_data_went(
+    own_database: str,
+) -> None:
+    """Another process (a replica with an older setting, a CLI run) removed the raw data: a
+    window computed before now reads fewer predictions than it had. Recomputing it, on demand
+    or because a late label arrived, keeps the run as it was instead of storing an empty one."""
+    from driftwatch.monitoring.scheduler import Scheduler
+
+    engine = db.get_engine(own_database)
+    name = "gone-" + uuid.uuid4().hex[:6]
+    with client(own_database, retention=None) as api:
+        runs = load_history(api, name, days_ago(33), days=2)
+    service.apply(engine, Retention(RETENTION), now=utcnow())  # the other process's pass
+    before = {r["id"]: (r["rows"], r["labeled_rows"], r["computed_at"]) for r in runs}
+    assert [rows for rows, _, _ in before.values()] == [PER_DAY, PER_DAY]
+    with client(own_database, retention=None) as api:  # this process keeps everything
+        day = days_ago(33)
+        again = api.post(f"/api/v1/models/{name}/runs", json={
+            "start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()})  # fmt: skip
+        assert again.status_code == 409, again.text
+        assert f"now holds 0 predictions where it held {PER_DAY}" in again.json()["detail"]
+    with db.session_scope(engine) as session:  # queued again (say a late label came)
+        session.execute(text("UPDATE runs SET status = 'pending' WHERE id = :id"),
+                        {"id": runs[1]["id"]})  # fmt: skip
+    with client(own_database, retention=None) as api:
+        settings = Settings(database_url=own_database)  # type: ignore[arg-type]
+        scheduler = Scheduler(engine, settings, owner="test")
+        assert scheduler.work(deadline=float("inf")) == 1
+        after = {r["id"]: r for r in ok(api.get(f"/api/v1/models/{name}/runs"))}
+    for run_id, (rows, labeled, computed_at) in before.items():
+        assert after[run_id]["status"] == "done"
+        assert (after[run_id]["rows"], after[run_id]["labeled_rows"]) == (rows, labeled)
+        assert after[run_id]["computed_at"] == computed_at
 
 
 def test_partitions_on_postgres(own_database: str, backend: str) -> None:
@@ -437,3 +475,56 @@ def test_a_batch_that_expired_while_being_written_is_sent_back(
             )
         session.rollback()
     assert counts(engine)["prediction_keys"] == 0
+
+
+def test_a_window_longer_than_the_retention_is_refused(own_database: str) -> None:
+    with client(own_database, retention=RETENTION) as api:
+        model = {"name": "long", "task": "regression", "features": FEATURES, "window": "45d"}
+        refused = api.post("/api/v1/models", json=model)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["detail"].startswith(
+            "window: 45d is longer than the retention period (DRIFTWATCH_RETENTION, 30 days)"
+        ), refused.json()
+        ok(api.post("/api/v1/models", json={**model, "window": "30d"}), 201)
+        refused = api.patch("/api/v1/models/long", json={"window": "31d"})
+        assert refused.status_code == 400, refused.text
+        assert ok(api.get("/api/v1/models/long"))["window"] == "30d"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("RETENTION", "abc", "expected a duration such as 30d, 12w, P30D or seconds, or off"),
+        ("RETENTION", "-5d", "expected a duration such as 30d"),
+        ("RETENTION", "12h", "must be at least one day"),
+        ("RETENTION", "1000000d", "must be at most 36500 days"),
+        ("RETENTION_INTERVAL_SECONDS", "-5", "greater than 0"),
+        ("RETENTION_INTERVAL_SECONDS", "0", "greater than 0"),
+        ("SCHEDULER_INTERVAL_SECONDS", "0", "greater than 0"),
+    ],
+)
+def test_a_bad_setting_is_one_clear_line(
+    setting: str, value: str, message: str, tmp_path: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 'never.db'}"
+    env = {**os.environ, "DRIFTWATCH_DATABASE_URL": url, f"DRIFTWATCH_{setting}": value}
+    done = subprocess.run([sys.executable, "-m", "driftwatch.cli", "retention", "run"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"driftwatch: DRIFTWATCH_{setting}='{value}': "), done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_a_dry_run_changes_nothing_not_even_the_schema(empty_database: str) -> None:
+    done = cli(empty_database, "retention", "run", "--dry-run")
+    assert done.returncode == 1
+    assert "at revision none (empty)" in done.stderr or "no database" in done.stderr, done.stderr
+    assert "driftwatch db upgrade" in done.stderr
+    if empty_database.startswith("sqlite"):
+        assert not os.path.exists(empty_database.removeprefix("sqlite:///"))
+    else:
+        with db.get_engine(empty_database).connect() as connection:
+            assert not connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").scalar()  # fmt: skip

@@ -57,18 +57,6 @@ def partition_table(name: str) -> str | None:
     return partition.table if partition else None
 
 
-def is_partitioned(connection: Connection) -> bool:
-    if connection.dialect.name != "postgresql":
-        return False
-    found = connection.execute(
-        text(
-            "SELECT count(*) FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
-            "WHERE c.relname = 'predictions' AND c.relnamespace = current_schema()::regnamespace"
-        )
-    ).scalar_one()
-    return bool(found)
-
-
 def list_partitions(connection: Connection) -> list[Partition]:
     """Every partition of the partitioned tables, in time order (names not ours are left out)."""
     rows = connection.execute(

@@ -143,10 +143,23 @@ class Scheduler:
                 log.info("model %s: window %s computed (%d rows, %.2f s)", model.name,
                          run.window_start.isoformat(), run.rows or 0, run.duration_seconds or 0,
                          extra={"model": model.name, "run_id": run.id})  # fmt: skip
+        except service.RawDataGone as gone:
+            log.warning("%s", gone, extra={"run_id": run_id})
+            self._keep(run_id)
         except Exception as error:
             log.exception("scheduler: run %s failed; other runs go on", run_id,
                           extra={"run_id": run_id})  # fmt: skip
             self._failed(run_id, error)
+
+    def _keep(self, run_id: int) -> None:
+        """A computed run whose raw data has gone keeps its result, as computed before."""
+        try:
+            with session_scope(self.engine) as session:
+                session.execute(
+                    update(Run).where(Run.id == run_id).values(status="done", lease_until=None)
+                )
+        except Exception:
+            log.exception("scheduler: could not keep run %s as computed before", run_id)
 
     def _failed(self, run_id: int, error: Exception) -> None:
         try:

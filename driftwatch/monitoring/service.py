@@ -30,11 +30,14 @@ from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.models.base import iso, utcnow
 from driftwatch.monitoring import compute, profiles, repository
 from driftwatch.registry import service as registry
-from driftwatch.retention.policy import Retention, describe
-
-KEEP_EVERYTHING = Retention()
+from driftwatch.retention.policy import KEEP_EVERYTHING, Retention, describe
 
 MAX_ERRORS_SHOWN = 20
+
+
+class RawDataGone(Conflict):
+    """A computed window now holds fewer predictions than when it was computed: raw data was
+    removed (by a retention policy, perhaps another process's). Its earlier result stays."""
 
 
 class ProfileCache:
@@ -200,6 +203,13 @@ def compute_run(
     else:
         profile = PROFILES.get(session, baseline)
         window = read_window(session, model=model, start=run.window_start, end=run.window_end)
+    held = len(window.timestamps_us)
+    if run.computations and run.rows is not None and held < run.rows:
+        raise RawDataGone(
+            f"run {run.id}: the window from {iso(run.window_start)} now holds {held} "
+            f"predictions where it held {run.rows} when computed: raw data was removed (by "
+            "the retention policy), so the run computed before stays as it was"
+        )
     features = registry.feature_specs(model)
     if features and not profile.features:
         raise RuntimeError(f"baseline {baseline.id} has no prepared columns")
@@ -264,15 +274,21 @@ def narrow(
     )
 
 
-def _check_retained(retention: Retention, start: datetime, what: str) -> None:
+def _check_retained(retention: Retention, start: datetime, field: str | None = None) -> None:
+    """Refuse a window whose raw data is (partly) gone: a run of it, or (``field`` named) a
+    baseline from it."""
     cutoff = retention.expired(start, utcnow())
     if cutoff is not None:
         assert retention.age is not None
-        raise Conflict(
-            f"{what}: raw predictions before {iso(cutoff)} were removed by the retention "
-            f"policy (DRIFTWATCH_RETENTION, {describe(retention.age)}), so a window starting "
-            f"at {iso(start)} can no longer be computed (the runs computed before stay)"
+        gone = (
+            f"raw predictions before {iso(cutoff)} were removed by the retention policy "
+            f"(DRIFTWATCH_RETENTION, {describe(retention.age)})"
         )
+        if field is None:
+            raise Conflict(f"{gone}, so the window starting at {iso(start)} can no longer be "
+                           "computed (its run, if computed before, stays)")  # fmt: skip
+        raise Conflict(f"{field}: {gone}, so a baseline can no longer be made from a window "
+                       f"starting at {iso(start)}")  # fmt: skip
 
 
 def run_now(
@@ -285,7 +301,7 @@ def run_now(
     has (partly) removed is refused: its earlier run stays as it was."""
     if end <= start:
         raise InvalidPayload("'end' must be after 'start'")
-    _check_retained(retention, start, "run")
+    _check_retained(retention, start)
     if baseline_id is None:
         baseline = active_baseline(session, model=model)
         if baseline is None:

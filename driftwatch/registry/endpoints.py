@@ -12,8 +12,11 @@ router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
 
 @router.post("", status_code=201, response_model=ModelOut)
-def create_model(body: ModelCreate, session: SessionDep, _key: AdminKey) -> ModelOut:
-    return service.to_out(service.create(session, body=body))
+def create_model(
+    body: ModelCreate, request: Request, session: SessionDep, _key: AdminKey
+) -> ModelOut:
+    retention = request.app.state.settings.retention_policy()
+    return service.to_out(service.create(session, body=body, retention=retention))
 
 
 @router.get("", response_model=list[ModelOut])
@@ -31,6 +34,7 @@ def get_model(name: str, session: SessionDep, _key: ReadKey) -> ModelOut:
 def update_model(
     name: str, body: ModelUpdate, request: Request, session: SessionDep, _key: AdminKey
 ) -> ModelOut:
-    model = service.update(session, name=name, body=body)
+    retention = request.app.state.settings.retention_policy()
+    model = service.update(session, name=name, body=body, retention=retention)
     request.app.state.model_cache.forget(name)
     return service.to_out(model, service.counts(session, model=model))

@@ -17,6 +17,7 @@ from driftwatch.ingest.validation import FeatureSpec
 from driftwatch.models import MonitoredModel
 from driftwatch.registry import repository
 from driftwatch.registry.schemas import Counts, Feature, ModelCreate, ModelOut, ModelUpdate
+from driftwatch.retention.policy import KEEP_EVERYTHING, Retention, describe
 
 
 def get_by_name(session: Session, *, name: str, for_update: bool = False) -> MonitoredModel:
@@ -49,17 +50,32 @@ def check_drift_settings(drift: dict[str, Any] | None, features: list[dict[str, 
             check(setting.get("stattest"), kinds[feature], f"drift.per_feature.{feature}.stattest")
 
 
-def create(session: Session, *, body: ModelCreate) -> MonitoredModel:
+def check_window(seconds: int, retention: Retention) -> None:
+    """A window longer than the retention period could never be computed: its first
+    predictions would be removed before it closed."""
+    if retention.age is not None and seconds > retention.age.total_seconds():
+        raise BadRequest(
+            f"window: {format_duration(seconds)} is longer than the retention period "
+            f"(DRIFTWATCH_RETENTION, {describe(retention.age)}): a window's predictions would "
+            "be removed before it could be computed"
+        )
+
+
+def create(
+    session: Session, *, body: ModelCreate, retention: Retention = KEEP_EVERYTHING
+) -> MonitoredModel:
     if repository.get_by_name(session, name=body.name) is not None:
         raise Conflict(f"model {body.name!r} already exists")
     check_drift_settings(
         body.drift.model_dump() if body.drift else None,
         [f.model_dump() for f in body.features or []],
     )
+    window_seconds = int(parse_duration(body.window).total_seconds())
+    check_window(window_seconds, retention)
     model = MonitoredModel(
         name=body.name,
         task=body.task,
-        window_seconds=int(parse_duration(body.window).total_seconds()),
+        window_seconds=window_seconds,
         features=[f.model_dump() for f in body.features or []],
         drift=body.drift.model_dump() if body.drift else None,
     )
@@ -88,12 +104,15 @@ def merge_features(current: list[dict[str, Any]], given: list[Feature]) -> list[
     return merged
 
 
-def update(session: Session, *, name: str, body: ModelUpdate) -> MonitoredModel:
+def update(
+    session: Session, *, name: str, body: ModelUpdate, retention: Retention = KEEP_EVERYTHING
+) -> MonitoredModel:
     model = get_by_name(session, name=name, for_update=True)
     if body.features is not None:
         model.features = merge_features(model.features or [], body.features)
     if body.window is not None:
         model.window_seconds = int(parse_duration(body.window).total_seconds())
+        check_window(model.window_seconds, retention)
     if body.drift is not None:
         model.drift = body.drift.model_dump()
     check_drift_settings(model.drift, model.features or [])

@@ -60,6 +60,9 @@ class Retention:
         )
 
 
+KEEP_EVERYTHING = Retention()
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class TimeRange:
     """A partition's span ``[low, high)``: midnights UTC."""

@@ -11,8 +11,9 @@ from sqlalchemy import Engine
 
 from driftwatch import metrics
 from driftwatch.config import Settings
-from driftwatch.models.base import utcnow
+from driftwatch.models.base import iso, utcnow
 from driftwatch.retention import service
+from driftwatch.retention.policy import describe
 from driftwatch.retention.service import Report
 
 log = logging.getLogger("driftwatch.retention")
@@ -31,7 +32,8 @@ class RetentionWorker:
     def start(self) -> None:
         self._ticker.start()
         age = self.settings.retention
-        log.info("retention: %s", f"raw data kept {age}" if age else "raw data kept forever")
+        log.info("retention: %s", f"raw data kept {describe(age)}" if age else
+                 "raw data kept forever (DRIFTWATCH_RETENTION is off)")  # fmt: skip
 
     def shutdown(self) -> None:
         self._ticker.shutdown(wait=True)
@@ -45,6 +47,8 @@ class RetentionWorker:
             return None
         metrics.record_retention(report)
         if report.dropped_partitions or any(report.rows.values()):
-            log.info("retention: removed data before %s: %s partitions dropped, rows %s",
-                     report.cutoff, len(report.dropped_partitions), report.rows)  # fmt: skip
+            rows = ", ".join(f"{table} {count}" for table, count in sorted(report.rows.items()))
+            log.info("retention: removed raw data before %s: %d partitions dropped; rows: %s",
+                     iso(report.cutoff) if report.cutoff else "-",
+                     len(report.dropped_partitions), rows)  # fmt: skip
         return report
