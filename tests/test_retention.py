@@ -528,3 +528,30 @@ def test_a_dry_run_changes_nothing_not_even_the_schema(empty_database: str) -> N
         with db.get_engine(empty_database).connect() as connection:
             assert not connection.exec_driver_sql(
                 "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").scalar()  # fmt: skip
+
+
+def test_a_partition_dropped_behind_a_writers_back_is_made_again(
+    own_database: str, backend: str
+) -> None:
+    """Another replica's pass dropped a partition this process still knows of: the write that
+    finds no partition for its rows makes it again and goes on."""
+    if backend != "postgres":
+        pytest.skip("partitions are Postgres tables")
+    engine = db.get_engine(own_database)
+    day = days_ago(3)
+    with client(own_database, retention=None) as api:
+        ok(api.post("/api/v1/models", json={"name": "behind", "task": "regression",
+                                            "features": FEATURES}), 201)  # fmt: skip
+        first, second = day_records("first", day)[:2], day_records("second", day)[:2]
+        assert ok(api.post("/api/v1/models/behind/predictions",
+                           json={"records": first}))["accepted"] == 2  # fmt: skip
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for table in ("predictions", "prediction_chunks"):
+                name = partitions.partition_name(table, TimeRange(day, day + timedelta(days=1)))
+                connection.exec_driver_sql(f"ALTER TABLE {table} DETACH PARTITION {name}")
+                connection.exec_driver_sql(f"DROP TABLE {name}")
+        assert ok(api.post("/api/v1/models/behind/predictions",
+                           json={"records": second}))["accepted"] == 2  # fmt: skip
+    with engine.connect() as connection:
+        stored = connection.execute(select(Prediction.prediction_id)).scalars().all()
+    assert sorted(stored) == ["second-0", "second-1"]

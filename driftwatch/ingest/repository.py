@@ -234,7 +234,9 @@ def insert_predictions(
 
 
 def _no_partition(error: psycopg.errors.CheckViolation) -> bool:
-    return "no partition of relation" in str(error)
+    """ "no partition of relation ... found for row", in any server language: the one check
+    violation that names no constraint."""
+    return error.diag.constraint_name is None
 
 
 def _insert_predictions_postgres(
