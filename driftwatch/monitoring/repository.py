@@ -324,6 +324,9 @@ def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]
     late_predictions = exists(
         select(1).where(
             PredictionChunk.model_id == model_id,
+            # a chunk lies within one UTC day: those of windows after ``since`` start less than
+            # a day before it (a constant bound, so Postgres reads only those days' partitions)
+            PredictionChunk.ts_min >= since - timedelta(days=1),
             PredictionChunk.created_at > Run.computed_at,
             PredictionChunk.ts_min < Run.window_end,
             PredictionChunk.ts_max >= Run.window_start,
