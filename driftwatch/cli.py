@@ -377,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error.title != Settings.__name__:
             raise
         for problem in error.errors():  # one line a setting, named as it is set
-            name = "DRIFTWATCH_" + "_".join(str(part) for part in problem["loc"][:1]).upper()
+            name = f"DRIFTWATCH_{str(problem['loc'][0]).upper()}"
             value = problem.get("input")
             message = problem["msg"].removeprefix("Value error, ")
             print(f"driftwatch: {name}={value!r}: {message}", file=sys.stderr)

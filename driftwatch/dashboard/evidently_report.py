@@ -84,13 +84,12 @@ def render(engine: Engine, *, model_name: str, run_id: int) -> str:
         window = monitoring.read_window(session, model=model, start=run.window_start,
                                         end=run.window_end)  # fmt: skip
         window = monitoring.narrow(window, model, features)
-        computed_rows = run.rows
-    if computed_rows and len(window) < computed_rows:
-        raise NotFound(
-            f"run {run_id}'s raw predictions were removed by the retention policy ({len(window)} "
-            f"of {computed_rows} left): its Evidently report can no longer be made; the run's "
-            "own results stay"
-        )
+        if monitoring.shrunk_since_computed(run, len(window)):
+            raise NotFound(
+                f"run {run_id}'s raw predictions were removed by the retention policy "
+                f"({len(window)} of {run.rows} left): its Evidently report can no longer be "
+                "made; the run's own results stay"
+            )
     if len(window) == 0:
         raise NotFound(f"run {run_id}'s window has no predictions")
     current, reference = _frames(window, profile, features, seed=run_id)

@@ -246,14 +246,15 @@ def _insert_predictions_postgres(
     keys = _copy_statement("prediction_keys", copy_binary.KEY_COLUMNS)
     rows = _copy_statement("predictions", copy_binary.COLUMNS)
     days = _by_day(columns)
-    cutoff = retention.cutoff(utcnow())
+    now = utcnow()
+    cutoff = retention.cutoff(now)
     if cutoff is not None and _day_of(days[0]) < cutoff:
         # validated before midnight moved the cutoff: their partition may be being dropped
         raise Conflict(
             f"predictions before {iso(cutoff)} expired while this batch was being written; "
             "send it again (they will be refused, the others stored)"
         )
-    partitions.ensure(session.connection(), [_day_of(day) for day in days], now=utcnow(),
+    partitions.ensure(session.connection(), [_day_of(day) for day in days], now=now,
                       retention=retention)  # fmt: skip
     # Optimistic: one COPY of keys, one chunk and one COPY of rows per day. A duplicate id
     # aborts them all (savepoint); then the ids already stored are looked up and left out,

@@ -139,27 +139,19 @@ class Scheduler:
                     _expired(run, cutoff)
                     return
                 context = AlertingContext(self.rules.current(), self.settings.public_url)
-                service.compute_run(session, model=model, run=run, alerting=context)
+                try:
+                    service.compute_run(session, model=model, run=run, alerting=context)
+                except service.RawDataGone as gone:  # raised before anything is written
+                    log.warning("%s", gone, extra={"run_id": run_id})
+                    _keep_computed(run)
+                    return
                 log.info("model %s: window %s computed (%d rows, %.2f s)", model.name,
                          run.window_start.isoformat(), run.rows or 0, run.duration_seconds or 0,
                          extra={"model": model.name, "run_id": run.id})  # fmt: skip
-        except service.RawDataGone as gone:
-            log.warning("%s", gone, extra={"run_id": run_id})
-            self._keep(run_id)
         except Exception as error:
             log.exception("scheduler: run %s failed; other runs go on", run_id,
                           extra={"run_id": run_id})  # fmt: skip
             self._failed(run_id, error)
-
-    def _keep(self, run_id: int) -> None:
-        """A computed run whose raw data has gone keeps its result, as computed before."""
-        try:
-            with session_scope(self.engine) as session:
-                session.execute(
-                    update(Run).where(Run.id == run_id).values(status="done", lease_until=None)
-                )
-        except Exception:
-            log.exception("scheduler: could not keep run %s as computed before", run_id)
 
     def _failed(self, run_id: int, error: Exception) -> None:
         try:
@@ -184,12 +176,18 @@ class Scheduler:
             log.exception("scheduler: could not record the failure of run %s", run_id)
 
 
+def _keep_computed(run: Run) -> None:
+    """A queued run whose raw data has gone keeps the result it was computed with."""
+    run.status = "done"
+    run.lease_until = None
+
+
 def _expired(run: Run, cutoff: datetime) -> None:
     """A queued window whose raw data retention removed before it was computed: a run computed
     before keeps its result; one never computed fails, saying why."""
     run.lease_until = None
     if run.computations:
-        run.status = "done"
+        _keep_computed(run)
         log.info("run %s: window %s kept as computed before (raw data removed by retention)",
                  run.id, run.window_start.isoformat(), extra={"run_id": run.id})  # fmt: skip
         return

@@ -204,7 +204,7 @@ def compute_run(
         profile = PROFILES.get(session, baseline)
         window = read_window(session, model=model, start=run.window_start, end=run.window_end)
     held = len(window.timestamps_us)
-    if run.computations and run.rows is not None and held < run.rows:
+    if shrunk_since_computed(run, held):
         raise RawDataGone(
             f"run {run.id}: the window from {iso(run.window_start)} now holds {held} "
             f"predictions where it held {run.rows} when computed: raw data was removed (by "
@@ -244,6 +244,12 @@ def compute_run(
     alerts.evaluate_run(session, model=model, run=run, context=alerting)
     metrics.record_run(model.name, "done", run.duration_seconds)
     return run
+
+
+def shrunk_since_computed(run: Run, held: int) -> bool:
+    """Whether the run's window, now holding ``held`` predictions, held more when it was
+    computed: predictions are only ever removed by retention, so its raw data is (partly) gone."""
+    return bool(run.computations) and run.rows is not None and held < run.rows
 
 
 def _load_profile(bind: Any, baseline: Baseline) -> profiles.BaselineProfile:

@@ -67,8 +67,8 @@ _EXPIRED_RAW_SQLITE = {
 def apply(engine: Engine, retention: Retention, *, now: datetime, dry_run: bool = False) -> Report:
     """One pass of the policy at ``now``; on Postgres it also makes the coming days'
     partitions, so that writers rarely have to."""
-    report = Report(cutoff=retention.cutoff(now), dry_run=dry_run)
-    report.gone_before = report.cutoff
+    cutoff = retention.cutoff(now)
+    report = Report(cutoff=cutoff, gone_before=cutoff, dry_run=dry_run)
     if engine.dialect.name != "postgresql":
         _apply_rows(engine, report, {**_EXPIRED_RAW_SQLITE, **_EXPIRED_ROWS})
         return report
@@ -127,12 +127,7 @@ def _detach_and_drop(
     leftovers: list[partitions.Partition],
 ) -> None:
     for partition in expired:
-        # counting a day of predictions would read all of it, to throw it away: a real
-        # pass counts them by their keys, deleted next
-        count = None
-        if report.dry_run or partition.table != "predictions":
-            count = connection.exec_driver_sql(f"SELECT count(*) FROM {partition.name}").scalar()
-            report.add(partition.table, int(count or 0))
+        count = _count(connection, report, partition)
         report.dropped_partitions.append(partition.name)
         if report.dry_run:
             continue
@@ -144,13 +139,21 @@ def _detach_and_drop(
         log.info("retention: dropped partition %s%s", partition.name,
                  "" if count is None else f" ({count} rows)")  # fmt: skip
     for leftover in leftovers:  # detached by an earlier pass that stopped before its DROP
-        if report.dry_run or leftover.table != "predictions":
-            count = connection.exec_driver_sql(f"SELECT count(*) FROM {leftover.name}").scalar()
-            report.add(leftover.table, int(count or 0))
+        _count(connection, report, leftover)
         report.dropped_partitions.append(leftover.name)
         if not report.dry_run:
             connection.exec_driver_sql(f"DROP TABLE {leftover.name}")
             log.info("retention: dropped detached partition %s", leftover.name)
+
+
+def _count(connection: Connection, report: Report, partition: partitions.Partition) -> int | None:
+    """Add a partition's rows to the report, except a real pass's predictions: counting a day of
+    them would read all of it to throw it away, so they are counted by their keys instead."""
+    if not report.dry_run and partition.table == "predictions":
+        return None
+    count = int(connection.exec_driver_sql(f"SELECT count(*) FROM {partition.name}").scalar() or 0)
+    report.add(partition.table, count)
+    return count
 
 
 def _apply_rows(engine: Engine, report: Report, expired: dict[str, str]) -> None:
@@ -173,8 +176,9 @@ def _remove(
     """Rows of ``table`` matching ``condition``, deleted ``BATCH_ROWS`` at a time (counted in a
     dry run)."""
     times = {"cutoff": report.cutoff, "gone_before": report.gone_before}
-    params = {**params, **{name: at for name, at in times.items() if f":{name}" in condition}}
-    cutoffs = [bindparam(name, type_=UTCDateTime()) for name in times if f":{name}" in condition]
+    used = {name: at for name, at in times.items() if f":{name}" in condition}
+    params = {**params, **used}
+    cutoffs = [bindparam(name, type_=UTCDateTime()) for name in used]
     if report.dry_run:
         with engine.connect() as connection:
             query = text(f"SELECT count(*) FROM {table} WHERE {condition}").bindparams(*cutoffs)

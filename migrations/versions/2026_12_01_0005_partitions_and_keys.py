@@ -147,12 +147,12 @@ def _split_chunks_spanning_days(
         )
         if day_start(low) != day_start(high)
     ]
+    if not spanning:
+        return
     moves = sa.update(predictions).where(
         predictions.c.chunk_id == sa.bindparam("old_chunk"),
         predictions.c.chunk_row == sa.bindparam("old_row"),
     ).values(chunk_id=sa.bindparam("new_chunk"), chunk_row=sa.bindparam("new_row"))
-    if not spanning:
-        return
     # each row moved is found by (chunk_id, chunk_row), which nothing indexes otherwise
     connection.exec_driver_sql(
         f"CREATE INDEX ix_0005_chunk_rows ON {prediction_table} (chunk_id, chunk_row)"
