@@ -64,7 +64,7 @@ def _result(rng: np.random.Generator, features: list[dict[str, str]]) -> dict[st
 
 
 def seed(url: str) -> str:
-    from driftwatch.monitoring.compute import flat_metrics
+    from driftwatch.core.result import RunResult
 
     db.upgrade(url)
     engine = db.get_engine(url)
@@ -88,7 +88,7 @@ def seed(url: str) -> str:
         runs, metric_rows = [], []
         for hour in range(HOURS, 0, -1):
             start = end - timedelta(hours=hour)
-            result = _result(rng, features)
+            result = RunResult.model_validate(_result(rng, features))
             runs.append({"model_id": model_id, "baseline_id": baseline.id,
                          "window_start": start, "window_end": start + timedelta(hours=1),
                          "status": "done", "attempts": 1, "computations": 1, "rows": 4000,
@@ -97,7 +97,7 @@ def seed(url: str) -> str:
         session.execute(insert(Run), runs)
         ids = dict(session.query(Run.window_start, Run.id).filter(Run.model_id == model_id).all())
         for run in runs:
-            for metric, value in flat_metrics(run["result"]).items():
+            for metric, value in run["result"].metrics().items():
                 metric_rows.append((ids[run["window_start"]], metric, model_id,
                                     run["window_start"], value))  # fmt: skip
     _insert_metrics(url, engine, metric_rows)

@@ -77,7 +77,6 @@ def _parse_time(text: str) -> datetime:
 
 def _run(args: argparse.Namespace) -> int:
     """Compute a window of a model now (default: the last closed window) and print it."""
-    import json
 
     from driftwatch import db
     from driftwatch.alerting.rules import RulesInvalid
@@ -110,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     except DriftwatchError as error:
         print(f"driftwatch run: {error.message}", file=sys.stderr)
         return 1
-    print(json.dumps(out, indent=2))
+    print(out.model_dump_json(indent=2))
     return 0
 
 

@@ -159,19 +159,19 @@ class StateCollector(Collector):
                 if name in seen:
                     continue
                 seen.add(name)
-                result = run.result or {}
-                for feature in result.get("features") or []:
-                    if feature.get("score") is not None:
-                        score.add_metric([name, feature["name"], feature["stattest"] or ""],
-                                         feature["score"])  # fmt: skip
-                    if feature.get("drifted") is not None:
-                        drifted.add_metric([name, feature["name"]], float(feature["drifted"]))
-                dataset = result.get("dataset") or {}
-                if dataset.get("drifted_share") is not None:
-                    share.add_metric([name], dataset["drifted_share"])
-                for metric, value in (result.get("accuracy") or {}).items():
-                    if value is not None:
-                        accuracy.add_metric([name, metric], value)
+                result = run.result
+                if result is None:
+                    continue
+                for feature in result.features:
+                    if feature.score is not None:
+                        score.add_metric([name, feature.name, feature.stattest or ""],
+                                         feature.score)  # fmt: skip
+                    if feature.drifted is not None:
+                        drifted.add_metric([name, feature.name], float(feature.drifted))
+                if result.dataset.drifted_share is not None:
+                    share.add_metric([name], result.dataset.drifted_share)
+                for metric, value in (result.accuracy or {}).items():
+                    accuracy.add_metric([name, metric], value)
                 rows.add_metric([name], run.rows or 0)
                 window_end.add_metric([name], run.window_end.timestamp())
             states = session.execute(

@@ -136,7 +136,7 @@ def test_a_run_whose_process_dies_is_finished_by_another_once(
     assert finished.attempts == 2  # the dead process's attempt and the survivor's
     assert finished.owner != claimed.owner
     assert finished.result is not None
-    assert finished.result["dataset"]["drifted_share"] == 1.0
+    assert finished.result.dataset.drifted_share == 1.0
 
 
 def _restart_postgres() -> None:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -16,6 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from driftwatch.alerting import payloads, signing
 from driftwatch.alerting.senders import Outcome, parse_retry_after
 from driftwatch.alerting.service import RulesSource
+from driftwatch.core.result import FeatureDrift
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 
@@ -94,13 +94,15 @@ def test_what_counts_toward_an_endpoints_breaker(outcome: Outcome, counts: bool)
 
 
 def test_the_most_drifted_features_come_first_whatever_their_test() -> None:
-    features: list[dict[str, Any]] = [
-        {"name": "a", "stattest": "ks", "score": 0.01, "threshold": 0.05, "drifted": True},
-        {"name": "b", "stattest": "wasserstein", "score": 0.9, "threshold": 0.1, "drifted": True},
-        {"name": "c", "stattest": "ks", "score": 1e-9, "threshold": 0.05, "drifted": True},
-        {"name": "d", "stattest": "psi", "score": 0.05, "threshold": 0.1, "drifted": False},
-        {"name": "e", "stattest": "ks", "score": None, "threshold": 0.05, "drifted": None},
-    ]
+    features = [
+        FeatureDrift(name=name, kind="numerical", stattest=test, score=score,
+                     threshold=threshold, drifted=drifted, missing_share=0.0)
+        for name, test, score, threshold, drifted in [
+            ("a", "ks", 0.01, 0.05, True), ("b", "wasserstein", 0.9, 0.1, True),
+            ("c", "ks", 1e-9, 0.05, True), ("d", "psi", 0.05, 0.1, False),
+            ("e", "ks", None, 0.05, None),
+        ]
+    ]  # fmt: skip
     # c: 5e7 times below; b: 9 times above; a: 5 times below
     assert [f["name"] for f in payloads.most_drifted(features)] == ["c", "b", "a"]
     assert len(payloads.most_drifted(features, limit=1)) == 1

@@ -122,7 +122,7 @@ def test_late_labels_recompute_their_window(own: Own) -> None:
     assert [r.labeled_rows for r in after] == [0, 10]
     assert [r.computations for r in after] == [1, 2]
     assert after[1].result is not None
-    assert after[1].result["accuracy"] is not None
+    assert after[1].result.accuracy is not None
 
 
 def test_one_failing_model_does_not_stop_the_others(own: Own) -> None:

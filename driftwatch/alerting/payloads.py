@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from driftwatch.alerting.rules import Rule
+from driftwatch.core.result import FeatureDrift, RunResult
 from driftwatch.models.base import iso
 from driftwatch.stats import registry as stattests
 
@@ -41,30 +42,31 @@ def headline_metrics(metrics: dict[str, float | None], rule_metric: str) -> dict
             if (value := metrics.get(name)) is not None}  # fmt: skip
 
 
-def most_drifted(features: list[dict[str, Any]], limit: int = MOST_DRIFTED_SHOWN) -> list[Any]:
+def most_drifted(features: list[FeatureDrift], limit: int = MOST_DRIFTED_SHOWN) -> list[Any]:
     """The drifted features, the furthest past their threshold first (for a p-value, how many
     times smaller than its threshold; for a distance, how many times larger)."""
 
-    def severity(feature: dict[str, Any]) -> float:
-        score, threshold = feature["score"], feature["threshold"]
-        test = stattests.STATTESTS.get(feature["stattest"])
+    def severity(feature: FeatureDrift) -> float:
+        assert feature.score is not None
+        assert feature.threshold is not None
+        test = stattests.STATTESTS.get(feature.stattest or "")
         if test is not None and test.pvalue:
-            return float(threshold) / max(float(score), 1e-300)
-        return float(score) / max(float(threshold), 1e-300)
+            return feature.threshold / max(feature.score, 1e-300)
+        return feature.score / max(feature.threshold, 1e-300)
 
-    drifted = [f for f in features if f.get("drifted") and f.get("score") is not None]
+    drifted = [f for f in features
+               if f.drifted and f.score is not None and f.threshold is not None]  # fmt: skip
     drifted.sort(key=severity, reverse=True)
     return [
-        {"name": f["name"], "stattest": f["stattest"], "score": f["score"],
-         "threshold": f["threshold"]}
+        {"name": f.name, "stattest": f.stattest, "score": f.score, "threshold": f.threshold}
         for f in drifted[:limit]
-    ]  # fmt: skip
+    ]
 
 
 def alert_data(
     *, model: str, model_version: str | None, rule: Rule, alert_id: int, run_id: int,
     window_start: datetime, window_end: datetime, value: float,
-    metrics: dict[str, float | None], result: dict[str, Any], baseline: dict[str, Any] | None,
+    metrics: dict[str, float | None], result: RunResult, baseline: dict[str, Any] | None,
     public_url: str,
 ) -> dict[str, Any]:  # fmt: skip
     """The ``data`` of every message about one alert transition."""
@@ -81,10 +83,10 @@ def alert_data(
         "value": value,
         "threshold": rule.when.value,
         "metrics": headline_metrics(metrics, rule.when.metric),
-        "drifted_features": most_drifted(result.get("features") or []),
+        "drifted_features": most_drifted(result.features),
         "baseline": baseline,
-        "rows": result.get("rows"),
-        "labeled_rows": result.get("labeled_rows"),
+        "rows": result.rows,
+        "labeled_rows": result.labeled_rows,
         "dashboard_url": f"{base}/models/{model}",
         "alert_url": f"{base}/alerts?alert={alert_id}",
         "run_url": f"{base}/api/v1/models/{model}/runs/{run_id}",

@@ -19,32 +19,13 @@ from typing import Literal
 import yaml
 
 from driftwatch.alerting.signing import BadSecret, secret_key
-from driftwatch.durations import parse_duration
+from driftwatch.core.time import parse_duration
+from driftwatch.core.vocabulary import metric_problem
 
 OPERATORS = (">=", "<=", "==", "!=", ">", "<")
 SEVERITIES = ("info", "warning", "critical")
 EVENTS = ("alerts", "retrain")
-ACCURACY_METRICS = (
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "log_loss",
-    "mae",
-    "rmse",
-    "mape",
-    "r2",
-)
-FIXED_METRICS = (
-    "dataset.drifted_share",
-    "dataset.drifted_features",
-    "prediction.score",
-    "quality.missing_share",
-    "rows",
-)
 _WHEN = re.compile(r"^\s*(?P<metric>\S+)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>\S+)\s*$")
-_FEATURE_METRIC = re.compile(r"^feature\.(?P<name>.+)\.(?P<field>score|drifted)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,23 +95,6 @@ class Rule:
 class RuleSet:
     channels: dict[str, Channel] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
-
-
-def metric_problem(metric: str) -> str | None:
-    """Why a metric name is not one rules know, or None."""
-    if metric in FIXED_METRICS:
-        return None
-    if metric.startswith("accuracy."):
-        name = metric.removeprefix("accuracy.")
-        if name in ACCURACY_METRICS:
-            return None
-        return f"unknown accuracy metric {name!r} (known: {', '.join(ACCURACY_METRICS)})"
-    if _FEATURE_METRIC.match(metric):
-        return None
-    return (
-        f"unknown metric {metric!r}; use {', '.join(FIXED_METRICS)}, feature.<name>.score, "
-        "feature.<name>.drifted or accuracy.<metric>"
-    )
 
 
 class _Reader:

@@ -37,7 +37,6 @@ from driftwatch.models import (
     Silence,
 )
 from driftwatch.models.base import utcnow
-from driftwatch.monitoring.compute import flat_metrics
 
 log = logging.getLogger("driftwatch.alerting")
 SLACK_ENDPOINT = "slack"
@@ -131,7 +130,7 @@ def evaluate_run(
     if run.result is None:
         return []
     now = now or utcnow()
-    metrics = flat_metrics(run.result)
+    metrics = run.result.metrics()
     recorded = []
     for rule in context.rules.rules:
         if not rule.applies_to(model.name):
@@ -222,6 +221,7 @@ def _queue_notifications(
     now: datetime,
 ) -> None:  # fmt: skip
     baseline = session.get(Baseline, run.baseline_id)
+    assert run.result is not None  # only computed runs are evaluated
     data = payloads.alert_data(
         model=model.name,
         model_version=repository.model_version_in(
@@ -229,7 +229,7 @@ def _queue_notifications(
         ),
         rule=rule, alert_id=alert.id, run_id=run.id, window_start=run.window_start,
         window_end=run.window_end, value=recorded.value, metrics=metrics,
-        result=run.result or {},
+        result=run.result,
         baseline={"id": baseline.id, "name": baseline.name} if baseline else None,
         public_url=context.public_url,
     )  # fmt: skip

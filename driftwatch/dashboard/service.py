@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from driftwatch.core.result import FeatureDrift
+from driftwatch.core.vocabulary import ACCURACY_METRICS
 from driftwatch.dashboard import repository
 from driftwatch.dashboard.repository import Bucket
 from driftwatch.models import MonitoredModel, Run
@@ -24,8 +26,6 @@ RANGES = {
 DEFAULT_RANGE = "7d"
 MAX_COLUMNS = 366  # heatmap columns and points per line, at most
 MAX_INTENSITY = 3.0
-ACCURACY_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
-                    "mae", "rmse", "mape", "r2")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ def status(model: MonitoredModel, last: Run | None, firing: int, now: datetime) 
     stale = timedelta(seconds=model.window_seconds * 3) + timedelta(minutes=5)
     if last is None or not last.rows or now - last.window_end > stale:
         return "no data"
-    if ((last.result or {}).get("dataset") or {}).get("drifted"):
+    if last.result is not None and last.result.dataset.drifted:
         return "drifting"
     return "healthy"
 
@@ -93,7 +93,7 @@ def overview(session: Session, *, now: datetime) -> list[dict[str, Any]]:
             "firing": firing.get(model.id, 0),
             "last_run": None if last is None else {
                 "id": last.id, "end": iso(last.window_end), "rows": last.rows,
-                "drifted_share": ((last.result or {}).get("dataset") or {}).get("drifted_share"),
+                "drifted_share": last.result.dataset.drifted_share if last.result else None,
             },
             "predictions_per_day": int(day.get("rows", 0)),
             "labeled_share": (week["labeled_rows"] / week["rows"]
@@ -106,12 +106,12 @@ def overview(session: Session, *, now: datetime) -> list[dict[str, Any]]:
 # -- one model -----------------------------------------------------------------------------------
 
 
-def _intensity(feature: dict[str, Any], bucket_low: float | None, bucket_high: float | None
+def _intensity(feature: FeatureDrift, bucket_low: float | None, bucket_high: float | None
                ) -> tuple[float | None, float | None]:  # fmt: skip
     """How far past its threshold a feature's worst score in a bucket is (1: at the
     threshold), comparable across tests; and that score."""
-    test = stattests.STATTESTS.get(feature.get("stattest") or "")
-    threshold = feature.get("threshold")
+    test = stattests.STATTESTS.get(feature.stattest or "")
+    threshold = feature.threshold
     if test is None or threshold is None or bucket_low is None or bucket_high is None:
         return None, None
     if test.pvalue:
@@ -131,7 +131,7 @@ def heatmap(
     model: MonitoredModel, latest: Run | None, buckets: list[Bucket], seconds: int
 ) -> dict[str, Any]:
     features = [f.name for f in registry.feature_specs(model)]
-    tests = {f["name"]: f for f in ((latest.result or {}).get("features") or [])} if latest else {}
+    tests = {f.name: f for f in latest.result.features} if latest and latest.result else {}
     by_key = {(b.metric, b.index): b for b in buckets}
     indexes = sorted({b.index for b in buckets})
     cells = []
@@ -149,7 +149,7 @@ def heatmap(
     return {
         "times": [_bucket_time(i, seconds) for i in indexes],
         "features": features,
-        "tests": {name: {"stattest": t.get("stattest"), "threshold": t.get("threshold")}
+        "tests": {name: {"stattest": t.stattest, "threshold": t.threshold}
                   for name, t in tests.items()},
         "cells": cells,
         "max": MAX_INTENSITY,
@@ -164,7 +164,7 @@ def _series(buckets: list[Bucket], metric: str, seconds: int, field: str = "mean
 def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> dict[str, Any]:
     features = [f.name for f in registry.feature_specs(model)]
     seconds = bucket_seconds(model.window_seconds, span.span)
-    accuracy_names = [f"accuracy.{m}" for m in ACCURACY_METRICS]
+    accuracy_names = [f"accuracy.{m}" for m in ACCURACY_METRICS]  # the vocabulary's
     metrics = [*(f"feature.{n}.score" for n in features),
                *(f"feature.{n}.drifted" for n in features),
                "dataset.drifted_share", "rows", "labeled_rows", *accuracy_names]  # fmt: skip
@@ -194,7 +194,8 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
 
 
 def run_summary(run: Run) -> dict[str, Any]:
-    result = run.result or {}
+    """A run for the pages' templates and scripts: its result as the API writes it."""
+    result = run.result.stored() if run.result else {}
     return {
         "id": run.id, "start": iso(run.window_start), "end": iso(run.window_end),
         "rows": run.rows, "labeled_rows": run.labeled_rows,
@@ -222,9 +223,9 @@ def feature_page(
              f"feature.{feature}.missing_share"]  # fmt: skip
     buckets = repository.bucketed(session, model_id=model.id, metrics=names, start=span.start,
                                   end=span.end, bucket_seconds=seconds)  # fmt: skip
-    entry = next((f for f in (run.result or {}).get("features", []) if f["name"] == feature),
-                 None) if run else None  # fmt: skip
-    test = stattests.STATTESTS.get((entry or {}).get("stattest") or "")
+    found = run.result.feature(feature) if run and run.result else None
+    entry = found.model_dump(mode="json") if found else None
+    test = stattests.STATTESTS.get(found.stattest or "") if found else None
     worst = "low" if test is not None and test.pvalue else "high"
     drifted = {b.index for b in buckets if b.metric == names[1] and b.high}
     return {

@@ -18,25 +18,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from driftwatch.core.specs import FeatureKind, FeatureSpec
 from driftwatch.models.base import iso
 from driftwatch.retention.policy import Retention
 
-FeatureKind = Literal["numerical", "categorical"]
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 1000
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureSpec:
-    name: str
-    kind: FeatureKind
 
 
 @dataclass(slots=True)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, String
+from pydantic import BaseModel
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from driftwatch.core.time import iso, utcnow
+
+__all__ = ["Base", "BigIntPK", "Name", "TypedJSON", "UTCDateTime", "iso", "utcnow"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -44,13 +50,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``, as every API answer and message writes time."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+class TypedJSON(TypeDecorator[ModelT], Generic[ModelT]):
+    """A pydantic model stored as JSON: written with ``model_dump(mode="json")``, read back
+    validated, so what storage keeps is the type the code computes and the API answers."""
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, model: type[ModelT]) -> None:
+        super().__init__()
+        self.model = model
+
+    def process_bind_param(self, value: ModelT | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, self.model):
+            raise TypeError(f"expected a {self.model.__name__}, got {type(value).__name__}")
+        return value.model_dump(mode="json")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> ModelT | None:
+        return None if value is None else self.model.model_validate(value)
 
 
 # Big surrogate keys on Postgres; SQLite only auto-increments a column declared INTEGER.

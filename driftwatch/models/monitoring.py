@@ -18,7 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from driftwatch.models.base import Base, BigIntPK, Name, UTCDateTime, utcnow
+from driftwatch.core.result import RunResult
+from driftwatch.models.base import Base, BigIntPK, Name, TypedJSON, UTCDateTime, utcnow
 
 
 class Baseline(Base):
@@ -82,7 +83,7 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
     labeled_rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    result: Mapped[RunResult | None] = mapped_column(TypedJSON(RunResult), nullable=True)
     # histograms of the baseline and the window per column, for the dashboard (not in listings)
     distributions: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, deferred=True)
     duration_seconds: Mapped[float | None] = mapped_column(Float(53), nullable=True)

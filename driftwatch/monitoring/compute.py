@@ -9,43 +9,19 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from driftwatch.core.result import ColumnDrift, DatasetDrift, FeatureDrift, Quality, RunResult
+from driftwatch.core.settings import DriftSettings
+from driftwatch.core.specs import FeatureSpec
 from driftwatch.ingest.chunks import WindowColumns
-from driftwatch.ingest.validation import FeatureSpec
 from driftwatch.monitoring import accuracy
 from driftwatch.monitoring.profiles import BaselineProfile, ColumnProfile, prediction_kind
 from driftwatch.stats import registry
 from driftwatch.stats.samples import CategoricalPair, NumericalPair, Pair
-
-
-@dataclass(frozen=True, slots=True)
-class DriftSettings:
-    num_stattest: str | None = None
-    cat_stattest: str | None = None
-    per_feature: dict[str, dict[str, Any]] | None = None
-    drift_share: float = 0.5
-
-    @classmethod
-    def from_model(cls, drift: dict[str, Any] | None) -> DriftSettings:
-        drift = drift or {}
-        return cls(
-            num_stattest=drift.get("num_stattest"),
-            cat_stattest=drift.get("cat_stattest"),
-            per_feature=drift.get("per_feature") or {},
-            drift_share=float(drift.get("drift_share") or 0.5),
-        )
-
-    def choice(self, name: str | None, kind: str) -> tuple[str | None, float | None]:
-        """The test and threshold set for a column: per feature, else per kind, else None
-        (Evidently's default rule decides)."""
-        own = (self.per_feature or {}).get(name or "", {}) if name is not None else {}
-        default = self.num_stattest if kind == "numerical" else self.cat_stattest
-        return own.get("stattest") or default, own.get("threshold")
 
 
 def _pair(
@@ -102,29 +78,31 @@ def _integer_column(
     return bool(np.all(np.floor(reference) == reference) and np.all(np.floor(current) == current))
 
 
-def _test(pair: Pair, kind: str, stattest: str | None, threshold: float | None) -> dict[str, Any]:
+def _test(pair: Pair, kind: str, stattest: str | None, threshold: float | None) -> ColumnDrift:
+    """The column's test; a window without a value of the column has no score and no verdict,
+    and a test that cannot run on this column says why instead of failing the run."""
     empty = (
         len(pair.current) == 0
         if isinstance(pair, NumericalPair)
         else int(pair.current_counts.sum()) == 0
     )
-    if empty:  # nothing to compare: no score, and no verdict either way
-        chosen = registry.get(stattest) if stattest else None
-        return {
-            "stattest": chosen.name if chosen else None,
-            "score": None,
-            "threshold": threshold
-            if threshold is not None
-            else (chosen.default_threshold if chosen else None),
-            "drifted": None,
-        }
-    result = registry.evaluate(pair, kind=kind, stattest=stattest, threshold=threshold)
-    return {
-        "stattest": result.stattest,
-        "score": float(result.score),
-        "threshold": float(result.threshold),
-        "drifted": bool(result.drifted),
-    }
+    try:
+        if empty:  # nothing to compare: no score, and no verdict either way
+            chosen = registry.get(stattest) if stattest else None
+            return ColumnDrift(
+                stattest=chosen.name if chosen else None, score=None,
+                threshold=threshold if threshold is not None
+                else (chosen.default_threshold if chosen else None),
+                drifted=None,
+            )  # fmt: skip
+        result = registry.evaluate(pair, kind=kind, stattest=stattest, threshold=threshold)
+    except (ValueError, ArithmeticError) as error:  # a test that does not apply to this column
+        return ColumnDrift(stattest=stattest, score=None, threshold=threshold, drifted=None,
+                           error=str(error))  # fmt: skip
+    return ColumnDrift(
+        stattest=result.stattest, score=float(result.score), threshold=float(result.threshold),
+        drifted=bool(result.drifted),
+    )  # fmt: skip
 
 
 def _feature_values(
@@ -203,7 +181,7 @@ def distribution(pair: Pair) -> dict[str, Any] | None:
 
 def _prediction_drift(
     baseline: BaselineProfile, window: WindowColumns, settings: DriftSettings
-) -> dict[str, Any] | None:
+) -> tuple[ColumnDrift, dict[str, Any] | None] | None:
     column = baseline.prediction
     kind = prediction_kind(window)
     if column is None or kind is None or kind != column.kind:
@@ -215,7 +193,7 @@ def _prediction_drift(
         values, names = window.class_codes, window.classes
     pair, _missing = _pair(column, values, names)
     stattest, threshold = settings.choice(None, kind)
-    return {**_test(pair, kind, stattest, threshold), "distribution": distribution(pair)}
+    return _test(pair, kind, stattest, threshold), distribution(pair)
 
 
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
@@ -225,21 +203,17 @@ def _feature(
     item: tuple[FeatureSpec, ColumnProfile, tuple[npt.NDArray[Any], list[str] | None]],
     settings: DriftSettings,
     rows: int,
-) -> tuple[dict[str, Any], int, list[str], int]:
-    """One feature: its drift entry, missing values, unseen categories, values out of range."""
+) -> tuple[FeatureDrift, dict[str, Any] | None, int, list[str], int]:
+    """One feature: its drift entry, its distribution for charts, missing values, unseen
+    categories, values out of range."""
     feature, column, (values, names) = item
     pair, missing = _pair(column, values, names)
     stattest, threshold = settings.choice(feature.name, feature.kind)
-    try:
-        entry = _test(pair, feature.kind, stattest, threshold)
-    except ValueError as error:  # e.g. a test set that does not apply to this kind
-        entry = {"stattest": stattest, "score": None, "threshold": threshold,
-                 "drifted": None, "error": str(error)}  # fmt: skip
-    entry = {"name": feature.name, "kind": feature.kind, **entry,
-             "missing_share": missing / rows if rows else None,
-             "distribution": distribution(pair)}  # fmt: skip
+    tested = _test(pair, feature.kind, stattest, threshold)
+    entry = FeatureDrift(name=feature.name, kind=feature.kind, **tested.model_dump(),
+                         missing_share=missing / rows if rows else None)  # fmt: skip
     unseen, outside = _quality_of(pair)
-    return entry, missing, unseen, outside
+    return entry, distribution(pair), missing, unseen, outside
 
 
 def compute(
@@ -251,77 +225,42 @@ def compute(
     window: WindowColumns,
     labeled: accuracy.Labeled,
     rejected: int,
-) -> dict[str, Any]:
-    """The run's numbers, shaped as the runs API returns them (without id, model, window), and
-    under ``distributions`` the histograms of each column (stored apart by the caller)."""
+) -> tuple[RunResult, dict[str, Any]]:
+    """The run's result, and the histograms of each column for charts (stored apart by the
+    caller: every API listing carries the result, only charts read the histograms)."""
     rows = len(window)
     work = list(zip(features, baseline.features, _feature_values(window, features), strict=True))
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:  # numpy sorts release the GIL
-        prediction = pool.submit(_prediction_drift, baseline, window, settings)
+        prediction_future = pool.submit(_prediction_drift, baseline, window, settings)
         outcomes = list(pool.map(lambda item: _feature(item, settings, rows), work))
-        prediction_result = prediction.result()
-    feature_results = [entry for entry, _, _, _ in outcomes]
-    # distributions are for charts: kept apart from the result, which every API listing carries
+        prediction = prediction_future.result()
+    feature_results = [entry for entry, *_ in outcomes]
     distributions = {
-        "features": {entry["name"]: entry.pop("distribution") for entry in feature_results},
-        "prediction": prediction_result.pop("distribution") if prediction_result else None,
+        "features": {entry.name: shown for entry, shown, *_ in outcomes},
+        "prediction": prediction[1] if prediction else None,
     }
-    new_categories = {
-        f.name: unseen for f, (_, _, unseen, _) in zip(features, outcomes, strict=True) if unseen
-    }
-    out_of_range = {
-        f.name: outside / rows
-        for f, (_, _, _, outside) in zip(features, outcomes, strict=True)
-        if outside
-    }
-    missing_cells = sum(missing for _, missing, _, _ in outcomes)
-    tested = [f for f in feature_results if f["drifted"] is not None]
-    drifted = sum(1 for f in tested if f["drifted"])
+    missing_cells = sum(missing for _, _, missing, _, _ in outcomes)
+    tested = [f for f in feature_results if f.drifted is not None]
+    drifted = sum(1 for f in tested if f.drifted)
     share = drifted / len(tested) if tested else None
-    return {
-        "rows": rows,
-        "labeled_rows": len(labeled),
-        "features": feature_results,
-        "prediction": prediction_result,
-        "dataset": {
-            "drifted_features": drifted if tested else None,
-            "drifted_share": share,
-            "drifted": None if share is None else share >= settings.drift_share,
-        },
-        "accuracy": accuracy.compute(task, labeled),
-        "quality": {
-            "missing_share": (
-                missing_cells / (rows * len(features)) if rows and features else None
-            ),
-            "new_categories": new_categories,
-            "out_of_range": out_of_range,
-            "rejected": rejected,
-        },
-        "distributions": distributions,
-    }
-
-
-def flat_metrics(result: dict[str, Any]) -> dict[str, float | None]:
-    """The run's numbers under the names rules use (``dataset.drifted_share``, ...)."""
-    flat: dict[str, float | None] = {
-        "rows": result["rows"],
-        "labeled_rows": result["labeled_rows"],
-        "dataset.drifted_share": result["dataset"]["drifted_share"],
-        "dataset.drifted_features": result["dataset"]["drifted_features"],
-        "quality.missing_share": result["quality"]["missing_share"],
-        "quality.rejected": result["quality"]["rejected"],
-    }
-    for feature in result["features"]:
-        prefix = f"feature.{feature['name']}"
-        flat[f"{prefix}.score"] = feature["score"]
-        flat[f"{prefix}.drifted"] = (
-            None if feature["drifted"] is None else float(feature["drifted"])
-        )
-        flat[f"{prefix}.missing_share"] = feature["missing_share"]
-    if result["prediction"] is not None:
-        flat["prediction.score"] = result["prediction"]["score"]
-        drifted = result["prediction"]["drifted"]
-        flat["prediction.drifted"] = None if drifted is None else float(drifted)
-    for name, value in (result["accuracy"] or {}).items():
-        flat[f"accuracy.{name}"] = value
-    return flat
+    result = RunResult(
+        rows=rows,
+        labeled_rows=len(labeled),
+        features=feature_results,
+        prediction=prediction[0] if prediction else None,
+        dataset=DatasetDrift(
+            drifted_features=drifted if tested else None,
+            drifted_share=share,
+            drifted=None if share is None else share >= settings.drift_share,
+        ),
+        accuracy=accuracy.compute(task, labeled),
+        quality=Quality(
+            missing_share=missing_cells / (rows * len(features)) if rows and features else None,
+            new_categories={f.name: unseen for f, (*_, unseen, _) in zip(
+                features, outcomes, strict=True) if unseen},
+            out_of_range={f.name: outside / rows for f, (*_, outside) in zip(
+                features, outcomes, strict=True) if outside},
+            rejected=rejected,
+        ),
+    )  # fmt: skip
+    return result, distributions

@@ -15,7 +15,7 @@ from driftwatch.errors import InvalidPayload, NotFound
 from driftwatch.ingest.endpoints import read_json
 from driftwatch.models import Baseline
 from driftwatch.monitoring import files, repository, service
-from driftwatch.monitoring.schemas import BaselineCreate, BaselineOut, RunCreate, TimeRange
+from driftwatch.monitoring.schemas import BaselineCreate, BaselineOut, RunCreate, RunOut, TimeRange
 from driftwatch.registry import service as registry
 from driftwatch.retention.policy import Retention
 
@@ -117,10 +117,10 @@ def activate_baseline(
     return _baseline_out(baseline, baseline.id)
 
 
-@router.post("/runs", response_model=dict[str, Any])
+@router.post("/runs", response_model=RunOut)
 def create_run(
     name: str, body: RunCreate, request: Request, session: SessionDep, _key: AdminKey
-) -> dict[str, Any]:
+) -> RunOut:
     """Compute the window now and return the run (alert rules apply to it as to any run)."""
     model = registry.get_by_name(session, name=name)
     settings = request.app.state.settings
@@ -131,13 +131,13 @@ def create_run(
     return service.to_out(run, model=model, baseline=session.get(Baseline, run.baseline_id))
 
 
-@router.get("/runs", response_model=list[dict[str, Any]])
+@router.get("/runs", response_model=list[RunOut])
 def list_runs(
     name: str, session: SessionDep, _key: ReadKey,
     start: Annotated[datetime | None, Query(description="windows starting at or after")] = None,
     end: Annotated[datetime | None, Query(description="windows ending at or before")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[RunOut]:  # fmt: skip
     model = registry.get_by_name(session, name=name)
     for label, moment in (("start", start), ("end", end)):
         if moment is not None and moment.tzinfo is None:
@@ -147,8 +147,8 @@ def list_runs(
     return [service.to_out(r, model=model, baseline=baselines.get(r.baseline_id)) for r in runs]
 
 
-@router.get("/runs/{run_id}", response_model=dict[str, Any])
-def get_run(name: str, run_id: RowId, session: SessionDep, _key: ReadKey) -> dict[str, Any]:
+@router.get("/runs/{run_id}", response_model=RunOut)
+def get_run(name: str, run_id: RowId, session: SessionDep, _key: ReadKey) -> RunOut:
     model = registry.get_by_name(session, name=name)
     run = repository.get_run(session, model_id=model.id, run_id=run_id)
     if run is None:

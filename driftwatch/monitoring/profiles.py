@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from driftwatch.core.specs import FeatureSpec
 from driftwatch.ingest.chunks import WindowColumns
-from driftwatch.ingest.validation import FeatureSpec
 
 FLOAT = np.dtype("<f8")
 COUNT = np.dtype("<i8")

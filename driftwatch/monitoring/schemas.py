@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, model_validator
 
+from driftwatch.core.result import ColumnDrift, DatasetDrift, FeatureDrift, Quality
+from driftwatch.core.status import RunStatus
+from driftwatch.core.time import iso
 from driftwatch.text import Text
 
 
@@ -61,3 +64,41 @@ class RunCreate(Strict):
         if self.end <= self.start:
             raise ValueError("'end' must be after 'start'")
         return self
+
+
+class WindowOut(BaseModel):
+    start: datetime
+    end: datetime
+
+    @field_serializer("start", "end")
+    def _iso(self, moment: datetime) -> str:
+        return iso(moment)
+
+
+class BaselineRef(BaseModel):
+    id: int
+    name: str | None
+
+
+class RunOut(BaseModel):
+    """One run (CONTRACT section 3, Runs). While it is pending, its numbers are null."""
+
+    id: int
+    model: str
+    window: WindowOut
+    baseline: BaselineRef
+    status: RunStatus
+    rows: int | None
+    labeled_rows: int | None
+    features: list[FeatureDrift]
+    prediction: ColumnDrift | None
+    dataset: DatasetDrift | None
+    accuracy: dict[str, float] | None
+    quality: Quality | None
+    computed_at: datetime | None
+    duration_seconds: float | None
+    error: str | None
+
+    @field_serializer("computed_at")
+    def _iso(self, moment: datetime | None) -> str | None:
+        return None if moment is None else iso(moment)

@@ -16,11 +16,13 @@ from sqlalchemy.orm import Session
 from driftwatch import metrics
 from driftwatch.alerting import service as alerts
 from driftwatch.alerting.service import AlertingContext
+from driftwatch.core.settings import DriftSettings
+from driftwatch.core.specs import FeatureSpec
+from driftwatch.core.status import RunStatus
 from driftwatch.errors import Conflict, InvalidPayload, NotFound
 from driftwatch.ingest import chunks
 from driftwatch.ingest import repository as ingest_repository
 from driftwatch.ingest.validation import (
-    FeatureSpec,
     RawColumns,
     columns_from_records,
     infer_features,
@@ -29,6 +31,7 @@ from driftwatch.ingest.validation import (
 from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.models.base import iso, utcnow
 from driftwatch.monitoring import compute, profiles, repository
+from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
 from driftwatch.registry import service as registry
 from driftwatch.retention.policy import KEEP_EVERYTHING, Retention, describe
 
@@ -216,10 +219,10 @@ def compute_run(
     if len(profile.features) != len(features):
         # Features were added after the baseline was prepared: compare those it has.
         features = [f for f in features if f.name in {c.name for c in profile.features}]
-    result = compute.compute(
+    result, distributions = compute.compute(
         task=model.task,
         features=features,
-        settings=compute.DriftSettings.from_model(model.drift),
+        settings=DriftSettings.from_model(model.drift),
         baseline=profile,
         window=narrow(window, model, features),
         labeled=repository.labeled(
@@ -229,18 +232,18 @@ def compute_run(
             session, model_id=model.id, start=run.window_start, end=run.window_end
         ),
     )
-    run.distributions = result.pop("distributions")
+    run.distributions = distributions
     run.result = result
-    run.rows = result["rows"]
-    run.labeled_rows = result["labeled_rows"]
-    run.status = "done"
+    run.rows = result.rows
+    run.labeled_rows = result.labeled_rows
+    run.status = RunStatus.DONE
     run.error = None
     run.lease_until = None
     run.computations = (run.computations or 0) + 1
     run.computed_at = utcnow()
     run.duration_seconds = time.perf_counter() - started
     session.flush()
-    repository.store_metrics(session, run=run, metrics=compute.flat_metrics(result))
+    repository.store_metrics(session, run=run, metrics=result.metrics())
     alerts.evaluate_run(session, model=model, run=run, context=alerting)
     metrics.record_run(model.name, "done", run.duration_seconds)
     return run
@@ -330,23 +333,24 @@ def run_now(
     return compute_run(session, model=model, run=run, alerting=alerting)
 
 
-def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> dict[str, Any]:
-    """A run as the API returns it (CONTRACT section 3, Runs)."""
-    result = run.result or {}
-    return {
-        "id": run.id,
-        "model": model.name,
-        "window": {"start": iso(run.window_start), "end": iso(run.window_end)},
-        "baseline": {"id": run.baseline_id, "name": baseline.name if baseline else None},
-        "status": run.status,
-        "rows": run.rows,
-        "labeled_rows": run.labeled_rows,
-        "features": result.get("features", []),
-        "prediction": result.get("prediction"),
-        "dataset": result.get("dataset"),
-        "accuracy": result.get("accuracy"),
-        "quality": result.get("quality"),
-        "computed_at": iso(run.computed_at) if run.computed_at else None,
-        "duration_seconds": run.duration_seconds,
-        "error": run.error,
-    }
+def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> RunOut:
+    """A run as the API returns it (CONTRACT section 3, Runs): its result, or while it is
+    pending no numbers yet."""
+    result = run.result
+    return RunOut(
+        id=run.id,
+        model=model.name,
+        window=WindowOut(start=run.window_start, end=run.window_end),
+        baseline=BaselineRef(id=run.baseline_id, name=baseline.name if baseline else None),
+        status=RunStatus(run.status),
+        rows=run.rows,
+        labeled_rows=run.labeled_rows,
+        features=result.features if result else [],
+        prediction=result.prediction if result else None,
+        dataset=result.dataset if result else None,
+        accuracy=result.accuracy if result else None,
+        quality=result.quality if result else None,
+        computed_at=run.computed_at,
+        duration_seconds=run.duration_seconds,
+        error=run.error,
+    )

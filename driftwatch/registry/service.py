@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from driftwatch.core.specs import FeatureSpec
 from driftwatch.durations import format_duration, parse_duration
 from driftwatch.errors import BadRequest, Conflict, NotFound
 from driftwatch.ingest import repository as ingest_repository
-from driftwatch.ingest.validation import FeatureSpec
 from driftwatch.models import MonitoredModel
 from driftwatch.registry import repository
 from driftwatch.registry.schemas import Counts, Feature, ModelCreate, ModelOut, ModelUpdate

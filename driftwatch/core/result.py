@@ -1,0 +1,104 @@
+"""The run result: what ``compute()`` returns, the runs API serves, storage keeps in one column
+and every reader (rules, the dashboard, Prometheus, webhook payloads) reads, through
+``RunResult.metrics()``, the one metric vocabulary (``driftwatch.core.vocabulary``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Part(BaseModel):
+    # Results stored by an older version may lack a field added later (it takes its default)
+    # or hold one since retired (ignored), so a stored run always reads back.
+    model_config = ConfigDict(extra="ignore")
+
+
+class ColumnDrift(_Part):
+    """One column's test against the baseline. ``score`` and ``drifted`` are null when the
+    window holds no value of the column (nothing to compare) or the test could not run
+    (``error`` says why)."""
+
+    stattest: str | None = Field(description="Evidently's registry name of the test")
+    score: float | None = Field(description="a p-value or a distance, as the test reports it")
+    threshold: float | None
+    drifted: bool | None
+    error: str | None = Field(default=None, description="why the column was not tested")
+
+
+class FeatureDrift(ColumnDrift):
+    name: str
+    kind: str = Field(description="numerical or categorical")
+    missing_share: float | None = Field(description="share of the window's rows without a value")
+
+
+class DatasetDrift(_Part):
+    drifted_features: int | None
+    drifted_share: float | None = Field(description="drifted features over tested features")
+    drifted: bool | None = Field(description="drifted_share >= the model's drift_share")
+
+
+class Quality(_Part):
+    missing_share: float | None = Field(description="missing cells over rows x features")
+    new_categories: dict[str, list[str]] = Field(
+        default_factory=dict, description="per feature, categories the baseline never saw"
+    )
+    out_of_range: dict[str, float] = Field(
+        default_factory=dict,
+        description="per feature, share of the window's rows outside the baseline's range",
+    )
+    rejected: int = Field(default=0, description="prediction records refused in the window")
+
+
+class RunResult(_Part):
+    """One window compared with a baseline (CONTRACT section 3, Runs)."""
+
+    rows: int
+    labeled_rows: int
+    features: list[FeatureDrift]
+    prediction: ColumnDrift | None
+    dataset: DatasetDrift
+    accuracy: dict[str, float] | None = Field(
+        description="metrics over the window's labeled predictions; null without labels"
+    )
+    quality: Quality
+
+    def feature(self, name: str) -> FeatureDrift | None:
+        return next((f for f in self.features if f.name == name), None)
+
+    def metrics(self) -> dict[str, float | None]:
+        """Every number of the run under the vocabulary's names (``dataset.drifted_share``,
+        ``feature.age.score``, ...); None where the run has no value (no data, no labels)."""
+        flat: dict[str, float | None] = {
+            "rows": self.rows,
+            "labeled_rows": self.labeled_rows,
+            "dataset.drifted_share": self.dataset.drifted_share,
+            "dataset.drifted_features": self.dataset.drifted_features,
+            "dataset.drifted": _flag(self.dataset.drifted),
+            "quality.missing_share": self.quality.missing_share,
+            "quality.rejected": self.quality.rejected,
+            "quality.new_categories": sum(len(v) for v in self.quality.new_categories.values()),
+        }
+        for feature in self.features:
+            prefix = f"feature.{feature.name}"
+            flat[f"{prefix}.score"] = feature.score
+            flat[f"{prefix}.drifted"] = _flag(feature.drifted)
+            flat[f"{prefix}.missing_share"] = feature.missing_share
+            if feature.kind == "numerical":
+                flat[f"{prefix}.out_of_range"] = (
+                    self.quality.out_of_range.get(feature.name, 0.0) if self.rows else None
+                )
+        if self.prediction is not None:
+            flat["prediction.score"] = self.prediction.score
+            flat["prediction.drifted"] = _flag(self.prediction.drifted)
+        for name, value in (self.accuracy or {}).items():
+            flat[f"accuracy.{name}"] = value
+        return flat
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _flag(value: bool | None) -> float | None:
+    return None if value is None else float(value)

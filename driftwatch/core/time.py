@@ -1,0 +1,66 @@
+"""Time: aware UTC moments, ISO 8601 as every answer writes it, durations as users write them,
+and the half-open time range ``[start, end)`` that windows, runs and baselines use."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as every API answer and message writes time."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30s``, ``15m``, ``1h``, ``1d``, ``2w`` (windows, rule repeats)."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a duration: write a whole number and a unit s, m, h, d or w, "
+            "such as '15m', '1h' or '1d'"
+        )
+    seconds = int(match.group(1)) * UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a duration must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest way to write a whole number of seconds in the units above (90 -> ``90s``)."""
+    for unit, size in sorted(UNITS.items(), key=lambda item: -item[1]):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """``[start, end)``, both aware, ``end`` after ``start``."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("a time range needs timezone-aware moments")
+        if self.end <= self.start:
+            raise ValueError(f"'end' ({iso(self.end)}) must be after 'start' ({iso(self.start)})")
+
+    @property
+    def length(self) -> timedelta:
+        return self.end - self.start
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+    def as_json(self) -> dict[str, str]:
+        return {"start": iso(self.start), "end": iso(self.end)}

@@ -1,0 +1,76 @@
+"""The one metric vocabulary: the names ``RunResult.metrics()`` produces, which rules test,
+the dashboard charts, ``/metrics`` exports and webhook payloads carry. The README's list of
+metrics is checked against ``METRICS`` (``tests/test_vocabulary.py``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
+ACCURACY_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str  # as written in a rule; <name> and <metric> are placeholders
+    meaning: str
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        escaped = re.escape(self.name).replace(re.escape("<name>"), r"(?P<name>.+)")
+        escaped = escaped.replace(re.escape("<metric>"), r"(?P<metric>[a-z0-9_]+)")
+        return re.compile(f"^{escaped}$")
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("rows", "predictions in the window"),
+    Metric("labeled_rows", "the window's predictions that have a label"),
+    Metric("dataset.drifted_share", "drifted features over tested features"),
+    Metric("dataset.drifted_features", "how many features drifted"),
+    Metric("dataset.drifted", "1 if drifted_share reached the model's drift_share, else 0"),
+    Metric("prediction.score", "the prediction's drift score (a p-value or a distance)"),
+    Metric("prediction.drifted", "1 if the prediction drifted, else 0"),
+    Metric("feature.<name>.score", "the feature's drift score (a p-value or a distance)"),
+    Metric("feature.<name>.drifted", "1 if the feature drifted, else 0"),
+    Metric("feature.<name>.missing_share", "share of the window's rows without the feature"),
+    Metric(
+        "feature.<name>.out_of_range",
+        "share of the window's rows outside the baseline's range (numerical features)",
+    ),
+    Metric("quality.missing_share", "missing cells over rows x features"),
+    Metric("quality.rejected", "prediction records refused in the window"),
+    Metric("quality.new_categories", "categories, over all features, the baseline never saw"),
+    Metric(
+        "accuracy.<metric>",
+        "over the labeled predictions: " + ", ".join(ACCURACY_METRICS),
+    ),
+)
+
+
+def metric_problem(metric: str) -> str | None:
+    """Why ``metric`` is not a name of the vocabulary, or None."""
+    for known in METRICS:
+        match = known.pattern.match(metric)
+        if match is None:
+            continue
+        if "metric" in match.groupdict() and match["metric"] not in ACCURACY_METRICS:
+            return (
+                f"unknown accuracy metric {match['metric']!r} "
+                f"(known: {', '.join(ACCURACY_METRICS)})"
+            )
+        return None
+    names = ", ".join(m.name for m in METRICS)
+    return f"unknown metric {metric!r}; the metrics are: {names}"
+
+
+def markdown_table() -> str:
+    """The vocabulary as the README lists it."""
+    lines = ["| metric | meaning |", "|---|---|"]
+    lines += [f"| `{m.name}` | {m.meaning} |" for m in METRICS]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m driftwatch.core.vocabulary: the README's table
+    print(markdown_table())
