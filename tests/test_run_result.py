@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from driftwatch.models import MonitoredModel
-from tests.conftest import create_model
+from tests import factories
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
 
@@ -20,26 +20,20 @@ def test_a_test_that_cannot_apply_to_one_column_never_fails_the_run(
     """fisher_exact needs two categories; a multiclass prediction has three. Settings saved
     before such settings were refused must still give a run, with that column's reason."""
     features = [{"name": "size", "kind": "numerical"}, {"name": "clinic", "kind": "categorical"}]
-    name = create_model(api, task="multiclass_classification", window="1h",
-                        features=features)["name"]  # fmt: skip
+    model = factories.model(api, task="multiclass_classification", features=features)
     classes = ["a", "b", "c"]
-    baseline = [{"features": {"size": i % 7, "clinic": "x" if i % 2 else "y"},
-                 "prediction": classes[i % 3]} for i in range(90)]  # fmt: skip
-    assert api.post(f"/api/v1/models/{name}/baselines",
-                    json={"name": "b", "records": baseline}).status_code == 201  # fmt: skip
-    records = [{"prediction_id": f"p{i}", "timestamp": (T0 + timedelta(seconds=i)).isoformat(),
-                "features": {"size": i % 5, "clinic": "x" if i % 3 else "y"},
-                "prediction": classes[i % 3]} for i in range(60)]  # fmt: skip
-    api.post(f"/api/v1/models/{name}/predictions", json={"records": records})
+    model.baseline(factories.baseline_records(
+        90, features=lambda i: {"size": i % 7, "clinic": "x" if i % 2 else "y"},
+        prediction=lambda i: classes[i % 3]))  # fmt: skip
+    model.log(factories.predictions(
+        60, start=T0, features=lambda i: {"size": i % 5, "clinic": "x" if i % 3 else "y"},
+        prediction=lambda i: classes[i % 3]))  # fmt: skip
+    name = model.name
     with Session(engine) as session:  # as a model saved before such settings were refused
-        model = session.scalars(select(MonitoredModel).where(MonitoredModel.name == name)).one()
-        model.drift = {"cat_stattest": "fisher_exact"}
+        stored = session.scalars(select(MonitoredModel).where(MonitoredModel.name == name)).one()
+        stored.drift = {"cat_stattest": "fisher_exact"}
         session.commit()
-    response = api.post(f"/api/v1/models/{name}/runs",
-                        json={"start": T0.isoformat(),
-                              "end": (T0 + timedelta(hours=1)).isoformat()})  # fmt: skip
-    assert response.status_code == 200, response.text
-    run = response.json()
+    run = model.run(T0, T0 + timedelta(hours=1))
     assert run["status"] == "done"
     prediction = run["prediction"]
     assert prediction["drifted"] is None

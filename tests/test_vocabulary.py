@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from driftwatch.alerting import rules
 from driftwatch.core import vocabulary
 from driftwatch.core.result import RunResult
-from tests.conftest import create_model
+from tests import factories
 
 T0 = datetime(2026, 11, 21, 10, tzinfo=UTC)
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -33,28 +33,15 @@ def _rule(metric: str) -> str:
 
 
 def _computed_run(api: TestClient) -> dict[str, Any]:
-    features = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "categorical"}]
-    model = create_model(api, window="1h", features=features)
-    name = model["name"]
-    baseline = [{"features": {"age": 30 + i % 20, "state": "CA" if i % 3 else "NY"},
-                 "prediction": (i % 10) / 10, "label": i % 2} for i in range(200)]  # fmt: skip
-    response = api.post(f"/api/v1/models/{name}/baselines",
-                        json={"name": "training", "records": baseline})  # fmt: skip
-    assert response.status_code == 201, response.text
-    records = [{"prediction_id": f"p-{i}", "timestamp": (T0 + timedelta(seconds=i)).isoformat(),
-                "features": {"age": 35 + i % 30, "state": "TX" if i % 5 == 0 else "CA"},
-                "prediction": (i % 10) / 10} for i in range(150)]  # fmt: skip
-    assert api.post(f"/api/v1/models/{name}/predictions", json={"records": records}).json()[
-        "accepted"] == 150  # fmt: skip
-    labels = [{"prediction_id": f"p-{i}", "label": i % 2} for i in range(100)]
-    api.post(f"/api/v1/models/{name}/ground-truth", json={"records": labels})
-    run = api.post(
-        f"/api/v1/models/{name}/runs",
-        json={"start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat()},
-    )
-    assert run.status_code == 200, run.text
-    out: dict[str, Any] = run.json()
-    return out
+    model = factories.model(api)
+    model.baseline(factories.baseline_records(
+        200, features=lambda i: {"age": 30 + i % 20, "state": "CA" if i % 3 else "NY"},
+        label=lambda i: i % 2))  # fmt: skip
+    sent = factories.predictions(150, start=T0, features=lambda i: {
+        "age": 35 + i % 30, "state": "TX" if i % 5 == 0 else "CA"})  # fmt: skip
+    assert model.log(sent)["accepted"] == 150
+    model.label(factories.labels([r["prediction_id"] for r in sent[:100]]))
+    return model.run(T0, T0 + timedelta(hours=1))
 
 
 def test_every_number_a_run_computes_is_a_metric_rules_accept(api: TestClient) -> None:

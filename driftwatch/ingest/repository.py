@@ -23,7 +23,6 @@ from driftwatch.errors import Conflict
 from driftwatch.ingest import chunks, copy_binary, partitions
 from driftwatch.ingest.validation import PredictionColumns, Rejection
 from driftwatch.models import (
-    GroundTruth,
     PredictionChunk,
     PredictionKey,
     RejectedRecord,
@@ -352,27 +351,6 @@ def list_rejections(
     if before_id is not None:
         query = query.where(RejectedRecord.id < before_id)
     return list(session.scalars(query.order_by(RejectedRecord.id.desc()).limit(limit)))
-
-
-def count_predictions(session: Session, *, model_id: int) -> int:
-    query = (
-        select(func.count()).select_from(PredictionKey).where(PredictionKey.model_id == model_id)
-    )
-    return int(session.scalar(query) or 0)
-
-
-def count_labeled(session: Session, *, model_id: int) -> int:
-    query = (
-        select(func.count())
-        .select_from(PredictionKey)
-        .join(
-            GroundTruth,
-            (GroundTruth.model_id == PredictionKey.model_id)
-            & (GroundTruth.prediction_id == PredictionKey.prediction_id),
-        )
-        .where(PredictionKey.model_id == model_id)
-    )
-    return int(session.scalar(query) or 0)
 
 
 def read_window(

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.durations import format_duration, parse_duration
 from driftwatch.errors import BadRequest, Conflict, NotFound
-from driftwatch.ingest import repository as ingest_repository
 from driftwatch.models import MonitoredModel
 from driftwatch.registry import repository
 from driftwatch.registry.schemas import Counts, Feature, ModelCreate, ModelOut, ModelUpdate
@@ -149,8 +148,8 @@ def to_out(model: MonitoredModel, counts: Counts | None = None) -> ModelOut:
 
 def counts(session: Session, *, model: MonitoredModel) -> Counts:
     return Counts(
-        predictions=ingest_repository.count_predictions(session, model_id=model.id),
-        labeled=ingest_repository.count_labeled(session, model_id=model.id),
+        predictions=repository.count_predictions(session, model_id=model.id),
+        labeled=repository.count_labeled(session, model_id=model.id),
     )
 
 
