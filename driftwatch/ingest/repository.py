@@ -9,7 +9,7 @@ COPY only. SQLite checks first, under the write lock it takes at BEGIN.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,12 @@ from sqlalchemy.orm import Session
 
 from driftwatch.errors import Conflict
 from driftwatch.ingest import chunks, copy_binary, partitions
-from driftwatch.ingest.validation import PredictionColumns, Rejection
+from driftwatch.ingest.validation import (
+    UNKNOWN_CLASSES,
+    ModelClasses,
+    PredictionColumns,
+    Rejection,
+)
 from driftwatch.models import (
     PredictionChunk,
     PredictionKey,
@@ -418,3 +423,32 @@ def _stream_chunks(
     )
     for row in rows:
         yield row._asdict()
+
+
+RECENT_CHUNKS = 20
+
+
+def model_classes(session: Session, *, model_id: int) -> ModelClasses:
+    """What a model's newest stored predictions are: numbers, or class names (those its newest
+    chunks name). Cheap: the newest chunks by the (model, created_at) index, of the last two
+    days first (a chunk lies in one UTC day: on Postgres only those days' partitions are read),
+    of every day only for a model without recent predictions."""
+    newest = _newest_classes(session, model_id, since=day_start(utcnow()) - timedelta(days=1))
+    if not newest:
+        newest = _newest_classes(session, model_id, since=None)
+    if not newest:
+        return UNKNOWN_CLASSES
+    if not newest[0]:
+        return ModelClasses(scores=True)
+    return ModelClasses(names=frozenset(name for names in newest for name in names or ()))
+
+
+def _newest_classes(session: Session, model_id: int, since: datetime | None) -> list[Any]:
+    query = select(PredictionChunk.dictionary["classes"]).where(
+        PredictionChunk.model_id == model_id
+    )
+    if since is not None:
+        query = query.where(PredictionChunk.ts_min >= since)
+    return list(
+        session.scalars(query.order_by(PredictionChunk.created_at.desc()).limit(RECENT_CHUNKS))
+    )

@@ -12,6 +12,9 @@ from driftwatch.errors import InvalidPayload
 from driftwatch.ingest import repository
 from driftwatch.ingest.schemas import IngestResult, RejectedItem
 from driftwatch.ingest.validation import (
+    BINARY,
+    UNKNOWN_CLASSES,
+    ModelClasses,
     RawColumns,
     RecordError,
     Rejection,
@@ -91,6 +94,13 @@ def _result(accepted: int, duplicates: int, rejected: list[Rejection]) -> Ingest
     )
 
 
+def _classes(session: Session, model_id: int, task: str) -> ModelClasses:
+    """A binary model's classes as its stored predictions show them (scores or names)."""
+    if task != BINARY:
+        return UNKNOWN_CLASSES
+    return repository.model_classes(session, model_id=model_id)
+
+
 def log_predictions(
     session: Session, *, model_name: str, batch: RawColumns, models: registry.ModelCache,
     retention: Retention,
@@ -104,8 +114,9 @@ def log_predictions(
     elif not batch.features.keys() <= {f.name for f in model.features}:
         model = models.get(session, name=model_name, fresh=True)  # added features
     valid = validate_columns(
-        batch, list(model.features), task=model.task, received_at=utcnow(), retention=retention
-    )
+        batch, list(model.features), task=model.task, received_at=utcnow(), retention=retention,
+        known_classes=_classes(session, model.id, model.task),
+    )  # fmt: skip
     accepted = repository.insert_predictions(
         session, model_id=model.id, columns=valid.columns, retention=retention
     )
@@ -125,8 +136,9 @@ def log_ground_truth(
 ) -> IngestResult:
     model = registry.get_by_name(session, name=model_name)
     valid = validate_ground_truth(
-        records, task=model.task, received_at=utcnow(), retention=retention
-    )
+        records, task=model.task, received_at=utcnow(), retention=retention,
+        classes=_classes(session, model.id, model.task),
+    )  # fmt: skip
     accepted = repository.insert_ground_truth(session, model_id=model.id, rows=valid.rows)
     return _settle(
         session,

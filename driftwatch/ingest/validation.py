@@ -15,6 +15,7 @@ import base64
 import binascii
 import math
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -101,6 +102,7 @@ class RawColumns:
     features: dict[str, list[Any] | FloatArray]
     record: Callable[[int], Any]  # the record as sent, kept with its rejection
     errors: dict[int, str] = field(default_factory=dict)  # structural problems found so far
+    label: list[Any] | None = None  # baselines only: labels, None where a record has none
 
 
 # -- single values -------------------------------------------------------------------------
@@ -179,6 +181,122 @@ def number_or_class(value: Any, field_name: str) -> tuple[float | None, str | No
     if value is None:
         raise RecordError(f"{field_name}: required")
     raise RecordError(f"{field_name}: expected a number or a class name, got {describe(value)}")
+
+
+# -- labels and predictions, in the form of the model's task ------------------------------------
+# Normalised once, here, so that accuracy compares like with like: a binary label is 0/1 (or,
+# for a model whose predictions are class names, one of those names), a multiclass label is a
+# class name written one way, a regression label is a number.
+
+BINARY = "binary_classification"
+REGRESSION = "regression"
+_TRUTH_WORDS = {"false": 0.0, "true": 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelClasses:
+    """What a binary model's stored predictions show of its classes: numbers (scores, or 0/1:
+    its classes are 0 and 1) or class names (its classes are those names). Neither before its
+    first prediction."""
+
+    scores: bool = False
+    names: frozenset[str] = frozenset()
+
+    def listing(self) -> str:
+        return " or ".join(repr(name) for name in sorted(self.names))
+
+
+UNKNOWN_CLASSES = ModelClasses()
+
+
+def number_in_text(text: str) -> float | None:
+    """The finite number a text spells ("3.5", "1", "-2e3"), or None."""
+    if "_" in text:  # float() reads "1_000"; a label that spells it is not meant as a number
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def class_name(value: float | str) -> str:
+    """A class as text, numbers written one way: 1, 1.0 and "1" are all "1"."""
+    if isinstance(value, str):
+        number = number_in_text(value)
+        if number is None:
+            return value
+        value = number
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def zero_or_one(value: float | str) -> float | None:
+    """A binary label written as 0/1, 0.0/1.0, "0"/"1" or true/false (any case), as 0.0 or
+    1.0; None for anything else."""
+    if isinstance(value, str):
+        word = _TRUTH_WORDS.get(value.strip().lower())
+        if word is not None:
+            return word
+        number = number_in_text(value)
+        if number is None:
+            return None
+        value = number
+    return value if value in (0.0, 1.0) else None
+
+
+def prediction_value(value: Any, task: str) -> tuple[float | None, str | None]:
+    """A prediction as ``(number, None)`` or ``(None, class name)``: numbers written as text
+    ("0.83") are numbers, and a binary model's true/false is 1/0."""
+    if isinstance(value, bool) and task == REGRESSION:
+        raise RecordError(f"prediction: a regression model predicts numbers, got {value}")
+    number, text = number_or_class(value, "prediction")
+    if text is None:
+        return number, None
+    if task == BINARY and text.strip().lower() in _TRUTH_WORDS:
+        return _TRUTH_WORDS[text.strip().lower()], None
+    number = number_in_text(text)
+    if number is not None:
+        return number, None
+    if task == REGRESSION:
+        raise RecordError(f"prediction: a regression model predicts numbers, got {describe(value)}")
+    return None, text
+
+
+def label_value(
+    value: Any, task: str, classes: ModelClasses = UNKNOWN_CLASSES
+) -> tuple[float | None, str | None]:
+    """A label as stored: ``(number, None)`` for regression and binary 0/1, ``(None, name)``
+    for a class name. Raises RecordError saying what the task expects."""
+    if isinstance(value, bool) and task == REGRESSION:
+        raise RecordError(f"label: a regression model's labels are numbers, got {value}")
+    number, text = number_or_class(value, "label")
+    given = number if text is None else text
+    assert given is not None
+    if task == REGRESSION:
+        number = number if text is None else number_in_text(text)
+        if number is None:
+            raise RecordError(
+                f"label: a regression model's labels are numbers, got {describe(value)}"
+            )
+        return number, None
+    if task != BINARY:
+        return None, class_name(given)
+    if classes.names:
+        if text is not None and (text in classes.names or len(classes.names) < 2):
+            return None, text
+        raise RecordError(
+            f"label: expected {classes.listing()} (the classes this binary classification "
+            f"model predicts), got {describe(value)}"
+        )
+    binary = zero_or_one(given)
+    if binary is not None:
+        return binary, None
+    if text is not None and not classes.scores:
+        return None, text  # before the model's first prediction: a class name, checked later
+    raise RecordError(
+        f"label: expected 0 or 1 (or true/false) for a binary classification model, "
+        f"got {describe(value)}"
+    )
 
 
 def numerical_value(name: str, value: Any) -> float:
@@ -271,6 +389,7 @@ def columns_from_records(records: list[Any]) -> RawColumns:
         features={name: [f.get(name) for f in feature_dicts] for name in names},
         record=records.__getitem__,
         errors=errors,
+        label=[r.get("label") for r in rows],
     )
 
 
@@ -429,12 +548,15 @@ _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _check_predictions(
-    values: list[Any], errors: dict[int, str], regression: bool, required: bool = True
-) -> tuple[FloatArray, list[str | None]]:
-    if _FLOAT_TYPE.issuperset(map(type, values)):
+    values: list[Any], errors: dict[int, str], task: str, known: ModelClasses,
+    required: bool = True,
+) -> tuple[FloatArray, list[str | None], ModelClasses]:  # fmt: skip
+    """Predictions as numbers and class names, and (binary) the classes they show; a binary
+    model's predictions are all numbers or all names of its two classes."""
+    if _FLOAT_TYPE.issuperset(map(type, values)) and not (task == BINARY and known.names):
         numbers = np.asarray(values, dtype=np.float64)
         if np.all(np.isfinite(numbers)):
-            return numbers, [None] * len(values)
+            return numbers, [None] * len(values), ModelClasses(scores=known.scores or bool(values))
     numbers = np.full(len(values), np.nan)
     classes: list[str | None] = [None] * len(values)
     for index, value in enumerate(values):
@@ -443,11 +565,7 @@ def _check_predictions(
                 if required:
                     raise RecordError("prediction: required")
                 continue
-            number, label = number_or_class(value, "prediction")
-            if regression and number is None:
-                raise RecordError(
-                    f"prediction: a regression model predicts numbers, got {describe(value)}"
-                )
+            number, label = prediction_value(value, task)
         except RecordError as error:
             errors.setdefault(index, str(error))
             continue
@@ -455,7 +573,59 @@ def _check_predictions(
             classes[index] = label
         else:
             numbers[index] = number
-    return numbers, classes
+    if task != BINARY:
+        return numbers, classes, known
+    return numbers, classes, _one_form(numbers, classes, errors, known)
+
+
+def _one_form(
+    numbers: FloatArray, classes: list[str | None], errors: dict[int, str], known: ModelClasses
+) -> ModelClasses:
+    """Refuse a binary prediction of the other form than the model's (scores or class names,
+    as stored, else as most of the batch), or a third class name; the classes that follow."""
+    valid = [i for i in range(len(classes)) if i not in errors]
+    named = [i for i in valid if classes[i] is not None]
+    scored = [i for i in valid if not math.isnan(numbers[i])]
+    if known.scores or (not known.names and len(scored) >= len(named)):
+        for index in named:
+            errors.setdefault(
+                index,
+                f"prediction: this binary classification model's predictions are scores (or "
+                f"0/1), not class names; got {describe(classes[index])}",
+            )
+        return ModelClasses(scores=bool(known.scores or scored))
+    names = set(known.names)
+    by_count = Counter(classes[i] for i in named).most_common()
+    for name, _ in by_count:
+        if len(names) < 2 and name is not None:
+            names.add(name)
+    resolved = ModelClasses(names=frozenset(names))
+    for index in scored:
+        errors.setdefault(
+            index,
+            f"prediction: expected {resolved.listing()} (the classes this binary "
+            f"classification model predicts), got {describe(float(numbers[index]))}",
+        )
+    for index in named:
+        if classes[index] not in names:
+            errors.setdefault(
+                index,
+                f"prediction: a binary classification model has two classes, here "
+                f"{resolved.listing()}; got {describe(classes[index])}",
+            )
+    return resolved
+
+
+def _check_labels(
+    values: list[Any] | None, errors: dict[int, str], task: str, classes: ModelClasses
+) -> None:
+    """Baseline labels: optional, each in the form the task expects."""
+    for index, value in enumerate(values or ()):
+        if value is not None and index not in errors:
+            try:
+                label_value(value, task, classes)
+            except RecordError as error:
+                errors[index] = str(error)
 
 
 def _check_versions(values: list[Any], errors: dict[int, str]) -> list[str | None]:
@@ -548,19 +718,22 @@ def validate_columns(
     received_at: datetime,
     require_prediction: bool = True,
     retention: Retention | None = None,
+    known_classes: ModelClasses = UNKNOWN_CLASSES,
 ) -> ValidPredictions:
     """Check every record; ``require_prediction=False`` for baselines (a training set may
-    have labels and no predictions). With a ``retention`` (predictions to be stored), records
-    older than it keeps, or dated more than a day ahead, are refused."""
+    have labels and no predictions; their labels are checked too). With a ``retention``
+    (predictions to be stored), records older than it keeps, or dated more than a day ahead,
+    are refused. ``known_classes``: what a binary model's stored predictions are."""
     errors = dict(raw.errors)
     known = {f.name: f.kind for f in features}
     ids = _check_ids(raw.prediction_id, errors)
     timestamps = _check_timestamps(raw.timestamp, errors, _to_us(received_at))
     if retention is not None:
         _check_stored_time(timestamps, errors, retention, received_at)
-    values, classes = _check_predictions(
-        raw.prediction, errors, task == "regression", require_prediction
+    values, classes, model_classes = _check_predictions(
+        raw.prediction, errors, task, known_classes, require_prediction
     )
+    _check_labels(raw.label, errors, task, model_classes)
     versions = _check_versions(raw.model_version, errors)
     missing = [None] * raw.count
     numerical = [
@@ -615,14 +788,19 @@ def validate_predictions(
 
 
 def validate_ground_truth(
-    records: list[Any], *, task: str, received_at: datetime, retention: Retention | None = None
+    records: list[Any],
+    *,
+    task: str,
+    received_at: datetime,
+    retention: Retention | None = None,
+    classes: ModelClasses = UNKNOWN_CLASSES,
 ) -> ValidGroundTruth:
-    """Rows ``(prediction_id, label_value, label_class, ts)``; with a ``retention``, labels
+    """Rows ``(prediction_id, label_value, label_class, ts)``, each label in the form of the
+    task (and, binary, of the ``classes`` its predictions show); with a ``retention``, labels
     older than it keeps are refused."""
     result = ValidGroundTruth()
     cutoff = retention.cutoff(received_at) if retention is not None else None
     seen: set[str] = set()
-    regression = task == "regression"
     for index, record in enumerate(records):
         try:
             if not isinstance(record, dict):
@@ -632,12 +810,7 @@ def validate_ground_truth(
             prediction_id = identifier(record["prediction_id"], "prediction_id")
             if "label" not in record:
                 raise RecordError("label: required")
-            value, label = number_or_class(record["label"], "label")
-            if regression and value is None:
-                raise RecordError(
-                    f"label: a regression model's labels are numbers, "
-                    f"got {describe(record['label'])}"
-                )
+            value, label = label_value(record["label"], task, classes)
             raw_ts = record.get("timestamp")
             ts = received_at if raw_ts is None else parse_timestamp(raw_ts)
             if cutoff is not None and ts < cutoff:

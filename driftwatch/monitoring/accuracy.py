@@ -1,22 +1,43 @@
-"""Model quality over a window's labeled predictions (scikit-learn metrics). Pure."""
+"""Model quality over a window's labeled predictions (scikit-learn metrics). Pure.
+
+Labels and predictions are normalised at ingest (``driftwatch.ingest.validation``); the same
+rules are applied again here, so that rows stored before them (a binary label "1" kept as a
+class name) read as they are meant. A row whose label and prediction still do not compare (a
+class name against a score) is left out, and logged, rather than counted as a wrong answer.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from sklearn import metrics
 
+from driftwatch.ingest.validation import (
+    BINARY,
+    REGRESSION,
+    class_name,
+    describe,
+    number_in_text,
+    prediction_value,
+    zero_or_one,
+)
+
+log = logging.getLogger("driftwatch.accuracy")
+FloatArray = npt.NDArray[np.float64]
+
 
 @dataclass(slots=True)
 class Labeled:
     """The window's predictions that have a label, aligned."""
 
-    prediction_values: npt.NDArray[np.float64]  # NaN where the prediction is a class
+    prediction_values: FloatArray  # NaN where the prediction is a class
     prediction_classes: list[str | None]
-    label_values: npt.NDArray[np.float64]  # NaN where the label is a class
+    label_values: FloatArray  # NaN where the label is a class
     label_classes: list[str | None]
 
     def __len__(self) -> int:
@@ -27,25 +48,43 @@ def _finite(values: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
 
 
-def _as_text(values: npt.NDArray[np.float64], classes: list[str | None]) -> list[str]:
-    """Class names, numbers written as integers where they are whole (1.0 -> "1")."""
-    out = []
-    for value, name in zip(values.tolist(), classes, strict=True):
+def _texts(values: FloatArray, classes: list[str | None]) -> list[str]:
+    """Class names, numbers written one way (1.0, 1 and "1" are "1")."""
+    return [
+        class_name(name if name is not None else value)
+        for value, name in zip(values.tolist(), classes, strict=True)
+    ]
+
+
+def _numbers(values: FloatArray, classes: list[str | None]) -> FloatArray:
+    """Numbers, those stored as text included; NaN where a class name is no number."""
+    out = values.copy()
+    for index, name in enumerate(classes):
         if name is not None:
-            out.append(name)
-        elif float(value).is_integer():
-            out.append(str(int(value)))
-        else:
-            out.append(str(value))
+            number = number_in_text(name)
+            out[index] = math.nan if number is None else number
     return out
 
 
-def regression(labeled: Labeled) -> dict[str, float]:
-    y_true, y_pred = labeled.label_values, labeled.prediction_values
+def _left_out(total: int, kept: int, why: Counter[str]) -> None:
+    if kept < total:
+        reasons = "; ".join(f"{count} with {reason}" for reason, count in (+why).most_common(3))
+        log.warning(
+            "accuracy: %d of %d labeled predictions left out, as label and prediction do not "
+            "compare (%s)", total - kept, total, reasons,
+        )  # fmt: skip
+
+
+def regression(labeled: Labeled) -> dict[str, float] | None:
+    y_true = _numbers(labeled.label_values, labeled.label_classes)
+    y_pred = _numbers(labeled.prediction_values, labeled.prediction_classes)
     keep = np.isfinite(y_true) & np.isfinite(y_pred)
+    why = Counter({"a label that is no number": int((~np.isfinite(y_true)).sum())})
+    why["a prediction that is no number"] = int((np.isfinite(y_true) & ~keep).sum())
+    _left_out(len(labeled), int(keep.sum()), why)
     y_true, y_pred = y_true[keep], y_pred[keep]
     if len(y_true) == 0:
-        return {}
+        return None
     result = {
         "mae": metrics.mean_absolute_error(y_true, y_pred),
         "rmse": math.sqrt(metrics.mean_squared_error(y_true, y_pred)),
@@ -59,34 +98,89 @@ def regression(labeled: Labeled) -> dict[str, float]:
     return _finite(result)
 
 
-def binary(labeled: Labeled) -> dict[str, float]:
-    """Scores in [0, 1] are probabilities of the positive class (threshold 0.5); labels 0/1
-    (or true/false). Class-name predictions and labels are compared as names."""
-    scores = labeled.prediction_values
-    labels = labeled.label_values
-    numeric = bool(np.isfinite(scores).all() and np.isfinite(labels).all())
-    if numeric and set(np.unique(labels).tolist()) <= {0.0, 1.0}:
-        y_true = labels.astype(int)
-        probabilistic = bool(((scores >= 0) & (scores <= 1)).all())
-        y_pred = (scores >= 0.5).astype(int) if probabilistic else (scores > 0).astype(int)
-        result = {
-            "accuracy": metrics.accuracy_score(y_true, y_pred),
-            "precision": metrics.precision_score(y_true, y_pred, zero_division=0),
-            "recall": metrics.recall_score(y_true, y_pred, zero_division=0),
-            "f1": metrics.f1_score(y_true, y_pred, zero_division=0),
-        }
-        if probabilistic and len(np.unique(y_true)) == 2:
-            result["roc_auc"] = metrics.roc_auc_score(y_true, scores)
-            result["log_loss"] = metrics.log_loss(
-                y_true, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]
-            )
-        return _finite(result)
-    return multiclass(labeled)
+def _binary_labels(labeled: Labeled) -> tuple[FloatArray, list[str | None]]:
+    """Labels as 0/1 (NaN where not), and the class names among them."""
+    values = labeled.label_values
+    zero_one = np.where((values == 0) | (values == 1), values, np.nan)
+    names: list[str | None] = [None] * len(values)
+    for index, name in enumerate(labeled.label_classes):
+        if name is not None:
+            number = zero_or_one(name)
+            if number is None:
+                names[index] = name
+            else:
+                zero_one[index] = number
+    return zero_one, names
 
 
-def multiclass(labeled: Labeled) -> dict[str, float]:
-    y_true = _as_text(labeled.label_values, labeled.label_classes)
-    y_pred = _as_text(labeled.prediction_values, labeled.prediction_classes)
+def _binary_predictions(labeled: Labeled) -> tuple[FloatArray, list[str | None]]:
+    """Predictions as scores (NaN where a class name), and the class names among them."""
+    scores = labeled.prediction_values.copy()
+    names: list[str | None] = [None] * len(scores)
+    for index, name in enumerate(labeled.prediction_classes):
+        if name:  # (ingest never stores an empty name)
+            number, names[index] = prediction_value(name, BINARY)
+            if number is not None:
+                scores[index] = number
+    return scores, names
+
+
+def binary(labeled: Labeled) -> dict[str, float] | None:
+    """Scores in [0, 1] are probabilities of the positive class (threshold 0.5), other scores
+    margins (threshold 0), against labels 0/1; a model whose predictions are class names is
+    scored on those names. Rows of the other form than most of the window's are left out."""
+    truth, truth_names = _binary_labels(labeled)
+    scores, predicted_names = _binary_predictions(labeled)
+    scored = np.isfinite(scores)
+    named = np.array([name is not None for name in predicted_names], dtype=bool)
+    if int(scored.sum()) < int(named.sum()):
+        return _binary_names(labeled, truth_names, predicted_names, named)
+    keep = scored & np.isfinite(truth)
+    why: Counter[str] = Counter()
+    for index in np.flatnonzero(~keep).tolist():
+        if not scored[index]:
+            why["a class name for a prediction"] += 1
+        else:
+            label = labeled.label_classes[index] or float(labeled.label_values[index])
+            why[f"label {describe(label)} where 0 or 1 (or true/false) is expected"] += 1
+    _left_out(len(labeled), int(keep.sum()), why)
+    if not keep.any():
+        return None
+    y_true, scores = truth[keep].astype(int), scores[keep]
+    probabilistic = bool(((scores >= 0) & (scores <= 1)).all())
+    y_pred = (scores >= 0.5).astype(int) if probabilistic else (scores > 0).astype(int)
+    result = {
+        "accuracy": metrics.accuracy_score(y_true, y_pred),
+        "precision": metrics.precision_score(y_true, y_pred, zero_division=0),
+        "recall": metrics.recall_score(y_true, y_pred, zero_division=0),
+        "f1": metrics.f1_score(y_true, y_pred, zero_division=0),
+    }
+    if probabilistic and len(np.unique(y_true)) == 2:
+        result["roc_auc"] = metrics.roc_auc_score(y_true, scores)
+        result["log_loss"] = metrics.log_loss(
+            y_true, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]
+        )
+    return _finite(result)
+
+
+def _binary_names(
+    labeled: Labeled,
+    truth_names: list[str | None],
+    predicted_names: list[str | None],
+    named: npt.NDArray[np.bool_],
+) -> dict[str, float] | None:
+    """A binary model that predicts class names, scored on the rows whose label is a name."""
+    keep = [i for i in np.flatnonzero(named).tolist() if truth_names[i] is not None]
+    why = Counter({"a score for a prediction": int((~named).sum())})
+    why["a 0/1 label where the model predicts class names"] = int(named.sum()) - len(keep)
+    _left_out(len(labeled), len(keep), why)
+    if not keep:
+        return None
+    return _class_metrics([truth_names[i] or "" for i in keep],
+                          [predicted_names[i] or "" for i in keep])  # fmt: skip
+
+
+def _class_metrics(y_true: list[str], y_pred: list[str]) -> dict[str, float]:
     return _finite({
         "accuracy": metrics.accuracy_score(y_true, y_pred),
         "precision": metrics.precision_score(y_true, y_pred, average="macro", zero_division=0),
@@ -95,12 +189,20 @@ def multiclass(labeled: Labeled) -> dict[str, float]:
     })  # fmt: skip
 
 
+def multiclass(labeled: Labeled) -> dict[str, float]:
+    return _class_metrics(
+        _texts(labeled.label_values, labeled.label_classes),
+        _texts(labeled.prediction_values, labeled.prediction_classes),
+    )
+
+
 def compute(task: str, labeled: Labeled) -> dict[str, float] | None:
-    """The task's metrics, or None when no prediction of the window has a label."""
+    """The task's metrics, or None when no prediction of the window has a label (or none
+    whose label compares with it)."""
     if len(labeled) == 0:
         return None
-    if task == "regression":
+    if task == REGRESSION:
         return regression(labeled)
-    if task == "binary_classification":
+    if task == BINARY:
         return binary(labeled)
     return multiclass(labeled)

@@ -67,6 +67,7 @@ def frame_to_raw(
         model_version=missing,
         features={name: _column(frame, name, name in numerical) for name in names},
         record=lambda i: dict(zip(columns, frame.iloc[i].tolist(), strict=True)),
+        label=_column(frame, "label") if "label" in columns else None,
     )
     return raw
 
