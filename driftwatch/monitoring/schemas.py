@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -47,6 +47,9 @@ class BaselineOut(BaseModel):
     created_at: datetime
     active: bool
     window: TimeRange | None = None
+
+
+RunKind = Literal["window", "custom", "no_traffic"]  # Run.kind
 
 
 class RunCreate(Strict):

@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -28,7 +28,9 @@ from driftwatch.ingest.validation import (
 )
 from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.models.base import iso, utcnow
+from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
 from driftwatch.monitoring import compute, profiles, repository
+from driftwatch.monitoring.windows import is_window
 from driftwatch.registry import service as registry
 from driftwatch.retention.policy import KEEP_EVERYTHING, Retention, describe
 
@@ -240,8 +242,12 @@ def compute_run(
     run.computed_at = utcnow()
     run.duration_seconds = time.perf_counter() - started
     session.flush()
-    repository.store_metrics(session, run=run, metrics=compute.flat_metrics(result))
-    alerts.evaluate_run(session, model=model, run=run, context=alerting)
+    if run.kind == WINDOW:
+        # A custom range is no window of the series: it has no place in the charts' time
+        # series, and rules evaluate windows only (a day-long range is not one breaching
+        # window, and it must not make the windows it spans look like history).
+        repository.store_metrics(session, run=run, metrics=compute.flat_metrics(result))
+        alerts.evaluate_run(session, model=model, run=run, context=alerting)
     metrics.record_run(model.name, "done", run.duration_seconds)
     return run
 
@@ -322,11 +328,14 @@ def run_now(
     run = repository.find_run(
         session, model_id=model.id, baseline_id=baseline.id, start=start, end=end
     )
+    kind = WINDOW if is_window(start, end, timedelta(seconds=model.window_seconds)) else CUSTOM
     if run is None:
         run = Run(model_id=model.id, baseline_id=baseline.id, window_start=start,
-                  window_end=end, status="running", attempts=1)  # fmt: skip
+                  window_end=end, kind=kind, status="running", attempts=1)  # fmt: skip
         session.add(run)
         session.flush()
+    elif run.kind == NO_TRAFFIC:
+        run.kind = kind  # a stretch without traffic computed on demand is a run like any other
     return compute_run(session, model=model, run=run, alerting=alerting)
 
 
@@ -336,6 +345,7 @@ def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> dic
     return {
         "id": run.id,
         "model": model.name,
+        "kind": run.kind,
         "window": {"start": iso(run.window_start), "end": iso(run.window_end)},
         "baseline": {"id": run.baseline_id, "name": baseline.name if baseline else None},
         "status": run.status,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -28,3 +28,26 @@ def closed_windows(
     while start + length <= last_end:
         yield start, start + length
         start += length
+
+
+def is_window(start: datetime, end: datetime, length: timedelta) -> bool:
+    """Whether ``start``-``end`` is exactly one of the windows of this length."""
+    return end - start == length and window_start(start, length) == start
+
+
+def spans_between(
+    start: datetime, end: datetime, length: timedelta, taken: Iterable[datetime]
+) -> list[tuple[datetime, datetime]]:
+    """The stretches of consecutive windows from ``start`` to ``end`` (both window bounds) left
+    once the windows starting at ``taken`` are set apart."""
+    spans = []
+    cursor = start
+    for taken_start in sorted(set(taken)):
+        if taken_start < cursor or taken_start >= end:
+            continue
+        if taken_start > cursor:
+            spans.append((cursor, taken_start))
+        cursor = taken_start + length
+    if cursor < end:
+        spans.append((cursor, end))
+    return spans
