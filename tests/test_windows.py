@@ -205,3 +205,16 @@ def test_the_pages_speak_of_the_last_window_with_data_and_say_when_traffic_stopp
     scraped = _gauges(own.api, model)
     assert scraped["driftwatch_window_rows"] == 20
     assert scraped["driftwatch_no_traffic_since_timestamp_seconds"] == stopped.timestamp()
+
+
+def test_catching_up_queues_the_newest_windows_with_data_and_never_calls_them_quiet(
+    own: Own,
+) -> None:
+    model, first = _traffic_that_stopped(own, minutes_ago=30)
+    settings = own.settings.model_copy(update={"max_catchup_windows": 5})
+    scheduler(settings, own.engine).tick()
+    runs = runs_of(own.engine, model)
+    # the windows with data are older than the newest five: left out, as catching up does, and
+    # not recorded as windows without traffic
+    assert [r.kind for r in runs] == ["no_traffic"]
+    assert runs[0].window_start >= first + timedelta(minutes=2)
