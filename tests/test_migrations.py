@@ -8,14 +8,25 @@ from typing import Any
 
 import numpy as np
 from alembic import command
-from sqlalchemy import func, insert, select
+from sqlalchemy import column, func, insert, select, table
 from sqlalchemy.orm import Session
 
 from driftwatch import db
 from driftwatch.ingest import chunks, partitions
 from driftwatch.ingest import repository as ingest
 from driftwatch.ingest.validation import FeatureSpec, validate_predictions
-from driftwatch.models import MonitoredModel, Prediction, PredictionChunk, PredictionKey
+from driftwatch.models import (
+    Baseline,
+    MonitoredModel,
+    Prediction,
+    PredictionChunk,
+    PredictionKey,
+    Run,
+    RunMetric,
+    RunMetricDay,
+)
+from driftwatch.models.base import UTCDateTime
+from driftwatch.monitoring import repository as monitoring
 from driftwatch.retention.policy import day_start
 
 SPECS = [FeatureSpec("age", "numerical"), FeatureSpec("state", "categorical")]
@@ -106,3 +117,55 @@ def test_0005_keeps_every_prediction_and_splits_chunks_by_day(empty_database: st
             assert "predictions_p20261119_20261120" in names
             assert "prediction_chunks_p20261120_20261121" in names
             assert "predictions_p20240501_20240601" in names  # a backfill shares its month
+
+
+def test_0006_tells_windows_from_custom_ranges_and_takes_custom_ones_out_of_the_series(
+    empty_database: str,
+) -> None:
+    config = db.alembic_config(empty_database)
+    command.upgrade(config, "0005")
+    engine = db.get_engine(empty_database)
+    hour = timedelta(hours=1)
+    spans = {  # run id: its span, and whether it is one window of the hourly model
+        1: (MIDNIGHT, MIDNIGHT + hour, True),
+        2: (MIDNIGHT + hour, MIDNIGHT + 2 * hour, True),
+        3: (MIDNIGHT, MIDNIGHT + 3 * hour, False),  # three windows at once
+        4: (MIDNIGHT + timedelta(minutes=30), MIDNIGHT + timedelta(minutes=90), False),
+    }
+    runs = table("runs", column("id"), column("model_id"), column("baseline_id"),
+                 column("window_start", UTCDateTime()), column("window_end", UTCDateTime()),
+                 column("status"), column("attempts"), column("computations"), column("rows"),
+                 column("created_at", UTCDateTime()))  # fmt: skip
+    with db.session_scope(engine) as session:
+        model_id = session.execute(
+            insert(MonitoredModel.__table__).returning(MonitoredModel.id),
+            [{"name": "legacy", "task": "regression", "window_seconds": 3600, "features": [],
+              "created_at": MIDNIGHT, "updated_at": MIDNIGHT}],
+        ).scalar_one()  # fmt: skip
+        baseline_id = session.execute(
+            insert(Baseline.__table__).returning(Baseline.id),
+            [{"model_id": model_id, "name": "b", "source": "records", "rows": 1,
+              "created_at": MIDNIGHT}],
+        ).scalar_one()  # fmt: skip
+        session.execute(insert(runs), [
+            {"id": run_id, "model_id": model_id, "baseline_id": baseline_id, "window_start": start,
+             "window_end": end, "status": "done", "attempts": 1, "computations": 1,
+             "rows": 10 * run_id, "created_at": MIDNIGHT}
+            for run_id, (start, end, _) in spans.items()
+        ])  # fmt: skip
+        for run_id, (start, _, _) in spans.items():
+            session.execute(insert(RunMetric.__table__), [{
+                "run_id": run_id, "metric": "rows", "model_id": model_id, "window_start": start,
+                "value": 10.0 * run_id,
+            }])  # fmt: skip
+        monitoring.refresh_day(session, model_id=model_id, moment=MIDNIGHT)
+
+    command.upgrade(config, "head")
+
+    with Session(engine) as session:
+        kinds = dict(session.execute(select(Run.id, Run.kind)).all())
+        assert kinds == {run_id: "window" if window else "custom"
+                         for run_id, (_, _, window) in spans.items()}  # fmt: skip
+        assert set(session.scalars(select(RunMetric.run_id))) == {1, 2}
+        day = session.execute(select(RunMetricDay.total, RunMetricDay.count)).one()
+        assert tuple(day) == (10.0 + 20.0, 2)  # the day's sums count the windows only

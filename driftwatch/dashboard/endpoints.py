@@ -22,6 +22,7 @@ from driftwatch.db import session_scope
 from driftwatch.deps import MAX_ID, OptionalIdQuery, RowId, SessionDep
 from driftwatch.errors import Forbidden, InvalidPayload, NotFound
 from driftwatch.models.base import utcnow
+from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
 from driftwatch.registry import service as registry
 
 router = APIRouter(include_in_schema=False)
@@ -127,14 +128,20 @@ def model_page(
     model = registry.get_by_name(session, name=name)
     span = _span(range_, start, end)
     data = service.model_page(session, model=model, span=span)
-    runs = repository.latest_runs(session, model_id=model.id, limit=48, before=span.end)
+    # the window series (stretches without traffic included), and apart from it custom ranges
+    runs = repository.latest_runs(session, model_id=model.id, limit=12, before=span.end,
+                                  kinds=(WINDOW, NO_TRAFFIC))  # fmt: skip
+    custom = repository.latest_runs(session, model_id=model.id, limit=12, before=span.end,
+                                    kinds=(CUSTOM,))  # fmt: skip
     firing = repository.firing_counts(session).get(model.id, 0)
+    last = repository.last_window_with_data(session, model_id=model.id)
     return _page(
         request, "model.html", viewer, started, model=model, span=span, data=data,
-        ranges=list(service.RANGES), runs=runs,
+        ranges=list(service.RANGES), runs=runs, custom_runs=custom,
         alerts=repository.recent_alerts(session, model_id=model.id, limit=10),
         baseline=repository.baseline(session, baseline_id=model.active_baseline_id),
-        status=service.status(model, runs[0] if runs else None, firing, utcnow()),
+        status=service.status(last, firing),
+        note=service.traffic_note(session, model=model, now=utcnow()),
         features=registry.feature_specs(model),
     )  # fmt: skip
 
@@ -151,12 +158,15 @@ def feature_page(
     if spec is None:
         raise NotFound(f"model {name!r} has no feature {feature!r}")
     span = _span(range_, start, end)
-    runs = repository.latest_runs(session, model_id=model.id, limit=48, before=span.end)
+    runs = repository.latest_runs(session, model_id=model.id, limit=48, before=span.end,
+                                  with_data=True)  # fmt: skip
     chosen = None
     if run is not None:
         chosen = repository.run_with_distributions(session, model_id=model.id, run_id=run)
         if chosen is None:
             raise NotFound(f"model {name!r} has no run {run}")
+        if chosen.id not in {r.id for r in runs}:  # a custom range, or an older window
+            runs.insert(0, chosen)
     elif runs:
         chosen = repository.run_with_distributions(session, model_id=model.id, run_id=runs[0].id)
     data = service.feature_page(session, model=model, feature=feature, span=span, run=chosen)

@@ -20,6 +20,7 @@ from driftwatch.models import (
     RunMetric,
     RunMetricDay,
 )
+from driftwatch.models.monitoring import WINDOW
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +100,28 @@ def _bucketed_days(
 
 def latest_runs(
     session: Session, *, model_id: int, limit: int, with_distributions: bool = False,
-    before: datetime | None = None,
+    before: datetime | None = None, kinds: Sequence[str] = (WINDOW,), with_data: bool = False,
 ) -> list[Run]:  # fmt: skip
-    query = select(Run).where(Run.model_id == model_id, Run.status == "done")
+    """The model's newest runs of these kinds (by default its windows), newest first;
+    ``with_data``: only windows that held predictions."""
+    query = select(Run).where(Run.model_id == model_id, Run.kind.in_(kinds))
+    # a window being computed again keeps its earlier result until then
+    query = query.where(Run.rows > 0) if with_data else query.where(Run.status == "done")
     if before is not None:
         query = query.where(Run.window_start < before)
     if with_distributions:
         query = query.options(undefer(Run.distributions))
     return list(session.scalars(query.order_by(Run.window_end.desc(), Run.id.desc()).limit(limit)))
+
+
+def last_window_with_data(
+    session: Session, *, model_id: int, before: datetime | None = None,
+    with_distributions: bool = False,
+) -> Run | None:  # fmt: skip
+    """What the status, "last window" and the charts of the latest window speak of."""
+    found = latest_runs(session, model_id=model_id, limit=1, before=before, with_data=True,
+                        with_distributions=with_distributions)  # fmt: skip
+    return found[0] if found else None
 
 
 def run_with_distributions(session: Session, *, model_id: int, run_id: int) -> Run | None:

@@ -16,6 +16,8 @@ from driftwatch.dashboard import repository
 from driftwatch.dashboard.repository import Bucket
 from driftwatch.models import MonitoredModel, Run
 from driftwatch.models.base import iso
+from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
+from driftwatch.monitoring import repository as monitoring
 from driftwatch.registry import service as registry
 from driftwatch.stats import registry as stattests
 
@@ -58,17 +60,35 @@ def _bucket_time(index: int, seconds: int) -> str:
     return iso(datetime.fromtimestamp(index * seconds, UTC))
 
 
-def status(model: MonitoredModel, last: Run | None, firing: int, now: datetime) -> str:
-    """alerting (an alert fires), no data (no run, an empty last window, or runs stopped),
-    drifting (the last window's dataset drifted) or healthy."""
+def status(last: Run | None, firing: int) -> str:
+    """alerting (an alert fires), no data (no window with predictions computed yet), drifting
+    (the dataset of the last window with data drifted) or healthy."""
     if firing:
         return "alerting"
-    stale = timedelta(seconds=model.window_seconds * 3) + timedelta(minutes=5)
-    if last is None or not last.rows or now - last.window_end > stale:
+    if last is None:
         return "no data"
     if last.result is not None and last.result.dataset.drifted:
         return "drifting"
     return "healthy"
+
+
+def _moment(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if moment.second else "%Y-%m-%d %H:%M") + " UTC"
+
+
+def traffic_note(session: Session, *, model: MonitoredModel, now: datetime) -> str | None:
+    """Said next to the status: since when traffic stopped (the newest windows recorded held no
+    predictions), or since when no window was recorded at all (no scheduler running, or no
+    baseline)."""
+    quiet = monitoring.no_traffic_since(session, model_id=model.id)
+    if quiet is not None:
+        return f"no traffic since {_moment(quiet)}"
+    newest = repository.latest_runs(session, model_id=model.id, limit=1,
+                                    kinds=(WINDOW, NO_TRAFFIC))  # fmt: skip
+    stale = timedelta(seconds=model.window_seconds * 3) + timedelta(minutes=5)
+    if newest and now - newest[0].window_end > stale:
+        return f"no window computed since {_moment(newest[0].window_end)}"
+    return None
 
 
 # -- models --------------------------------------------------------------------------------------
@@ -78,8 +98,7 @@ def overview(session: Session, *, now: datetime) -> list[dict[str, Any]]:
     firing = repository.firing_counts(session)
     rows = []
     for model in repository.list_models(session):
-        runs = repository.latest_runs(session, model_id=model.id, limit=1)
-        last = runs[0] if runs else None
+        last = repository.last_window_with_data(session, model_id=model.id)
         day = repository.metric_totals(session, model_id=model.id, metrics=["rows"],
                                        since=now - timedelta(days=1))  # fmt: skip
         week = repository.metric_totals(session, model_id=model.id,
@@ -89,7 +108,8 @@ def overview(session: Session, *, now: datetime) -> list[dict[str, Any]]:
                                          metric="dataset.drifted_share", limit=48)  # fmt: skip
         rows.append({
             "name": model.name, "task": model.task,
-            "status": status(model, last, firing.get(model.id, 0), now),
+            "status": status(last, firing.get(model.id, 0)),
+            "note": traffic_note(session, model=model, now=now),
             "firing": firing.get(model.id, 0),
             "last_run": None if last is None else {
                 "id": last.id, "end": iso(last.window_end), "rows": last.rows,
@@ -171,9 +191,8 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
     buckets = repository.bucketed(session, model_id=model.id, metrics=metrics,
                                   start=span.start, end=span.end,
                                   bucket_seconds=seconds)  # fmt: skip
-    latest = repository.latest_runs(session, model_id=model.id, limit=1, before=span.end,
-                                    with_distributions=True)  # fmt: skip
-    last = latest[0] if latest else None
+    last = repository.last_window_with_data(session, model_id=model.id, before=span.end,
+                                            with_distributions=True)  # fmt: skip
     rows = {b.index: b.total or 0 for b in buckets if b.metric == "rows"}
     labeled = {b.index: b.total or 0 for b in buckets if b.metric == "labeled_rows"}
     coverage = [[_bucket_time(i, seconds), labeled.get(i, 0) / total]

@@ -56,14 +56,25 @@ class BaselineColumn(Base):
     counts: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
+WINDOW, CUSTOM, NO_TRAFFIC = "window", "custom", "no_traffic"
+RUN_KINDS = (WINDOW, CUSTOM, NO_TRAFFIC)
+
+
 class Run(Base):
-    """One monitoring window of a model computed against a baseline."""
+    """One monitoring window of a model computed against a baseline (``kind`` "window"); a span
+    computed on demand that is not one window ("custom"); or a stretch of consecutive windows
+    that held no predictions, recorded as one row and never computed ("no_traffic").
+
+    The model's window series (its charts, time series, status, rules) is made of its "window"
+    runs, with its "no_traffic" stretches between them; "custom" runs stand apart from it."""
 
     __tablename__ = "runs"
     __table_args__ = (
         UniqueConstraint("model_id", "window_start", "window_end", "baseline_id"),
         Index("ix_runs_status_window_start", "status", "window_start"),
         Index("ix_runs_model_id_window_start", "model_id", "window_start"),
+        # the newest windows of a model (its status, the stretch a new empty window extends)
+        Index("ix_runs_model_id_window_end", "model_id", "window_end"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -73,6 +84,7 @@ class Run(Base):
     )
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(20), default=WINDOW, server_default=WINDOW)
     # pending -> running -> done | failed; a done run goes back to pending when its window
     # receives labels or predictions later (within the label horizon).
     status: Mapped[str] = mapped_column(String(20), default="pending")

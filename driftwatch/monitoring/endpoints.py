@@ -15,7 +15,14 @@ from driftwatch.errors import InvalidPayload, NotFound
 from driftwatch.ingest.endpoints import read_json
 from driftwatch.models import Baseline
 from driftwatch.monitoring import files, repository, service
-from driftwatch.monitoring.schemas import BaselineCreate, BaselineOut, RunCreate, RunOut, TimeRange
+from driftwatch.monitoring.schemas import (
+    BaselineCreate,
+    BaselineOut,
+    RunCreate,
+    RunKind,
+    RunOut,
+    TimeRange,
+)
 from driftwatch.registry import service as registry
 from driftwatch.retention.policy import Retention
 
@@ -137,12 +144,17 @@ def list_runs(
     start: Annotated[datetime | None, Query(description="windows starting at or after")] = None,
     end: Annotated[datetime | None, Query(description="windows ending at or before")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    kind: Annotated[RunKind | None, Query(
+        description="window: the model's windows; custom: spans computed on demand that are "
+        "not one window; no_traffic: stretches of windows without predictions (not computed)"
+    )] = None,
 ) -> list[RunOut]:  # fmt: skip
     model = registry.get_by_name(session, name=name)
     for label, moment in (("start", start), ("end", end)):
         if moment is not None and moment.tzinfo is None:
             raise InvalidPayload(f"{label}: give a time zone, such as 2026-11-20T10:00:00Z")
-    runs = repository.list_runs(session, model_id=model.id, start=start, end=end, limit=limit)
+    runs = repository.list_runs(session, model_id=model.id, start=start, end=end, limit=limit,
+                                kind=kind)  # fmt: skip
     baselines = {b.id: b for b in repository.list_baselines(session, model_id=model.id)}
     return [service.to_out(r, model=model, baseline=baselines.get(r.baseline_id)) for r in runs]
 

@@ -7,7 +7,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,8 +39,10 @@ from driftwatch.models import (
     RunMetricDay,
 )
 from driftwatch.models.base import UTCDateTime
+from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
 from driftwatch.monitoring.accuracy import Labeled
 from driftwatch.monitoring.profiles import COUNT, FLOAT, BaselineProfile, ColumnProfile
+from driftwatch.monitoring.windows import EPOCH
 
 PREDICTION_POSITION = -1
 DAY_LOCK = 0x64770001  # the advisory lock class of run_metric_days refreshes
@@ -172,6 +187,46 @@ def first_prediction_time(session: Session, *, model_id: int) -> datetime | None
     )
 
 
+def _window_number(session: Session, column: Any, seconds: int) -> Any:
+    """Which window of this length (counted from the epoch) a timestamp column falls in."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.floor(func.extract("epoch", column) / seconds), BigInteger)
+    return cast(func.strftime("%s", column), Integer) / seconds  # SQLite keeps UTC as text
+
+
+def _chunks_reaching(model_id: int, start: datetime, end: datetime) -> Any:
+    return and_(
+        PredictionChunk.model_id == model_id,
+        # a chunk lies within one UTC day (a constant bound: Postgres reads those days only)
+        PredictionChunk.ts_min >= start - timedelta(days=1),
+        PredictionChunk.ts_min < end,
+        PredictionChunk.ts_max >= start,
+    )
+
+
+def busy_windows(
+    session: Session, *, model_id: int, start: datetime, end: datetime, length: timedelta
+) -> list[datetime]:
+    """The starts of the windows from ``start`` to ``end`` that may hold predictions, oldest
+    first: those the time span of a stored batch (chunk) reaches; every other window surely
+    holds none. The database answers one row per distinct pair of windows a chunk starts and
+    ends in, so the answer stays small however many batches a window received."""
+    seconds = int(length.total_seconds())
+    first, last = (_window_number(session, column, seconds)
+                   for column in (PredictionChunk.ts_min, PredictionChunk.ts_max))  # fmt: skip
+    query = select(first, last).where(_chunks_reaching(model_id, start, end)).group_by(first, last)
+    low, high = ((moment - EPOCH) // length for moment in (start, end))
+    busy: set[int] = set()
+    for chunk_first, chunk_last in session.execute(query):
+        busy.update(range(max(int(chunk_first), low), min(int(chunk_last) + 1, high)))
+    return [EPOCH + number * length for number in sorted(busy)]
+
+
+def any_predictions(session: Session, *, model_id: int, start: datetime, end: datetime) -> bool:
+    """Whether a stored batch reaches the span (then it may hold predictions)."""
+    return bool(session.scalar(select(exists().where(_chunks_reaching(model_id, start, end)))))
+
+
 # -- runs ---------------------------------------------------------------------------------------
 
 
@@ -193,9 +248,12 @@ def find_run(
 
 
 def list_runs(
-    session: Session, *, model_id: int, start: datetime | None, end: datetime | None, limit: int
-) -> list[Run]:
+    session: Session, *, model_id: int, start: datetime | None, end: datetime | None, limit: int,
+    kind: str | None = None,
+) -> list[Run]:  # fmt: skip
     query = select(Run).where(Run.model_id == model_id)
+    if kind is not None:
+        query = query.where(Run.kind == kind)
     if start is not None:
         query = query.where(Run.window_start >= start)
     if end is not None:
@@ -212,7 +270,8 @@ def enqueue(
     baseline_id: int,
     windows: Sequence[tuple[datetime, datetime]],
 ) -> int:
-    """Queue these windows unless already queued (the unique key makes replicas agree)."""
+    """Queue these windows of the model unless already queued (the unique key makes replicas
+    agree)."""
     queued = 0
     for start, end in windows:
         exists_already = session.scalar(
@@ -226,12 +285,69 @@ def enqueue(
         try:
             with session.begin_nested():
                 session.add(Run(model_id=model_id, baseline_id=baseline_id, window_start=start,
-                                window_end=end, status="pending"))  # fmt: skip
+                                window_end=end, kind=WINDOW, status="pending"))  # fmt: skip
                 session.flush()
             queued += 1
         except IntegrityError:  # another replica queued it first
             continue
     return queued
+
+
+def window_runs_between(
+    session: Session, *, model_id: int, start: datetime, end: datetime
+) -> set[datetime]:
+    """The starts of the model's window runs (any baseline) from ``start`` to ``end``."""
+    return set(session.scalars(select(Run.window_start).where(
+        Run.model_id == model_id, Run.kind == WINDOW,
+        Run.window_start >= start, Run.window_start < end,
+    )))  # fmt: skip
+
+
+def record_no_traffic(
+    session: Session, *, model_id: int, baseline_id: int,
+    spans: Sequence[tuple[datetime, datetime]], now: datetime,
+) -> int:  # fmt: skip
+    """Record each stretch of windows without predictions as one row, never computed; a
+    stretch that begins where one of the model's stretches ends makes that one longer.
+    Returns how many windows were recorded."""
+    recorded = 0
+    for start, end in spans:
+        adjoining = (Run.model_id == model_id, Run.kind == NO_TRAFFIC, Run.window_end == start)
+        before = session.scalars(select(Run).where(*adjoining)).first()
+        try:
+            with session.begin_nested():
+                if before is not None:
+                    before.window_end = end
+                else:
+                    session.add(Run(
+                        model_id=model_id, baseline_id=baseline_id, kind=NO_TRAFFIC,
+                        window_start=start, window_end=end, status="done", rows=0,
+                        labeled_rows=0, computed_at=now,
+                    ))  # fmt: skip
+                session.flush()
+            recorded += 1
+        except IntegrityError:  # a run of this very span and baseline was computed on demand
+            continue
+    return recorded
+
+
+def no_traffic_since(session: Session, *, model_id: int) -> datetime | None:
+    """When the model's traffic stopped, if the newest windows recorded for it held no
+    predictions: the end of its last window with data (the start of the first window recorded,
+    when none had any). None while its newest window has data, or before any is recorded."""
+    series = (Run.model_id == model_id, Run.kind.in_((WINDOW, NO_TRAFFIC)), Run.rows.is_not(None))
+    newest = session.scalars(
+        select(Run).where(*series).order_by(Run.window_end.desc()).limit(1)
+    ).first()
+    if newest is None or newest.rows:
+        return None
+    last_end = session.scalar(
+        select(Run.window_end).where(*series, Run.rows > 0)
+        .order_by(Run.window_end.desc()).limit(1)
+    )  # fmt: skip
+    if last_end is not None:
+        return last_end
+    return session.scalar(select(func.min(Run.window_start)).where(*series))
 
 
 def claim(session: Session, *, owner: str, now: datetime, lease_until: datetime) -> Run | None:
@@ -303,9 +419,24 @@ def refresh_day(session: Session, *, model_id: int, moment: datetime) -> None:
     )
 
 
+def _late_predictions(model_id: int, since: datetime) -> Any:
+    """Whether a run's span received predictions after it was computed (or recorded)."""
+    return exists(
+        select(1).where(
+            PredictionChunk.model_id == model_id,
+            # a chunk lies within one UTC day: those of windows after ``since`` start less than
+            # a day before it (a constant bound, so Postgres reads only those days' partitions)
+            PredictionChunk.ts_min >= since - timedelta(days=1),
+            PredictionChunk.created_at > Run.computed_at,
+            PredictionChunk.ts_min < Run.window_end,
+            PredictionChunk.ts_max >= Run.window_start,
+        )
+    )
+
+
 def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]:
-    """Done runs of windows starting after ``since`` that received labels or predictions after
-    they were computed."""
+    """Done window runs of windows starting after ``since`` that received labels or predictions
+    after they were computed. (A custom range is computed again only when asked for.)"""
     late_labels = exists(
         select(1)
         .select_from(GroundTruth)
@@ -321,24 +452,28 @@ def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]
             PredictionKey.ts < Run.window_end,
         )
     )
-    late_predictions = exists(
-        select(1).where(
-            PredictionChunk.model_id == model_id,
-            # a chunk lies within one UTC day: those of windows after ``since`` start less than
-            # a day before it (a constant bound, so Postgres reads only those days' partitions)
-            PredictionChunk.ts_min >= since - timedelta(days=1),
-            PredictionChunk.created_at > Run.computed_at,
-            PredictionChunk.ts_min < Run.window_end,
-            PredictionChunk.ts_max >= Run.window_start,
-        )
-    )
     query = select(Run.id).where(
         Run.model_id == model_id,
+        Run.kind == WINDOW,
         Run.status == "done",
         Run.window_start >= since,
-        or_(late_labels, late_predictions),
+        or_(late_labels, _late_predictions(model_id, since)),
     )
     return list(session.scalars(query))
+
+
+def no_traffic_with_late_predictions(
+    session: Session, *, model_id: int, since: datetime
+) -> list[Run]:
+    """The model's stretches without traffic, ending after ``since``, into which predictions
+    came since they were recorded."""
+    query = select(Run).where(
+        Run.model_id == model_id,
+        Run.kind == NO_TRAFFIC,
+        Run.window_end > since,
+        _late_predictions(model_id, since),
+    )
+    return list(session.scalars(query.order_by(Run.window_start)))
 
 
 def requeue(session: Session, *, run_ids: Sequence[int]) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session
 
 from driftwatch import metrics
 from driftwatch.alerting.service import AlertingContext, RulesSource
@@ -26,7 +27,7 @@ from driftwatch.db import session_scope
 from driftwatch.models import MonitoredModel, Run
 from driftwatch.models.base import iso, utcnow
 from driftwatch.monitoring import repository, service
-from driftwatch.monitoring.windows import closed_windows
+from driftwatch.monitoring.windows import spans_between, window_start
 
 log = logging.getLogger("driftwatch.scheduler")
 MAX_ATTEMPTS = 3
@@ -67,10 +68,13 @@ class Scheduler:
         self.work(deadline=time.monotonic() + self.settings.scheduler_interval_seconds * 5)
 
     def plan(self, model_id: int, now: datetime) -> None:
-        """Queue the model's newly closed windows, and its windows changed since computed."""
+        """Queue the model's newly closed windows that hold predictions and record those that
+        hold none (a stretch of them is one row); queue again its windows changed since
+        computed, and a window of a stretch that predictions came into late."""
         try:
             with session_scope(self.engine) as session:
-                model = session.get(MonitoredModel, model_id)
+                # replicas plan a model in turn (Postgres; SQLite writes one at a time anyway)
+                model = session.get(MonitoredModel, model_id, with_for_update=True)
                 if model is None:
                     return
                 baseline = service.active_baseline(session, model=model)
@@ -78,32 +82,60 @@ class Scheduler:
                 if baseline is None or first is None:
                     return  # nothing to compare yet
                 length = timedelta(seconds=model.window_seconds)
-                since = model.scheduled_until or first
                 cutoff = self.settings.retention_policy().cutoff(now)
-                if cutoff is not None and since < cutoff:
-                    since = cutoff  # earlier windows have lost their raw data
-                until = now - timedelta(seconds=self.settings.window_grace_seconds)
-                windows = list(closed_windows(
-                    since, until, length, limit=self.settings.max_catchup_windows
-                ))  # fmt: skip
-                if windows and windows[0][0] < since and model.scheduled_until is not None:
-                    windows = windows[1:]  # the window containing ``since`` is queued already
-                queued = repository.enqueue(
-                    session, model_id=model.id, baseline_id=baseline.id, windows=windows
-                )
-                if windows:
-                    model.scheduled_until = windows[-1][1]
                 horizon = now - self.settings.label_horizon
-                stale = repository.stale_runs(
-                    session, model_id=model.id,
-                    since=horizon if cutoff is None else max(horizon, cutoff),
-                )  # fmt: skip
+                since = horizon if cutoff is None else max(horizon, cutoff)
+                stale = repository.stale_runs(session, model_id=model.id, since=since)
                 repository.requeue(session, run_ids=stale)
-                if queued or stale:
-                    log.info("model %s: queued %d windows, %d changed since computed",
-                             model.name, queued, len(stale))  # fmt: skip
+                reopened = self._reopen(session, model, baseline.id, since, now)
+                start = model.scheduled_until or first
+                if cutoff is not None and start < cutoff:
+                    start = cutoff  # earlier windows have lost their raw data
+                if window_start(start, length) < start and model.scheduled_until is not None:
+                    start += length  # the window containing ``start`` is queued already
+                start = window_start(start, length)
+                end = window_start(
+                    now - timedelta(seconds=self.settings.window_grace_seconds), length
+                )  # the window containing that moment is still open
+                queued = quiet = 0
+                if start < end:
+                    queued, quiet = lay_out(
+                        session, model_id=model.id, baseline_id=baseline.id, start=start,
+                        end=end, length=length, now=now, limit=self.settings.max_catchup_windows,
+                    )  # fmt: skip
+                    model.scheduled_until = end
+                if queued or stale or reopened:
+                    log.info("model %s: queued %d windows, %d changed since computed, %d "
+                             "without traffic until predictions came late", model.name, queued,
+                             len(stale), reopened)  # fmt: skip
+                if quiet:
+                    log.debug("model %s: %d windows without traffic", model.name, quiet)
         except Exception:
             log.exception("scheduler: planning model %s failed; other models go on", model_id)
+
+    @staticmethod
+    def _reopen(
+        session: Session, model: MonitoredModel, baseline_id: int, since: datetime, now: datetime
+    ) -> int:
+        """Lay out again the part after ``since`` of each stretch without traffic that
+        predictions came into: their windows are queued, the rest stays without traffic.
+        Returns how many stretches were reopened."""
+        length = timedelta(seconds=model.window_seconds)
+        first = window_start(since, length)
+        first = first if first >= since else first + length  # windows starting after ``since``
+        stretches = repository.no_traffic_with_late_predictions(
+            session, model_id=model.id, since=since
+        )
+        for stretch in stretches:
+            start, end = max(stretch.window_start, first), stretch.window_end
+            if start > stretch.window_start:
+                stretch.window_end = start  # the part before the horizon is history
+            else:
+                session.delete(stretch)
+            session.flush()
+            lay_out(session, model_id=model.id, baseline_id=baseline_id, start=start, end=end,
+                    length=length, now=now)  # fmt: skip
+        return len(stretches)
 
     def work(self, deadline: float) -> int:
         """Compute claimable runs until none is left or the deadline passes."""
@@ -174,6 +206,32 @@ class Scheduler:
                 )
         except Exception:
             log.exception("scheduler: could not record the failure of run %s", run_id)
+
+
+def lay_out(
+    session: Session, *, model_id: int, baseline_id: int, start: datetime, end: datetime,
+    length: timedelta, now: datetime, limit: int | None = None,
+) -> tuple[int, int]:  # fmt: skip
+    """Queue the windows from ``start`` to ``end`` that may hold predictions and record the
+    stretches between them that hold none, without computing them. Catching up over more than
+    ``limit`` windows, only the newest ``limit`` are queued; what comes before them is recorded
+    only if it holds no predictions at all. Returns the windows queued and those recorded
+    without traffic."""
+    if limit is not None and end - start > limit * length:
+        recent = end - limit * length
+        if repository.any_predictions(session, model_id=model_id, start=start, end=recent):
+            start = recent
+    busy = repository.busy_windows(session, model_id=model_id, start=start, end=end,
+                                   length=length)  # fmt: skip
+    computed = repository.window_runs_between(session, model_id=model_id, start=start, end=end)
+    queued = repository.enqueue(
+        session, model_id=model_id, baseline_id=baseline_id,
+        windows=[(moment, moment + length) for moment in busy],
+    )  # fmt: skip
+    spans = spans_between(start, end, length, [*busy, *computed])
+    repository.record_no_traffic(session, model_id=model_id, baseline_id=baseline_id,
+                                 spans=spans, now=now)  # fmt: skip
+    return queued, sum(int((span_end - span_start) / length) for span_start, span_end in spans)
 
 
 def _keep_computed(run: Run) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, model_validator
 
@@ -52,6 +52,9 @@ class BaselineOut(BaseModel):
     window: TimeRange | None = None
 
 
+RunKind = Literal["window", "custom", "no_traffic"]  # Run.kind
+
+
 class RunCreate(Strict):
     start: AwareDatetime
     end: AwareDatetime
@@ -85,6 +88,10 @@ class RunOut(BaseModel):
 
     id: int
     model: str
+    kind: RunKind = Field(
+        description="window: one of the model's windows; custom: a span computed on demand "
+        "that is not one window; no_traffic: a stretch of windows without predictions"
+    )
     window: WindowOut
     baseline: BaselineRef
     status: RunStatus

@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -30,8 +30,10 @@ from driftwatch.ingest.validation import (
 )
 from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.models.base import iso, utcnow
+from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
 from driftwatch.monitoring import compute, profiles, repository
 from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
+from driftwatch.monitoring.windows import is_window
 from driftwatch.registry import service as registry
 from driftwatch.retention.policy import KEEP_EVERYTHING, Retention, describe
 
@@ -243,7 +245,11 @@ def compute_run(
     run.computed_at = utcnow()
     run.duration_seconds = time.perf_counter() - started
     session.flush()
-    repository.store_metrics(session, run=run, metrics=result.metrics())
+    if run.kind == WINDOW:
+        # A custom range is no window of the series: it has no place in the charts' time
+        # series (a day-long range is not one more point among hourly windows).
+        repository.store_metrics(session, run=run, metrics=result.metrics())
+    # Rules apply to every run, scheduled or on demand (CONTRACT section 5), custom ranges too.
     alerts.evaluate_run(session, model=model, run=run, context=alerting)
     metrics.record_run(model.name, "done", run.duration_seconds)
     return run
@@ -325,11 +331,14 @@ def run_now(
     run = repository.find_run(
         session, model_id=model.id, baseline_id=baseline.id, start=start, end=end
     )
+    kind = WINDOW if is_window(start, end, timedelta(seconds=model.window_seconds)) else CUSTOM
     if run is None:
         run = Run(model_id=model.id, baseline_id=baseline.id, window_start=start,
-                  window_end=end, status="running", attempts=1)  # fmt: skip
+                  window_end=end, kind=kind, status="running", attempts=1)  # fmt: skip
         session.add(run)
         session.flush()
+    elif run.kind == NO_TRAFFIC:
+        run.kind = kind  # a stretch without traffic computed on demand is a run like any other
     return compute_run(session, model=model, run=run, alerting=alerting)
 
 
@@ -340,6 +349,7 @@ def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> Run
     return RunOut(
         id=run.id,
         model=model.name,
+        kind=run.kind,
         window=WindowOut(start=run.window_start, end=run.window_end),
         baseline=BaselineRef(id=run.baseline_id, name=baseline.name if baseline else None),
         status=RunStatus(run.status),

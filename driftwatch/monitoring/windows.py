@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -15,16 +15,24 @@ def window_start(moment: datetime, length: timedelta) -> datetime:
     return EPOCH + timedelta(seconds=seconds - seconds % size)
 
 
-def closed_windows(
-    first: datetime, now: datetime, length: timedelta, *, limit: int
-) -> Iterator[tuple[datetime, datetime]]:
-    """Windows from the one containing ``first`` that ended at or before ``now``, at most
-    ``limit`` of them (the newest ones when there are more)."""
-    start = window_start(first, length)
-    last_end = window_start(now, length)  # the window containing ``now`` is still open
-    count = int((last_end - start) / length)
-    if count > limit:
-        start = last_end - limit * length
-    while start + length <= last_end:
-        yield start, start + length
-        start += length
+def is_window(start: datetime, end: datetime, length: timedelta) -> bool:
+    """Whether ``start``-``end`` is exactly one of the windows of this length."""
+    return end - start == length and window_start(start, length) == start
+
+
+def spans_between(
+    start: datetime, end: datetime, length: timedelta, taken: Iterable[datetime]
+) -> list[tuple[datetime, datetime]]:
+    """The stretches of consecutive windows from ``start`` to ``end`` (both window bounds) left
+    once the windows starting at ``taken`` are set apart."""
+    spans = []
+    cursor = start
+    for taken_start in sorted(set(taken)):
+        if taken_start < cursor or taken_start >= end:
+            continue
+        if taken_start > cursor:
+            spans.append((cursor, taken_start))
+        cursor = taken_start + length
+    if cursor < end:
+        spans.append((cursor, end))
+    return spans

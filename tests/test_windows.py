@@ -1,0 +1,220 @@
+"""The window series of a model: runs of custom ranges kept apart from it, and windows without
+traffic recorded cheaply (one row a stretch) while the pages speak of the last window with data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from driftwatch.app import create_app
+from driftwatch.config import Settings
+from driftwatch.dashboard import repository as pages
+from driftwatch.dashboard import service as dashboard
+from driftwatch.models import MonitoredModel, RunMetric
+from driftwatch.monitoring.windows import window_start
+from tests.conftest import ADMIN_KEY, create_model
+from tests.test_monitoring import FEATURES, baseline_records, frame, post, records
+from tests.test_scheduler import Own, own, runs_of, scheduler
+
+__all__ = ["own"]  # the fixture, for the tests below
+HOUR = timedelta(hours=1)
+
+
+def _model_id(engine: Engine, name: str) -> int:
+    with Session(engine) as session:
+        return session.scalars(select(MonitoredModel.id).where(MonitoredModel.name == name)).one()
+
+
+def _run(api: TestClient, model: str, start: datetime, end: datetime) -> dict[str, Any]:
+    body = {"start": start.isoformat(), "end": end.isoformat()}
+    result: dict[str, Any] = post(api, f"/api/v1/models/{model}/runs", body)
+    return result
+
+
+def _gauges(api: TestClient, model: str) -> dict[str, float]:
+    """The model's gauges in ``/metrics`` that have only the model as label."""
+    return {sample.name: sample.value
+            for family in text_string_to_metric_families(api.get("/metrics").text)
+            for sample in family.samples if sample.labels == {"model": model}}  # fmt: skip
+
+
+@pytest.fixture
+def alerting_api(settings: Settings, engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
+    """The app with one rule that fires on any window holding a prediction."""
+    (tmp_path / "rules.yaml").write_text(
+        "channels:\n  team:\n    type: slack\n    channel: '#ml'\n"
+        "rules:\n  - name: traffic\n    model: 'win-*'\n    when: rows > 0\n    for: 1\n"
+        "    notify: [team]\n"
+    )  # nothing is sent: no dispatcher runs here
+    custom = settings.model_copy(
+        update={"rules_dir": str(tmp_path), "slack_token": SecretStr("xoxb-unused")}
+    )
+    with TestClient(
+        create_app(custom, engine), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    ) as client:
+        yield client
+
+
+def _three_hours(api: TestClient, model: str) -> datetime:
+    """A baseline and 50 predictions in each of the last three closed hourly windows; returns
+    the first window's start."""
+    post(api, f"/api/v1/models/{model}/baselines",
+         {"name": "b", "records": baseline_records(frame(300, seed=1))}, 201)  # fmt: skip
+    first = window_start(datetime.now(UTC), HOUR) - 3 * HOUR
+    for index in range(3):
+        start = first + index * HOUR
+        recs = records(frame(50, seed=2 + index), prefix=f"w{index}", start=start)
+        post(api, f"/api/v1/models/{model}/predictions", {"records": recs})
+    return first
+
+
+def test_custom_ranges_are_listed_apart_and_never_counted_as_windows(
+    alerting_api: TestClient, engine: Engine
+) -> None:
+    api = alerting_api
+    model = create_model(api, name=f"win-{datetime.now(UTC).timestamp():.6f}",
+                         features=FEATURES, window="1h")["name"]  # fmt: skip
+    first = _three_hours(api, model)
+    # a custom range first: all three hours and a bit more, ending after the last window
+    custom = _run(api, model, first, first + 3 * HOUR + timedelta(minutes=10))
+    assert (custom["kind"], custom["rows"]) == ("custom", 150)
+    windows = [_run(api, model, first + i * HOUR, first + (i + 1) * HOUR) for i in range(3)]
+    assert [w["kind"] for w in windows] == ["window"] * 3
+    # the runs API lists both kinds, and filters them
+    listed = api.get(f"/api/v1/models/{model}/runs").json()
+    assert sorted(r["kind"] for r in listed) == ["custom", "window", "window", "window"]
+    only = api.get(f"/api/v1/models/{model}/runs", params={"kind": "custom"}).json()
+    assert [r["id"] for r in only] == [custom["id"]]
+    assert len(api.get(f"/api/v1/models/{model}/runs", params={"kind": "window"}).json()) == 3
+    bad = api.get(f"/api/v1/models/{model}/runs", params={"kind": "hourly"})
+    assert bad.status_code == 422
+    assert "kind" in bad.text
+    # rules evaluate every run, on demand too (CONTRACT section 5): the custom range, the
+    # newest window evaluated, fired; the windows it covers, computed after it, are history
+    alerts = api.get("/api/v1/alerts", params={"model": model, "state": "firing"}).json()
+    assert [a["run_id"] for a in alerts] == [custom["id"]]
+    # the models page: the last window is the last hour, predictions per day count windows only
+    model_id = _model_id(engine, model)
+    with Session(engine) as session:
+        row = next(r for r in dashboard.overview(session, now=datetime.now(UTC))
+                   if r["name"] == model)  # fmt: skip
+        page = dashboard.model_page(
+            session, model=session.get(MonitoredModel, model_id),
+            span=dashboard.time_range("7d", None, None, datetime.now(UTC)),
+        )  # fmt: skip
+        days = pages.bucketed(session, model_id=model_id, metrics=["rows"],
+                              start=first - timedelta(days=1), end=first + timedelta(days=1),
+                              bucket_seconds=86400)  # fmt: skip
+        stored = session.scalars(select(RunMetric.metric).where(RunMetric.run_id == custom["id"]))
+        assert list(stored) == []  # a custom run has no place in the time series
+    assert row["last_run"]["id"] == windows[2]["id"]
+    assert row["predictions_per_day"] == 150
+    assert page["latest"]["id"] == windows[2]["id"]
+    assert sum(total for _, total in page["rows"]) == 150
+    assert len(page["heatmap"]["times"]) == 3
+    assert sum(b.total or 0 for b in days) == 150  # the daily sums (run_metric_days)
+    # Prometheus reports the last window, not the custom range
+    scraped = _gauges(api, model)
+    assert scraped["driftwatch_window_rows"] == 50
+    assert "driftwatch_no_traffic_since_timestamp_seconds" not in scraped
+    # a custom run is read and opened like any run
+    one = api.get(f"/api/v1/models/{model}/runs/{custom['id']}").json()
+    assert (one["kind"], one["rows"]) == ("custom", 150)
+
+
+def _traffic_that_stopped(own: Own, *, minutes_ago: int = 30) -> tuple[str, datetime]:
+    """A model of one-minute windows whose 40 predictions fell in two windows ``minutes_ago``
+    minutes ago, and none since; returns its name and the first window's start."""
+    model = create_model(own.api, features=FEATURES, window="1m")["name"]
+    post(own.api, f"/api/v1/models/{model}/baselines",
+         {"name": "b", "records": baseline_records(frame(300, seed=20))}, 201)  # fmt: skip
+    length = timedelta(minutes=1)
+    first = window_start(datetime.now(UTC), length) - minutes_ago * length
+    recs = records(frame(40, seed=21), prefix="h", start=first)
+    for index, record in enumerate(recs):  # 20 a window
+        record["timestamp"] = (first + timedelta(seconds=3 * index)).isoformat()
+    post(own.api, f"/api/v1/models/{model}/predictions", {"records": recs})
+    return model, first
+
+
+def test_windows_without_traffic_are_one_row_and_late_predictions_are_computed(own: Own) -> None:
+    model, first = _traffic_that_stopped(own)
+    minute = timedelta(minutes=1)
+    ticker = scheduler(own.settings, own.engine)
+    ticker.tick()
+    runs = runs_of(own.engine, model)
+    # two computed windows, then one row for the stretch without traffic (not 28 empty runs)
+    assert [(r.kind, r.rows) for r in runs] == [("window", 20), ("window", 20), ("no_traffic", 0)]
+    assert [r.computations for r in runs] == [1, 1, 0]  # the stretch was never computed
+    quiet = runs[2]
+    assert quiet.window_start == first + 2 * minute
+    assert quiet.window_end >= window_start(datetime.now(UTC), minute) - minute
+    # an hour later, still no traffic: the same row, longer
+    later = datetime.now(UTC) + timedelta(hours=1)
+    ticker.plan(_model_id(own.engine, model), later)
+    runs = runs_of(own.engine, model)
+    assert [(r.id, r.kind) for r in runs] == [(r.id, r.kind) for r in runs[:3]]
+    assert len(runs) == 3
+    assert runs[2].window_end == window_start(later, minute)
+    # a late prediction into the stretch: its window is computed, the rest stays quiet
+    late = records(
+        frame(1, seed=22), prefix="late", start=first + 10 * minute + timedelta(seconds=7)
+    )
+    post(own.api, f"/api/v1/models/{model}/predictions", {"records": late})
+    ticker.tick()
+    runs = runs_of(own.engine, model)
+    assert [(r.kind, r.rows, r.window_start - first) for r in runs] == [
+        ("window", 20, 0 * minute), ("window", 20, 1 * minute), ("no_traffic", 0, 2 * minute),
+        ("window", 1, 10 * minute), ("no_traffic", 0, 11 * minute),
+    ]  # fmt: skip
+    assert runs[2].window_end == first + 10 * minute
+    assert runs[3].status == "done"
+    assert runs[3].window_end == first + 11 * minute
+    assert runs[4].window_end == window_start(later, minute)
+    # the API lists the stretches as such, and filters them out
+    listed = own.api.get(f"/api/v1/models/{model}/runs").json()
+    assert sorted(r["kind"] for r in listed).count("no_traffic") == 2
+    windows = own.api.get(f"/api/v1/models/{model}/runs", params={"kind": "window"}).json()
+    assert [w["rows"] for w in windows] == [1, 20, 20]
+
+
+def test_the_pages_speak_of_the_last_window_with_data_and_say_when_traffic_stopped(
+    own: Own,
+) -> None:
+    model, first = _traffic_that_stopped(own)
+    scheduler(own.settings, own.engine).tick()
+    stopped = first + timedelta(minutes=2)
+    with Session(own.engine) as session:
+        row = next(r for r in dashboard.overview(session, now=datetime.now(UTC))
+                   if r["name"] == model)  # fmt: skip
+    assert row["status"] in ("healthy", "drifting")  # not "no data": it has computed windows
+    assert (row["last_run"]["end"], row["last_run"]["rows"]) == (
+        stopped.isoformat().replace("+00:00", "Z"), 20)  # fmt: skip
+    assert row["note"] == f"no traffic since {stopped:%Y-%m-%d %H:%M} UTC"
+    assert row["predictions_per_day"] == 40
+    scraped = _gauges(own.api, model)
+    assert scraped["driftwatch_window_rows"] == 20
+    assert scraped["driftwatch_no_traffic_since_timestamp_seconds"] == stopped.timestamp()
+
+
+def test_catching_up_queues_the_newest_windows_with_data_and_never_calls_them_quiet(
+    own: Own,
+) -> None:
+    model, first = _traffic_that_stopped(own, minutes_ago=30)
+    settings = own.settings.model_copy(update={"max_catchup_windows": 5})
+    scheduler(settings, own.engine).tick()
+    runs = runs_of(own.engine, model)
+    # the windows with data are older than the newest five: left out, as catching up does, and
+    # not recorded as windows without traffic
+    assert [r.kind for r in runs] == ["no_traffic"]
+    assert runs[0].window_start >= first + timedelta(minutes=2)
