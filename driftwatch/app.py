@@ -26,7 +26,7 @@ from driftwatch.dashboard.endpoints import login_redirect
 from driftwatch.dashboard.endpoints import router as dashboard_router
 from driftwatch.dashboard.endpoints import templates as dashboard_templates
 from driftwatch.dashboard.session import Signer, SignInRequired
-from driftwatch.errors import DriftwatchError, InvalidPayload, TooManyRequests
+from driftwatch.errors import DriftwatchError, InvalidPayload, RetryLater
 from driftwatch.ingest.endpoints import router as ingest_router
 from driftwatch.metrics import StateCollector
 from driftwatch.monitoring.endpoints import router as monitoring_router
@@ -72,7 +72,7 @@ async def _driftwatch_error(request: Request, error: Exception) -> Response:
             status_code=error.status_code,
         )  # fmt: skip
     headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
-    if isinstance(error, TooManyRequests):
+    if isinstance(error, RetryLater):
         headers = {"Retry-After": str(error.retry_after)}
     return JSONResponse(
         status_code=error.status_code, content={"detail": error.message}, headers=headers

@@ -41,11 +41,21 @@ class InvalidPayload(DriftwatchError):
     status_code = 422
 
 
-class TooManyRequests(DriftwatchError):
-    """Over a rate limit; ``retry_after`` seconds is sent as ``Retry-After``."""
-
-    status_code = 429
+class RetryLater(DriftwatchError):
+    """A refusal that passes: ``retry_after`` seconds is sent as ``Retry-After``."""
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyRequests(RetryLater):
+    """Over a rate limit."""
+
+    status_code = 429
+
+
+class ServiceUnavailable(RetryLater):
+    """Busy for now: another process holds what the request needs."""
+
+    status_code = 503

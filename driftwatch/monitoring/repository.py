@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from driftwatch.ingest.repository import stream_binary
@@ -181,14 +181,19 @@ def get_run(session: Session, *, model_id: int, run_id: int) -> Run | None:
     ).one_or_none()
 
 
-def find_run(
+def lock_run(
     session: Session, *, model_id: int, baseline_id: int, start: datetime, end: datetime
 ) -> Run | None:
+    """The window's run, read fresh and locked (``FOR UPDATE`` on Postgres; SQLite's write
+    lock) until the transaction, or the savepoint it is read in, ends."""
     return session.scalars(
-        select(Run).where(
+        select(Run)
+        .where(
             Run.model_id == model_id, Run.baseline_id == baseline_id,
             Run.window_start == start, Run.window_end == end,
         )
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).one_or_none()  # fmt: skip
 
 
@@ -212,26 +217,25 @@ def enqueue(
     baseline_id: int,
     windows: Sequence[tuple[datetime, datetime]],
 ) -> int:
-    """Queue these windows unless already queued (the unique key makes replicas agree)."""
-    queued = 0
-    for start, end in windows:
-        exists_already = session.scalar(
-            select(Run.id).where(
-                Run.model_id == model_id, Run.baseline_id == baseline_id,
-                Run.window_start == start, Run.window_end == end,
-            )
-        )  # fmt: skip
-        if exists_already is not None:
-            continue
-        try:
-            with session.begin_nested():
-                session.add(Run(model_id=model_id, baseline_id=baseline_id, window_start=start,
-                                window_end=end, status="pending"))  # fmt: skip
-                session.flush()
-            queued += 1
-        except IntegrityError:  # another replica queued it first
-            continue
-    return queued
+    """Queue these windows unless already queued; how many were new. The unique key makes
+    replicas and requests agree: an insert that meets another transaction's uncommitted row of
+    the same window waits for it, then does nothing."""
+    if not windows:
+        return 0
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    inserted = session.scalars(
+        dialect.insert(Run)
+        .on_conflict_do_nothing(
+            index_elements=["model_id", "window_start", "window_end", "baseline_id"]
+        )
+        .returning(Run.id),
+        [
+            {"model_id": model_id, "baseline_id": baseline_id, "window_start": start,
+             "window_end": end, "status": "pending"}
+            for start, end in windows
+        ],
+    ).all()  # fmt: skip
+    return len(inserted)
 
 
 def claim(session: Session, *, owner: str, now: datetime, lease_until: datetime) -> Run | None:
