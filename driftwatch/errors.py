@@ -1,6 +1,29 @@
-"""One error base that carries its HTTP status; one handler renders every subclass."""
+"""One error base that carries its HTTP status; one handler renders every subclass, as the
+one error body every status shares (``ErrorOut``)."""
 
 from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorItem(BaseModel):
+    """One problem of a body or parameter of the wrong shape."""
+
+    loc: list[str | int] = Field(
+        description='where: "body", "query" or "path", then the '
+        "field names and list positions down to the value"
+    )
+    msg: str
+    type: str = Field(description="pydantic's error type, such as `missing` or `int_parsing`")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer of the API."""
+
+    detail: str = Field(description="what is wrong, naming the field, record or item")
+    errors: list[ErrorItem] | None = Field(
+        default=None, description="422 for a body or parameter of the wrong shape: each problem"
+    )
 
 
 class DriftwatchError(Exception):
