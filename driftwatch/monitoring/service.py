@@ -316,7 +316,8 @@ def run_now(
         if baseline is None:
             raise Conflict(
                 f"model {model.name!r} has no baseline yet: create one with "
-                f"POST /api/v1/models/{model.name}/baselines"
+                f"POST /api/v1/models/{model.name}/baselines (or `driftwatch baselines create "
+                f"{model.name} --name NAME --file PATH`)"
             )
     else:
         baseline = repository.get_baseline(session, model_id=model.id, baseline_id=baseline_id)
