@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from driftwatch import __version__, db, openapi
+from driftwatch import __version__, db, openapi, runtime
 from driftwatch.alerting.endpoints import router as alerting_router
 from driftwatch.alerting.service import RulesSource
 from driftwatch.auth import service as keys
@@ -84,14 +84,22 @@ def ensure_admin_key(engine: Engine, settings: Settings) -> None:
         )
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, *,
+    workers: runtime.Workers = runtime.NO_WORKERS,
+) -> FastAPI:  # fmt: skip
+    """The app; while it runs (from its startup to its shutdown), the chosen ``workers``."""
     settings = settings or get_settings()
     engine = engine or db.get_engine(settings.database_url)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(ensure_admin_key, engine, settings)
-        yield
+        app.state.workers = await run_in_threadpool(runtime.start, engine, settings, workers)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(runtime.stop, app.state.workers)
 
     app = FastAPI(title="driftwatch", version=__version__, lifespan=lifespan)
     app.state.settings = settings

@@ -8,7 +8,7 @@ import math
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from pydantic import ValidationError
 from sqlalchemy import make_url
@@ -24,6 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     from driftwatch.alerting.rules import RulesInvalid
     from driftwatch.alerting.service import RulesSource
     from driftwatch.app import create_app
+    from driftwatch.runtime import Workers
 
     settings = get_settings()
     try:
@@ -39,31 +40,17 @@ def _serve(args: argparse.Namespace) -> int:
             "deliveries will wait and retry until it is"
         )
     db.upgrade(settings.database_url)
-    app = create_app(settings)
-    engine = db.get_engine(settings.database_url)
-    background: list[Any] = []
-    if not (args.no_scheduler or args.no_monitoring):
-        from driftwatch.monitoring.scheduler import Scheduler
-
-        background.append(Scheduler(engine, settings))
-    if not (args.no_scheduler or args.no_dispatcher):
-        from driftwatch.alerting.dispatcher import Dispatcher
-
-        background.append(Dispatcher(engine, settings))
-    if not (args.no_scheduler or args.no_retention):
-        from driftwatch.retention.scheduled import RetentionWorker
-
-        background.append(RetentionWorker(engine, settings))
-    for worker in background:
-        worker.start()
-    try:
-        uvicorn.run(
-            app, host=args.host, port=args.port, log_level=args.log_level,
-            timeout_graceful_shutdown=10, log_config=None,  # our handlers: JSON off a terminal
-        )  # fmt: skip
-    finally:
-        for worker in background:
-            worker.shutdown()
+    workers = Workers.of_serve(
+        no_scheduler=args.no_scheduler,
+        no_monitoring=args.no_monitoring,
+        no_dispatcher=args.no_dispatcher,
+        no_retention=args.no_retention,
+    )
+    uvicorn.run(
+        create_app(settings, workers=workers), host=args.host, port=args.port,
+        log_level=args.log_level, timeout_graceful_shutdown=10,
+        log_config=None,  # our handlers: JSON off a terminal
+    )  # fmt: skip
     return 0
 
 
