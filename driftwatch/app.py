@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from driftwatch import __version__, db
+from driftwatch import __version__, db, openapi, runtime
 from driftwatch.alerting.endpoints import router as alerting_router
 from driftwatch.alerting.service import RulesSource
 from driftwatch.auth import service as keys
@@ -26,7 +26,7 @@ from driftwatch.dashboard.endpoints import login_redirect
 from driftwatch.dashboard.endpoints import router as dashboard_router
 from driftwatch.dashboard.endpoints import templates as dashboard_templates
 from driftwatch.dashboard.session import Signer, SignInRequired
-from driftwatch.errors import DriftwatchError, InvalidPayload, TooManyRequests
+from driftwatch.errors import DriftwatchError, ErrorItem, ErrorOut, InvalidPayload, RetryLater
 from driftwatch.ingest.endpoints import router as ingest_router
 from driftwatch.metrics import StateCollector
 from driftwatch.monitoring.endpoints import router as monitoring_router
@@ -48,15 +48,9 @@ async def _validation_error(request: Request, error: Exception) -> Response:
     problems = [f"{_location(e['loc'])}: {e['msg']}" for e in error.errors()]
     if _is_page(request):
         return await _driftwatch_error(request, InvalidPayload("; ".join(problems)))
-    return JSONResponse(
-        status_code=422,
-        content={
-            "detail": "; ".join(problems),
-            "errors": [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()
-            ],
-        },
-    )
+    items = [ErrorItem(loc=list(e["loc"]), msg=e["msg"], type=e["type"]) for e in error.errors()]
+    body = ErrorOut(detail="; ".join(problems), errors=items)
+    return JSONResponse(status_code=422, content=body.model_dump())
 
 
 def _is_page(request: Request) -> bool:
@@ -72,11 +66,10 @@ async def _driftwatch_error(request: Request, error: Exception) -> Response:
             status_code=error.status_code,
         )  # fmt: skip
     headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
-    if isinstance(error, TooManyRequests):
+    if isinstance(error, RetryLater):
         headers = {"Retry-After": str(error.retry_after)}
-    return JSONResponse(
-        status_code=error.status_code, content={"detail": error.message}, headers=headers
-    )
+    body = ErrorOut(detail=error.message).model_dump(exclude_none=True)
+    return JSONResponse(status_code=error.status_code, content=body, headers=headers)
 
 
 def ensure_admin_key(engine: Engine, settings: Settings) -> None:
@@ -91,14 +84,22 @@ def ensure_admin_key(engine: Engine, settings: Settings) -> None:
         )
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, *,
+    workers: runtime.Workers = runtime.NO_WORKERS,
+) -> FastAPI:  # fmt: skip
+    """The app; while it runs (from its startup to its shutdown), the chosen ``workers``."""
     settings = settings or get_settings()
     engine = engine or db.get_engine(settings.database_url)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(ensure_admin_key, engine, settings)
-        yield
+        app.state.workers = await run_in_threadpool(runtime.start, engine, settings, workers)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(runtime.stop, app.state.workers)
 
     app = FastAPI(title="driftwatch", version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(RefuseNulInUrls)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.signer = Signer()
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(_request: Request, error: SignInRequired) -> Response:
@@ -131,9 +133,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         try:
             db.ping(engine)
         except Exception as error:  # any failure to reach the database means "not ready"
-            return JSONResponse(
-                status_code=503, content={"status": "unavailable", "detail": type(error).__name__}
-            )
+            detail = f"the database cannot be reached ({type(error).__name__})"
+            body = {"detail": detail, "status": "unavailable"}
+            return JSONResponse(status_code=503, content=body)
         return JSONResponse({"status": "ok"})
 
     state = CollectorRegistry(auto_describe=False)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import NoReturn
 
 from pydantic import ValidationError
+from sqlalchemy import make_url
+from sqlalchemy.exc import OperationalError
 
 from driftwatch.config import Settings, get_settings
 
@@ -21,6 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     from driftwatch.alerting.rules import RulesInvalid
     from driftwatch.alerting.service import RulesSource
     from driftwatch.app import create_app
+    from driftwatch.runtime import Workers
 
     settings = get_settings()
     try:
@@ -36,31 +40,17 @@ def _serve(args: argparse.Namespace) -> int:
             "deliveries will wait and retry until it is"
         )
     db.upgrade(settings.database_url)
-    app = create_app(settings)
-    engine = db.get_engine(settings.database_url)
-    background: list[Any] = []
-    if not (args.no_scheduler or args.no_monitoring):
-        from driftwatch.monitoring.scheduler import Scheduler
-
-        background.append(Scheduler(engine, settings))
-    if not (args.no_scheduler or args.no_dispatcher):
-        from driftwatch.alerting.dispatcher import Dispatcher
-
-        background.append(Dispatcher(engine, settings))
-    if not (args.no_scheduler or args.no_retention):
-        from driftwatch.retention.scheduled import RetentionWorker
-
-        background.append(RetentionWorker(engine, settings))
-    for worker in background:
-        worker.start()
-    try:
-        uvicorn.run(
-            app, host=args.host, port=args.port, log_level=args.log_level,
-            timeout_graceful_shutdown=10, log_config=None,  # our handlers: JSON off a terminal
-        )  # fmt: skip
-    finally:
-        for worker in background:
-            worker.shutdown()
+    workers = Workers.of_serve(
+        no_scheduler=args.no_scheduler,
+        no_monitoring=args.no_monitoring,
+        no_dispatcher=args.no_dispatcher,
+        no_retention=args.no_retention,
+    )
+    uvicorn.run(
+        create_app(settings, workers=workers), host=args.host, port=args.port,
+        log_level=args.log_level, timeout_graceful_shutdown=10,
+        log_config=None,  # our handlers: JSON off a terminal
+    )  # fmt: skip
     return 0
 
 
@@ -70,9 +60,41 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(port=args.port, duration=args.duration)
 
 
-def _parse_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
+class _Parser(argparse.ArgumentParser):
+    """Arguments it cannot read: one line saying which and why, and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 time; UTC when it gives no zone."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time: give one such as 2026-11-20T10:00:00Z "
+            "(without a zone, UTC)"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give a number from 1 to 65535")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: give a number of seconds above 0, such as 120"
+        )
+    return seconds
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -82,9 +104,8 @@ def _run(args: argparse.Namespace) -> int:
     from driftwatch.alerting.rules import RulesInvalid
     from driftwatch.alerting.service import AlertingContext, RulesSource
     from driftwatch.errors import DriftwatchError
-    from driftwatch.models.base import utcnow
+    from driftwatch.models.base import iso
     from driftwatch.monitoring import service
-    from driftwatch.monitoring.windows import window_start
     from driftwatch.registry import service as registry
 
     settings = get_settings()
@@ -94,13 +115,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"driftwatch run: the rules in {settings.rules_dir} have problems:\n{error}",
               file=sys.stderr)  # fmt: skip
         return 1
+    if args.start and args.end and args.end <= args.start:
+        print(f"driftwatch run: --end {iso(args.end)} must be after --start {iso(args.start)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     db.upgrade(settings.database_url)
     try:
         with db.session_scope(db.get_engine(settings.database_url)) as session:
             model = registry.get_by_name(session, name=args.model)
-            length = timedelta(seconds=model.window_seconds)
-            end = _parse_time(args.end) if args.end else window_start(utcnow(), length)
-            start = _parse_time(args.start) if args.start else end - length
+            start, end = _window(args.start, args.end, timedelta(seconds=model.window_seconds))
             context = AlertingContext(rules, settings.public_url)
             run = service.run_now(session, model=model, start=start, end=end, alerting=context,
                                   retention=settings.retention_policy())  # fmt: skip
@@ -111,6 +134,19 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     print(out.model_dump_json(indent=2))
     return 0
+
+
+def _window(start: datetime | None, end: datetime | None, length: timedelta
+            ) -> tuple[datetime, datetime]:  # fmt: skip
+    """The window ``driftwatch run`` computes: the one given, the model's window from ``start``
+    or up to ``end``, or else the last closed one."""
+    from driftwatch.models.base import utcnow
+    from driftwatch.monitoring.windows import window_start
+
+    if start is not None:
+        return start, end or start + length
+    end = end or window_start(utcnow(), length)
+    return end - length, end
 
 
 def _baselines_create(args: argparse.Namespace) -> int:
@@ -268,12 +304,12 @@ def _rules_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="driftwatch", description="Model drift monitoring.")
+    parser = _Parser(prog="driftwatch", description="Model drift monitoring.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="migrate the database, then serve API and dashboard")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000)
     serve.add_argument(
         "--no-scheduler",
         action="store_true",
@@ -302,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="the one-command tour: a real model, drifting traffic, alerts, webhooks"
     )
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--duration", type=float, default=None,
+    demo.add_argument("--port", type=_port, default=8000)
+    demo.add_argument("--duration", type=_seconds, default=None,
                       help="seconds to run (default: until Ctrl-C)")  # fmt: skip
     demo.set_defaults(handler=_demo)
 
@@ -314,8 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="compute a window of a model now and print it")
     run.add_argument("model")
-    run.add_argument("--start", help="ISO time; default: the start of the last closed window")
-    run.add_argument("--end", help="ISO time; default: the end of the last closed window")
+    run.add_argument(
+        "--start",
+        type=_moment,
+        help="ISO 8601 time (UTC without a zone); "
+        "default: the start of the last closed window, or a window before --end",
+    )
+    run.add_argument(
+        "--end",
+        type=_moment,
+        help="ISO 8601 time (UTC without a zone); default: "
+        "the end of the last closed window, or a window after --start",
+    )
     run.set_defaults(handler=_run)
 
     baselines = commands.add_parser("baselines", help="reference data")
@@ -365,6 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The command as typed, such as ``driftwatch keys list``."""
+    action = getattr(args, f"{args.command}_command", None)
+    return " ".join(["driftwatch", args.command, *([action] if action else [])])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from driftwatch import logs
 
@@ -372,6 +424,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
+    except OperationalError as error:  # the database cannot be reached, or opened
+        url = make_url(get_settings().database_url).render_as_string(hide_password=True)
+        reason = str(error.orig or error).strip().splitlines()[0]
+        print(f"{_command(args)}: cannot use the database {url} (DRIFTWATCH_DATABASE_URL): "
+              f"{reason}", file=sys.stderr)  # fmt: skip
+        return 1
     except ValidationError as error:
         if error.title != Settings.__name__:
             raise

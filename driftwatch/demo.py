@@ -262,10 +262,9 @@ def run(*, port: int, duration: float | None) -> int:
     import uvicorn
 
     from driftwatch import db
-    from driftwatch.alerting.dispatcher import Dispatcher
     from driftwatch.app import create_app
     from driftwatch.config import Settings
-    from driftwatch.monitoring.scheduler import Scheduler
+    from driftwatch.runtime import Workers
 
     started = time.monotonic()
     logging.getLogger().setLevel(logging.WARNING)  # the demo tells its own story
@@ -296,8 +295,9 @@ def run(*, port: int, duration: float | None) -> int:
         f"{len(test[1])} held-out rows")  # fmt: skip
     db.upgrade(settings.database_url)
     engine = db.get_engine(settings.database_url)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host="127.0.0.1",
-                                           port=port, log_level="warning"))  # fmt: skip
+    app = create_app(settings, engine, workers=Workers.every())  # as `driftwatch serve` does
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))  # fmt: skip
     serving = threading.Thread(target=server.run, name="demo-server", daemon=True)
     serving.start()
     while not server.started:
@@ -305,10 +305,6 @@ def run(*, port: int, duration: float | None) -> int:
             say(f"could not serve on port {port} (in use?): try `driftwatch demo --port 8010`")
             return 1
         time.sleep(0.05)
-    workers: list[Scheduler | Dispatcher] = [Scheduler(engine, settings),
-                                             Dispatcher(engine, settings)]  # fmt: skip
-    for worker in workers:
-        worker.start()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     with _api(url, key) as http:
@@ -341,9 +337,7 @@ def run(*, port: int, duration: float | None) -> int:
         deadline_flush = time.monotonic() + 3
         while time.monotonic() < deadline_flush and _undelivered(http):
             time.sleep(0.2)
-    for worker in workers:
-        worker.shutdown()
-    server.should_exit = True
+    server.should_exit = True  # its shutdown stops the workers
     serving.join(timeout=15)
     sink.stop()
     fired = sum(1 for m in sink.received if m["type"] == "alert.firing")

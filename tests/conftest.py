@@ -32,6 +32,7 @@ from sqlalchemy import Engine
 from driftwatch import db
 from driftwatch.app import create_app
 from driftwatch.config import Settings
+from driftwatch.runtime import NO_WORKERS, Workers
 from driftwatch.testing import scratch_database
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -163,11 +164,15 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-def start_server(settings: Settings, engine: Engine, port: int | None = None) -> LiveServer:
+def start_server(
+    settings: Settings, engine: Engine, port: int | None = None, workers: Workers = NO_WORKERS
+) -> LiveServer:
+    """The real app served by uvicorn on 127.0.0.1, with ``workers`` as ``serve`` runs them."""
     port = port or free_port()
     config = uvicorn.Config(
-        create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
-    )
+        create_app(settings, engine, workers=workers), host="127.0.0.1", port=port,
+        log_level="warning",
+    )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

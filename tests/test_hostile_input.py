@@ -11,7 +11,12 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from sqlalchemy import Engine
 
 from driftwatch.app import create_app
@@ -28,14 +33,21 @@ def api_schema(settings: Settings, engine: Engine) -> Any:
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
+# every answer, errors included: its status documented for the operation, its body and headers
+# as documented for that status
+CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance,
+               response_headers_conformance]  # fmt: skip
 EXAMPLES = int(os.environ.get("DRIFTWATCH_FUZZ_EXAMPLES", "25"))  # per operation
 
 
 def test_no_request_makes_a_5xx_or_an_undocumented_answer(api_schema: Any) -> None:
     """Every operation of the OpenAPI document, 25 generated requests each (valid and not),
-    sent as the admin: no 5xx, and every success matches its documented response schema."""
+    sent as the admin: no 5xx, and every answer, errors included, is one the document gives
+    for that operation (status, content type, headers and body). Every operation that breaks
+    this is reported."""
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 20
+    failures = []
     for operation in operations:
 
         @settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -48,10 +60,13 @@ def test_no_request_makes_a_5xx_or_an_undocumented_answer(api_schema: Any) -> No
             assert response.status_code < 500, (
                 f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
             )
-            if response.status_code < 300:
-                case.validate_response(response, checks=[response_schema_conformance])
+            case.validate_response(response, checks=CONFORMANCE)
 
-        check()
+        try:
+            check()
+        except Exception as error:  # every failing operation is reported, not only the first
+            failures.append(f"{operation.method.upper()} {operation.path}: {error}")
+    assert not failures, "\n\n".join(failures)
 
 
 def test_huge_deep_and_non_finite_bodies_get_clear_answers(api: TestClient) -> None:

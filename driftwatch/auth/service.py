@@ -20,6 +20,7 @@ from driftwatch.models.base import utcnow
 Scope = Literal["ingest", "read", "admin"]
 SCOPES: tuple[Scope, ...] = ("ingest", "read", "admin")
 KEY_PREFIX = "dw_"
+MAX_KEY_ID = 2**31 - 1  # ids are 32-bit
 
 
 def hash_key(key: str) -> str:
@@ -71,7 +72,7 @@ def list_keys(session: Session) -> list[ApiKey]:
 def revoke(session: Session, *, key: str) -> int:
     """Revoke the active keys with this id or name; how many were."""
     condition = ApiKey.name == key
-    if key.isdigit():
+    if key.isascii() and key.isdigit() and int(key) <= MAX_KEY_ID:  # larger: a name, or none
         condition = or_(condition, ApiKey.id == int(key))
     found = list(session.scalars(select(ApiKey).where(condition, ApiKey.revoked_at.is_(None))))
     for row in found:

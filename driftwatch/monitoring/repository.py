@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -236,14 +237,19 @@ def get_run(session: Session, *, model_id: int, run_id: int) -> Run | None:
     ).one_or_none()
 
 
-def find_run(
+def lock_run(
     session: Session, *, model_id: int, baseline_id: int, start: datetime, end: datetime
 ) -> Run | None:
+    """The window's run, read fresh and locked (``FOR UPDATE`` on Postgres; SQLite's write
+    lock) until the transaction, or the savepoint it is read in, ends."""
     return session.scalars(
-        select(Run).where(
+        select(Run)
+        .where(
             Run.model_id == model_id, Run.baseline_id == baseline_id,
             Run.window_start == start, Run.window_end == end,
         )
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).one_or_none()  # fmt: skip
 
 
@@ -269,28 +275,28 @@ def enqueue(
     model_id: int,
     baseline_id: int,
     windows: Sequence[tuple[datetime, datetime]],
+    kind: str = WINDOW,
 ) -> int:
-    """Queue these windows of the model unless already queued (the unique key makes replicas
-    agree)."""
-    queued = 0
-    for start, end in windows:
-        exists_already = session.scalar(
-            select(Run.id).where(
-                Run.model_id == model_id, Run.baseline_id == baseline_id,
-                Run.window_start == start, Run.window_end == end,
-            )
-        )  # fmt: skip
-        if exists_already is not None:
-            continue
-        try:
-            with session.begin_nested():
-                session.add(Run(model_id=model_id, baseline_id=baseline_id, window_start=start,
-                                window_end=end, kind=WINDOW, status="pending"))  # fmt: skip
-                session.flush()
-            queued += 1
-        except IntegrityError:  # another replica queued it first
-            continue
-    return queued
+    """Queue these windows (or, ``kind`` custom, spans) unless already queued; how many were
+    new. The unique key makes
+    replicas and requests agree: an insert that meets another transaction's uncommitted row of
+    the same window waits for it, then does nothing."""
+    if not windows:
+        return 0
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    inserted = session.scalars(
+        dialect.insert(Run)
+        .on_conflict_do_nothing(
+            index_elements=["model_id", "window_start", "window_end", "baseline_id"]
+        )
+        .returning(Run.id),
+        [
+            {"model_id": model_id, "baseline_id": baseline_id, "window_start": start,
+             "window_end": end, "kind": kind, "status": "pending"}
+            for start, end in windows
+        ],
+    ).all()  # fmt: skip
+    return len(inserted)
 
 
 def window_runs_between(

@@ -73,8 +73,11 @@ class Scheduler:
         computed, and a window of a stretch that predictions came into late."""
         try:
             with session_scope(self.engine) as session:
-                # replicas plan a model in turn (Postgres; SQLite writes one at a time anyway)
-                model = session.get(MonitoredModel, model_id, with_for_update=True)
+                # replicas plan a model in turn (Postgres; SQLite writes one at a time anyway).
+                # FOR NO KEY UPDATE: a request inserting a run of this model (its foreign key
+                # takes KEY SHARE on the model) is not blocked, or the two would deadlock on
+                # a run both insert.
+                model = session.get(MonitoredModel, model_id, with_for_update={"key_share": True})
                 if model is None:
                     return
                 baseline = service.active_baseline(session, model=model)

@@ -19,7 +19,7 @@ from driftwatch.alerting.service import AlertingContext
 from driftwatch.core.settings import DriftSettings
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.core.status import RunStatus
-from driftwatch.errors import Conflict, InvalidPayload, NotFound
+from driftwatch.errors import Conflict, InvalidPayload, NotFound, ServiceUnavailable
 from driftwatch.ingest import chunks
 from driftwatch.ingest import repository as ingest_repository
 from driftwatch.ingest.validation import (
@@ -38,6 +38,7 @@ from driftwatch.registry import service as registry
 from driftwatch.retention.policy import KEEP_EVERYTHING, Retention, describe
 
 MAX_ERRORS_SHOWN = 20
+RUN_WAIT_SECONDS = 30.0  # how long a request waits for another process computing its window
 
 
 class RawDataGone(Conflict):
@@ -312,8 +313,10 @@ def run_now(
     retention: Retention = KEEP_EVERYTHING,
 ) -> Run:  # fmt: skip
     """Compute a window on demand (the API and ``driftwatch run``); the same window and
-    baseline computed again updates its run. A window whose raw data the retention policy
-    has (partly) removed is refused: its earlier run stays as it was."""
+    baseline computed again updates its run. A window the scheduler is computing at this
+    moment is answered with the scheduler's result once it is there. A window whose raw data
+    the retention policy has (partly) removed is refused: its earlier run stays as it was."""
+    requested_at = utcnow()
     if end <= start:
         raise InvalidPayload("'end' must be after 'start'")
     _check_retained(retention, start)
@@ -322,24 +325,53 @@ def run_now(
         if baseline is None:
             raise Conflict(
                 f"model {model.name!r} has no baseline yet: create one with "
-                f"POST /api/v1/models/{model.name}/baselines"
+                f"POST /api/v1/models/{model.name}/baselines (or `driftwatch baselines create "
+                f"{model.name} --name NAME --file PATH`)"
             )
     else:
         baseline = repository.get_baseline(session, model_id=model.id, baseline_id=baseline_id)
         if baseline is None:
             raise NotFound(f"model {model.name!r} has no baseline {baseline_id}")
-    run = repository.find_run(
-        session, model_id=model.id, baseline_id=baseline.id, start=start, end=end
-    )
     kind = WINDOW if is_window(start, end, timedelta(seconds=model.window_seconds)) else CUSTOM
-    if run is None:
-        run = Run(model_id=model.id, baseline_id=baseline.id, window_start=start,
-                  window_end=end, kind=kind, status="running", attempts=1)  # fmt: skip
-        session.add(run)
-        session.flush()
-    elif run.kind == NO_TRAFFIC:
+    window = {"model_id": model.id, "baseline_id": baseline.id, "start": start, "end": end}
+    repository.enqueue(session, model_id=model.id, baseline_id=baseline.id, windows=[(start, end)],
+                       kind=kind)  # fmt: skip
+    run = _lock_when_free(session, window)
+    if run.kind == NO_TRAFFIC:
         run.kind = kind  # a stretch without traffic computed on demand is a run like any other
+    elif run.status == "done" and run.computed_at is not None and run.computed_at >= requested_at:
+        return run  # computed by the process this request waited for
     return compute_run(session, model=model, run=run, alerting=alerting)
+
+
+def _lock_when_free(session: Session, window: dict[str, Any]) -> Run:
+    """The window's run, locked for this transaction once no other process computes it (the
+    scheduler's claim skips a locked run, and the run is done when the lock goes)."""
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite: this transaction holds the database's write lock, so no one computes the
+        # window now; a scheduler that claimed it computes it after this transaction (again).
+        run = repository.lock_run(session, **window)
+        assert run is not None
+        return run
+    deadline = time.monotonic() + RUN_WAIT_SECONDS
+    while True:
+        savepoint = session.begin_nested()  # a row lock taken in it goes when it rolls back
+        run = repository.lock_run(session, **window)
+        assert run is not None
+        lease = run.lease_until
+        if run.status != "running" or lease is None or lease <= utcnow():
+            savepoint.commit()  # the lock stays with the transaction
+            return run
+        savepoint.rollback()  # the lease holder computes it: its result comes with its commit
+        if time.monotonic() >= deadline:
+            raise ServiceUnavailable(
+                f"run {run.id}: the window from {iso(run.window_start)} to "
+                f"{iso(run.window_end)} is being computed by {run.owner} (lease until "
+                f"{iso(lease)}), for more than {RUN_WAIT_SECONDS:g} s so far: ask again "
+                f"later (GET .../runs/{run.id} shows it once done)",
+                retry_after=10,
+            )
+        time.sleep(0.05)
 
 
 def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> RunOut:

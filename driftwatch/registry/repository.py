@@ -11,7 +11,8 @@ from driftwatch.models import GroundTruth, MonitoredModel, PredictionKey
 def get_by_name(session: Session, *, name: str, for_update: bool = False) -> MonitoredModel | None:
     query = select(MonitoredModel).where(MonitoredModel.name == name)
     if for_update:
-        query = query.with_for_update()
+        # NO KEY UPDATE: rows that refer to the model (runs, baselines) may still be inserted
+        query = query.with_for_update(key_share=True)
     return session.scalars(query).one_or_none()
 
 

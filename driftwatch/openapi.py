@@ -1,0 +1,110 @@
+"""The OpenAPI document, with the error answers each operation really gives, all in the one
+body they share (``ErrorOut``).
+
+Most statuses follow from how an operation is reached, and are found from its route: every
+operation may answer 422 (a NUL in any URL is refused before routing; a body or parameter of
+the wrong shape), one that needs a key 401 and 403, one with path parameters 404. What an
+operation's own logic refuses is listed in ``OWN_ERRORS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
+
+from driftwatch.errors import ErrorOut
+
+# (method, path) -> statuses its own logic answers, beyond those its route implies
+OWN_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("POST", "/api/v1/models"): (400, 409),
+    ("PATCH", "/api/v1/models/{name}"): (400,),
+    ("GET", "/api/v1/alerts"): (404,),
+    ("POST", "/api/v1/models/{name}/predictions"): (409, 413, 429),
+    ("POST", "/api/v1/models/{name}/ground-truth"): (413, 429),
+    ("POST", "/api/v1/models/{name}/baselines"): (409, 413),
+    ("POST", "/api/v1/models/{name}/runs"): (409, 503),
+    ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): (409,),
+    ("GET", "/readyz"): (503,),
+}
+
+DESCRIPTIONS = {
+    400: "The request cannot apply as it stands (a setting for a column of another kind, a "
+    "window longer than the retention period, ...): `detail` says why",
+    401: "No API key, or one that is not valid or was revoked",
+    403: "The key's scope does not allow this operation",
+    404: "No such model, or no such item of it, as named in the path",
+    409: "In conflict with what is stored (it exists already, it is being sent, its raw data "
+    "was removed by retention, ...): `detail` says what",
+    413: "The body is larger than `DRIFTWATCH_MAX_BODY_BYTES`",
+    422: "The request is not of the documented shape (its body, a parameter, or a NUL "
+    "character in the URL): `detail` says what is wrong, and `errors` lists each problem of "
+    "a body or parameter with its location",
+    429: "Over this key's ingest rate (`DRIFTWATCH_INGEST_RATE_LIMIT`): send again after "
+    "`Retry-After` seconds",
+    503: "Not available now: the database cannot be reached, or another process is computing "
+    "the window (then ask again after `Retry-After` seconds)",
+}
+
+ERROR_OUT = "#/components/schemas/ErrorOut"
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    503: {"Retry-After": {"description": "seconds to wait, when waiting helps",
+                          "schema": {"type": "integer"}}},
+}  # fmt: skip
+
+
+def _needs_key(dependant: Dependant) -> bool:
+    """Whether the operation depends on ``deps.require`` (which marks its checks)."""
+    return any(
+        hasattr(dependency.call, "required_scope") or _needs_key(dependency)
+        for dependency in dependant.dependencies
+    )
+
+
+def error_statuses(route: APIRoute, method: str, path: str) -> list[int]:
+    statuses = {422, *OWN_ERRORS.get((method, path), ())}
+    if _needs_key(route.dependant):
+        statuses |= {401, 403}
+    if route.dependant.path_params:
+        statuses.add(404)
+    return sorted(statuses)
+
+
+def api_routes(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """Every operation's full path and route, those of included routers too (FastAPI keeps
+    an included router whole, behind an ``original_router``)."""
+    for route in routes:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            yield prefix + route.path_format, route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            context_prefix = getattr(getattr(route, "include_context", None), "prefix", "")
+            yield from api_routes(included.routes, prefix + context_prefix)
+
+
+def document(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document (made once), every error answer documented as ``ErrorOut``."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = FastAPI.openapi(app)  # FastAPI's own document, kept on the app
+    body = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(body.pop("$defs", {}))
+    schemas["ErrorOut"] = body
+    for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422, not what we send
+        schemas.pop(name, None)
+    for path, route in api_routes(app.routes):
+        for method in route.methods or ():
+            responses = schema["paths"][path][method.lower()]["responses"]
+            for status in error_statuses(route, method, path):
+                responses[str(status)] = {
+                    "description": DESCRIPTIONS[status],
+                    "content": {"application/json": {"schema": {"$ref": ERROR_OUT}}},
+                } | ({"headers": _HEADERS[status]} if status in _HEADERS else {})
+    return schema
