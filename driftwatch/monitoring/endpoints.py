@@ -16,6 +16,7 @@ from driftwatch.ingest.endpoints import read_json
 from driftwatch.models import Baseline
 from driftwatch.monitoring import files, repository, service
 from driftwatch.monitoring.schemas import (
+    BaselineColumns,
     BaselineCreate,
     BaselineOut,
     RunCreate,
@@ -35,7 +36,10 @@ def _baseline_out(baseline: Baseline, active_id: int | None) -> BaselineOut:
         window = TimeRange(start=baseline.window_start, end=baseline.window_end)
     return BaselineOut(id=baseline.id, name=baseline.name, rows=baseline.rows,
                        source=baseline.source, created_at=baseline.created_at,
-                       active=baseline.id == active_id, window=window)  # fmt: skip
+                       active=baseline.id == active_id, window=window,
+                       columns=BaselineColumns.model_validate(baseline.columns)
+                       if baseline.columns else None,
+                       warnings=baseline.warnings or [])  # fmt: skip
 
 
 _UPLOAD_DOC: dict[str, Any] = {
@@ -98,13 +102,8 @@ def _from_body(session: Any, name: str, body: BaselineCreate, retention: Retenti
 
 def _from_file(session: Any, name: str, baseline_name: str, upload: UploadFile) -> Baseline:
     model = registry.get_by_name(session, name=name, for_update=True)
-    frame, where = files.read_table(upload.file, upload.filename)
-    feature_names = [f["name"] for f in model.features or []]
-    numerical = frozenset(f["name"] for f in model.features or [] if f["kind"] == "numerical")
-    raw = files.frame_to_raw(frame, feature_names or None, numerical)
-    return service.baseline_from_raw(
-        session, model=model, name=baseline_name, raw=raw, source="file", where=where
-    )
+    table = files.read_table(upload.file, upload.filename)
+    return service.baseline_from_table(session, model=model, name=baseline_name, table=table)
 
 
 @router.get("/baselines", response_model=list[BaselineOut])

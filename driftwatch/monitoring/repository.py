@@ -53,17 +53,18 @@ DAY_LOCK = 0x64770001  # the advisory lock class of run_metric_days refreshes
 
 def insert_baseline(
     session: Session, *, model_id: int, name: str, source: str, profile: BaselineProfile,
+    columns: dict[str, Any], warnings: list[str],
     window_start: datetime | None = None, window_end: datetime | None = None,
 ) -> Baseline:  # fmt: skip
     baseline = Baseline(
         model_id=model_id, name=name, source=source, rows=profile.rows,
-        window_start=window_start, window_end=window_end,
+        columns=columns, warnings=warnings, window_start=window_start, window_end=window_end,
     )  # fmt: skip
     session.add(baseline)
     session.flush()
-    columns = list(enumerate(profile.features))
+    prepared = list(enumerate(profile.features))
     if profile.prediction is not None:
-        columns.append((PREDICTION_POSITION, profile.prediction))
+        prepared.append((PREDICTION_POSITION, profile.prediction))
     session.execute(
         insert(BaselineColumn),
         [
@@ -81,7 +82,7 @@ def insert_baseline(
                 "categories": column.categories,
                 "counts": None if column.counts is None else column.counts.astype(COUNT).tobytes(),
             }
-            for position, column in columns
+            for position, column in prepared
         ],
     )  # fmt: skip
     return baseline
