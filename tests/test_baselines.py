@@ -8,14 +8,26 @@ import io
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
-from tests.conftest import create_model
+from driftwatch import db
+from driftwatch.alerting.service import AlertingContext
+from driftwatch.app import create_app
+from driftwatch.config import Settings
+from driftwatch.models import BaselineColumn, MonitoredModel, Run
+from driftwatch.monitoring import service
+from driftwatch.monitoring.scheduler import Scheduler
+from tests.conftest import ADMIN_KEY, create_model
+from tests.test_monitoring import baseline_records, frame, post
+from tests.test_scheduler import model_with_history, runs_of
 
 FEATURES = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "categorical"}]
 T0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -255,3 +267,174 @@ def test_the_baselines_command_prints_what_it_used(
                            check=False)  # fmt: skip
     assert empty.returncode == 1
     assert "driftwatch baselines create: file: empty" in empty.stderr
+
+
+# -- deleting baselines --------------------------------------------------------------------------
+
+
+def window_run(api: TestClient, model: str, baseline: int | None = None) -> Any:
+    body: dict[str, Any] = {"start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat()}
+    if baseline is not None:
+        body["baseline"] = baseline
+    response = api.post(f"/api/v1/models/{model}/runs", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def model_with_two_baselines(api: TestClient) -> tuple[str, int, int]:
+    """A model with traffic in the hour from T0, and baselines old (inactive) and new (active)."""
+    model = create_model(api, features=FEATURES)["name"]
+    ids = []
+    for name in ("old", "new"):
+        created = api.post(f"/api/v1/models/{model}/baselines", json={"name": name, "records": [
+            {"features": {"age": 30 + i, "state": "CA"}, "prediction": i / 10}
+            for i in range(10)]})  # fmt: skip
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+    logged = api.post(
+        f"/api/v1/models/{model}/predictions",
+        json={
+            "records": [
+                {
+                    "prediction_id": f"p-{i}",
+                    "timestamp": (T0 + timedelta(minutes=i)).isoformat(),
+                    "prediction": 0.5,
+                    "features": {"age": 35 + i, "state": "NY"},
+                }
+                for i in range(8)
+            ]
+        },
+    )
+    assert logged.status_code == 200, logged.text
+    return model, ids[0], ids[1]
+
+
+def test_a_baseline_is_deleted_and_its_runs_stay(
+    api: TestClient, engine: Engine, settings: Settings
+) -> None:
+    model, old, new = model_with_two_baselines(api)
+    path = f"/api/v1/models/{model}/baselines"
+    run = window_run(api, model, baseline=old)
+    assert run["baseline"] == {"id": old, "name": "old"}
+
+    deleted = api.delete(f"{path}/{old}")
+    assert deleted.status_code == 204, deleted.text
+    assert deleted.content == b""
+    assert [b["id"] for b in api.get(path).json()] == [new]
+    # the run computed against it stays, and still names it
+    kept = api.get(f"/api/v1/models/{model}/runs/{run['id']}").json()
+    assert kept["baseline"] == {"id": old, "name": "old"}
+    assert kept["features"] == run["features"]
+    listed = api.get(f"/api/v1/models/{model}/runs").json()
+    assert [(r["id"], r["baseline"]) for r in listed] == [(run["id"], {"id": old, "name": "old"})]
+    # its prepared data is gone
+    with Session(engine) as session:
+        left = session.scalar(
+            select(func.count())
+            .select_from(BaselineColumn)
+            .where(BaselineColumn.baseline_id == old)
+        )
+    assert left == 0
+    # and it can no longer be used, activated or deleted again
+    gone = f"model {model!r} has no baseline {old}"
+    hour = {"start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat()}
+    for response in (
+        api.delete(f"{path}/{old}"),
+        api.put(f"{path}/{old}/activate"),
+        api.post(f"/api/v1/models/{model}/runs", json={**hour, "baseline": old}),
+    ):
+        assert response.status_code == 404, response.text
+        assert response.json()["detail"] == gone
+    assert window_run(api, model)["baseline"] == {"id": new, "name": "new"}
+    # Evidently's report of the kept run cannot be made: it says why
+    with TestClient(create_app(settings, engine)) as browser:
+        signed_in = browser.post("/login", data={"key": ADMIN_KEY, "next": "/"},
+                                 follow_redirects=False)  # fmt: skip
+        assert signed_in.status_code == 303
+        report = browser.get(f"/models/{model}/evidently", params={"run": run["id"]})
+    assert report.status_code == 404
+    assert f"baseline {old} (&#39;old&#39;) was deleted: its data is gone" in report.text
+
+
+def test_the_active_baseline_cannot_be_deleted(api: TestClient) -> None:
+    model, old, new = model_with_two_baselines(api)
+    path = f"/api/v1/models/{model}/baselines"
+    refused = api.delete(f"{path}/{new}")
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (
+        f"baseline {new} ('new') is model {model!r}'s active baseline: its runs compare with "
+        f"it. Activate another one first (PUT /api/v1/models/{model}/baselines/ID/activate), "
+        "or create a new one, then delete this one"
+    )
+    assert [b["id"] for b in api.get(path).json()] == [new, old]
+    assert api.put(f"{path}/{old}/activate").status_code == 200
+    assert api.delete(f"{path}/{new}").status_code == 204
+    assert api.delete(f"{path}/{old}").status_code == 409  # now the active one
+    assert api.delete(f"{path}/999999").status_code == 404
+    assert api.delete(f"/api/v1/models/no-such-model/baselines/{old}").status_code == 404
+
+
+def test_the_openapi_document_has_the_delete_and_its_answers(api: TestClient) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
+    operation = paths["/api/v1/models/{name}/baselines/{baseline_id}"]["delete"]
+    assert {"204", "404", "409"} <= set(operation["responses"])
+    assert "content" not in operation["responses"]["204"]
+    assert "active" in operation["responses"]["409"]["description"]
+
+
+def test_the_scheduler_keeps_runs_of_a_deleted_baseline_and_moves_its_queue(
+    own_database: str,
+) -> None:
+    settings = Settings(database_url=own_database, admin_key=ADMIN_KEY)  # type: ignore[arg-type]
+    engine = db.get_engine(own_database)
+    ticker = Scheduler(engine, settings.model_copy(update={"window_grace_seconds": 0.0}),
+                       owner="test")  # fmt: skip
+    with TestClient(create_app(settings, engine),
+                    headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as api:  # fmt: skip
+        history = model_with_history(api, windows=3)
+        name, start = history["name"], history["first"]
+        path = f"/api/v1/models/{name}/baselines"
+        first = api.get(path).json()[0]["id"]
+        with Session(engine) as session:
+            model_id = session.scalars(
+                select(MonitoredModel.id).where(MonitoredModel.name == name)
+            ).one()
+        ticker.plan(model_id, datetime.now(UTC))  # the closed windows queued, none computed
+        computed = window_run_at(api, name, start, start + timedelta(minutes=1))
+        second = post(api, path, {"name": "second", "records": baseline_records(
+            frame(200, seed=30))}, 201)["id"]  # fmt: skip
+        assert api.delete(f"{path}/{first}").status_code == 204
+        runs = runs_of(engine, name)
+        # the computed window keeps its run; the queued ones move to the active baseline
+        assert (runs[0].id, runs[0].baseline_id, runs[0].status) == (computed, first, "done")
+        assert {(r.baseline_id, r.status) for r in runs[1:]} == {(second, "pending")}
+        ticker.work(deadline=time.monotonic() + 60)
+        assert {(r.baseline_id, r.status, r.error) for r in runs_of(engine, name)[1:]} == {
+            (second, "done", None)}  # fmt: skip
+        # late labels for the kept window do not requeue it against data that is gone
+        post(
+            api,
+            f"/api/v1/models/{name}/ground-truth",
+            {"records": [{"prediction_id": f"h-{i}", "label": i % 2} for i in range(5)]},
+        )
+        ticker.plan(model_id, datetime.now(UTC))
+        assert runs_of(engine, name)[0].status == "done"
+        with Session(engine) as session:  # and were it computed again, it would stay as it was
+            run = session.get(Run, computed)
+            model = session.get(MonitoredModel, model_id)
+            assert run is not None
+            assert model is not None
+            with pytest.raises(service.BaselineDeleted, match=f"baseline {first} .* deleted"):
+                service.compute_run(session, model=model, run=run, alerting=AlertingContext())
+        ticker.tick()
+        kept = runs_of(engine, name)[0]
+        assert (kept.id, kept.status, kept.computations, kept.labeled_rows, kept.error) == (
+            computed, "done", 1, 0, None)  # fmt: skip
+        assert kept.result is not None
+
+
+def window_run_at(api: TestClient, model: str, start: datetime, end: datetime) -> int:
+    run = post(api, f"/api/v1/models/{model}/runs",
+               {"start": start.isoformat(), "end": end.isoformat()})  # fmt: skip
+    assert run["status"] == "done"
+    return int(run["id"])

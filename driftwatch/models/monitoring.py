@@ -38,6 +38,9 @@ class Baseline(Base):
     columns: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     warnings: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # said when made
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A deleted baseline loses its prepared columns but keeps this row: the runs computed
+    # against it are history, and keep naming it.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class BaselineColumn(Base):

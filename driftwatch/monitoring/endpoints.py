@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -123,6 +123,32 @@ def activate_baseline(
     return _baseline_out(baseline, baseline.id)
 
 
+def _error(description: str) -> dict[str, Any]:
+    body = {"type": "object", "required": ["detail"],
+            "properties": {"detail": {"type": "string"}}}  # fmt: skip
+    return {"description": description, "content": {"application/json": {"schema": body}}}
+
+
+@router.delete(
+    "/baselines/{baseline_id}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "Deleted: its data is removed; runs computed against it stay, "
+              "naming it, and windows queued against it move to the active baseline"},
+        404: _error("No such model, or no such baseline of it (or it was deleted)"),
+        409: _error("The model's active baseline: activate another one first"),
+    },
+)  # fmt: skip
+def delete_baseline(
+    name: str, baseline_id: SmallRowId, session: SessionDep, _key: AdminKey
+) -> Response:
+    """Delete a baseline other than the model's active one."""
+    model = registry.get_by_name(session, name=name, for_update=True)
+    service.delete_baseline(session, model=model, baseline_id=baseline_id)
+    return Response(status_code=204)
+
+
 @router.post("/runs", response_model=RunOut)
 def create_run(
     name: str, body: RunCreate, request: Request, session: SessionDep, _key: AdminKey
@@ -154,7 +180,8 @@ def list_runs(
             raise InvalidPayload(f"{label}: give a time zone, such as 2026-11-20T10:00:00Z")
     runs = repository.list_runs(session, model_id=model.id, start=start, end=end, limit=limit,
                                 kind=kind)  # fmt: skip
-    baselines = {b.id: b for b in repository.list_baselines(session, model_id=model.id)}
+    baselines = {b.id: b for b in repository.list_baselines(session, model_id=model.id,
+                                                            include_deleted=True)}  # fmt: skip
     return [service.to_out(r, model=model, baseline=baselines.get(r.baseline_id)) for r in runs]
 
 

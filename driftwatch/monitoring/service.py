@@ -46,6 +46,11 @@ class RawDataGone(Conflict):
     removed (by a retention policy, perhaps another process's). Its earlier result stays."""
 
 
+class BaselineDeleted(RawDataGone):
+    """A computed run's baseline was deleted since: its prepared data is gone, so the run keeps
+    the result it was computed with (as when its raw data is gone)."""
+
+
 class ProfileCache:
     """Prepared baselines kept in memory: runs of a model reuse its baseline's sorted arrays.
 
@@ -58,6 +63,10 @@ class ProfileCache:
         self._lock = threading.Lock()
 
     def get(self, session: Session, baseline: Baseline) -> profiles.BaselineProfile:
+        if baseline.deleted_at is not None:
+            raise NotFound(
+                f"baseline {baseline.id} ({baseline.name!r}) was deleted: its data is gone"
+            )
         bind = session.get_bind()
         url = bind.engine.url if isinstance(bind, Connection) else bind.url
         key = (str(url), baseline.id, baseline.created_at.isoformat())
@@ -242,6 +251,24 @@ def activate(session: Session, *, model: MonitoredModel, baseline_id: int) -> Ba
     return baseline
 
 
+def delete_baseline(session: Session, *, model: MonitoredModel, baseline_id: int) -> None:
+    """Delete a baseline that is not the active one. The runs computed against it stay, naming
+    it; windows queued against it and not computed yet move to the active baseline."""
+    baseline = repository.get_baseline(session, model_id=model.id, baseline_id=baseline_id)
+    if baseline is None:
+        raise NotFound(f"model {model.name!r} has no baseline {baseline_id}")
+    active = active_baseline(session, model=model)
+    assert active is not None  # the model has this baseline at least
+    if active.id == baseline.id:
+        raise Conflict(
+            f"baseline {baseline.id} ({baseline.name!r}) is model {model.name!r}'s active "
+            "baseline: its runs compare with it. Activate another one first (PUT "
+            f"/api/v1/models/{model.name}/baselines/ID/activate), or create a new one, then "
+            "delete this one"
+        )
+    repository.delete_baseline(session, baseline=baseline, queue_to=active.id)
+
+
 def active_baseline(session: Session, *, model: MonitoredModel) -> Baseline | None:
     if model.active_baseline_id is not None:
         found = repository.get_baseline(
@@ -276,6 +303,11 @@ def compute_run(
     baseline = session.get(Baseline, run.baseline_id)
     if baseline is None:
         raise NotFound(f"baseline {run.baseline_id} does not exist")
+    if baseline.deleted_at is not None:
+        gone = f"run {run.id}: its baseline {baseline.id} ({baseline.name!r}) was deleted"
+        if run.computations:
+            raise BaselineDeleted(f"{gone}, so the run computed before stays as it was")
+        raise Conflict(f"{gone} before its window was computed")
     if session.get_bind().dialect.name == "postgresql":
         # The baseline (from the cache, or from the database on a session of its own) is
         # read while this session reads the window. (Not on SQLite: the other session would
