@@ -41,7 +41,7 @@ def _number(value: Any) -> Any:
 def frame_to_raw(
     frame: pd.DataFrame, use: ColumnUse, numerical: frozenset[str] = frozenset()
 ) -> RawColumns:
-    """The columns of a table that ``use`` chose: its features and its prediction."""
+    """The columns of a table that ``use`` chose: its features, prediction and label."""
     columns = [str(c) for c in frame.columns]
     count = len(frame)
     missing = [None] * count
@@ -53,7 +53,7 @@ def frame_to_raw(
         model_version=missing,
         features={name: _column(frame, name, name in numerical) for name in use.features},
         record=lambda i: dict(zip(columns, frame.iloc[i].tolist(), strict=True)),
-        label=_column(frame, "label") if "label" in columns else None,
+        label=_column(frame, use.label) if use.label else None,
     )
 
 
