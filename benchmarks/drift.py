@@ -93,9 +93,9 @@ def store(url: str, rows: int) -> str:
                 name=name, task="binary_classification", features=features, window="1d"
             ),
         )
-        service.baseline_from_raw(
+        service.baseline_from_table(
             session, model=model, name="training",
-            raw=files.frame_to_raw(make_frame(rows, seed=1, drifted=False), None), source="file",
+            table=files.Table(make_frame(rows, seed=1, drifted=False), "CSV", files.csv_line),
         )  # fmt: skip
         model_id, specs = model.id, registry.feature_specs(model)
     window = make_frame(rows, seed=2, drifted=True)

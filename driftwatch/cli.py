@@ -8,7 +8,7 @@ import math
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from sqlalchemy import make_url
@@ -150,7 +150,8 @@ def _window(start: datetime | None, end: datetime | None, length: timedelta
 
 
 def _baselines_create(args: argparse.Namespace) -> int:
-    """Prepare a baseline from a CSV or Parquet file, showing progress on a large one."""
+    """Prepare a baseline from a CSV or Parquet file, showing progress on a large one, and say
+    which columns it used and which it ignored."""
     from pathlib import Path
 
     import pandas as pd
@@ -166,33 +167,38 @@ def _baselines_create(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"driftwatch baselines create: no file {path}", file=sys.stderr)
         return 1
-    if path.suffix.lower() == ".parquet":
-        frame, where = pd.read_parquet(path), files.parquet_row
-    else:
-        parts = []
-        for part, share in files.read_in_chunks(path):
-            parts.append(part)
-            print(f"\rreading {path.name}: {share:6.1%}", end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
-        frame, where = pd.concat(parts, ignore_index=True), files.csv_line
-    print(f"preparing {len(frame):,} rows", file=sys.stderr)
     try:
+        if path.suffix.lower() == ".parquet":
+            with path.open("rb") as handle:
+                table = files.read_table(handle, path.name)
+        else:
+            parts = []
+            for part, share in files.read_in_chunks(path):
+                parts.append(part)
+                print(f"\rreading {path.name}: {share:6.1%}", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
+            table = files.Table(pd.concat(parts, ignore_index=True), "CSV", files.csv_line)
+        print(f"preparing {len(table.frame):,} rows", file=sys.stderr)
         with db.session_scope(db.get_engine(settings.database_url)) as session:
             model = registry.get_by_name(session, name=args.model, for_update=True)
-            numerical = frozenset(
-                f["name"] for f in model.features or [] if f["kind"] == "numerical"
-            )
-            raw = files.frame_to_raw(
-                frame, [f["name"] for f in model.features or []] or None, numerical
-            )
-            baseline = service.baseline_from_raw(
-                session, model=model, name=args.name, raw=raw, source="file", where=where
-            )
+            baseline = service.baseline_from_table(session, model=model, name=args.name,
+                                                   table=table)  # fmt: skip
             print(f"baseline {baseline.id} {baseline.name!r}: {baseline.rows:,} rows, active")
+            _print_columns(baseline.columns or {}, baseline.warnings or [])
     except DriftwatchError as error:
         print(f"driftwatch baselines create: {error.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_columns(columns: dict[str, Any], warnings: list[str]) -> None:
+    """The columns a baseline used and ignored, as its API answer has them."""
+    for role in ("features", "prediction", "label", "ignored"):
+        value = columns.get(role)
+        shown = ", ".join(value) if isinstance(value, list) else value
+        print(f"  {role}: {shown or '(none)'}")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _db_upgrade(_args: argparse.Namespace) -> int:

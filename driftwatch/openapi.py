@@ -27,6 +27,7 @@ OWN_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/v1/models/{name}/predictions"): (409, 413, 429),
     ("POST", "/api/v1/models/{name}/ground-truth"): (413, 429),
     ("POST", "/api/v1/models/{name}/baselines"): (409, 413),
+    ("DELETE", "/api/v1/models/{name}/baselines/{baseline_id}"): (409,),
     ("POST", "/api/v1/models/{name}/runs"): (409, 503),
     ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): (409,),
     ("GET", "/readyz"): (503,),
@@ -103,8 +104,9 @@ def document(app: FastAPI) -> dict[str, Any]:
         for method in route.methods or ():
             responses = schema["paths"][path][method.lower()]["responses"]
             for status in error_statuses(route, method, path):
+                own = responses.get(str(status), {}) if status != 422 else {}  # 422: FastAPI's
                 responses[str(status)] = {
-                    "description": DESCRIPTIONS[status],
+                    "description": own.get("description", DESCRIPTIONS[status]),
                     "content": {"application/json": {"schema": {"$ref": ERROR_OUT}}},
                 } | ({"headers": _HEADERS[status]} if status in _HEADERS else {})
     return schema

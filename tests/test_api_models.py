@@ -142,3 +142,72 @@ def test_a_test_that_does_not_fit_the_column_is_refused(
     patched = api.patch(f"/api/v1/models/{model['name']}", json={"drift": drift})
     assert patched.status_code == 400
     assert message in patched.json()["detail"]
+
+
+def test_per_feature_settings_for_a_feature_the_model_lacks_are_refused(api: TestClient) -> None:
+    features = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "categorical"}]
+    drift = {"per_feature": {"agee": {"stattest": "ks"}}}
+    created = api.post("/api/v1/models", json={"name": unique(), "task": "regression",
+                                               "features": features, "drift": drift})  # fmt: skip
+    assert created.status_code == 400, created.text
+    assert created.json()["detail"] == (
+        "drift.per_feature.agee: not a feature of this model (its features: age, state)"
+    )
+    model = create_model(api, features=features)
+    patched = api.patch(f"/api/v1/models/{model['name']}", json={"drift": drift})
+    assert patched.status_code == 400
+    assert "drift.per_feature.agee: not a feature" in patched.json()["detail"]
+    assert api.get(f"/api/v1/models/{model['name']}").json()["drift"] is None
+    # a feature added in the same PATCH may be set at once
+    added = api.patch(f"/api/v1/models/{model['name']}", json={
+        "features": [{"name": "agee", "kind": "numerical"}], "drift": drift})  # fmt: skip
+    assert added.status_code == 200, added.text
+    assert added.json()["drift"]["per_feature"] == {"agee": {"stattest": "ks", "threshold": None}}
+
+
+def test_a_model_without_features_takes_per_feature_settings_once_it_has_features(
+    api: TestClient,
+) -> None:
+    drift = {"per_feature": {"x": {"threshold": 0.2}}}
+    created = api.post("/api/v1/models", json={"name": unique(), "task": "regression",
+                                               "drift": drift})  # fmt: skip
+    assert created.status_code == 400, created.text
+    assert "drift.per_feature.x: model declares no features yet" in created.json()["detail"]
+    model = create_model(api, task="regression", drift={"num_stattest": "psi"})
+    path = f"/api/v1/models/{model['name']}"
+    refused = api.patch(path, json={"drift": drift})
+    assert refused.status_code == 400
+    baseline = api.post(f"{path}/baselines", json={"name": "b", "records": [
+        {"features": {"x": 1.5}, "prediction": 1.0}]})  # fmt: skip
+    assert baseline.status_code == 201, baseline.text
+    accepted = api.patch(path, json={"drift": drift})  # x is a feature now (inferred)
+    assert accepted.status_code == 200, accepted.text
+
+
+@pytest.mark.parametrize(
+    "drift",
+    [{"cat_stattest": "fisher_exact"}, {"cat_stattest": "fisher_exact", "num_stattest": "ks"}],
+)
+def test_fisher_exact_cannot_test_a_multiclass_prediction(
+    api: TestClient, drift: dict[str, Any]
+) -> None:
+    body = {"name": unique(), "task": "multiclass_classification", "drift": drift}
+    created = api.post("/api/v1/models", json=body)
+    assert created.status_code == 400, created.text
+    detail = created.json()["detail"]
+    assert detail.startswith(
+        "drift.cat_stattest: column 'prediction': 'fisher_exact' compares at most 2 categories, "
+        "and a multiclass model predicts 3 or more classes"
+    ), detail
+    model = create_model(api, task="multiclass_classification")
+    patched = api.patch(f"/api/v1/models/{model['name']}", json={"drift": drift})
+    assert patched.status_code == 400
+    assert "column 'prediction'" in patched.json()["detail"]
+    # a binary model predicts two classes: fisher_exact applies to its prediction
+    assert create_model(api, task="binary_classification", drift=drift)
+
+
+def test_fisher_exact_may_be_set_for_a_feature_of_a_multiclass_model(api: TestClient) -> None:
+    features = [{"name": "smoker", "kind": "categorical"}]
+    drift = {"per_feature": {"smoker": {"stattest": "fisher_exact"}}}
+    assert create_model(api, task="multiclass_classification", features=features, drift=drift)

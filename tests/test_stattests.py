@@ -753,3 +753,18 @@ def test_default_tests_emit_no_warnings() -> None:
         warnings.simplefilter("error")
         evaluate(numerical_pair(NUMERICAL_CASES[0]), kind="numerical")
         evaluate(categorical_pair(CATEGORICAL_CASES[0]), kind="categorical")
+
+
+@pytest.mark.parametrize("name", sorted(STATTESTS))
+def test_each_test_says_which_columns_it_cannot_apply_to(name: str) -> None:
+    test = get(name)
+    for kind in ("numerical", "categorical"):
+        refusal = test.refusal(kind)
+        assert (refusal is None) == (kind in test.kinds), (kind, refusal)
+    if name == "fisher_exact":
+        assert test.refusal("categorical", categories=2) is None
+        assert test.refusal("categorical", categories=3) == (
+            "'fisher_exact' compares at most 2 categories"
+        )
+    else:
+        assert all(test.refusal(kind, categories=50) is None for kind in test.kinds)

@@ -33,7 +33,14 @@ class Baseline(Base):
     rows: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     window_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # which columns of its data were used, and which ignored (null before revision 0007):
+    # {"features": [...], "prediction": name | null, "label": name | null, "ignored": [...]}
+    columns: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    warnings: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # said when made
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A deleted baseline loses its prepared columns but keeps this row: the runs computed
+    # against it are history, and keep naming it.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class BaselineColumn(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -16,6 +16,7 @@ from driftwatch.ingest.endpoints import read_json
 from driftwatch.models import Baseline
 from driftwatch.monitoring import files, repository, service
 from driftwatch.monitoring.schemas import (
+    BaselineColumns,
     BaselineCreate,
     BaselineOut,
     RunCreate,
@@ -35,7 +36,10 @@ def _baseline_out(baseline: Baseline, active_id: int | None) -> BaselineOut:
         window = TimeRange(start=baseline.window_start, end=baseline.window_end)
     return BaselineOut(id=baseline.id, name=baseline.name, rows=baseline.rows,
                        source=baseline.source, created_at=baseline.created_at,
-                       active=baseline.id == active_id, window=window)  # fmt: skip
+                       active=baseline.id == active_id, window=window,
+                       columns=BaselineColumns.model_validate(baseline.columns)
+                       if baseline.columns else None,
+                       warnings=baseline.warnings or [])  # fmt: skip
 
 
 _UPLOAD_DOC: dict[str, Any] = {
@@ -98,13 +102,8 @@ def _from_body(session: Any, name: str, body: BaselineCreate, retention: Retenti
 
 def _from_file(session: Any, name: str, baseline_name: str, upload: UploadFile) -> Baseline:
     model = registry.get_by_name(session, name=name, for_update=True)
-    frame, where = files.read_table(upload.file, upload.filename)
-    feature_names = [f["name"] for f in model.features or []]
-    numerical = frozenset(f["name"] for f in model.features or [] if f["kind"] == "numerical")
-    raw = files.frame_to_raw(frame, feature_names or None, numerical)
-    return service.baseline_from_raw(
-        session, model=model, name=baseline_name, raw=raw, source="file", where=where
-    )
+    table = files.read_table(upload.file, upload.filename)
+    return service.baseline_from_table(session, model=model, name=baseline_name, table=table)
 
 
 @router.get("/baselines", response_model=list[BaselineOut])
@@ -122,6 +121,26 @@ def activate_baseline(
     model = registry.get_by_name(session, name=name, for_update=True)
     baseline = service.activate(session, model=model, baseline_id=baseline_id)
     return _baseline_out(baseline, baseline.id)
+
+
+@router.delete(
+    "/baselines/{baseline_id}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "Deleted: its data is removed; runs computed against it stay, "
+              "naming it, and windows queued against it move to the active baseline"},
+        404: {"description": "No such model, or no such baseline of it (or it was deleted)"},
+        409: {"description": "The model's active baseline: activate another one first"},
+    },
+)  # fmt: skip
+def delete_baseline(
+    name: str, baseline_id: SmallRowId, session: SessionDep, _key: AdminKey
+) -> Response:
+    """Delete a baseline other than the model's active one."""
+    model = registry.get_by_name(session, name=name, for_update=True)
+    service.delete_baseline(session, model=model, baseline_id=baseline_id)
+    return Response(status_code=204)
 
 
 @router.post("/runs", response_model=RunOut)
@@ -155,7 +174,8 @@ def list_runs(
             raise InvalidPayload(f"{label}: give a time zone, such as 2026-11-20T10:00:00Z")
     runs = repository.list_runs(session, model_id=model.id, start=start, end=end, limit=limit,
                                 kind=kind)  # fmt: skip
-    baselines = {b.id: b for b in repository.list_baselines(session, model_id=model.id)}
+    baselines = {b.id: b for b in repository.list_baselines(session, model_id=model.id,
+                                                            include_deleted=True)}  # fmt: skip
     return [service.to_out(r, model=model, baseline=baselines.get(r.baseline_id)) for r in runs]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -11,8 +12,8 @@ import pandas as pd
 
 from driftwatch.errors import InvalidPayload
 from driftwatch.ingest.validation import RawColumns
+from driftwatch.monitoring.columns import ColumnUse
 
-RESERVED = ("prediction", "label", "prediction_id", "timestamp", "model_version")
 PARQUET_MAGIC = b"PAR1"
 
 
@@ -38,52 +39,47 @@ def _number(value: Any) -> Any:
 
 
 def frame_to_raw(
-    frame: pd.DataFrame, feature_names: list[str] | None, numerical: frozenset[str] = frozenset()
+    frame: pd.DataFrame, use: ColumnUse, numerical: frozenset[str] = frozenset()
 ) -> RawColumns:
-    """A table of baseline rows: a column per feature, optional ``prediction``/``label``.
-
-    With known features, other columns are ignored and a missing one is an error; without,
-    every column but the reserved ones is a feature.
-    """
+    """The columns of a table that ``use`` chose: its features, prediction and label."""
     columns = [str(c) for c in frame.columns]
-    frame.columns = columns
-    if feature_names:
-        absent = [name for name in feature_names if name not in columns]
-        if absent:
-            raise InvalidPayload(
-                f"the file has no column {absent[0]!r} (the model's features: "
-                f"{', '.join(feature_names)})"
-            )
-        names = feature_names
-    else:
-        names = [c for c in columns if c not in RESERVED]
     count = len(frame)
     missing = [None] * count
-    raw = RawColumns(
+    return RawColumns(
         count=count,
         prediction_id=missing,
         timestamp=missing,
-        prediction=_column(frame, "prediction", True) if "prediction" in columns else missing,
+        prediction=_column(frame, use.prediction, True) if use.prediction else missing,
         model_version=missing,
-        features={name: _column(frame, name, name in numerical) for name in names},
+        features={name: _column(frame, name, name in numerical) for name in use.features},
         record=lambda i: dict(zip(columns, frame.iloc[i].tolist(), strict=True)),
-        label=_column(frame, "label") if "label" in columns else None,
+        label=_column(frame, use.label) if use.label else None,
     )
-    return raw
 
 
-def read_table(
-    handle: IO[bytes], filename: str | None
-) -> tuple[pd.DataFrame, Callable[[int], str]]:
-    """The file as a DataFrame, and how its records are named in errors: the line of a CSV
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A baseline file read, and how its records are named in errors: the line of a CSV
     (record i is on line i + 2, after the header), the row of a Parquet file."""
+
+    frame: pd.DataFrame
+    kind: str  # "CSV" or "Parquet"
+    where: Callable[[int], str]
+
+
+EMPTY_FILE = "file: empty (a CSV needs a header line, then a line per record)"
+
+
+def read_table(handle: IO[bytes], filename: str | None) -> Table:
     head = handle.read(4)
     handle.seek(0)
+    if not head:
+        raise InvalidPayload(EMPTY_FILE)
     is_parquet = head == PARQUET_MAGIC or (filename or "").lower().endswith(".parquet")
     try:
         if is_parquet:
-            return pd.read_parquet(io.BytesIO(handle.read())), parquet_row
-        return pd.read_csv(handle), csv_line
+            return Table(pd.read_parquet(io.BytesIO(handle.read())), "Parquet", parquet_row)
+        return Table(pd.read_csv(handle), "CSV", csv_line)
     except (ValueError, pd.errors.ParserError, OSError) as error:
         kind = "Parquet" if is_parquet else "CSV"
         raise InvalidPayload(f"file: not a readable {kind} file ({error})") from None
@@ -99,7 +95,12 @@ def parquet_row(index: int) -> str:
 
 def read_in_chunks(path: Path, chunk_rows: int = 100_000) -> Iterator[tuple[pd.DataFrame, float]]:
     """A large CSV a chunk at a time, with the share of the file read so far (for progress)."""
-    size = max(path.stat().st_size, 1)
+    size = path.stat().st_size
+    if size == 0:
+        raise InvalidPayload(EMPTY_FILE)
     with path.open("rb") as handle:
-        for frame in pd.read_csv(handle, chunksize=chunk_rows):
-            yield frame, min(handle.tell() / size, 1.0)
+        try:
+            for frame in pd.read_csv(handle, chunksize=chunk_rows):
+                yield frame, min(handle.tell() / size, 1.0)
+        except ValueError as error:  # pandas' ParserError among them
+            raise InvalidPayload(f"file: not a readable CSV file ({error})") from None

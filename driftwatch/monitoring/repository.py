@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from driftwatch.ingest.repository import stream_binary
 from driftwatch.models import (
@@ -39,7 +39,7 @@ from driftwatch.models import (
     RunMetric,
     RunMetricDay,
 )
-from driftwatch.models.base import UTCDateTime
+from driftwatch.models.base import UTCDateTime, utcnow
 from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
 from driftwatch.monitoring.accuracy import Labeled
 from driftwatch.monitoring.profiles import COUNT, FLOAT, BaselineProfile, ColumnProfile
@@ -54,17 +54,18 @@ DAY_LOCK = 0x64770001  # the advisory lock class of run_metric_days refreshes
 
 def insert_baseline(
     session: Session, *, model_id: int, name: str, source: str, profile: BaselineProfile,
+    columns: dict[str, Any], warnings: list[str],
     window_start: datetime | None = None, window_end: datetime | None = None,
 ) -> Baseline:  # fmt: skip
     baseline = Baseline(
         model_id=model_id, name=name, source=source, rows=profile.rows,
-        window_start=window_start, window_end=window_end,
+        columns=columns, warnings=warnings, window_start=window_start, window_end=window_end,
     )  # fmt: skip
     session.add(baseline)
     session.flush()
-    columns = list(enumerate(profile.features))
+    prepared = list(enumerate(profile.features))
     if profile.prediction is not None:
-        columns.append((PREDICTION_POSITION, profile.prediction))
+        prepared.append((PREDICTION_POSITION, profile.prediction))
     session.execute(
         insert(BaselineColumn),
         [
@@ -82,7 +83,7 @@ def insert_baseline(
                 "categories": column.categories,
                 "counts": None if column.counts is None else column.counts.astype(COUNT).tobytes(),
             }
-            for position, column in columns
+            for position, column in prepared
         ],
     )  # fmt: skip
     return baseline
@@ -135,17 +136,48 @@ def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
 
 
 def get_baseline(session: Session, *, model_id: int, baseline_id: int) -> Baseline | None:
+    """A baseline of the model, unless it was deleted."""
     return session.scalars(
-        select(Baseline).where(Baseline.model_id == model_id, Baseline.id == baseline_id)
-    ).one_or_none()
-
-
-def list_baselines(session: Session, *, model_id: int) -> list[Baseline]:
-    return list(
-        session.scalars(
-            select(Baseline).where(Baseline.model_id == model_id).order_by(Baseline.id.desc())
+        select(Baseline).where(
+            Baseline.model_id == model_id, Baseline.id == baseline_id,
+            Baseline.deleted_at.is_(None),
         )
-    )
+    ).one_or_none()  # fmt: skip
+
+
+def list_baselines(
+    session: Session, *, model_id: int, include_deleted: bool = False
+) -> list[Baseline]:
+    """The model's baselines, newest first; ``include_deleted`` for the names of old runs'."""
+    query = select(Baseline).where(Baseline.model_id == model_id)
+    if not include_deleted:
+        query = query.where(Baseline.deleted_at.is_(None))
+    return list(session.scalars(query.order_by(Baseline.id.desc())))
+
+
+def delete_baseline(session: Session, *, baseline: Baseline, queue_to: int) -> None:
+    """Remove a baseline's prepared data, keeping its row for the runs computed against it.
+    Windows queued against it and never computed move to baseline ``queue_to`` (or go, where
+    that one has the window already)."""
+    baseline.deleted_at = utcnow()
+    session.execute(delete(BaselineColumn).where(BaselineColumn.baseline_id == baseline.id))
+    never_computed = (Run.baseline_id == baseline.id, Run.status == "pending",
+                      Run.computations == 0)  # fmt: skip
+    queued = aliased(Run)
+    session.execute(
+        update(Run)
+        .where(
+            *never_computed,
+            ~exists().where(
+                queued.model_id == Run.model_id, queued.baseline_id == queue_to,
+                queued.window_start == Run.window_start, queued.window_end == Run.window_end,
+            ),
+        )
+        .values(baseline_id=queue_to)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    session.execute(delete(Run).where(*never_computed).execution_options(synchronize_session=False))
+    session.flush()
 
 
 # -- what a window holds --------------------------------------------------------------------
@@ -458,11 +490,16 @@ def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]
             PredictionKey.ts < Run.window_end,
         )
     )
+    deleted_baselines = select(Baseline.id).where(
+        Baseline.model_id == model_id, Baseline.deleted_at.is_not(None)
+    )
     query = select(Run.id).where(
         Run.model_id == model_id,
         Run.kind == WINDOW,
         Run.status == "done",
         Run.window_start >= since,
+        # a run of a deleted baseline is history: its baseline's data is gone
+        Run.baseline_id.not_in(deleted_baselines),
         or_(late_labels, _late_predictions(model_id, since)),
     )
     return list(session.scalars(query))

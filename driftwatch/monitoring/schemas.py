@@ -42,6 +42,15 @@ class BaselineCreate(Strict):
         return self
 
 
+class BaselineColumns(BaseModel):
+    """Which columns (or record keys) of its data a baseline used, and which it ignored."""
+
+    features: list[str]
+    prediction: str | None
+    label: str | None
+    ignored: list[str]
+
+
 class BaselineOut(BaseModel):
     id: int
     name: str
@@ -50,6 +59,12 @@ class BaselineOut(BaseModel):
     created_at: datetime
     active: bool
     window: TimeRange | None = None
+    columns: BaselineColumns | None = Field(
+        default=None, description="null for a baseline made before driftwatch recorded it"
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="what was noticed in its data when it was made"
+    )
 
 
 RunKind = Literal["window", "custom", "no_traffic"]  # Run.kind

@@ -31,11 +31,12 @@ from driftwatch.ingest.validation import (
 from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.models.base import iso, utcnow
 from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
-from driftwatch.monitoring import compute, profiles, repository
+from driftwatch.monitoring import columns, compute, files, profiles, repository
 from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
 from driftwatch.monitoring.windows import is_window
 from driftwatch.registry import service as registry
 from driftwatch.retention.policy import KEEP_EVERYTHING, Retention, describe
+from driftwatch.stats import registry as stattests
 
 MAX_ERRORS_SHOWN = 20
 RUN_WAIT_SECONDS = 30.0  # how long a request waits for another process computing its window
@@ -44,6 +45,11 @@ RUN_WAIT_SECONDS = 30.0  # how long a request waits for another process computin
 class RawDataGone(Conflict):
     """A computed window now holds fewer predictions than when it was computed: raw data was
     removed (by a retention policy, perhaps another process's). Its earlier result stays."""
+
+
+class BaselineDeleted(RawDataGone):
+    """A computed run's baseline was deleted since: its prepared data is gone, so the run keeps
+    the result it was computed with (as when its raw data is gone)."""
 
 
 class ProfileCache:
@@ -58,6 +64,10 @@ class ProfileCache:
         self._lock = threading.Lock()
 
     def get(self, session: Session, baseline: Baseline) -> profiles.BaselineProfile:
+        if baseline.deleted_at is not None:
+            raise NotFound(
+                f"baseline {baseline.id} ({baseline.name!r}) was deleted: its data is gone"
+            )
         bind = session.get_bind()
         url = bind.engine.url if isinstance(bind, Connection) else bind.url
         key = (str(url), baseline.id, baseline.created_at.isoformat())
@@ -82,14 +92,22 @@ PROFILES = ProfileCache()
 # -- baselines ---------------------------------------------------------------------------------
 
 
-def _features_for(session: Session, model: MonitoredModel, raw: RawColumns) -> list[FeatureSpec]:
-    """The model's features; a model without any takes them from its first baseline."""
+def _features_for(
+    session: Session, model: MonitoredModel, raw: RawColumns, use: columns.ColumnUse
+) -> list[FeatureSpec]:
+    """The model's features that the data holds; a model without any takes them from its
+    first baseline."""
     if not model.features:
         inferred = infer_features(raw)
         if not inferred:
             raise InvalidPayload("the baseline has no features, and the model declares none")
         model = registry.adopt_inferred_features(session, name=model.name, inferred=inferred)
-    return registry.feature_specs(model)
+    used = set(use.features)
+    features = [f for f in registry.feature_specs(model) if f.name in used]
+    if not features:  # another request gave the model other features a moment before
+        names = ", ".join(f.name for f in registry.feature_specs(model))
+        raise InvalidPayload(f"the baseline has none of model {model.name!r}'s features ({names})")
+    return features
 
 
 def _describe_rejections(rejected: list[Any], where: Callable[[int], str]) -> str:
@@ -98,14 +116,39 @@ def _describe_rejections(rejected: list[Any], where: Callable[[int], str]) -> st
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
+def _value_warnings(profile: profiles.BaselineProfile, model: MonitoredModel) -> list[str]:
+    """What the prepared data says about the runs to come: a column without values, one the
+    model's drift settings cannot test (fisher_exact on more than two categories)."""
+    settings = DriftSettings.from_model(model.drift)
+    warnings = []
+    for column in profile.features:
+        if column.rows and column.missing == column.rows:
+            warnings.append(f"feature {column.name!r}: every value is missing in this baseline")
+    tested = [*profile.features, *([profile.prediction] if profile.prediction else [])]
+    for column in tested:
+        stattest, _threshold = settings.choice(column.name, column.kind)
+        if column.kind != "categorical" or stattest is None:
+            continue
+        categories = len(column.categories or [])
+        refusal = stattests.get(stattest).refusal("categorical", categories)
+        if refusal is not None:
+            what = "the prediction" if column.name is None else f"feature {column.name!r}"
+            warnings.append(
+                f"{what}: {refusal}, and this baseline holds {categories}: its drift cannot be "
+                "tested (choose another test in the model's drift settings)"
+            )
+    return warnings
+
+
 def baseline_from_raw(
     session: Session, *, model: MonitoredModel, name: str, raw: RawColumns, source: str,
-    where: Callable[[int], str] = lambda index: f"record {index}",
+    use: columns.ColumnUse, where: Callable[[int], str] = lambda index: f"record {index}",
 ) -> Baseline:  # fmt: skip
-    """Validate baseline data (every record must be valid), prepare and store its profile."""
+    """Validate baseline data (every record must be valid), prepare and store its profile, with
+    the columns it used and the warnings they gave."""
     if raw.count == 0:
         raise InvalidPayload("the baseline has no records")
-    features = _features_for(session, model, raw)
+    features = _features_for(session, model, raw, use)
     valid = validate_columns(
         raw, features, task=model.task, received_at=utcnow(), require_prediction=False
     )
@@ -114,10 +157,16 @@ def baseline_from_raw(
             f"{len(valid.rejected)} of {raw.count} baseline records are invalid: "
             + _describe_rejections(valid.rejected, where)
         )
-    window = chunks.window_of(valid.columns)
+    profile = profiles.profile(chunks.window_of(valid.columns), features)
+    warnings = list(use.warnings)
+    if use.prediction is not None and profile.prediction is None:
+        warnings.append(
+            f"the prediction ({use.prediction!r}) has no values: runs against this baseline do "
+            "not test its drift"
+        )
     baseline = repository.insert_baseline(
-        session, model_id=model.id, name=name, source=source,
-        profile=profiles.profile(window, features),
+        session, model_id=model.id, name=name, source=source, profile=profile,
+        columns=use.summary(), warnings=warnings + _value_warnings(profile, model),
     )  # fmt: skip
     model.active_baseline_id = baseline.id
     session.flush()
@@ -127,9 +176,41 @@ def baseline_from_raw(
 def baseline_from_records(
     session: Session, *, model: MonitoredModel, name: str, records: list[Any]
 ) -> Baseline:
+    """Records ``{"features": {...}, "prediction"?, "label"?}``; keys of ``features`` that are
+    not the model's features are ignored (with a warning), as are other keys."""
+    if not records:
+        raise InvalidPayload("records: the baseline has no records")
+    raw = columns_from_records(records)
+    keys = dict.fromkeys(k for r in records if isinstance(r, dict) for k in r if k != "features")
+    use = columns.choose(
+        [str(k) for k in keys], model=model.name, declared=_declared(model),
+        given_features=list(raw.features), source=columns.RECORDS,
+    )  # fmt: skip
+    raw.features = {name: raw.features[name] for name in use.features}
+    return baseline_from_raw(session, model=model, name=name, raw=raw, source="records", use=use)
+
+
+def baseline_from_table(
+    session: Session, *, model: MonitoredModel, name: str, table: files.Table
+) -> Baseline:
+    """A CSV or Parquet file: its columns sorted into features, prediction and label (others
+    ignored, with a warning), every row checked (an error names its line)."""
+    frame = table.frame
+    frame.columns = [str(c) for c in frame.columns]
+    if len(frame) == 0:
+        raise InvalidPayload(
+            "file: no rows after its header line" if table.kind == "CSV" else "file: no rows"
+        )
+    use = columns.choose(list(frame.columns), model=model.name, declared=_declared(model))
+    numerical = frozenset(f.name for f in registry.feature_specs(model) if f.kind == "numerical")
     return baseline_from_raw(
-        session, model=model, name=name, raw=columns_from_records(records), source="records"
-    )
+        session, model=model, name=name, raw=files.frame_to_raw(frame, use, numerical),
+        source="file", use=use, where=table.where,
+    )  # fmt: skip
+
+
+def _declared(model: MonitoredModel) -> list[str]:
+    return [f.name for f in registry.feature_specs(model)]
 
 
 def baseline_from_window(
@@ -146,9 +227,16 @@ def baseline_from_window(
             f"from_window: model {model.name!r} has no predictions from {start.isoformat()} "
             f"to {end.isoformat()}"
         )
+    profile = profiles.profile(window, features)
+    use = columns.ColumnUse(
+        features=[f.name for f in features],
+        prediction=columns.PREDICTION if profile.prediction is not None else None,
+        label=None,
+    )
     baseline = repository.insert_baseline(
-        session, model_id=model.id, name=name, source="window",
-        profile=profiles.profile(window, features), window_start=start, window_end=end,
+        session, model_id=model.id, name=name, source="window", profile=profile,
+        columns=use.summary(), warnings=_value_warnings(profile, model),
+        window_start=start, window_end=end,
     )  # fmt: skip
     model.active_baseline_id = baseline.id
     session.flush()
@@ -162,6 +250,24 @@ def activate(session: Session, *, model: MonitoredModel, baseline_id: int) -> Ba
     model.active_baseline_id = baseline.id
     session.flush()
     return baseline
+
+
+def delete_baseline(session: Session, *, model: MonitoredModel, baseline_id: int) -> None:
+    """Delete a baseline that is not the active one. The runs computed against it stay, naming
+    it; windows queued against it and not computed yet move to the active baseline."""
+    baseline = repository.get_baseline(session, model_id=model.id, baseline_id=baseline_id)
+    if baseline is None:
+        raise NotFound(f"model {model.name!r} has no baseline {baseline_id}")
+    active = active_baseline(session, model=model)
+    assert active is not None  # the model has this baseline at least
+    if active.id == baseline.id:
+        raise Conflict(
+            f"baseline {baseline.id} ({baseline.name!r}) is model {model.name!r}'s active "
+            "baseline: its runs compare with it. Activate another one first (PUT "
+            f"/api/v1/models/{model.name}/baselines/ID/activate), or create a new one, then "
+            "delete this one"
+        )
+    repository.delete_baseline(session, baseline=baseline, queue_to=active.id)
 
 
 def active_baseline(session: Session, *, model: MonitoredModel) -> Baseline | None:
@@ -198,6 +304,11 @@ def compute_run(
     baseline = session.get(Baseline, run.baseline_id)
     if baseline is None:
         raise NotFound(f"baseline {run.baseline_id} does not exist")
+    if baseline.deleted_at is not None:
+        gone = f"run {run.id}: its baseline {baseline.id} ({baseline.name!r}) was deleted"
+        if run.computations:
+            raise BaselineDeleted(f"{gone}, so the run computed before stays as it was")
+        raise Conflict(f"{gone} before its window was computed")
     if session.get_bind().dialect.name == "postgresql":
         # The baseline (from the cache, or from the database on a session of its own) is
         # read while this session reads the window. (Not on SQLite: the other session would

@@ -30,23 +30,49 @@ def feature_specs(model: MonitoredModel) -> list[FeatureSpec]:
     return [FeatureSpec(f["name"], f["kind"]) for f in model.features or []]
 
 
-def check_drift_settings(drift: dict[str, Any] | None, features: list[dict[str, Any]]) -> None:
-    """Refuse a test set for a kind of column it does not apply to, naming both."""
+def check_drift_settings(
+    drift: dict[str, Any] | None, features: list[dict[str, Any]], *, model: str, task: str
+) -> None:
+    """Refuse settings that cannot apply, naming the setting and the column: a test for a kind
+    of column it does not fit, one that cannot compare a multiclass model's predicted classes,
+    a per-feature setting for a feature the model does not have."""
     if not drift:
         return
     from driftwatch.stats import registry as stattests
 
     def check(name: str | None, kind: str, where: str) -> None:
-        if name is not None and kind not in stattests.get(name).kinds:
-            allowed = " and ".join(sorted(stattests.get(name).kinds))
-            raise BadRequest(f"{where}: {name!r} applies to {allowed} columns, not {kind} ones")
+        refusal = None if name is None else stattests.get(name).refusal(kind)
+        if refusal is not None:
+            raise BadRequest(f"{where}: {refusal}")
 
-    check(drift.get("num_stattest"), "numerical", "drift.num_stattest")
-    check(drift.get("cat_stattest"), "categorical", "drift.cat_stattest")
     kinds = {f["name"]: f["kind"] for f in features}
-    for feature, setting in (drift.get("per_feature") or {}).items():
-        if feature in kinds:
-            check(setting.get("stattest"), kinds[feature], f"drift.per_feature.{feature}.stattest")
+    per_feature = drift.get("per_feature") or {}
+    for feature in per_feature:
+        if not kinds:
+            raise BadRequest(
+                f"drift.per_feature.{feature}: model declares no features yet (they are taken "
+                "from its first baseline or batch); declare its features, or set per-feature "
+                f"settings once it has them (PATCH /api/v1/models/{model})"
+            )
+        if feature not in kinds:
+            raise BadRequest(
+                f"drift.per_feature.{feature}: not a feature of this model "
+                f"(its features: {', '.join(kinds)})"
+            )
+    check(drift.get("num_stattest"), "numerical", "drift.num_stattest")
+    cat_stattest = drift.get("cat_stattest")
+    check(cat_stattest, "categorical", "drift.cat_stattest")
+    if cat_stattest is not None and task == "multiclass_classification":
+        # a multiclass model's prediction, its class names, is tested with cat_stattest
+        refusal = stattests.get(cat_stattest).refusal("categorical", categories=3)
+        if refusal is not None:
+            raise BadRequest(
+                f"drift.cat_stattest: column 'prediction': {refusal}, and a multiclass model "
+                "predicts 3 or more classes (choose another cat_stattest; a test of two "
+                "categories may still be set for a binary feature under drift.per_feature)"
+            )
+    for feature, setting in per_feature.items():
+        check(setting.get("stattest"), kinds[feature], f"drift.per_feature.{feature}.stattest")
 
 
 def check_window(seconds: int, retention: Retention) -> None:
@@ -68,7 +94,8 @@ def create(
     check_drift_settings(
         body.drift.model_dump() if body.drift else None,
         [f.model_dump() for f in body.features or []],
-    )
+        model=body.name, task=body.task,
+    )  # fmt: skip
     window_seconds = int(parse_duration(body.window).total_seconds())
     check_window(window_seconds, retention)
     model = MonitoredModel(
@@ -114,7 +141,8 @@ def update(
         check_window(model.window_seconds, retention)
     if body.drift is not None:
         model.drift = body.drift.model_dump()
-    check_drift_settings(model.drift, model.features or [])
+    if body.drift is not None or body.features is not None:
+        check_drift_settings(model.drift, model.features or [], model=model.name, task=model.task)
     session.flush()
     return model
 

@@ -28,7 +28,8 @@ es                      numerical               0.05       p < threshold
 ======================  ======================  =========  =================================
 
 The comparisons are Evidently's own: ks and cramer_von_mises are its two inclusive p-value
-tests, ed its one strict distance test.
+tests, ed its one strict distance test. fisher_exact is the one test with a limit beyond its
+kinds: a column of at most two categories (``max_categories``).
 
 Results where Evidently would raise or return NaN (empty sample, too few values, constant data
 for some tests; see each test's module) are reported as "no evidence of drift": score 1.0 for a
@@ -72,6 +73,9 @@ class StatTest:
     computable on a kind it is not allowed for when requested by name: Evidently's default rule
     runs chisquare and z on numerical columns with few distinct values, which its registry
     refuses when asked for explicitly.
+
+    ``max_categories``: the most categories (over reference and current) the test can compare
+    (fisher_exact: 2); None when any number will do. ``refusal`` says whether a test applies.
     """
 
     name: str
@@ -81,6 +85,21 @@ class StatTest:
     inclusive: bool
     on_numerical: NumericalScore | None = field(default=None, repr=False, compare=False)
     on_categorical: CategoricalScore | None = field(default=None, repr=False, compare=False)
+    max_categories: int | None = None
+
+    def refusal(self, kind: str, categories: int | None = None) -> str | None:
+        """Why the test cannot apply to a column of ``kind`` holding ``categories`` categories
+        (or at least that many), or None when it can."""
+        if kind not in self.kinds:
+            allowed = " and ".join(sorted(self.kinds))
+            return f"{self.name!r} applies to {allowed} columns, not {kind} ones"
+        if (
+            categories is not None
+            and self.max_categories is not None
+            and categories > self.max_categories
+        ):
+            return f"{self.name!r} compares at most {self.max_categories} categories"
+        return None
 
     @property
     def no_drift_score(self) -> float:
@@ -125,8 +144,9 @@ def _p_value_test(
     numerical: NumericalScore | None = None,
     categorical: CategoricalScore | None = None,
     inclusive: bool = False,
+    max_categories: int | None = None,
 ) -> StatTest:
-    return StatTest(name, kinds, threshold, True, inclusive, numerical, categorical)
+    return StatTest(name, kinds, threshold, True, inclusive, numerical, categorical, max_categories)
 
 
 def _distance_test(
@@ -172,7 +192,9 @@ _DECLARED = (
     _p_value_test("t_test", _NUM, 0.05, numerical=scipy_tests.t_test),
     _p_value_test("empirical_mmd", _NUM, 0.1, numerical=permutation_tests.empirical_mmd),
     _p_value_test("g_test", _CAT, 0.1, categorical=count_tests.g_test),
-    _p_value_test("fisher_exact", _CAT, 0.1, categorical=count_tests.fisher_exact),
+    _p_value_test(
+        "fisher_exact", _CAT, 0.1, categorical=count_tests.fisher_exact, max_categories=2
+    ),
     _p_value_test("es", _NUM, 0.05, numerical=scipy_tests.es),
 )
 
