@@ -38,6 +38,7 @@ from driftwatch.models import (
 )
 from driftwatch.models.base import utcnow
 from driftwatch.monitoring.compute import flat_metrics
+from driftwatch.text import plural
 
 log = logging.getLogger("driftwatch.alerting")
 SLACK_ENDPOINT = "slack"
@@ -104,8 +105,9 @@ class RulesSource:
                 self._signature = signature
                 try:
                     self._rules = load(self.location) if signature else RuleSet()
-                    log.info("rules loaded from %s: %d rules, %d channels", self.location,
-                             len(self._rules.rules), len(self._rules.channels))  # fmt: skip
+                    log.info("rules loaded from %s: %s, %s", self.location,
+                             plural(len(self._rules.rules), "rule"),
+                             plural(len(self._rules.channels), "channel"))  # fmt: skip
                 except RulesInvalid as error:
                     log.error("rules in %s have problems; the previous rules stay in force:\n%s",
                               self.location, error)  # fmt: skip
