@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from driftwatch import __version__, db, openapi, runtime
 from driftwatch.alerting.endpoints import router as alerting_router
@@ -22,9 +24,8 @@ from driftwatch.alerting.service import RulesSource
 from driftwatch.auth import service as keys
 from driftwatch.auth.ratelimit import RateLimiter
 from driftwatch.config import Settings, get_settings
-from driftwatch.dashboard.endpoints import login_redirect
+from driftwatch.dashboard.endpoints import error_page, login_redirect
 from driftwatch.dashboard.endpoints import router as dashboard_router
-from driftwatch.dashboard.endpoints import templates as dashboard_templates
 from driftwatch.dashboard.session import Signer, SignInRequired
 from driftwatch.errors import DriftwatchError, ErrorItem, ErrorOut, InvalidPayload, RetryLater
 from driftwatch.ingest.endpoints import router as ingest_router
@@ -54,17 +55,25 @@ async def _validation_error(request: Request, error: Exception) -> Response:
 
 
 def _is_page(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/", "/healthz", "/readyz", "/metrics"))
+    return not request.url.path.startswith(
+        ("/api/", "/healthz", "/readyz", "/metrics", "/static/", "/openapi.json", "/docs", "/redoc")
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """A path no route serves (404) or a method it does not take (405): a page for pages."""
+    assert isinstance(error, StarletteHTTPException)
+    if _is_page(request) and error.status_code in (404, 405):
+        message = ("there is no such page" if error.status_code == 404
+                   else f"this page does not take a {request.method} request")  # fmt: skip
+        return await run_in_threadpool(error_page, request, error.status_code, message)
+    return await http_exception_handler(request, error)
 
 
 async def _driftwatch_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DriftwatchError)
     if _is_page(request):  # a dashboard page: a page that says what is wrong
-        return dashboard_templates.TemplateResponse(
-            request, "error.html", {"viewer": None, "path": request.url.path,
-                                    "status": error.status_code, "message": error.message},
-            status_code=error.status_code,
-        )  # fmt: skip
+        return await run_in_threadpool(error_page, request, error.status_code, error.message)
     headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
     if isinstance(error, RetryLater):
         headers = {"Retry-After": str(error.retry_after)}
@@ -110,6 +119,7 @@ def create_app(
     app.state.rules = RulesSource(settings.rules_dir)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DriftwatchError, _driftwatch_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(registry_router)
     app.include_router(ingest_router)
     app.include_router(monitoring_router)

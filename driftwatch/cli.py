@@ -295,6 +295,7 @@ def _retention_run(args: argparse.Namespace) -> int:
 def _rules_check(args: argparse.Namespace) -> int:
     """Validate rule files: every problem with its file and line; exit 1 if there is any."""
     from driftwatch.alerting import rules
+    from driftwatch.text import plural
 
     location = args.path or get_settings().rules_dir
     try:
@@ -302,10 +303,10 @@ def _rules_check(args: argparse.Namespace) -> int:
     except rules.RulesInvalid as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
-        count = len(error.problems)
-        print(f"{count} problem{'s' if count != 1 else ''} in {location}", file=sys.stderr)
+        print(f"{plural(len(error.problems), 'problem')} in {location}", file=sys.stderr)
         return 1
-    print(f"{location}: {len(ruleset.rules)} rules, {len(ruleset.channels)} channels, all valid")
+    counted = f"{plural(len(ruleset.rules), 'rule')}, {plural(len(ruleset.channels), 'channel')}"
+    print(f"{location}: {counted}, all valid")
     return 0
 
 

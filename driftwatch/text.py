@@ -1,5 +1,6 @@
 """Text that reaches the database: Postgres text cannot hold a NUL character, so a NUL is
-refused where text comes in (URLs here, bodies through ``Text``), with a clear answer."""
+refused where text comes in (URLs here, bodies through ``Text``), with a clear answer. And text
+that reaches people: counts with their noun (``plural``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ def no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(no_nul)]
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 channel``, ``2 channels``, ``0 channels`` (``many``: an irregular plural)."""
+    return f"{count:,} {noun if count == 1 else many or noun + 's'}"
 
 
 class RefuseNulInUrls:

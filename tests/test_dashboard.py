@@ -6,6 +6,7 @@ machine."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import uuid
@@ -24,6 +25,7 @@ from driftwatch.alerting.dispatcher import Dispatcher
 from driftwatch.app import create_app
 from driftwatch.auth import service as keys
 from driftwatch.config import Settings
+from driftwatch.dashboard import service
 from driftwatch.db import session_scope
 from tests.conftest import ADMIN_KEY, LiveServer, start_server, wait_until
 from tests.servers import Receiver, always
@@ -317,12 +319,12 @@ def test_the_feature_page_compares_distributions(tab: Tab, site: Site) -> None:
     assert len(bars["xAxis"][0]["data"]) == 22  # 20 bins and the two sides out of range
     assert sum(bars["series"][0]["data"]) == pytest.approx(1.0)
     assert sum(bars["series"][1]["data"]) == pytest.approx(1.0)
-    score = tab.chart("score")["series"][0]
-    assert [v for _, v in score["data"]] == pytest.approx(
-        [max(next(f for f in r["features"] if f["name"] == "age")["score"], 1e-300)
-         for r in runs])  # fmt: skip
-    age = next(f for f in runs[-1]["features"] if f["name"] == "age")
-    assert score["markLine"]["data"][0]["yAxis"] == age["threshold"]
+    ages = [next(f for f in r["features"] if f["name"] == "age") for r in runs]
+    assert {a["stattest"] for a in ages} == {"wasserstein"}
+    score, threshold = tab.chart("score")["series"]
+    assert score["name"] == "wasserstein distance"
+    assert [p["value"][1] for p in score["data"]] == pytest.approx([a["score"] for a in ages])
+    assert [v for _, v in threshold["data"]] == [a["threshold"] for a in ages]
     tab.shot("feature-age")
     tab.open(f"/models/{site.model}/features/state")
     categories = tab.chart("distribution")["xAxis"][0]["data"]
@@ -387,3 +389,338 @@ def test_evidently_report_opens_for_a_window(tab: Tab, site: Site) -> None:
     text = report.inner_text("body")
     assert "age" in text
     assert "state" in text
+
+
+# -- what the pages show: each run by its own test, ranges that fit the model, what is missing --
+
+
+def _new_model(site: Site, *, window: str = "1h", baseline_rows: int | None = 600,
+               prefix: str = "view") -> str:  # fmt: skip
+    """A model (not matched by the site's alert rule) with a baseline of ``baseline_rows``
+    records: at most 1,000 rows make Evidently's rule choose p-value tests (ks, chisquare)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    created = site.api.post(
+        "/api/v1/models",
+        json={
+            "name": name,
+            "task": "binary_classification",
+            "window": window,
+            "features": FEATURES,
+        },
+    )
+    assert created.status_code == 201, created.text  # fmt: skip
+    if baseline_rows:
+        rng = np.random.default_rng(11)
+        base = _records(rng, baseline_rows, shift=0, start=datetime(2026, 1, 1, tzinfo=UTC),
+                        prefix="b")  # fmt: skip
+        answer = site.api.post(f"/api/v1/models/{name}/baselines", json={
+            "name": "training",
+            "records": [{"features": r["features"], "prediction": r["prediction"]} for r in base],
+        })  # fmt: skip
+        assert answer.status_code == 201, answer.text
+    return name
+
+
+def _window(site: Site, name: str, start: datetime, length: timedelta, *, shift: float = 0,
+            rows: int = 200, seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Predictions spread over one window, and its run computed."""
+    rng = np.random.default_rng(seed)
+    batch = _records(rng, rows, shift=shift, start=start, prefix=f"{start.timestamp():.0f}")
+    for record, moment in zip(batch, np.linspace(0, length.total_seconds(), rows,
+                                                 endpoint=False), strict=True):  # fmt: skip
+        record["timestamp"] = (start + timedelta(seconds=float(moment))).isoformat()
+    sent = site.api.post(f"/api/v1/models/{name}/predictions", json={"records": batch})
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["accepted"] == rows, sent.text
+    run = site.api.post(
+        f"/api/v1/models/{name}/runs",
+        json={"start": start.isoformat(), "end": (start + length).isoformat()},
+    )
+    assert run.status_code == 200, run.text  # fmt: skip
+    result: dict[str, Any] = run.json()
+    return result
+
+
+def _tooltip(tab: Tab, chart: str, argument: Any) -> str:
+    """What the chart's own tooltip formatter writes for ``argument`` (as ECharts passes it)."""
+    text: str = tab.page.evaluate(
+        "([name, arg]) => window.driftwatch.charts[name].getOption().tooltip[0].formatter(arg)",
+        [chart, argument],
+    )
+    return text
+
+
+def test_each_cell_and_score_is_read_with_its_own_runs_test_and_threshold(
+    tab: Tab, site: Site
+) -> None:
+    """Windows computed with ks (p-values), then num_stattest switched to psi (a distance):
+    every heatmap cell and score point uses its own run's test, threshold and verdict."""
+    name = _new_model(site, baseline_rows=1000)
+    hour = timedelta(hours=1)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    runs = []
+    for hours_ago, shift in zip(range(6, 0, -1), (0, 0, 1.5, 0, 1.5, 0), strict=True):
+        if hours_ago == 3:
+            patched = site.api.patch(
+                f"/api/v1/models/{name}", json={"drift": {"num_stattest": "psi"}}
+            )
+            assert patched.status_code == 200, patched.text  # fmt: skip
+        runs.append(_window(site, name, now - hours_ago * hour, hour, shift=shift, rows=800,
+                            seed=hours_ago))  # fmt: skip
+    tests = [{f["name"]: f["stattest"] for f in run["features"]} for run in runs]
+    assert [t["age"] for t in tests] == ["ks"] * 3 + ["psi"] * 3
+    verdicts = [run["features"][0]["drifted"] for run in runs]
+    assert verdicts == [False, False, True, False, True, False]
+
+    tab.sign_in(ADMIN_KEY)
+    tab.open(f"/models/{name}")
+    heat = tab.chart("heatmap")
+    assert len(heat["xAxis"][0]["data"]) == 6
+    intensity = {(c[0], c[1]): c[2] for c in heat["series"][0]["data"]}
+    dots = {(c[0], c[1]) for c in heat["series"][1]["data"]}
+    for x, run in enumerate(runs):
+        for y, feature in enumerate(run["features"]):
+            assert (intensity[x, y] >= 1) == feature["drifted"], (x, feature)
+            assert ((x, y) in dots) == feature["drifted"], (x, feature)
+            text = _tooltip(tab, "heatmap", {"value": [x, y]})
+            assert f"{feature['stattest']}: " in text, text
+            assert f"threshold {feature['threshold']:g})" in text, text
+            assert ("drifted" in text) == feature["drifted"], text
+    tab.shot("heatmap-tests-switched")
+
+    tab.open(f"/models/{name}/features/age")
+    series = {s["name"]: s for s in tab.chart("score")["series"]}
+    assert set(series) == {"ks p-value", "ks threshold", "psi distance", "psi threshold"}
+    for test, chosen in (("ks p-value", runs[:3]), ("psi distance", runs[3:])):
+        ages = [r["features"][0] for r in chosen]
+        points = series[test]["data"]
+        assert [p["value"][1] for p in points] == pytest.approx([a["score"] for a in ages])
+        assert [p["drifted"] for p in points] == [int(a["drifted"]) for a in ages]
+        line = series[test.split()[0] + " threshold"]["data"]
+        assert [v for _, v in line] == [a["threshold"] for a in ages]
+    axes = tab.chart("score")["yAxis"]
+    assert [a["type"] for a in axes] == ["log", "value"]  # p-values on a log axis
+    text = _tooltip(tab, "score", [{"value": series["psi distance"]["data"][1]["value"],
+                                    "seriesName": "psi distance", "marker": "",
+                                    "data": series["psi distance"]["data"][1]}])  # fmt: skip
+    assert "psi distance: " in text
+    assert "drifted" in text
+    tab.shot("feature-tests-switched")
+
+
+def test_columns_of_several_windows_show_the_share_of_windows_drifted(tab: Tab, site: Site) -> None:
+    """30 days of hourly windows draw two windows a column: each column is the share of its
+    windows that drifted (each by its own run's verdict), all runs counted."""
+    tab.sign_in(ADMIN_KEY)
+    tab.open(f"/models/{site.model}?range=30d")
+    runs = site.runs()
+    columns: dict[int, list[dict[str, Any]]] = {}
+    for run in runs:
+        index = int(datetime.fromisoformat(run["window"]["start"]).timestamp()) // 7200
+        columns.setdefault(index, []).append(run)
+    heat = tab.chart("heatmap")
+    times = heat["xAxis"][0]["data"]
+    assert len(times) == len(columns)
+    cells = {(c[0], c[1]): c[2] for c in heat["series"][0]["data"]}
+    for x, index in enumerate(sorted(columns)):
+        for y in range(3):
+            verdicts = [r["features"][y]["drifted"] for r in columns[index]]
+            assert cells[x, y] == pytest.approx(sum(verdicts) / len(verdicts))
+    text = _tooltip(tab, "heatmap", {"value": [0, 0]})
+    assert "of 2 windows" in text or "of 1 window" in text, text
+    assert "per 2h" in tab.page.inner_text("section.card h2")
+
+    tab.open(f"/models/{site.model}/features/age?range=30d")
+    shares = tab.chart("score")["series"][0]["data"]
+    expected = [sum(r["features"][0]["drifted"] for r in columns[i]) / len(columns[i])
+                for i in sorted(columns)]  # fmt: skip
+    assert [v for _, v, _ in shares] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("window", "offered", "default"),
+    [
+        (10, ["5m", "30m", "1h", "6h"], "30m"),
+        (60, ["30m", "1h", "6h", "24h"], "6h"),
+        (900, ["6h", "24h", "7d", "30d", "365d"], "24h"),
+        (3600, ["24h", "7d", "30d", "90d", "365d"], "7d"),
+        (86400, ["30d", "90d", "365d"], "365d"),
+    ],
+)
+def test_presets_fit_the_window(window: int, offered: list[str], default: str) -> None:
+    assert service.presets(window) == offered
+    assert service.default_preset(window) == default
+    windows = service.PRESETS[default].total_seconds() / window
+    assert service.bucket_seconds(window, service.PRESETS[default]) == window or windows > 366
+
+
+def test_the_default_range_holds_the_newest_windows_with_data(tab: Tab, site: Site) -> None:
+    """A model backfilled with data of three weeks ago: its page shows those windows (7 days
+    ending at the newest one), and says there is nothing since."""
+    name = _new_model(site)
+    hour = timedelta(hours=1)
+    newest = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=21)
+    for hours_ago in range(5, 0, -1):
+        _window(site, name, newest - hours_ago * hour, hour, seed=hours_ago)
+    tab.sign_in(ADMIN_KEY)
+    page = tab.open(f"/models/{name}")
+    assert len(tab.chart("heatmap")["xAxis"][0]["data"]) == 5
+    assert len(tab.chart("heatmap")["series"][0]["data"]) == 5 * 3
+    assert len(tab.chart("drift")["series"][0]["data"]) == 5
+    assert page.input_value("input[name=end]") == newest.strftime("%Y-%m-%dT%H:%M")
+    start = datetime.fromisoformat(page.input_value("input[name=start]")).replace(tzinfo=UTC)
+    assert newest - start == timedelta(days=7)
+    note = page.inner_text("[data-range-note]")
+    assert f"No data since {newest:%Y-%m-%d %H:%M} UTC" in note
+    assert "the 7d up to then" in note
+    assert [a.inner_text() for a in page.locator("a[data-range]").all()] == service.presets(3600)
+    assert page.locator("a[data-range].on").count() == 0  # a preset's link ends now
+    assert "windows of 1h" in page.inner_text(".head")
+    tab.shot("backfilled")
+    page = tab.open(f"/models/{name}/features/age")
+    score = tab.chart("score")["series"][0]["data"]
+    assert len(score) == 5
+
+
+def test_windows_of_seconds_read_as_set(tab: Tab, site: Site) -> None:
+    """10-second windows (the demo's): ranges of minutes, window times with seconds."""
+    name = _new_model(site, window="10s")
+    second = timedelta(seconds=10)
+    first = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=20)
+    for n in range(3):
+        _window(site, name, first + n * second, second, rows=60, seed=n)
+    tab.sign_in(ADMIN_KEY)
+    page = tab.open(f"/models/{name}")
+    head = page.inner_text(".head")
+    assert "windows of 10s" in head
+    assert "0 min" not in head
+    assert [a.inner_text() for a in page.locator("a[data-range]").all()] == [
+        "5m", "30m", "1h", "6h"]  # fmt: skip
+    assert len(tab.chart("heatmap")["xAxis"][0]["data"]) == 3
+    labels = tab.page.evaluate("""() => {
+        const axis = window.driftwatch.charts.heatmap.getOption().xAxis[0];
+        return axis.data.map((v) => axis.axisLabel.formatter(v)); }""")
+    assert labels == [f"{first + n * second:%m-%d %H:%M:%S}" for n in range(3)]
+    newest = first + 3 * second
+    rows = page.locator("table.runs tbody tr").all_inner_texts()
+    assert rows[0].startswith(f"{newest - second:%Y-%m-%d %H:%M:%S} UTC → {newest:%H:%M:%S}")
+    assert f"No data since {newest:%Y-%m-%d %H:%M:%S} UTC" in page.inner_text("[data-range-note]")
+    assert page.input_value("input[name=end]") == f"{newest:%Y-%m-%dT%H:%M:%S}"
+    page.click("a[data-range='5m']")
+    page.wait_for_selector("body[data-charts-ready=true]")
+    assert page.locator("a[data-range='5m']").get_attribute("class") == "on"
+    page = tab.open("/")
+    row = page.locator(f"tr[data-model='{name}']")
+    assert f"{newest:%Y-%m-%d %H:%M:%S} UTC" in row.inner_text()
+    tab.shot("ten-second-windows")
+
+
+def test_a_window_without_a_score_says_why(tab: Tab, site: Site) -> None:
+    """An empty window's run has no test: the feature page says so (never 'None'), and a
+    drifted window's tiny p-values are labelled readably on the log axis."""
+    name = _new_model(site)
+    hour = timedelta(hours=1)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    _window(site, name, now - 3 * hour, hour, shift=3, seed=1)
+    empty = site.api.post(f"/api/v1/models/{name}/runs", json={
+        "start": (now - 2 * hour).isoformat(), "end": (now - hour).isoformat()})  # fmt: skip
+    assert empty.status_code == 200, empty.text
+    assert empty.json()["rows"] == 0
+    tab.sign_in(ADMIN_KEY)
+    page = tab.open(f"/models/{name}/features/age?run={empty.json()['id']}")
+    text = page.inner_text("main")
+    assert "None" not in text
+    assert "not tested (the window held no predictions)" in page.inner_text("[data-entry]")
+    assert page.locator(".tile .value").first.inner_text() == "\N{EN DASH}"
+    axis = tab.chart("score")["yAxis"][0]
+    assert axis["type"] == "log"
+    assert tab.chart("score")["grid"][0]["containLabel"] is True
+    labels = page.evaluate("""() => {
+        const axis = window.driftwatch.charts.score.getOption().yAxis[0];
+        return [1e-10, 1e-3, 0.01, 1].map((v) => axis.axisLabel.formatter(v)); }""")
+    assert labels == ["1e-10", "0.001", "0.01", "1"]
+    tab.shot("feature-empty-window")
+
+
+def test_pages_fit_a_narrow_screen(tab: Tab, site: Site) -> None:
+    """At 400 px wide no page is wider than the screen: wide tables scroll inside it."""
+    tab.page.set_viewport_size({"width": 400, "height": 900})
+    tab.sign_in(ADMIN_KEY)
+    for path in ("/", f"/models/{site.model}", f"/models/{site.model}/features/age",
+                 "/alerts?state=all", "/deliveries"):  # fmt: skip
+        page = tab.open(path)
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 400, (path, width)
+        tab.shot("narrow" + path.replace("/", "-").split("?")[0])
+    page = tab.open("/")
+    scrolls = page.evaluate("""() => { const box = document.querySelector('.table-scroll');
+        return box.scrollWidth > box.clientWidth && getComputedStyle(box).overflowX; }""")
+    assert scrolls == "auto"
+
+
+def test_error_pages_keep_the_navigation(tab: Tab, site: Site) -> None:
+    tab.sign_in(site.read_key)
+    for path, message in ((f"/models/{site.model}-gone", "does not exist"),
+                          (f"/models/{site.model}/features/nope", "has no feature 'nope'"),
+                          ("/no-such-page", "there is no such page")):  # fmt: skip
+        answer = tab.page.goto(site.url + path)
+        assert answer.status == 404, path
+        assert message in tab.page.inner_text("main"), path
+        assert tab.page.locator("header nav a", has_text="Alerts").count() == 1, path
+        assert "viewer · read" in tab.page.inner_text("header")
+    tab.errors.clear()  # the browser logs each 404: expected here
+    api = site.api.get("/api/v1/no-such-thing")
+    assert api.status_code == 404
+    assert api.json() == {"detail": "Not Found"}
+    tab.page.click("text=Sign out")
+    tab.page.goto(site.url + "/no-such-page")
+    assert tab.page.locator("header nav").count() == 0
+    assert tab.page.locator("main a", has_text="Sign in").count() == 1
+    tab.errors.clear()
+
+
+def test_the_pages_say_what_a_new_model_is_missing(tab: Tab, site: Site) -> None:
+    """No baseline, then no predictions, then a first window still open: each page says what is
+    missing, with the exact call; the from-traffic baseline call it shows works."""
+    name = _new_model(site, baseline_rows=None)
+    tab.sign_in(ADMIN_KEY)
+    page = tab.open(f"/models/{name}")
+    setup = page.locator("[data-setup=baseline]")
+    assert "Upload a baseline" in setup.inner_text()
+    commands = setup.locator("pre").all_inner_texts()
+    assert len(commands) == 1
+    assert f"/api/v1/models/{name}/baselines" in commands[0]
+    assert "-F name=training -F file=@training.csv" in commands[0]
+    page = tab.open("/")
+    assert "no baseline yet" in page.inner_text(f"tr[data-model='{name}']")
+
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(3)
+    batch = _records(rng, 50, shift=0, start=now - timedelta(minutes=1), prefix="p")
+    for record in batch:
+        record["timestamp"] = now.isoformat()
+    assert site.api.post(f"/api/v1/models/{name}/predictions",
+                         json={"records": batch}).status_code == 200  # fmt: skip
+    page = tab.open(f"/models/{name}")
+    commands = page.locator("[data-setup=baseline] pre").all_inner_texts()
+    assert len(commands) == 2  # and the traffic so far as a baseline
+    body = json.loads(commands[1].split("-d '", 1)[1].rstrip("'"))
+    made = site.api.post(f"/api/v1/models/{name}/baselines", json=body)
+    assert made.status_code == 201, made.text
+    assert made.json()["rows"] == 50
+
+    closes = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    page = tab.open(f"/models/{name}")
+    waiting = page.inner_text("[data-setup='first window']")
+    assert f"closes at {closes:%Y-%m-%d %H:%M} UTC" in waiting
+    page = tab.open("/")
+    assert f"first window closes at {closes:%Y-%m-%d %H:%M} UTC" in page.inner_text(
+        f"tr[data-model='{name}']")  # fmt: skip
+
+    other = _new_model(site)
+    page = tab.open(f"/models/{other}")
+    sdk = page.inner_text("[data-setup=predictions]")
+    assert "No predictions yet" in sdk
+    assert f'client.log_prediction("{other}", features={{"age": ..., "income": ..., ' in sdk
+    assert "no predictions yet" in tab.open("/").inner_text(f"tr[data-model='{other}']")
+    tab.shot("missing-predictions")

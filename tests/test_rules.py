@@ -202,6 +202,19 @@ def test_the_check_command_exits_1_naming_each_problem(tmp_path: Path) -> None:
     assert "2 problems" in done.stderr
 
 
+def test_the_check_command_counts_in_words(tmp_path: Path) -> None:
+    text = (
+        "channels:\n  ops:\n    type: slack\n    channel: '#ml'\n"
+        "rules:\n  - name: r\n    when: rows < 1\n    notify: [ops]\n"
+    )
+    (tmp_path / "one.yaml").write_text(text)
+    done = run_check(str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "1 rule, 1 channel, all valid" in done.stdout
+    (tmp_path / "one.yaml").write_text(text.replace("rows < 1", "rows <> 1"))
+    assert "\n1 problem in" in run_check(str(tmp_path)).stderr
+
+
 def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     example = Path(__file__).parent.parent / "rules" / "examples" / "credit-risk.yaml"
     done = run_check(str(example), env={"RETRAIN_CREDIT_SECRET": SECRET})

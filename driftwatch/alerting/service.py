@@ -37,6 +37,7 @@ from driftwatch.models import (
     Silence,
 )
 from driftwatch.models.base import utcnow
+from driftwatch.text import plural
 
 log = logging.getLogger("driftwatch.alerting")
 SLACK_ENDPOINT = "slack"
@@ -103,8 +104,9 @@ class RulesSource:
                 self._signature = signature
                 try:
                     self._rules = load(self.location) if signature else RuleSet()
-                    log.info("rules loaded from %s: %d rules, %d channels", self.location,
-                             len(self._rules.rules), len(self._rules.channels))  # fmt: skip
+                    log.info("rules loaded from %s: %s, %s", self.location,
+                             plural(len(self._rules.rules), "rule"),
+                             plural(len(self._rules.channels), "channel"))  # fmt: skip
                 except RulesInvalid as error:
                     log.error("rules in %s have problems; the previous rules stay in force:\n%s",
                               self.location, error)  # fmt: skip

@@ -12,22 +12,37 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from driftwatch.alerting import repository as alerting_repository
 from driftwatch.alerting import service as alerting
 from driftwatch.dashboard import evidently_report, repository, service
-from driftwatch.dashboard.session import COOKIE, SESSION_SECONDS, Viewer, ViewerDep
+from driftwatch.dashboard.session import (
+    COOKIE,
+    SESSION_SECONDS,
+    Viewer,
+    ViewerDep,
+    signed_in_viewer,
+)
 from driftwatch.db import session_scope
 from driftwatch.deps import MAX_ID, OptionalIdQuery, RowId, SessionDep
+from driftwatch.durations import format_duration
 from driftwatch.errors import Forbidden, InvalidPayload, NotFound
+from driftwatch.models import MonitoredModel
 from driftwatch.models.base import utcnow
 from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
 from driftwatch.registry import service as registry
+from driftwatch.text import plural
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-templates.env.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+templates.env.filters["when"] = lambda moment, seconds=False: moment.strftime(
+    "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") if moment else ""  # fmt: skip
+templates.env.filters["clock"] = lambda moment, seconds=False: moment.strftime(
+    "%H:%M:%S" if seconds else "%H:%M")  # fmt: skip
+templates.env.filters["duration"] = format_duration
+templates.env.filters["plural"] = plural
 templates.env.filters["num"] = lambda value: "" if value is None else (
     f"{value:.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int)
     else str(value))  # fmt: skip
@@ -109,11 +124,17 @@ def models_page(request: Request, viewer: ViewerDep, session: SessionDep) -> HTM
     return _page(request, "models.html", viewer, started, models=models)
 
 
-def _span(range_: str | None, start: datetime | None, end: datetime | None) -> service.TimeRange:
-    """The page's time range; the picker's times (no zone) are UTC, as every time shown."""
+def _span(session: Session, model: MonitoredModel, range_: str | None, start: datetime | None,
+          end: datetime | None) -> tuple[service.TimeRange, datetime | None]:  # fmt: skip
+    """The page's time range, and the end of the model's newest window with data; the
+    picker's times (no zone) are UTC, as every time shown."""
     start, end = (m.replace(tzinfo=UTC) if m is not None and m.tzinfo is None else m
                   for m in (start, end))  # fmt: skip
-    return service.time_range(range_, start, end, utcnow())
+    last = repository.last_window_with_data(session, model_id=model.id)
+    newest = last.window_end if last is not None else None
+    span = service.time_range(range_, start, end, utcnow(), window_seconds=model.window_seconds,
+                              newest=newest)  # fmt: skip
+    return span, newest
 
 
 RangeQuery = Annotated[str | None, Query(alias="range")]
@@ -126,7 +147,7 @@ def model_page(
 ) -> HTMLResponse:  # fmt: skip
     started = time.perf_counter()
     model = registry.get_by_name(session, name=name)
-    span = _span(range_, start, end)
+    span, newest = _span(session, model, range_, start, end)
     data = service.model_page(session, model=model, span=span)
     # the window series (stretches without traffic included), and apart from it custom ranges
     runs = repository.latest_runs(session, model_id=model.id, limit=12, before=span.end,
@@ -137,12 +158,14 @@ def model_page(
     last = repository.last_window_with_data(session, model_id=model.id)
     return _page(
         request, "model.html", viewer, started, model=model, span=span, data=data,
-        ranges=list(service.RANGES), runs=runs, custom_runs=custom,
-        alerts=repository.recent_alerts(session, model_id=model.id, limit=10),
+        ranges=service.presets(model.window_seconds), runs=runs, custom_runs=custom,
+        newest=newest, alerts=repository.recent_alerts(session, model_id=model.id, limit=10),
         baseline=repository.baseline(session, baseline_id=model.active_baseline_id),
         status=service.status(last, firing),
         note=service.traffic_note(session, model=model, now=utcnow()),
-        features=registry.feature_specs(model),
+        features=registry.feature_specs(model), precise=model.window_seconds < 60,
+        setup=service.setup(session, model=model, newest=newest, now=utcnow()),
+        public_url=request.app.state.settings.public_url.rstrip("/"),
     )  # fmt: skip
 
 
@@ -157,7 +180,7 @@ def feature_page(
     spec = next((f for f in registry.feature_specs(model) if f.name == feature), None)
     if spec is None:
         raise NotFound(f"model {name!r} has no feature {feature!r}")
-    span = _span(range_, start, end)
+    span, newest = _span(session, model, range_, start, end)
     runs = repository.latest_runs(session, model_id=model.id, limit=48, before=span.end,
                                   with_data=True)  # fmt: skip
     chosen = None
@@ -171,7 +194,8 @@ def feature_page(
         chosen = repository.run_with_distributions(session, model_id=model.id, run_id=runs[0].id)
     data = service.feature_page(session, model=model, feature=feature, span=span, run=chosen)
     return _page(request, "feature.html", viewer, started, model=model, feature=spec, span=span,
-                 data=data, ranges=list(service.RANGES), runs=runs, chosen=chosen)  # fmt: skip
+                 data=data, ranges=service.presets(model.window_seconds), runs=runs,
+                 chosen=chosen, newest=newest, precise=model.window_seconds < 60)  # fmt: skip
 
 
 @router.get("/models/{name}/evidently", response_class=HTMLResponse)
@@ -252,6 +276,15 @@ def redeliver(
         raise Forbidden("redelivering needs an admin key")
     alerting.redeliver(session, delivery_id=delivery_id)
     return RedirectResponse(f"/deliveries#delivery-{delivery_id}", status_code=303)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """A page that says what is wrong, with the navigation when signed in."""
+    viewer = signed_in_viewer(request)
+    response = _page(request, "error.html", viewer, time.perf_counter(), status=status,
+                     message=message)  # fmt: skip
+    response.status_code = status
+    return response
 
 
 def login_redirect(next_path: str) -> RedirectResponse:

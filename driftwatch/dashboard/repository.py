@@ -8,7 +8,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Integer,
+    String,
+    cast,
+    column,
+    func,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.orm import Session, undefer
 
 from driftwatch.models import (
@@ -41,7 +53,7 @@ def _epoch_bucket(session: Session, column: Any, bucket_seconds: int) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return cast(func.floor(func.extract("epoch", column) / bucket_seconds), Integer)
     # SQLite keeps UTC timestamps as text
-    return cast(func.strftime("%s", column), Integer) / bucket_seconds
+    return cast(func.strftime("%s", column), Integer) // bucket_seconds
 
 
 def bucketed(
@@ -96,6 +108,79 @@ def _bucketed_days(
         mean = None if total is None or not count else float(total) / count
         out.append(Bucket(metric, int(index), low, high, mean, total, count))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class TestedBucket:
+    """A feature's scores in one bucket, over the runs that tested it alike (one test, one
+    threshold): runs of a bucket that used another test or threshold make another row."""
+
+    feature: str
+    index: int  # as Bucket.index
+    stattest: str
+    threshold: float
+    low: float | None  # the lowest and highest score
+    high: float | None
+    drifted: bool  # the verdict of one run at least
+    runs: int
+
+
+def feature_tests(
+    session: Session, *, model_id: int, start: datetime, end: datetime, bucket_seconds: int,
+    feature: str | None = None,
+) -> list[TestedBucket]:  # fmt: skip
+    """Each feature's scores per bucket of windows starting in range, read with the test,
+    threshold and verdict each run stored with them (``result.features``): the metrics table
+    keeps a score without the test that made it, and a model's tests change with its settings
+    (and with Evidently's default rule, with the data)."""
+    document = type_coerce(Run.result, JSON)
+    if session.get_bind().dialect.name == "postgresql":  # each entry parsed once, typed
+        entries = func.json_to_recordset(document["features"]).table_valued(
+            column("name", String), column("stattest", String), column("threshold", Float),
+            column("score", Float), column("drifted", Boolean),
+        ).render_derived(name="entry", with_types=True)  # fmt: skip
+        fields = [entries.c.name, entries.c.stattest, entries.c.threshold, entries.c.score,
+                  cast(entries.c.drifted, Integer)]  # fmt: skip
+    else:
+        entries = (
+            func.json_each(document, "$.features")
+            .table_valued(column("value", JSON))
+            .alias("entry")
+        )
+        entry = entries.c.value
+        fields = [entry["name"].as_string(), entry["stattest"].as_string(),
+                  entry["threshold"].as_float(), entry["score"].as_float(),
+                  entry["drifted"].as_integer()]  # fmt: skip
+    tested = (
+        select(
+            _epoch_bucket(session, Run.window_start, bucket_seconds).label("bucket"),
+            *(field.label(name) for field, name in zip(
+                fields, ("feature", "stattest", "threshold", "score", "drifted"), strict=True)),
+        )
+        .select_from(Run)
+        .join(entries, true())
+        .where(
+            Run.model_id == model_id, Run.kind == WINDOW, Run.status == "done",
+            Run.window_start >= start,
+            Run.window_start < end,
+        )
+    ).subquery()  # fmt: skip
+    query = (
+        select(
+            tested.c.feature, tested.c.bucket, tested.c.stattest, tested.c.threshold,
+            func.min(tested.c.score), func.max(tested.c.score), func.max(tested.c.drifted),
+            func.count(),
+        )
+        .where(tested.c.stattest.is_not(None), tested.c.threshold.is_not(None))
+        .group_by(tested.c.feature, tested.c.bucket, tested.c.stattest, tested.c.threshold)
+    )  # fmt: skip
+    if feature is not None:
+        query = query.where(tested.c.feature == feature)
+    rows = session.execute(query)
+    return [
+        TestedBucket(name, int(index), stattest, float(threshold), low, high, bool(drifted), runs)
+        for name, index, stattest, threshold, low, high, drifted, runs in rows
+    ]
 
 
 def latest_runs(

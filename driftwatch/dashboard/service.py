@@ -10,50 +10,95 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from driftwatch.core.result import FeatureDrift
 from driftwatch.core.vocabulary import ACCURACY_METRICS
 from driftwatch.dashboard import repository
-from driftwatch.dashboard.repository import Bucket
+from driftwatch.dashboard.repository import Bucket, TestedBucket
 from driftwatch.models import MonitoredModel, Run
 from driftwatch.models.base import iso
 from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
 from driftwatch.monitoring import repository as monitoring
+from driftwatch.monitoring.windows import window_start
 from driftwatch.registry import service as registry
 from driftwatch.stats import registry as stattests
 
-RANGES = {
-    "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30),
-    "90d": timedelta(days=90), "365d": timedelta(days=365),
+# the time ranges a model page offers, each "ending now"; a model is offered those that fit
+# its window (see ``presets``)
+PRESETS = {
+    "5m": timedelta(minutes=5), "30m": timedelta(minutes=30), "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6), "24h": timedelta(days=1), "7d": timedelta(days=7),
+    "30d": timedelta(days=30), "90d": timedelta(days=90), "365d": timedelta(days=365),
 }  # fmt: skip
-DEFAULT_RANGE = "7d"
 MAX_COLUMNS = 366  # heatmap columns and points per line, at most
+MIN_PRESET_WINDOWS = 12  # a shorter preset shows too few windows to read a trend
+# a range of more windows than this is offered only when its buckets are whole days (read from
+# the daily sums): more would be summed up from every run's metrics at each page view
+MAX_RAW_WINDOWS = 3000
+DEFAULT_WINDOWS = (100, MAX_COLUMNS)  # the default range shows this many windows, one a column
 MAX_INTENSITY = 3.0
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
 class TimeRange:
     start: datetime
     end: datetime
-    label: str  # "7d", ... or "custom"
+    label: str  # a preset ("7d", ...) or "custom"
+    # the default range of a model whose traffic stopped: it ends at its newest window with
+    # data, not now (a preset's link ends now)
+    at_data: bool = False
 
     @property
     def span(self) -> timedelta:
         return self.end - self.start
 
 
-def time_range(
-    label: str | None, start: datetime | None, end: datetime | None, now: datetime
-) -> TimeRange:
-    if start is not None and end is not None and end > start:
-        return TimeRange(start.astimezone(UTC), end.astimezone(UTC), "custom")
-    chosen = label if label in RANGES else DEFAULT_RANGE
-    return TimeRange(now - RANGES[chosen], now, chosen)
-
-
 def bucket_seconds(window_seconds: int, span: timedelta) -> int:
     """Whole windows per bucket, as few as keep the columns under MAX_COLUMNS."""
     windows = max(1, math.ceil(span.total_seconds() / window_seconds / MAX_COLUMNS))
     return windows * window_seconds
+
+
+def presets(window_seconds: int) -> list[str]:
+    """The presets that fit a window: at least MIN_PRESET_WINDOWS windows, and not more than
+    MAX_RAW_WINDOWS unless drawn from the daily sums (10-second windows: 5m to 6h; hourly: 24h
+    to 365d)."""
+    fitting = []
+    for name, length in PRESETS.items():
+        windows = length.total_seconds() / window_seconds
+        daily = bucket_seconds(window_seconds, length) % DAY.total_seconds() == 0
+        if windows >= MIN_PRESET_WINDOWS and (windows <= MAX_RAW_WINDOWS or daily):
+            fitting.append(name)
+    return fitting or ["365d"]
+
+
+def default_preset(window_seconds: int) -> str:
+    """The shortest fitting preset of DEFAULT_WINDOWS windows (a column each), else the one
+    nearest 200 windows."""
+    fitting = presets(window_seconds)
+    low, high = DEFAULT_WINDOWS
+    counts = {name: PRESETS[name].total_seconds() / window_seconds for name in fitting}
+    for name in fitting:
+        if low <= counts[name] <= high:
+            return name
+    return min(fitting, key=lambda name: abs(math.log(counts[name] / 200)))
+
+
+def time_range(
+    label: str | None, start: datetime | None, end: datetime | None, now: datetime, *,
+    window_seconds: int, newest: datetime | None,
+) -> TimeRange:  # fmt: skip
+    """The range asked for, else the model's default: its default preset, ending now, or at
+    ``newest`` (the end of its newest window with data) when that lies further back than a
+    tenth of the range, so that a model whose traffic stopped still shows its data."""
+    if start is not None and end is not None and end > start:
+        return TimeRange(start.astimezone(UTC), end.astimezone(UTC), "custom")
+    if label in PRESETS:
+        return TimeRange(now - PRESETS[label], now, label)
+    chosen = default_preset(window_seconds)
+    length = PRESETS[chosen]
+    if newest is None or now - newest <= length / 10:
+        return TimeRange(now - length, now, chosen)
+    return TimeRange(newest - length, newest, chosen, at_data=True)
 
 
 def _bucket_time(index: int, seconds: int) -> str:
@@ -91,6 +136,34 @@ def traffic_note(session: Session, *, model: MonitoredModel, now: datetime) -> s
     return None
 
 
+def setup(
+    session: Session, *, model: MonitoredModel, newest: datetime | None, now: datetime
+) -> dict[str, Any] | None:
+    """What a model still lacks before its pages can show anything (a baseline, predictions,
+    a first closed window), or None once a window with data was computed."""
+    if newest is not None and model.active_baseline_id is not None:
+        return None
+    first = None
+    if newest is None:
+        first = monitoring.first_prediction_time(session, model_id=model.id)
+    length = timedelta(seconds=model.window_seconds)
+    first_start = window_start(first, length) if first is not None else None
+    first_end = first_start + length if first_start is not None else None
+    if model.active_baseline_id is None:
+        missing = "baseline"
+    elif newest is None and first is None:
+        missing = "predictions"
+    else:
+        missing = "first window"
+    return {
+        "missing": missing, "predictions": newest is not None or first is not None,
+        "first_start": first_start, "first_end": first_end,
+        "first_closed": first_end is not None and first_end <= now,
+        "until": window_start(now, length) + length,  # the end of the window still open
+        "precise": model.window_seconds < 60,
+    }  # fmt: skip
+
+
 # -- models --------------------------------------------------------------------------------------
 
 
@@ -106,8 +179,10 @@ def overview(session: Session, *, now: datetime) -> list[dict[str, Any]]:
                                         since=now - timedelta(days=7))  # fmt: skip
         trend = repository.metric_series(session, model_id=model.id,
                                          metric="dataset.drifted_share", limit=48)  # fmt: skip
+        newest = last.window_end if last is not None else None
         rows.append({
-            "name": model.name, "task": model.task,
+            "name": model.name, "task": model.task, "precise": model.window_seconds < 60,
+            "setup": setup(session, model=model, newest=newest, now=now),
             "status": status(last, firing.get(model.id, 0)),
             "note": traffic_note(session, model=model, now=now),
             "firing": firing.get(model.id, 0),
@@ -126,54 +201,79 @@ def overview(session: Session, *, now: datetime) -> list[dict[str, Any]]:
 # -- one model -----------------------------------------------------------------------------------
 
 
-def _intensity(feature: FeatureDrift, bucket_low: float | None, bucket_high: float | None
-               ) -> tuple[float | None, float | None]:  # fmt: skip
-    """How far past its threshold a feature's worst score in a bucket is (1: at the
-    threshold), comparable across tests; and that score."""
-    test = stattests.STATTESTS.get(feature.stattest or "")
-    threshold = feature.threshold
-    if test is None or threshold is None or bucket_low is None or bucket_high is None:
-        return None, None
+def _intensity(tested: TestedBucket) -> tuple[float, float] | None:
+    """How far past its own threshold a run's score is (1: at the threshold), comparable across
+    tests; and that score. For runs of one window alike, their worst."""
+    test = stattests.STATTESTS.get(tested.stattest)
+    threshold = tested.threshold
+    if test is None or tested.low is None or tested.high is None:
+        return None
     if test.pvalue:
-        score = bucket_low
+        score = tested.low
         if score <= 0:
             return MAX_INTENSITY, score
         if threshold >= 1:
             return 0.0, score
         value = math.log(min(score, 1.0)) / math.log(threshold)
     else:
-        score = bucket_high
+        score = tested.high
         value = score / threshold if threshold > 0 else MAX_INTENSITY
     return min(max(value, 0.0), MAX_INTENSITY), score
 
 
+def _window_cells(
+    features: list[str], tested: list[TestedBucket], column: dict[int, int]
+) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+    """A cell per window and feature: its run's score against its run's own threshold."""
+    row = {name: y for y, name in enumerate(features)}
+    tests: list[dict[str, Any]] = []
+    test_ids: dict[tuple[str, float], int] = {}
+    worst: dict[tuple[int, int], list[Any]] = {}
+    for entry in tested:
+        found = _intensity(entry)
+        if found is None or entry.feature not in row:
+            continue
+        intensity, score = found
+        key = (entry.stattest, entry.threshold)
+        if key not in test_ids:
+            test_ids[key] = len(tests)
+            tests.append({"stattest": entry.stattest, "threshold": entry.threshold})
+        place = (column[entry.index], row[entry.feature])
+        cell = worst.get(place)
+        # a window compared with several baselines: its worst run, drifted if any run is
+        if cell is None or intensity > cell[2]:
+            drifted = bool(entry.drifted or (cell is not None and cell[4]))
+            worst[place] = [*place, round(intensity, 4), score, int(drifted), test_ids[key]]
+        elif entry.drifted:
+            cell[4] = 1
+    return sorted(worst.values()), tests
+
+
+def _share_cells(
+    features: list[str], buckets: list[Bucket], column: dict[int, int]
+) -> list[list[Any]]:
+    """A cell per bucket of several windows and feature: the share of its windows whose run
+    found the feature drifted (each by its own test, threshold and verdict), and how many."""
+    row = {f"feature.{name}.drifted": y for y, name in enumerate(features)}
+    return sorted(
+        [column[b.index], row[b.metric], round(b.mean, 4), b.count, int(bool(b.high))]
+        for b in buckets if b.metric in row and b.mean is not None
+    )  # fmt: skip
+
+
 def heatmap(
-    model: MonitoredModel, latest: Run | None, buckets: list[Bucket], seconds: int
-) -> dict[str, Any]:
-    features = [f.name for f in registry.feature_specs(model)]
-    tests = {f.name: f for f in latest.result.features} if latest and latest.result else {}
-    by_key = {(b.metric, b.index): b for b in buckets}
-    indexes = sorted({b.index for b in buckets})
-    cells = []
-    for x, index in enumerate(indexes):
-        for y, name in enumerate(features):
-            scored = by_key.get((f"feature.{name}.score", index))
-            if scored is None or name not in tests:
-                continue
-            intensity, score = _intensity(tests[name], scored.low, scored.high)
-            if intensity is None:
-                continue
-            drifted = by_key.get((f"feature.{name}.drifted", index))
-            cells.append([x, y, round(intensity, 4), score,
-                          int(bool(drifted and drifted.high))])  # fmt: skip
-    return {
-        "times": [_bucket_time(i, seconds) for i in indexes],
-        "features": features,
-        "tests": {name: {"stattest": t.stattest, "threshold": t.threshold}
-                  for name, t in tests.items()},
-        "cells": cells,
-        "max": MAX_INTENSITY,
-    }  # fmt: skip
+    features: list[str], buckets: list[Bucket], tested: list[TestedBucket], seconds: int,
+    window_seconds: int,
+) -> dict[str, Any]:  # fmt: skip
+    indexes = sorted({b.index for b in buckets} | {t.index for t in tested})
+    column = {index: x for x, index in enumerate(indexes)}
+    out: dict[str, Any] = {"times": [_bucket_time(i, seconds) for i in indexes],
+                           "features": features}  # fmt: skip
+    if seconds == window_seconds:
+        cells, tests = _window_cells(features, tested, column)
+        return {**out, "mode": "windows", "cells": cells, "tests": tests, "max": MAX_INTENSITY}
+    return {**out, "mode": "share", "cells": _share_cells(features, buckets, column),
+            "tests": [], "max": 1.0}  # fmt: skip
 
 
 def _series(buckets: list[Bucket], metric: str, seconds: int, field: str = "mean") -> list[Any]:
@@ -184,13 +284,20 @@ def _series(buckets: list[Bucket], metric: str, seconds: int, field: str = "mean
 def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> dict[str, Any]:
     features = [f.name for f in registry.feature_specs(model)]
     seconds = bucket_seconds(model.window_seconds, span.span)
+    windows = seconds == model.window_seconds  # a column a window, else several a column
     accuracy_names = [f"accuracy.{m}" for m in ACCURACY_METRICS]  # the vocabulary's
-    metrics = [*(f"feature.{n}.score" for n in features),
-               *(f"feature.{n}.drifted" for n in features),
+    metrics = [*([] if windows else (f"feature.{n}.drifted" for n in features)),
                "dataset.drifted_share", "rows", "labeled_rows", *accuracy_names]  # fmt: skip
     buckets = repository.bucketed(session, model_id=model.id, metrics=metrics,
                                   start=span.start, end=span.end,
                                   bucket_seconds=seconds)  # fmt: skip
+    tested = (
+        repository.feature_tests(
+            session, model_id=model.id, start=span.start, end=span.end, bucket_seconds=seconds
+        )
+        if windows
+        else []
+    )
     last = repository.last_window_with_data(session, model_id=model.id, before=span.end,
                                             with_distributions=True)  # fmt: skip
     rows = {b.index: b.total or 0 for b in buckets if b.metric == "rows"}
@@ -201,7 +308,7 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
                 if (series := _series(buckets, name, seconds))}  # fmt: skip
     return {
         "bucket_seconds": seconds,
-        "heatmap": heatmap(model, last, buckets, seconds),
+        "heatmap": heatmap(features, buckets, tested, seconds, model.window_seconds),
         "drifted_share": {"mean": _series(buckets, "dataset.drifted_share", seconds),
                           "max": _series(buckets, "dataset.drifted_share", seconds, "high")},
         "accuracy": accuracy,
@@ -233,27 +340,56 @@ def _prediction(run: Run | None) -> dict[str, Any] | None:
 # -- one feature ---------------------------------------------------------------------------------
 
 
+def _score_series(tested: list[TestedBucket], seconds: int) -> list[dict[str, Any]]:
+    """One series per test the feature's runs used: each window's score and its run's own
+    threshold and verdict (a window compared with several baselines: its worst run)."""
+    series: dict[str, dict[int, list[Any]]] = {}
+    for entry in sorted(tested, key=lambda t: (t.index, t.threshold)):
+        test = stattests.STATTESTS.get(entry.stattest)
+        pvalue = bool(test is not None and test.pvalue)
+        score = entry.low if pvalue else entry.high
+        if score is None:
+            continue
+        points = series.setdefault(entry.stattest, {})
+        point = points.get(entry.index)
+        if point is None or (score < point[1] if pvalue else score > point[1]):
+            points[entry.index] = [_bucket_time(entry.index, seconds), score, entry.threshold,
+                                   int(entry.drifted or bool(point and point[3]))]  # fmt: skip
+        elif entry.drifted:
+            point[3] = 1
+    out = []
+    for name, points in series.items():
+        test = stattests.STATTESTS.get(name)
+        out.append({"stattest": name, "pvalue": bool(test is not None and test.pvalue),
+                    "points": [points[i] for i in sorted(points)]})  # fmt: skip
+    return out
+
+
 def feature_page(
     session: Session, *, model: MonitoredModel, feature: str, span: TimeRange,
     run: Run | None,
 ) -> dict[str, Any]:  # fmt: skip
     seconds = bucket_seconds(model.window_seconds, span.span)
-    names = [f"feature.{feature}.score", f"feature.{feature}.drifted",
-             f"feature.{feature}.missing_share"]  # fmt: skip
+    windows = seconds == model.window_seconds
+    names = [f"feature.{feature}.drifted", f"feature.{feature}.missing_share"]
     buckets = repository.bucketed(session, model_id=model.id, metrics=names, start=span.start,
                                   end=span.end, bucket_seconds=seconds)  # fmt: skip
+    tested = repository.feature_tests(session, model_id=model.id, start=span.start,
+                                      end=span.end, bucket_seconds=seconds,
+                                      feature=feature) if windows else []  # fmt: skip
     found = run.result.feature(feature) if run and run.result else None
     entry = found.model_dump(mode="json") if found else None
-    test = stattests.STATTESTS.get(found.stattest or "") if found else None
-    worst = "low" if test is not None and test.pvalue else "high"
-    drifted = {b.index for b in buckets if b.metric == names[1] and b.high}
     return {
         "bucket_seconds": seconds,
-        "score": _series(buckets, names[0], seconds, worst),
-        "drifted_times": [_bucket_time(i, seconds) for i in sorted(drifted)],
-        "missing_share": _series(buckets, names[2], seconds, "high"),
+        "mode": "windows" if windows else "share",
+        "scores": _score_series(tested, seconds),
+        "drifted_share": [
+            [_bucket_time(b.index, seconds), b.mean, b.count]
+            for b in sorted(buckets, key=lambda b: b.index)
+            if b.metric == names[0] and b.mean is not None
+        ],
+        "missing_share": _series(buckets, names[1], seconds, "high"),
         "entry": entry,
-        "pvalue": bool(test is not None and test.pvalue),
         "distribution": ((run.distributions or {}).get("features") or {}).get(feature)
         if run
         else None,

@@ -94,4 +94,12 @@ def current_viewer(request: Request) -> Viewer:
     raise SignInRequired(target)
 
 
+def signed_in_viewer(request: Request) -> Viewer | None:
+    """The signed-in viewer, if any (error pages show the navigation to them)."""
+    try:
+        return current_viewer(request)
+    except SignInRequired:
+        return None
+
+
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]

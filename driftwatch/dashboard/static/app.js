@@ -8,11 +8,14 @@ const COLORS = { accent: "#4f46e5", baseline: "#94a3b8", current: "#4f46e5", bad
                  warn: "#f59e0b", ok: "#15803d", grid: "#e4e7ef", muted: "#6b7185" };
 const FONT = { fontFamily: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif" };
 
-function utc(iso) {
+// a time in UTC; with seconds for windows shorter than a minute (``precise``) or a time that
+// does not fall on a minute
+function utc(iso, precise) {
   const d = new Date(iso);
   const pad = (n) => String(n).padStart(2, "0");
+  const seconds = precise || d.getUTCSeconds() !== 0 ? `:${pad(d.getUTCSeconds())}` : "";
   return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ` +
-         `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+         `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}${seconds}`;
 }
 
 function num(value) {
@@ -20,6 +23,16 @@ function num(value) {
   if (value !== 0 && Math.abs(value) < 1e-3) return Number(value).toExponential(1);
   if (Math.abs(value) >= 1000 || value === Math.round(value)) return value.toLocaleString("en");
   return Number(value).toPrecision(4).replace(/\.?0+$/, "");
+}
+
+// a log axis's labels: powers of ten as 1e-10, not a clipped 1.0e-10
+function logLabel(value) {
+  if (value >= 1e-3) return num(value);
+  return Number(value).toExponential(0).replace("e-0", "e-").replace("e+", "e");
+}
+
+function plural(count, word) {
+  return `${count.toLocaleString("en")} ${word}${count === 1 ? "" : "s"}`;
 }
 
 function make(el, name, option) {
@@ -36,6 +49,9 @@ function empty(el, text) {
 }
 
 const timeAxis = { type: "time", axisLabel: { hideOverlap: true }, splitLine: { show: false } };
+// the page's whole range, so that a few windows are drawn where they lie in it
+const rangeAxis = (data) => ({ ...timeAxis, min: data.range ? data.range[0] : null,
+                               max: data.range ? data.range[1] : null });
 const shareAxis = { type: "value", min: 0, max: 1, axisLabel: { formatter: (v) => `${Math.round(v * 100)}%` },
                     splitLine: { lineStyle: { color: COLORS.grid } } };
 const grid = { left: 48, right: 20, top: 30, bottom: 30 };
@@ -54,25 +70,33 @@ function spark(el) {
 
 function heatmap(el, data) {
   const h = data.heatmap;
-  if (!h || !h.cells.length) { empty(el, "No runs in this range."); return; }
+  if (!h || !h.cells.length) { empty(el, data.empty || "No runs in this range."); return; }
+  const windows = h.mode === "windows";  // a column a window; else a column of several windows
   const drifted = h.cells.filter((c) => c[4]).map((c) => [c[0], c[1]]);
+  const narrow = el.clientWidth < 500;
+  const cellAt = new Map(h.cells.map((c) => [`${c[0]},${c[1]}`, c]));
   const chart = make(el, "heatmap", {
-    grid: { left: 130, right: 20, top: 10, bottom: 70 },
-    xAxis: { type: "category", data: h.times, axisLabel: { formatter: (v) => utc(v).slice(5), hideOverlap: true },
-             splitArea: { show: false } },
-    yAxis: { type: "category", data: h.features, inverse: true, axisLabel: { width: 120, overflow: "truncate" } },
+    grid: { left: narrow ? 84 : 130, right: narrow ? 8 : 20, top: 10, bottom: 70 },
+    xAxis: { type: "category", data: h.times, splitArea: { show: false },
+             axisLabel: { formatter: (v) => utc(v, data.precise).slice(5), hideOverlap: true } },
+    yAxis: { type: "category", data: h.features, inverse: true,
+             axisLabel: { width: narrow ? 76 : 120, overflow: "truncate" } },
     visualMap: { min: 0, max: h.max, calculable: false, orient: "horizontal", left: "center", bottom: 0,
-                 itemHeight: 160, text: ["far past threshold", "no drift"], textGap: 8,
-                 inRange: { color: ["#eef2ff", "#c7d2fe", "#fcd34d", "#f97316", "#b91c1c"] }, seriesIndex: 0 },
+                 itemHeight: 160, textGap: 8, seriesIndex: 0,
+                 text: windows ? ["far past threshold", "no drift"] : ["drifted in every window", "in none"],
+                 inRange: { color: ["#eef2ff", "#c7d2fe", "#fcd34d", "#f97316", "#b91c1c"] } },
     tooltip: {
       formatter: (p) => {
-        const cell = h.cells.find((c) => c[0] === p.value[0] && c[1] === p.value[1]);
+        const cell = cellAt.get(`${p.value[0]},${p.value[1]}`);
         if (!cell) return "";
-        const feature = h.features[cell[1]];
-        const test = h.tests[feature] || {};
-        return `<b>${feature}</b><br>${utc(h.times[cell[0]])} UTC<br>` +
-               `${test.stattest}: ${num(cell[3])} (threshold ${num(test.threshold)})` +
-               (cell[4] ? '<br><b style="color:#b91c1c">drifted</b>' : "");
+        const head = `<b>${h.features[cell[1]]}</b><br>${utc(h.times[cell[0]], data.precise)} UTC<br>`;
+        const verdict = cell[4] ? '<br><b style="color:#b91c1c">drifted</b>' : "";
+        if (!windows) {
+          return head + `drifted in ${Math.round(cell[2] * 100)}% of ${plural(cell[3], "window")}` +
+                 ` (each by its run's test and threshold)`;
+        }
+        const test = h.tests[cell[5]];
+        return head + `${test.stattest}: ${num(cell[3])} (threshold ${num(test.threshold)})` + verdict;
       },
     },
     series: [
@@ -90,9 +114,9 @@ function heatmap(el, data) {
 
 function drift(el, data) {
   const d = data.drifted_share;
-  if (!d || !d.mean.length) { empty(el, "No runs in this range."); return; }
+  if (!d || !d.mean.length) { empty(el, data.empty || "No runs in this range."); return; }
   make(el, "drift", {
-    grid, xAxis: timeAxis, yAxis: shareAxis, legend: { top: 0, right: 0 },
+    grid, xAxis: rangeAxis(data), yAxis: shareAxis, legend: { top: 0, right: 0 },
     tooltip: { trigger: "axis", valueFormatter: (v) => `${Math.round(v * 100)}%` },
     series: [
       { name: "mean", type: "line", data: d.mean, showSymbol: d.mean.length < 60, lineStyle: { color: COLORS.accent },
@@ -108,7 +132,7 @@ function accuracy(el, data) {
   if (!metrics.length && !(data.coverage || []).length) { empty(el, "No labels yet in this range."); return; }
   const palette = ["#4f46e5", "#0891b2", "#16a34a", "#db2777", "#ea580c", "#7c3aed"];
   make(el, "accuracy", {
-    grid: { ...grid, right: 48 }, xAxis: timeAxis, legend: { top: 0, type: "scroll" },
+    grid: { ...grid, right: 48 }, xAxis: rangeAxis(data), legend: { top: 0, type: "scroll" },
     yAxis: [{ type: "value", scale: true, splitLine: { lineStyle: { color: COLORS.grid } } },
             { ...shareAxis, name: "", position: "right", splitLine: { show: false } }],
     tooltip: { trigger: "axis", valueFormatter: (v) => num(v) },
@@ -122,8 +146,8 @@ function accuracy(el, data) {
   });
 }
 
-function bars(el, name, dist, title) {
-  if (!dist) { empty(el, "No distribution stored for this window."); return; }
+function bars(el, name, dist, title, missing) {
+  if (!dist) { empty(el, missing || "No distribution stored for this window."); return; }
   const share = (counts, extra) => {
     const total = counts.reduce((a, b) => a + b, 0) + (extra || []).reduce((a, b) => a + b, 0);
     return counts.map((c) => (total ? c / total : 0));
@@ -154,31 +178,64 @@ function bars(el, name, dist, title) {
   });
 }
 
+// each test the feature's runs used is a series, with its runs' own thresholds as a line:
+// p-values on a log axis, distances on a linear one
 function score(el, data) {
-  if (!data.score.length) { empty(el, "No runs in this range."); return; }
-  const drifted = new Set(data.drifted_times);
+  if (data.mode === "share") { windowShare(el, data); return; }
+  if (!data.scores.length) { empty(el, "No tested window in this range."); return; }
+  const kinds = [...new Set(data.scores.map((s) => s.pvalue))];
+  const axisOf = (pvalue) => kinds.indexOf(pvalue);
+  const palette = ["#4f46e5", "#0891b2", "#7c3aed", "#16a34a"];
+  const series = [];
+  data.scores.forEach((s, i) => {
+    const color = palette[i % palette.length];
+    const label = `${s.stattest} ${s.pvalue ? "p-value" : "distance"}`;
+    series.push({ name: label, type: "line", yAxisIndex: axisOf(s.pvalue), showSymbol: true,
+                  data: s.points.map(([t, v, , d]) => ({ value: [t, s.pvalue ? Math.max(v, 1e-300) : v],
+                                                        drifted: d })),
+                  symbolSize: (v, p) => (p.data.drifted ? 7 : 4), lineStyle: { color },
+                  itemStyle: { color: (p) => (p.data.drifted ? COLORS.bad : color) } });
+    series.push({ name: `${s.stattest} threshold`, type: "line", step: "middle", yAxisIndex: axisOf(s.pvalue),
+                  data: s.points.map(([t, , threshold]) => [t, threshold]), showSymbol: false,
+                  lineStyle: { color: COLORS.bad, type: "dashed", width: 1 }, itemStyle: { color: COLORS.bad } });
+  });
   make(el, "score", {
-    grid, xAxis: timeAxis, legend: { top: 0, right: 0 },
-    yAxis: { type: data.pvalue ? "log" : "value", scale: true, splitLine: { lineStyle: { color: COLORS.grid } },
-             axisLabel: { formatter: (v) => num(v) } },
-    tooltip: { trigger: "axis", valueFormatter: (v) => num(v) },
-    series: [
-      { name: data.pvalue ? "p-value (worst)" : "distance (worst)", type: "line",
-        data: data.score.map(([t, v]) => [t, data.pvalue ? Math.max(v, 1e-300) : v]),
-        showSymbol: true, symbolSize: (v) => (drifted.has(v[0]) ? 7 : 3),
-        itemStyle: { color: (p) => (drifted.has(p.value[0]) ? COLORS.bad : COLORS.accent) },
-        lineStyle: { color: COLORS.accent },
-        markLine: data.threshold === null ? undefined : {
-          symbol: "none", label: { formatter: `threshold ${num(data.threshold)}`, position: "insideEndTop" },
-          lineStyle: { color: COLORS.bad, type: "dashed" }, data: [{ yAxis: data.threshold }] } },
-    ],
+    grid: { ...grid, left: 12, right: 12, containLabel: true }, xAxis: rangeAxis(data),
+    legend: { top: 0, right: 0, type: "scroll" },
+    yAxis: kinds.map((pvalue, i) => ({
+      type: pvalue ? "log" : "value", scale: !pvalue, position: i ? "right" : "left",
+      splitLine: { show: i === 0, lineStyle: { color: COLORS.grid } },
+      axisLabel: { formatter: (v) => (pvalue ? logLabel(v) : num(v)) } })),
+    tooltip: { trigger: "axis", formatter: (items) => {
+      const lines = items.map((p) => {
+        const drifted = p.data && p.data.drifted ? ' <b style="color:#b91c1c">drifted</b>' : "";
+        return `${p.marker}${p.seriesName}: ${num(p.value[1])}${drifted}`;
+      });
+      return [`${utc(items[0].value[0], data.precise)} UTC`, ...lines].join("<br>");
+    } },
+    series,
+  });
+}
+
+// ranges of more windows than columns: the share of each column's windows whose run found
+// the feature drifted
+function windowShare(el, data) {
+  if (!data.drifted_share.length) { empty(el, "No tested window in this range."); return; }
+  make(el, "score", {
+    grid, xAxis: rangeAxis(data), yAxis: shareAxis, legend: { top: 0, right: 0 },
+    tooltip: { trigger: "axis", formatter: (items) => {
+      const [t, share, count] = items[0].value;
+      return `${utc(t, data.precise)} UTC<br>drifted in ${Math.round(share * 100)}% of ${plural(count, "window")}`;
+    } },
+    series: [{ name: "windows drifted", type: "bar", data: data.drifted_share, barMaxWidth: 8,
+               itemStyle: { color: (p) => (p.value[1] > 0 ? COLORS.bad : COLORS.baseline) } }],
   });
 }
 
 function missing(el, data) {
   if (!data.missing_share.length) { empty(el, "No runs in this range."); return; }
   make(el, "missing", {
-    grid: { ...grid, top: 10 }, xAxis: timeAxis, yAxis: { ...shareAxis, max: null },
+    grid: { ...grid, top: 10 }, xAxis: rangeAxis(data), yAxis: { ...shareAxis, max: null },
     tooltip: { trigger: "axis", valueFormatter: (v) => `${(v * 100).toFixed(1)}%` },
     series: [{ name: "missing", type: "line", data: data.missing_share, showSymbol: false,
                lineStyle: { color: COLORS.warn }, areaStyle: { color: "rgba(245,158,11,.12)" } }],
@@ -188,14 +245,17 @@ function missing(el, data) {
 const DRAW = {
   spark: (el) => spark(el),
   heatmap, drift, accuracy, score, missing,
-  prediction: (el, data) => bars(el, "prediction", data.prediction, "last window"),
+  prediction: (el, data) => bars(el, "prediction", data.prediction, "last window",
+                                   data.prediction_missing || data.empty),
   distribution: (el, data) => bars(el, "distribution", data.distribution, "this window"),
 };
 
 document.addEventListener("DOMContentLoaded", () => {
   const source = document.getElementById("page-data");
   const data = source ? JSON.parse(source.textContent) : {};
-  for (const el of document.querySelectorAll(".time[data-time]")) el.textContent = `${utc(el.dataset.time)} UTC`;
+  for (const el of document.querySelectorAll(".time[data-time]")) {
+    el.textContent = `${utc(el.dataset.time, data.precise || el.dataset.precise === "s")} UTC`;
+  }
   for (const el of document.querySelectorAll("[data-chart]")) DRAW[el.dataset.chart](el, data);
   document.body.dataset.chartsReady = "true";
 });
