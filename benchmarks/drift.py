@@ -74,12 +74,12 @@ def current_rss_bytes() -> int:
 
 def store(url: str, rows: int) -> str:
     from driftwatch import db
+    from driftwatch.core.retention import Retention
     from driftwatch.ingest import repository
     from driftwatch.ingest.validation import RawColumns, validate_columns
     from driftwatch.monitoring import files, service
     from driftwatch.registry import service as registry
     from driftwatch.registry.schemas import Feature, ModelCreate
-    from driftwatch.retention.policy import Retention
 
     db.upgrade(url)
     engine = db.get_engine(url)

@@ -26,11 +26,11 @@ import numpy as np
 from sqlalchemy import Engine, text
 
 from driftwatch import db
+from driftwatch.core.retention import Retention
+from driftwatch.core.time import day_start, utcnow
 from driftwatch.ingest import repository
-from driftwatch.ingest.validation import PredictionColumns
-from driftwatch.models.base import utcnow
 from driftwatch.retention import service
-from driftwatch.retention.policy import Retention, day_start
+from driftwatch.storage.columns import PredictionColumns
 from driftwatch.testing import scratch_database
 
 AGE = timedelta(days=30)

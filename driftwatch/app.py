@@ -29,8 +29,8 @@ from driftwatch.dashboard.endpoints import router as dashboard_router
 from driftwatch.dashboard.session import Signer, SignInRequired
 from driftwatch.errors import DriftwatchError, ErrorItem, ErrorOut, InvalidPayload, RetryLater
 from driftwatch.ingest.endpoints import router as ingest_router
-from driftwatch.metrics import StateCollector
 from driftwatch.monitoring.endpoints import router as monitoring_router
+from driftwatch.monitoring.exporter import StateCollector
 from driftwatch.registry.endpoints import router as registry_router
 from driftwatch.registry.service import ModelCache
 from driftwatch.text import RefuseNulInUrls

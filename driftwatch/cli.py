@@ -103,8 +103,8 @@ def _run(args: argparse.Namespace) -> int:
     from driftwatch import db
     from driftwatch.alerting.rules import RulesInvalid
     from driftwatch.alerting.service import AlertingContext, RulesSource
+    from driftwatch.core.time import iso
     from driftwatch.errors import DriftwatchError
-    from driftwatch.models.base import iso
     from driftwatch.monitoring import service
     from driftwatch.registry import service as registry
 
@@ -140,7 +140,7 @@ def _window(start: datetime | None, end: datetime | None, length: timedelta
             ) -> tuple[datetime, datetime]:  # fmt: skip
     """The window ``driftwatch run`` computes: the one given, the model's window from ``start``
     or up to ``end``, or else the last closed one."""
-    from driftwatch.models.base import utcnow
+    from driftwatch.core.time import utcnow
     from driftwatch.monitoring.windows import window_start
 
     if start is not None:
@@ -255,9 +255,9 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 def _retention_run(args: argparse.Namespace) -> int:
     from driftwatch import db
-    from driftwatch.models.base import iso, utcnow
+    from driftwatch.core.retention import describe
+    from driftwatch.core.time import iso, utcnow
     from driftwatch.retention import service
-    from driftwatch.retention.policy import describe
 
     settings = get_settings()
     if args.dry_run:  # changes nothing, migrations included

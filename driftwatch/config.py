@@ -16,8 +16,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from driftwatch.durations import UNITS, parse_duration
-from driftwatch.retention.policy import Retention
+from driftwatch.core.retention import Retention
+from driftwatch.core.time import UNITS, parse_duration
 
 
 class Settings(BaseSettings):

@@ -6,8 +6,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from driftwatch.config import get_settings
-from driftwatch.ingest import partitions
 from driftwatch.models import Base
+from driftwatch.storage import partitions
 
 config = context.config
 target_metadata = Base.metadata

@@ -14,10 +14,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from driftwatch.ingest import chunks, repository
-from driftwatch.ingest.validation import FeatureSpec, validate_predictions
+from driftwatch.core.retention import Retention
+from driftwatch.core.specs import FeatureSpec
+from driftwatch.ingest import repository
+from driftwatch.ingest.validation import validate_predictions
 from driftwatch.models import MonitoredModel, Prediction, PredictionChunk
-from driftwatch.retention.policy import Retention
+from driftwatch.storage import chunks
 from tests.conftest import create_model
 
 FEATURES = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "categorical"}]

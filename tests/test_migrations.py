@@ -12,9 +12,10 @@ from sqlalchemy import column, func, insert, select, table
 from sqlalchemy.orm import Session
 
 from driftwatch import db
-from driftwatch.ingest import chunks, partitions
+from driftwatch.core.specs import FeatureSpec
+from driftwatch.core.time import day_start
 from driftwatch.ingest import repository as ingest
-from driftwatch.ingest.validation import FeatureSpec, validate_predictions
+from driftwatch.ingest.validation import validate_predictions
 from driftwatch.models import (
     Baseline,
     MonitoredModel,
@@ -27,7 +28,7 @@ from driftwatch.models import (
 )
 from driftwatch.models.base import UTCDateTime
 from driftwatch.monitoring import repository as monitoring
-from driftwatch.retention.policy import day_start
+from driftwatch.storage import chunks, partitions
 
 SPECS = [FeatureSpec("age", "numerical"), FeatureSpec("state", "categorical")]
 MIDNIGHT = datetime(2026, 11, 20, tzinfo=UTC)

@@ -22,9 +22,12 @@ from sqlalchemy.orm import Session
 from driftwatch import db
 from driftwatch.app import create_app
 from driftwatch.config import Settings
+from driftwatch.core.retention import Retention
+from driftwatch.core.specs import FeatureSpec
+from driftwatch.core.time import day_start, utcnow
 from driftwatch.errors import Conflict
-from driftwatch.ingest import partitions, repository
-from driftwatch.ingest.validation import FeatureSpec, validate_predictions
+from driftwatch.ingest import repository
+from driftwatch.ingest.validation import validate_predictions
 from driftwatch.models import (
     GroundTruth,
     MonitoredModel,
@@ -33,9 +36,9 @@ from driftwatch.models import (
     PredictionKey,
     Run,
 )
-from driftwatch.models.base import utcnow
 from driftwatch.retention import service
-from driftwatch.retention.policy import Retention, TimeRange, day_start
+from driftwatch.storage import partitions
+from driftwatch.storage.partitions import Span
 from tests.conftest import ADMIN_KEY
 
 RETENTION = timedelta(days=30)
@@ -370,7 +373,7 @@ def test_partitions_on_postgres(own_database: str, backend: str) -> None:
     tomorrow = today + timedelta(days=1)
     assert "predictions_p20200301_20200401" in spans
     assert "prediction_chunks_p20200301_20200401" in spans
-    assert partitions.partition_name("predictions", TimeRange(today, tomorrow)) in spans
+    assert partitions.partition_name("predictions", Span(today, tomorrow)) in spans
     # A pass that stopped between its DETACH and its DROP left one month detached: the next
     # pass drops it too, and counts its rows.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -547,7 +550,7 @@ def test_a_partition_dropped_behind_a_writers_back_is_made_again(
                            json={"records": first}))["accepted"] == 2  # fmt: skip
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             for table in ("predictions", "prediction_chunks"):
-                name = partitions.partition_name(table, TimeRange(day, day + timedelta(days=1)))
+                name = partitions.partition_name(table, Span(day, day + timedelta(days=1)))
                 connection.exec_driver_sql(f"ALTER TABLE {table} DETACH PARTITION {name}")
                 connection.exec_driver_sql(f"DROP TABLE {name}")
         assert ok(api.post("/api/v1/models/behind/predictions",

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from driftwatch.ingest import chunks, copy_binary
-from driftwatch.ingest.validation import PredictionColumns
+from driftwatch.storage import chunks, copy_binary
+from driftwatch.storage.columns import PredictionColumns
 
 
 def make_columns(rows: int, *, num: int = 3, cat: int = 2, seed: int = 0) -> PredictionColumns:

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from driftwatch.core.specs import FeatureSpec
 from driftwatch.ingest.validation import (
-    FeatureSpec,
     RecordError,
     columns_from_body,
     columns_from_records,

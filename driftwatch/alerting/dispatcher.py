@@ -29,9 +29,9 @@ from driftwatch.alerting import repository
 from driftwatch.alerting.senders import Outcome, SlackSender, WebhookSender
 from driftwatch.alerting.service import OUTBOX_CHANNEL, OUTBOX_WRITTEN
 from driftwatch.config import Settings
+from driftwatch.core.time import utcnow
 from driftwatch.db import session_scope
 from driftwatch.models import Delivery, DeliveryAttempt
-from driftwatch.models.base import utcnow
 
 log = logging.getLogger("driftwatch.delivery")
 

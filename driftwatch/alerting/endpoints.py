@@ -20,6 +20,7 @@ from driftwatch.alerting.schemas import (
     SilenceOut,
     Window,
 )
+from driftwatch.core.time import utcnow
 from driftwatch.deps import (
     MAX_ID,
     AdminKey,
@@ -31,7 +32,6 @@ from driftwatch.deps import (
 )
 from driftwatch.errors import InvalidPayload, NotFound
 from driftwatch.models import Alert, AlertEvent, Delivery, DeliveryAttempt, Silence
-from driftwatch.models.base import utcnow
 from driftwatch.registry import service as registry
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -202,7 +202,7 @@ def list_deliveries(
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryOut)
 def get_delivery(delivery_id: RowId, session: SessionDep, _key: ReadKey) -> DeliveryOut:
-    delivery = session.get(Delivery, delivery_id)
+    delivery = repository.get_delivery(session, delivery_id=delivery_id)
     if delivery is None:
         raise NotFound(f"there is no delivery {delivery_id}")
     return _deliveries_out(session, [delivery], with_attempts=True)[0]

@@ -13,7 +13,7 @@ import orjson
 
 from driftwatch.alerting.rules import Rule
 from driftwatch.core.result import FeatureDrift, RunResult
-from driftwatch.models.base import iso
+from driftwatch.core.time import iso
 from driftwatch.stats import registry as stattests
 
 # Numbers a notification shows besides the rule's own metric, when the run has them.

@@ -303,3 +303,7 @@ def waiting_counts(session: Session) -> dict[str, int]:
         .group_by(Delivery.endpoint)
     )
     return {str(key): int(count) for key, count in session.execute(query)}
+
+
+def get_delivery(session: Session, *, delivery_id: int) -> Delivery | None:
+    return session.get(Delivery, delivery_id)

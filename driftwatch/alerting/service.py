@@ -24,6 +24,7 @@ from driftwatch.alerting import payloads, repository
 from driftwatch.alerting.evaluate import AlertState, Transition, evaluate
 from driftwatch.alerting.rules import Channel, Rule, RuleSet, RulesInvalid, load
 from driftwatch.alerting.signing import new_webhook_id
+from driftwatch.core.time import utcnow
 from driftwatch.errors import Conflict, NotFound
 from driftwatch.metrics import ALERT_TRANSITIONS
 from driftwatch.models import (
@@ -36,7 +37,6 @@ from driftwatch.models import (
     Run,
     Silence,
 )
-from driftwatch.models.base import utcnow
 from driftwatch.text import plural
 
 log = logging.getLogger("driftwatch.alerting")

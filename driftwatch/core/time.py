@@ -7,6 +7,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import numpy.typing as npt
+
+DAY = timedelta(days=1)
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 
@@ -64,3 +68,23 @@ class TimeRange:
 
     def as_json(self) -> dict[str, str]:
         return {"start": iso(self.start), "end": iso(self.end)}
+
+
+def day_start(moment: datetime) -> datetime:
+    """Midnight UTC of the day that contains ``moment``."""
+    moment = moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+
+
+DAY_US = 86_400_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def day_numbers(timestamps_us: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Each Unix-microsecond time's day, counted from 1970-01-01 (floor, also before 1970)."""
+    return timestamps_us // DAY_US
+
+
+def days_of(timestamps_us: npt.NDArray[np.int64]) -> list[datetime]:
+    """The distinct days (midnights UTC) of these Unix-microsecond times, in order."""
+    return [_EPOCH + timedelta(days=int(d)) for d in np.unique(day_numbers(timestamps_us))]

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from driftwatch.alerting import repository as alerting_repository
 from driftwatch.alerting import service as alerting
+from driftwatch.core.time import format_duration, utcnow
 from driftwatch.dashboard import evidently_report, repository, service
 from driftwatch.dashboard.session import (
     COOKIE,
@@ -27,10 +28,8 @@ from driftwatch.dashboard.session import (
 )
 from driftwatch.db import session_scope
 from driftwatch.deps import MAX_ID, OptionalIdQuery, RowId, SessionDep
-from driftwatch.durations import format_duration
 from driftwatch.errors import Forbidden, InvalidPayload, NotFound
 from driftwatch.models import MonitoredModel
-from driftwatch.models.base import utcnow
 from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
 from driftwatch.registry import service as registry
 from driftwatch.text import plural

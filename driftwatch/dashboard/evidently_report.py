@@ -17,11 +17,11 @@ from sqlalchemy import Engine
 
 from driftwatch.db import session_scope
 from driftwatch.errors import NotFound
-from driftwatch.ingest.chunks import WindowColumns
 from driftwatch.models import Baseline, Run
 from driftwatch.monitoring import service as monitoring
 from driftwatch.monitoring.profiles import BaselineProfile, ColumnProfile
 from driftwatch.registry import service as registry
+from driftwatch.storage.chunks import WindowColumns
 
 SAMPLE_ROWS = 5000
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from driftwatch.core.time import iso
 from driftwatch.core.vocabulary import ACCURACY_METRICS
 from driftwatch.dashboard import repository
 from driftwatch.dashboard.repository import Bucket, TestedBucket
 from driftwatch.models import MonitoredModel, Run
-from driftwatch.models.base import iso
 from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
 from driftwatch.monitoring import repository as monitoring
 from driftwatch.monitoring.windows import window_start

@@ -19,12 +19,12 @@ from psycopg.types.json import Json
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from driftwatch.core.retention import Retention
+from driftwatch.core.time import day_numbers, day_start, iso, utcnow
 from driftwatch.errors import Conflict
-from driftwatch.ingest import chunks, copy_binary, partitions
 from driftwatch.ingest.validation import (
     UNKNOWN_CLASSES,
     ModelClasses,
-    PredictionColumns,
     Rejection,
 )
 from driftwatch.models import (
@@ -32,8 +32,8 @@ from driftwatch.models import (
     PredictionKey,
     RejectedRecord,
 )
-from driftwatch.models.base import iso, utcnow
-from driftwatch.retention.policy import Retention, day_numbers, day_start
+from driftwatch.storage import chunks, copy_binary, partitions, postgres
+from driftwatch.storage.columns import PredictionColumns
 
 GROUND_TRUTH_COLUMNS = (
     "model_id", "prediction_id", "label_value", "label_class", "ts", "received_at",
@@ -43,15 +43,11 @@ GROUND_TRUTH_PG_TYPES = ("int4", "text", "float8", "text", "timestamptz", "times
 Load = Callable[[psycopg.Cursor[Any], str], None]
 
 
-def _copy_statement(table: str, columns: Sequence[str]) -> str:
-    return f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-
-
 def _insert_ignore_postgres(
     session: Session, table: str, columns: Sequence[str], load: Load, count: int
 ) -> int:
     """Run ``load(cursor, table)``, a COPY of ``count`` rows, skipping rows already stored."""
-    driver = psycopg_connection(session)
+    driver = postgres.psycopg_connection(session)
     try:
         with driver.transaction(), driver.cursor() as cursor:  # a savepoint in the session's
             load(cursor, table)
@@ -82,35 +78,6 @@ def _insert_ignore_sqlite(
         f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows
     )
     return int(cursor.rowcount)
-
-
-def psycopg_connection(session: Session) -> psycopg.Connection[Any]:
-    """The session's psycopg connection, inside the session's transaction.
-
-    psycopg opens a transaction lazily, on the first statement; until then its
-    ``transaction()`` would start and commit a transaction of its own instead of a savepoint
-    inside the session's, and a batch would no longer be written all or nothing.
-    """
-    driver = session.connection().connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
-    if driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-        driver.execute("SELECT 1")
-    return driver
-
-
-def stream_binary(
-    session: Session, sql: str, params: dict[str, Any], *, fields: Sequence[str],
-    rows_per_fetch: int,
-) -> Iterator[dict[str, Any]]:  # fmt: skip
-    """Rows of a Postgres query one fetch at a time (a server-side cursor), in binary format:
-    bytea comes as bytes rather than hex text to decode, and the result is never all in memory
-    at once, raw and decoded."""
-    driver = psycopg_connection(session)
-    with driver.cursor(name=f"stream_{id(sql)}", binary=True) as cursor:
-        cursor.itersize = rows_per_fetch
-        cursor.execute(sql, params)
-        for values in cursor:
-            yield dict(zip(fields, values, strict=True))
 
 
 def _sqlite_time(value: Any) -> str:
@@ -186,7 +153,7 @@ def _insert_chunk(session: Session, model_id: int, columns: PredictionColumns) -
         # insert itself for a few hundred kilobytes of column data.
         values = [row[c] for c in _CHUNK_COLUMNS]
         values[_CHUNK_COLUMNS.index("dictionary")] = Json(row["dictionary"])
-        cursor = psycopg_connection(session).execute(_INSERT_CHUNK, values, binary=True)
+        cursor = postgres.psycopg_connection(session).execute(_INSERT_CHUNK, values, binary=True)
         found = cursor.fetchone()
         assert found is not None
         return int(found[0])
@@ -246,9 +213,9 @@ def _no_partition(error: psycopg.errors.CheckViolation) -> bool:
 def _insert_predictions_postgres(
     session: Session, model_id: int, columns: PredictionColumns, retention: Retention
 ) -> int:
-    driver = psycopg_connection(session)
-    keys = _copy_statement("prediction_keys", copy_binary.KEY_COLUMNS)
-    rows = _copy_statement("predictions", copy_binary.COLUMNS)
+    driver = postgres.psycopg_connection(session)
+    keys = postgres.copy_statement("prediction_keys", copy_binary.KEY_COLUMNS)
+    rows = postgres.copy_statement("predictions", copy_binary.COLUMNS)
     days = _by_day(columns)
     now = utcnow()
     cutoff = retention.cutoff(now)
@@ -302,7 +269,7 @@ def insert_ground_truth(session: Session, *, model_id: int, rows: Sequence[tuple
         full = [(model_id, *row, received_at) for row in rows]
 
         def load(cursor: psycopg.Cursor[Any], table: str) -> None:
-            with cursor.copy(_copy_statement(table, GROUND_TRUTH_COLUMNS)) as copy:
+            with cursor.copy(postgres.copy_statement(table, GROUND_TRUTH_COLUMNS)) as copy:
                 copy.set_types(list(GROUND_TRUTH_PG_TYPES))
                 for row in full:
                     copy.write_row(row)
@@ -405,7 +372,7 @@ def _stream_chunks(
     """The window's chunks one at a time. On Postgres through a server-side cursor in binary
     format: bytea in the default text format is hex, twice the bytes and a decode besides."""
     if session.get_bind().dialect.name == "postgresql":
-        yield from stream_binary(
+        yield from postgres.stream_binary(
             session,
             f"SELECT {', '.join(_CHUNK_FIELDS)} FROM prediction_chunks "
             "WHERE model_id = %(model)s AND ts_min < %(end)s AND ts_max >= %(start)s "

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from driftwatch import metrics
+from driftwatch.core.retention import Retention
+from driftwatch.core.time import utcnow
 from driftwatch.errors import InvalidPayload
 from driftwatch.ingest import repository
 from driftwatch.ingest.schemas import IngestResult, RejectedItem
@@ -24,9 +26,7 @@ from driftwatch.ingest.validation import (
     validate_columns,
     validate_ground_truth,
 )
-from driftwatch.models.base import utcnow
 from driftwatch.registry import service as registry
-from driftwatch.retention.policy import Retention
 
 
 def _body_fields(body: Any, allowed: set[str]) -> dict[str, Any]:

@@ -5,10 +5,10 @@ A prediction is stored three times over, for three readers: its key in ``predict
 their windows; a narrow ``predictions`` row (time, prediction, model version and where its
 features are), which accuracy reads with its label; and its feature values inside the
 ``prediction_chunks`` row of the batch it came in, column by column (see
-``driftwatch.ingest.chunks``), which drift reads.
+``driftwatch.storage.chunks``), which drift reads.
 
 On Postgres ``predictions`` and ``prediction_chunks`` are partitioned by time (a day each, see
-``driftwatch.ingest.partitions``), so retention drops whole partitions. A chunk never spans two
+``driftwatch.storage.partitions``), so retention drops whole partitions. A chunk never spans two
 days: a batch that does is stored as one chunk per day. The key table is not partitioned,
 because a unique key over partitions must include the partition column, and a record sent
 again without a timestamp (it then gets the time of receipt) must still be found.

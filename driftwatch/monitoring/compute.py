@@ -17,11 +17,11 @@ import numpy.typing as npt
 from driftwatch.core.result import ColumnDrift, DatasetDrift, FeatureDrift, Quality, RunResult
 from driftwatch.core.settings import DriftSettings
 from driftwatch.core.specs import FeatureSpec
-from driftwatch.ingest.chunks import WindowColumns
 from driftwatch.monitoring import accuracy
 from driftwatch.monitoring.profiles import BaselineProfile, ColumnProfile, prediction_kind
 from driftwatch.stats import registry
 from driftwatch.stats.samples import CategoricalPair, NumericalPair, Pair
+from driftwatch.storage.chunks import WindowColumns
 
 
 def _pair(

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from driftwatch.alerting.service import AlertingContext
+from driftwatch.core.retention import Retention
 from driftwatch.deps import AdminKey, ReadKey, RowId, SessionDep, SmallRowId
 from driftwatch.errors import InvalidPayload, NotFound
 from driftwatch.ingest.endpoints import read_json
@@ -25,7 +26,6 @@ from driftwatch.monitoring.schemas import (
     TimeRange,
 )
 from driftwatch.registry import service as registry
-from driftwatch.retention.policy import Retention
 
 router = APIRouter(prefix="/api/v1/models/{name}", tags=["monitoring"])
 
@@ -154,7 +154,7 @@ def create_run(
     run = service.run_now(session, model=model, start=body.start, end=body.end,
                           alerting=context, baseline_id=body.baseline,
                           retention=settings.retention_policy())  # fmt: skip
-    return service.to_out(run, model=model, baseline=session.get(Baseline, run.baseline_id))
+    return service.run_out(session, model=model, run=run)
 
 
 @router.get("/runs", response_model=list[RunOut])
@@ -185,4 +185,4 @@ def get_run(name: str, run_id: RowId, session: SessionDep, _key: ReadKey) -> Run
     run = repository.get_run(session, model_id=model.id, run_id=run_id)
     if run is None:
         raise NotFound(f"model {name!r} has no run {run_id}")
-    return service.to_out(run, model=model, baseline=session.get(Baseline, run.baseline_id))
+    return service.run_out(session, model=model, run=run)

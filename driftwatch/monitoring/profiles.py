@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftwatch.core.specs import FeatureSpec
-from driftwatch.ingest.chunks import WindowColumns
+from driftwatch.storage.chunks import WindowColumns
 
 FLOAT = np.dtype("<f8")
 COUNT = np.dtype("<i8")

@@ -25,7 +25,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from driftwatch.ingest.repository import stream_binary
 from driftwatch.models import (
     Baseline,
     BaselineColumn,
@@ -44,6 +43,7 @@ from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
 from driftwatch.monitoring.accuracy import Labeled
 from driftwatch.monitoring.profiles import COUNT, FLOAT, BaselineProfile, ColumnProfile
 from driftwatch.monitoring.windows import EPOCH
+from driftwatch.storage.postgres import stream_binary
 
 PREDICTION_POSITION = -1
 DAY_LOCK = 0x64770001  # the advisory lock class of run_metric_days refreshes
@@ -133,6 +133,11 @@ def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
         else:
             features.append(column)
     return BaselineProfile(rows=baseline.rows, features=features, prediction=prediction)
+
+
+def baseline_by_id(session: Session, baseline_id: int) -> Baseline | None:
+    """Any baseline, deleted ones included (a run names the baseline it was computed with)."""
+    return session.get(Baseline, baseline_id)
 
 
 def get_baseline(session: Session, *, model_id: int, baseline_id: int) -> Baseline | None:

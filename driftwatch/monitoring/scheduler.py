@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 from driftwatch import metrics
 from driftwatch.alerting.service import AlertingContext, RulesSource
 from driftwatch.config import Settings
+from driftwatch.core.time import iso, utcnow
 from driftwatch.db import session_scope
 from driftwatch.models import MonitoredModel, Run
-from driftwatch.models.base import iso, utcnow
 from driftwatch.monitoring import repository, service
 from driftwatch.monitoring.windows import spans_between, window_start
 

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 from driftwatch import metrics
 from driftwatch.alerting import service as alerts
 from driftwatch.alerting.service import AlertingContext
+from driftwatch.core.retention import KEEP_EVERYTHING, Retention, describe
 from driftwatch.core.settings import DriftSettings
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.core.status import RunStatus
+from driftwatch.core.time import iso, utcnow
 from driftwatch.errors import Conflict, InvalidPayload, NotFound, ServiceUnavailable
-from driftwatch.ingest import chunks
 from driftwatch.ingest import repository as ingest_repository
 from driftwatch.ingest.validation import (
     RawColumns,
@@ -29,14 +30,13 @@ from driftwatch.ingest.validation import (
     validate_columns,
 )
 from driftwatch.models import Baseline, MonitoredModel, Run
-from driftwatch.models.base import iso, utcnow
 from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
 from driftwatch.monitoring import columns, compute, files, profiles, repository
 from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
 from driftwatch.monitoring.windows import is_window
 from driftwatch.registry import service as registry
-from driftwatch.retention.policy import KEEP_EVERYTHING, Retention, describe
 from driftwatch.stats import registry as stattests
+from driftwatch.storage import chunks
 
 MAX_ERRORS_SHOWN = 20
 RUN_WAIT_SECONDS = 30.0  # how long a request waits for another process computing its window
@@ -483,6 +483,11 @@ def _lock_when_free(session: Session, window: dict[str, Any]) -> Run:
                 retry_after=10,
             )
         time.sleep(0.05)
+
+
+def run_out(session: Session, *, model: MonitoredModel, run: Run) -> RunOut:
+    """The run as the API returns it, naming its baseline (a deleted one too)."""
+    return to_out(run, model=model, baseline=repository.baseline_by_id(session, run.baseline_id))
 
 
 def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> RunOut:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from driftwatch.durations import parse_duration
+from driftwatch.core.time import parse_duration
 from driftwatch.text import Text
 
 # Evidently's registry names (CONTRACT section 3).

@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from driftwatch.core.retention import KEEP_EVERYTHING, Retention, describe
 from driftwatch.core.specs import FeatureSpec
-from driftwatch.durations import format_duration, parse_duration
+from driftwatch.core.time import format_duration, parse_duration
 from driftwatch.errors import BadRequest, Conflict, NotFound
 from driftwatch.models import MonitoredModel
 from driftwatch.registry import repository
 from driftwatch.registry.schemas import Counts, Feature, ModelCreate, ModelOut, ModelUpdate
-from driftwatch.retention.policy import KEEP_EVERYTHING, Retention, describe
 
 
 def get_by_name(session: Session, *, name: str, for_update: bool = False) -> MonitoredModel:

@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 
 from driftwatch import metrics
 from driftwatch.config import Settings
-from driftwatch.models.base import iso, utcnow
+from driftwatch.core.retention import describe
+from driftwatch.core.time import iso, utcnow
 from driftwatch.retention import service
-from driftwatch.retention.policy import describe
 from driftwatch.retention.service import Report
 
 log = logging.getLogger("driftwatch.retention")
@@ -42,13 +42,26 @@ class RetentionWorker:
         try:
             report = service.apply(self.engine, self.settings.retention_policy(), now=utcnow())
         except Exception:
-            metrics.record_retention(None)
+            record_retention(None)
             log.exception("retention: the pass failed; the next one tries again")
             return None
-        metrics.record_retention(report)
+        record_retention(report)
         if report.dropped_partitions or any(report.rows.values()):
             rows = ", ".join(f"{table} {count}" for table, count in sorted(report.rows.items()))
             log.info("retention: removed raw data before %s: %d partitions dropped; rows: %s",
                      iso(report.cutoff) if report.cutoff else "-",
                      len(report.dropped_partitions), rows)  # fmt: skip
         return report
+
+
+def record_retention(report: Report | None) -> None:
+    """A retention pass: its ``Report``, or None when it failed."""
+    if report is None:
+        metrics.RETENTION_PASSES.labels("failed").inc()
+        return
+    metrics.RETENTION_PASSES.labels("skipped" if report.skipped else "done").inc()
+    for table, count in report.rows.items():
+        metrics.RETENTION_REMOVED.labels(table).inc(count)
+    metrics.RETENTION_PARTITIONS.inc(len(report.dropped_partitions))
+    if report.cutoff is not None and not report.skipped:
+        metrics.RETENTION_CUTOFF.set(report.cutoff.timestamp())

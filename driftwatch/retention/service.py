@@ -22,10 +22,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, text
 
-from driftwatch.ingest import partitions
+from driftwatch.core.retention import Retention
+from driftwatch.core.time import DAY, day_start
 from driftwatch.models import MonitoredModel
 from driftwatch.models.base import UTCDateTime
-from driftwatch.retention.policy import DAILY_AHEAD, DAY, Retention, day_start
+from driftwatch.storage import partitions
+from driftwatch.storage.partitions import DAILY_AHEAD
 
 log = logging.getLogger("driftwatch.retention")
 LOCK = 0x64770003  # advisory lock: one replica applies the policy at a time

@@ -61,8 +61,9 @@ def upgrade() -> None:
 
 
 def _partition_postgres() -> None:
-    from driftwatch.ingest import partitions
-    from driftwatch.retention.policy import Retention, days_of
+    from driftwatch.storage import partitions
+    from driftwatch.core.retention import Retention
+    from driftwatch.core.time import days_of
     import numpy as np
 
     op.execute("ALTER TABLE predictions RENAME TO predictions_old")
@@ -133,8 +134,8 @@ def _split_chunks_spanning_days(
 ) -> None:
     """Chunks written before this revision may hold rows of several UTC days: one per day now
     (each in one partition), their predictions pointed at the new chunks."""
-    from driftwatch.ingest import chunks
-    from driftwatch.retention.policy import day_start
+    from driftwatch.storage import chunks
+    from driftwatch.core.time import day_start
 
     table = _chunk_table(chunk_table)
     predictions = sa.table(

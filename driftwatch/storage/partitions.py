@@ -19,11 +19,68 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
-from driftwatch.retention.policy import Retention, TimeRange, daily_zone, plan_range
+from driftwatch.core.retention import Retention
+from driftwatch.core.time import DAY, day_start
+
+# Days before today, and after it, that get a partition of their own when retention is off;
+# data further back (a backfill) or ahead (a clock gone wrong) shares monthly partitions.
+DAILY_BACK_WITHOUT_RETENTION = timedelta(days=60)
+DAILY_AHEAD = timedelta(days=8)
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Span:
+    """A partition's span ``[low, high)``: midnights UTC."""
+
+    low: datetime
+    high: datetime
+
+    def __contains__(self, moment: object) -> bool:
+        assert isinstance(moment, datetime)
+        return self.low <= moment < self.high
+
+
+def _month(moment: datetime) -> Span:
+    low = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    high = (
+        datetime(moment.year + 1, 1, 1, tzinfo=UTC) if moment.month == 12
+        else datetime(moment.year, moment.month + 1, 1, tzinfo=UTC)
+    )  # fmt: skip
+    return Span(low, high)
+
+
+def daily_zone(now: datetime, retention: Retention) -> Span:
+    """Days that get a partition each: the whole retention period (or the last 60 days when
+    there is none) up to a week ahead."""
+    today = day_start(now)
+    back = retention.age + DAY if retention.age is not None else DAILY_BACK_WITHOUT_RETENTION
+    return Span(day_start(today - back), today + DAILY_AHEAD)
+
+
+def plan_range(day: datetime, existing: Sequence[Span], zone: Span) -> Span:
+    """The partition to create for ``day`` (a midnight UTC that no existing range covers).
+
+    A day of the daily zone gets itself; a day outside shares its calendar month, cut short
+    where the month meets the daily zone or a partition that exists already, so that ranges
+    never overlap and the daily zone stays free for daily partitions.
+    """
+    assert not any(day in known for known in existing), f"{day} has a partition already"
+    if day in zone:
+        wanted = Span(day, day + DAY)
+    else:
+        month = _month(day)
+        if day < zone.low:
+            wanted = Span(month.low, min(month.high, zone.low))
+        else:
+            wanted = Span(max(month.low, zone.high), month.high)
+    low = max([wanted.low, *(r.high for r in existing if r.high <= day)])
+    high = min([wanted.high, *(r.low for r in existing if r.low > day)])
+    return Span(low, high)
+
 
 # parent table -> its partition column
 PARTITIONED = {"predictions": "ts", "prediction_chunks": "ts_min"}
@@ -35,7 +92,7 @@ _NAME = re.compile(r"^(?P<table>[a-z_]+)_p(?P<low>\d{8})_(?P<high>\d{8})$")
 class Partition:
     table: str
     name: str
-    span: TimeRange
+    span: Span
     detach_pending: bool = False  # a DETACH ... CONCURRENTLY was interrupted
 
 
@@ -47,7 +104,7 @@ def _digits(moment: datetime) -> str:
     return f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
 
 
-def partition_name(table: str, span: TimeRange) -> str:
+def partition_name(table: str, span: Span) -> str:
     return f"{table}_p{_digits(span.low)}_{_digits(span.high)}"
 
 
@@ -78,7 +135,7 @@ def _named(name: str, table: str | None = None, pending: bool = False) -> Partit
     match = _NAME.match(name)
     if match is None or match["table"] not in PARTITIONED or table not in (None, match["table"]):
         return None
-    span = TimeRange(_day(match["low"]), _day(match["high"]))
+    span = Span(_day(match["low"]), _day(match["high"]))
     return Partition(match["table"], name, span, bool(pending))
 
 
@@ -97,7 +154,7 @@ def list_detached(connection: Connection) -> list[Partition]:
     return sorted((p for p in found if p), key=lambda p: (p.table, p.span))
 
 
-def create(connection: Connection, table: str, span: TimeRange) -> str:
+def create(connection: Connection, table: str, span: Span) -> str:
     """A new partition of ``table`` covering ``span``."""
     name = partition_name(table, span)
     column = PARTITIONED[table]
@@ -121,7 +178,7 @@ class PartitionMap:
     """The spans that exist, per database, as this process last saw them."""
 
     def __init__(self) -> None:
-        self._spans: dict[str, dict[str, list[TimeRange]]] = {}
+        self._spans: dict[str, dict[str, list[Span]]] = {}
         self._lock = threading.Lock()
 
     def covers(self, database: str, days: Sequence[datetime]) -> bool:
@@ -136,7 +193,7 @@ class PartitionMap:
             )
 
     def remember(self, database: str, partitions: Sequence[Partition]) -> None:
-        tables: dict[str, list[TimeRange]] = {table: [] for table in PARTITIONED}
+        tables: dict[str, list[Span]] = {table: [] for table in PARTITIONED}
         for partition in partitions:
             tables[partition.table].append(partition.span)
         with self._lock:

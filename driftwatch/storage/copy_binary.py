@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from driftwatch.ingest.validation import PredictionColumns
+from driftwatch.storage.columns import PredictionColumns
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 TRAILER = struct.pack(">h", -1)

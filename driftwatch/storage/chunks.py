@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from driftwatch.ingest.validation import PredictionColumns
-from driftwatch.retention.policy import DAY_US
+from driftwatch.core.time import DAY_US
+from driftwatch.storage.columns import PredictionColumns
 
 FLOAT = np.dtype("<f8")
 INT64 = np.dtype("<i8")

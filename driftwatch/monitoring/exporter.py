@@ -1,0 +1,105 @@
+"""Prometheus gauges of what the database holds, read when Prometheus scrapes: every replica
+reports the same values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+
+
+class StateCollector(Collector):
+    """Last window with data per model (drift scores, verdicts, accuracy, rows), since when
+    traffic stopped, and every alert's state, read from the database when Prometheus scrapes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Any]:
+        from sqlalchemy.orm import Session
+
+        from driftwatch.models import AlertRuleState, MonitoredModel, Run
+        from driftwatch.models.monitoring import WINDOW
+        from driftwatch.monitoring import repository as monitoring
+
+        score = GaugeMetricFamily("driftwatch_feature_drift_score",
+                                  "Drift score of each feature in the latest window",
+                                  labels=["model", "feature", "stattest"])  # fmt: skip
+        drifted = GaugeMetricFamily("driftwatch_feature_drifted",
+                                    "1 if the feature drifted in the latest window",
+                                    labels=["model", "feature"])  # fmt: skip
+        share = GaugeMetricFamily(
+            "driftwatch_drifted_share",
+            "Share of drifted features in the latest window",
+            labels=["model"],
+        )
+        accuracy = GaugeMetricFamily("driftwatch_accuracy",
+                                     "Accuracy metrics of the latest window with labels",
+                                     labels=["model", "metric"])  # fmt: skip
+        rows = GaugeMetricFamily("driftwatch_window_rows", "Predictions in the latest window",
+                                 labels=["model"])  # fmt: skip
+        window_end = GaugeMetricFamily(
+            "driftwatch_window_end_timestamp_seconds",
+            "End of the latest computed window with data",
+            labels=["model"],
+        )
+        quiet = GaugeMetricFamily(
+            "driftwatch_no_traffic_since_timestamp_seconds",
+            "When traffic stopped, for a model whose newest windows hold no predictions",
+            labels=["model"],
+        )
+        alerts = GaugeMetricFamily("driftwatch_alert_state",
+                                   "Each rule's state per model: 0 ok, 1 pending, 2 firing",
+                                   labels=["model", "rule"])  # fmt: skip
+        with Session(self.engine) as session:
+            # the last window with data of each model (never a custom range)
+            with_data = (Run.kind == WINDOW, Run.rows > 0)
+            latest = (
+                select(Run.model_id, func.max(Run.window_end).label("end"))
+                .where(*with_data)
+                .group_by(Run.model_id)
+                .subquery()
+            )
+            query = (
+                select(MonitoredModel.name, Run)
+                .join(
+                    latest, (Run.model_id == latest.c.model_id) & (Run.window_end == latest.c.end)
+                )
+                .join(MonitoredModel, MonitoredModel.id == Run.model_id)
+                .where(*with_data)
+                .order_by(Run.id.desc())
+            )
+            seen: set[str] = set()
+            for name, run in session.execute(query):
+                if name in seen:
+                    continue
+                seen.add(name)
+                result = run.result
+                if result is None:
+                    continue
+                for feature in result.features:
+                    if feature.score is not None:
+                        score.add_metric([name, feature.name, feature.stattest or ""],
+                                         feature.score)  # fmt: skip
+                    if feature.drifted is not None:
+                        drifted.add_metric([name, feature.name], float(feature.drifted))
+                if result.dataset.drifted_share is not None:
+                    share.add_metric([name], result.dataset.drifted_share)
+                for metric, value in (result.accuracy or {}).items():
+                    accuracy.add_metric([name, metric], value)
+                rows.add_metric([name], run.rows or 0)
+                window_end.add_metric([name], run.window_end.timestamp())
+            for model_id, name in session.execute(select(MonitoredModel.id, MonitoredModel.name)):
+                since = monitoring.no_traffic_since(session, model_id=model_id)
+                if since is not None:
+                    quiet.add_metric([name], since.timestamp())
+            states = session.execute(
+                select(MonitoredModel.name, AlertRuleState.rule, AlertRuleState.state)
+                .join(MonitoredModel, MonitoredModel.id == AlertRuleState.model_id)
+            )  # fmt: skip
+            for name, rule, state in states:
+                alerts.add_metric([name, rule], {"ok": 0, "pending": 1, "firing": 2}.get(state, 0))
+        yield from (score, drifted, share, accuracy, rows, window_end, quiet, alerts)

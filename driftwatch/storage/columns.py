@@ -1,0 +1,39 @@
+"""Valid predictions in storage form: what validation produces and the storage codecs write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class PredictionColumns:
+    """Valid predictions in storage form, one entry per record."""
+
+    prediction_ids: list[str]
+    timestamps_us: IntArray  # microseconds since the Unix epoch, UTC
+    model_versions: list[str | None]
+    prediction_values: FloatArray  # NaN where the prediction is a class name
+    prediction_classes: list[str | None]
+    num_values: FloatArray  # (records, numerical features) in model order, NaN = missing
+    cat_values: list[list[str | None]]  # one list per categorical feature, in model order
+
+    def __len__(self) -> int:
+        return len(self.prediction_ids)
+
+    def take(self, keep: list[int]) -> PredictionColumns:
+        """Only the records at these positions, in this order."""
+        return PredictionColumns(
+            prediction_ids=[self.prediction_ids[i] for i in keep],
+            timestamps_us=self.timestamps_us[keep],
+            model_versions=[self.model_versions[i] for i in keep],
+            prediction_values=self.prediction_values[keep],
+            prediction_classes=[self.prediction_classes[i] for i in keep],
+            num_values=self.num_values[keep],
+            cat_values=[[column[i] for i in keep] for column in self.cat_values],
+        )
