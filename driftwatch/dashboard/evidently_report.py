@@ -1,20 +1,30 @@
 """Evidently's own HTML report for one run's window against its baseline, for teams who know
 Evidently and want to dig in with it. Evidently stays behind this module.
 
-Both sides are bounded samples (``SAMPLE_ROWS`` rows each, seeded, so the same run gives the
-same report). A prepared baseline keeps each column's values, not its rows, so the reference
-sample is drawn column by column: right for per-column drift (what ``DataDriftPreset``
+The report runs on the same data as the run: the window's predictions and the baseline's own
+values, whole, while each side holds at most ``SAMPLE_ROWS`` rows. A larger side is sampled
+without replacement (seeded, so the same run gives the same report), and the page says so, since
+Evidently's numbers (and, past 1,000 reference rows, even the test its default rule picks) then
+differ from the run's. A prepared baseline keeps each column's values, not its rows, so the
+reference is laid out column by column: right for per-column drift (what ``DataDriftPreset``
 shows), not for anything that looks at several columns together.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import Engine
 
+from driftwatch.core.time import iso
 from driftwatch.db import session_scope
 from driftwatch.errors import NotFound
 from driftwatch.models import Baseline, Run
@@ -26,31 +36,47 @@ from driftwatch.storage.chunks import WindowColumns
 SAMPLE_ROWS = 5000
 
 
-def _reference_column(column: ColumnProfile, size: int, rng: np.random.Generator) -> Any:
-    missing_share = column.missing / column.rows if column.rows else 0.0
+def _reference_column(column: ColumnProfile, rows: int) -> Any:
+    """The baseline's own values of one column, ``rows`` long (its missing values as missing)."""
     if column.kind == "numerical":
         values = column.sorted_values if column.sorted_values is not None else np.array([])
-        drawn = rng.choice(values, size=size) if len(values) else np.full(size, np.nan)
-        drawn = drawn.astype(np.float64)
-        drawn[rng.random(size) < missing_share] = np.nan
-        return drawn
+        out = np.full(rows, np.nan)
+        out[: len(values)] = values[:rows]
+        return out
     counts = column.counts if column.counts is not None else np.array([], dtype=np.int64)
     names = np.asarray(column.categories or [], dtype=object)
-    if counts.sum() == 0:
-        return np.full(size, None, dtype=object)
-    drawn = rng.choice(names, size=size, p=counts / counts.sum()).astype(object)
-    drawn[rng.random(size) < missing_share] = None
-    return drawn
+    expanded = np.repeat(names, counts)[:rows]
+    out_cat = np.full(rows, None, dtype=object)
+    out_cat[: len(expanded)] = expanded
+    return out_cat
 
 
-def _frames(
+@dataclass(frozen=True, slots=True)
+class Sides:
+    current: pd.DataFrame
+    reference: pd.DataFrame
+    window_rows: int  # of the run's window
+    baseline_rows: int  # of its baseline
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.current) < self.window_rows or len(self.reference) < self.baseline_rows
+
+
+def _sample(rows: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    if rows <= SAMPLE_ROWS:
+        return np.arange(rows)
+    return np.sort(rng.choice(rows, size=SAMPLE_ROWS, replace=False))
+
+
+def frames(
     window: WindowColumns, profile: BaselineProfile, features: list[Any], seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> Sides:
+    """The window and the baseline as Evidently reads them: whole up to ``SAMPLE_ROWS`` rows a
+    side, else a sample without replacement of that size."""
     rng = np.random.default_rng(seed)
-    rows = np.arange(len(window))
-    if len(rows) > SAMPLE_ROWS:
-        rows = np.sort(rng.choice(rows, size=SAMPLE_ROWS, replace=False))
-    size = min(SAMPLE_ROWS, profile.rows) or 1
+    rows = _sample(len(window), rng)
+    reference_rows = _sample(profile.rows, rng)
     current: dict[str, Any] = {}
     reference: dict[str, Any] = {}
     num = cat = 0
@@ -62,8 +88,30 @@ def _frames(
             names = np.asarray([*window.categories[cat], None], dtype=object)
             current[feature.name] = names[window.cat_codes[rows, cat]]
             cat += 1
-        reference[feature.name] = _reference_column(column, size, rng)
-    return pd.DataFrame(current), pd.DataFrame(reference)
+        # the same rows of every column: a column's values are in sorted order, so a sample of
+        # positions is a sample of its values
+        reference[feature.name] = _reference_column(column, profile.rows)[reference_rows]
+    return Sides(pd.DataFrame(current), pd.DataFrame(reference), len(window), profile.rows)
+
+
+def _banner(model_name: str, run_id: int, span: tuple[datetime, datetime], sides: Sides) -> str:
+    """A line above Evidently's report: what it was computed on, and the way back."""
+    link = f"/models/{quote(model_name, safe='')}"
+    what = (
+        f"a sample of {len(sides.current):,} of the window's {sides.window_rows:,} predictions "
+        f"and {len(sides.reference):,} of the baseline's {sides.baseline_rows:,} rows: its "
+        "scores (and, past 1,000 baseline rows, its choice of test) may differ from the run's"
+        if sides.sampled
+        else f"the run's own data: the window's {sides.window_rows:,} predictions and the "
+        f"baseline's {sides.baseline_rows:,} rows"
+    )
+    return (
+        '<div data-driftwatch-banner style="font:14px system-ui,sans-serif;padding:10px 16px;'
+        'background:#f4f6f8;border-bottom:1px solid #d0d7de">'
+        f'<a href="{escape(link)}">&larr; {escape(model_name)} on the dashboard</a> &middot; '
+        f"Evidently's report of run {run_id} ({escape(iso(span[0]))} to "
+        f"{escape(iso(span[1]))}), computed on {escape(what)}.</div>"
+    )
 
 
 def render(engine: Engine, *, model_name: str, run_id: int) -> str:
@@ -84,6 +132,7 @@ def render(engine: Engine, *, model_name: str, run_id: int) -> str:
         window = monitoring.read_window(session, model=model, start=run.window_start,
                                         end=run.window_end)  # fmt: skip
         window = monitoring.narrow(window, model, features)
+        span = (run.window_start, run.window_end)
         if monitoring.shrunk_since_computed(run, len(window)):
             raise NotFound(
                 f"run {run_id}'s raw predictions were removed by the retention policy "
@@ -92,14 +141,16 @@ def render(engine: Engine, *, model_name: str, run_id: int) -> str:
             )
     if len(window) == 0:
         raise NotFound(f"run {run_id}'s window has no predictions")
-    current, reference = _frames(window, profile, features, seed=run_id)
+    sides = frames(window, profile, features, seed=run_id)
     definition = DataDefinition(
         numerical_columns=[f.name for f in features if f.kind == "numerical"],
         categorical_columns=[f.name for f in features if f.kind == "categorical"],
     )
     snapshot = Report([DataDriftPreset()]).run(
-        Dataset.from_pandas(current, data_definition=definition),
-        Dataset.from_pandas(reference, data_definition=definition),
+        Dataset.from_pandas(sides.current, data_definition=definition),
+        Dataset.from_pandas(sides.reference, data_definition=definition),
     )
     html: str = snapshot.get_html_str(as_iframe=False)
-    return html
+    banner = _banner(model_name, run_id, span, sides)
+    body = re.search(r"<body[^>]*>", html)
+    return html[: body.end()] + banner + html[body.end() :] if body else banner + html
