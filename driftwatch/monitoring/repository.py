@@ -306,6 +306,19 @@ def list_runs(
     )
 
 
+def computations(
+    session: Session, *, model_id: int, baseline_id: int, start: datetime, end: datetime
+) -> int:
+    """How many times the run of this span and baseline was computed (0: no such run)."""
+    found = session.scalar(
+        select(Run.computations).where(
+            Run.model_id == model_id, Run.baseline_id == baseline_id,
+            Run.window_start == start, Run.window_end == end,
+        )
+    )  # fmt: skip
+    return int(found or 0)
+
+
 def enqueue(
     session: Session,
     *,
@@ -424,7 +437,16 @@ def claim(session: Session, *, owner: str, now: datetime, lease_until: datetime)
 
 
 def store_metrics(session: Session, *, run: Run, metrics: dict[str, float | None]) -> None:
-    session.execute(delete(RunMetric).where(RunMetric.run_id == run.id))
+    """The run's numbers as its window's point of the time series: one window, one point,
+    whichever baseline it was computed against last (the charts and daily sums count a window
+    once)."""
+    session.execute(
+        delete(RunMetric).where(
+            or_(RunMetric.run_id == run.id,
+                and_(RunMetric.model_id == run.model_id, RunMetric.metric.in_(list(metrics)),
+                     RunMetric.window_start == run.window_start))
+        )
+    )  # fmt: skip
     session.execute(
         insert(RunMetric),
         [

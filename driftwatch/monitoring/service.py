@@ -361,8 +361,11 @@ def compute_run(
         # A custom range is no window of the series: it has no place in the charts' time
         # series (a day-long range is not one more point among hourly windows).
         repository.store_metrics(session, run=run, metrics=result.metrics())
-    # Rules apply to every run, scheduled or on demand (CONTRACT section 5), custom ranges too.
-    alerts.evaluate_run(session, model=model, run=run, context=alerting)
+    # Rules apply to every run, scheduled or on demand (CONTRACT section 5), custom ranges too,
+    # once its span has closed: a span still open holds part of its data, and evaluating it
+    # would make its own closed window (or every window up to a future end) history to them.
+    if run.window_end <= run.computed_at:
+        alerts.evaluate_run(session, model=model, run=run, context=alerting)
     metrics.record_run(model.name, "done", run.duration_seconds)
     return run
 
@@ -427,7 +430,6 @@ def run_now(
     baseline computed again updates its run. A window the scheduler is computing at this
     moment is answered with the scheduler's result once it is there. A window whose raw data
     the retention policy has (partly) removed is refused: its earlier run stays as it was."""
-    requested_at = utcnow()
     if end <= start:
         raise InvalidPayload("'end' must be after 'start'")
     _check_retained(retention, start)
@@ -445,13 +447,16 @@ def run_now(
             raise NotFound(f"model {model.name!r} has no baseline {baseline_id}")
     kind = WINDOW if is_window(start, end, timedelta(seconds=model.window_seconds)) else CUSTOM
     window = {"model_id": model.id, "baseline_id": baseline.id, "start": start, "end": end}
+    computed_before = repository.computations(
+        session, model_id=model.id, baseline_id=baseline.id, start=start, end=end
+    )
     repository.enqueue(session, model_id=model.id, baseline_id=baseline.id, windows=[(start, end)],
                        kind=kind)  # fmt: skip
     run = _lock_when_free(session, window)
     if run.kind == NO_TRAFFIC:
         run.kind = kind  # a stretch without traffic computed on demand is a run like any other
-    elif run.status == "done" and run.computed_at is not None and run.computed_at >= requested_at:
-        return run  # computed by the process this request waited for
+    elif run.status == "done" and (run.computations or 0) > computed_before:
+        return run  # computed by the process this request waited for (no clocks compared)
     return compute_run(session, model=model, run=run, alerting=alerting)
 
 

@@ -1,0 +1,91 @@
+"""A window is one point of its model's series, whichever baselines computed it; and alert
+rules read a span only once it has closed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from driftwatch.app import create_app
+from driftwatch.config import Settings
+from driftwatch.dashboard import repository as pages
+from driftwatch.models import MonitoredModel, RunMetric
+from driftwatch.monitoring.windows import window_start
+from tests import factories
+from tests.conftest import ADMIN_KEY
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def rules_api(settings: Settings, engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
+    """The app with one rule that breaches on any window holding a prediction (silenced:
+    alerts move and are recorded, nothing waits to be sent)."""
+    (tmp_path / "rules.yaml").write_text(
+        "channels:\n  team:\n    type: slack\n    channel: '#ml'\n"
+        "rules:\n  - name: traffic\n    model: 'ser-*'\n    when: rows > 0\n    notify: [team]\n"
+    )
+    custom = settings.model_copy(
+        update={"rules_dir": str(tmp_path), "slack_token": SecretStr("xoxb-unused")}
+    )
+    with TestClient(
+        create_app(custom, engine), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    ) as client:
+        until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        silence = {"model": "ser-*", "rule": "traffic", "until": until, "reason": "tests"}
+        assert client.post("/api/v1/silences", json=silence).status_code == 201
+        yield client
+
+
+def _model(api: TestClient) -> factories.Model:
+    name = f"ser-{datetime.now(UTC).timestamp():.6f}"
+    return factories.model(api, name=name)
+
+
+def test_a_span_still_open_is_computed_but_moves_no_alert(rules_api: TestClient) -> None:
+    model = _model(rules_api)
+    model.baseline(factories.baseline_records(50))
+    closed = window_start(datetime.now(UTC), HOUR) - HOUR
+    model.log(factories.predictions(30, start=closed, step=timedelta(minutes=1)))
+    # a custom range ending two days from now: computed, but rules wait for it to close
+    ahead = model.run(closed, closed + timedelta(days=2))
+    assert (ahead["kind"], ahead["rows"]) == ("custom", 30)
+    assert rules_api.get("/api/v1/alerts", params={"model": model.name}).json() == []
+    # so the closed window, computed after it, is not history to the rules: it fires
+    window = model.run(closed, closed + HOUR)
+    alerts = rules_api.get("/api/v1/alerts", params={"model": model.name}).json()
+    assert [(a["state"], a["run_id"]) for a in alerts] == [("firing", window["id"])]
+
+
+def test_a_window_computed_against_two_baselines_counts_once(
+    api: TestClient, engine: Engine
+) -> None:
+    model = factories.model(api)
+    first = model.baseline(factories.baseline_records(40), name="first")
+    model.baseline(factories.baseline_records(60), name="second")  # now the active one
+    start = datetime(2026, 11, 24, 10, tzinfo=UTC)
+    model.log(factories.predictions(20, start=start))
+    model.run(start, start + HOUR)
+    again = api.post(f"{model.path}/runs", json={"start": start.isoformat(),
+                                                  "end": (start + HOUR).isoformat(),
+                                                  "baseline": first["id"]})  # fmt: skip
+    assert again.status_code == 200, again.text
+    with Session(engine) as session:
+        model_id = session.scalars(
+            select(MonitoredModel.id).where(MonitoredModel.name == model.name)
+        ).one()
+        points = session.scalar(select(func.count()).where(
+            RunMetric.model_id == model_id, RunMetric.metric == "rows"))  # fmt: skip
+        for seconds in (3600, 86400):  # per window, and from the daily sums
+            buckets = pages.bucketed(session, model_id=model_id, metrics=["rows"],
+                                     start=start - timedelta(days=1), end=start + timedelta(days=1),
+                                     bucket_seconds=seconds)  # fmt: skip
+            assert sum(b.total or 0 for b in buckets) == 20
+    assert points == 1  # the window's last computation is its point of the series
