@@ -365,6 +365,7 @@ def test_the_breaker_pauses_a_failing_endpoint_probes_it_and_resumes(
     assert statuses == ["delivered", "delivered"]
 
 
+@pytest.mark.slow
 def test_a_receiver_down_for_a_long_stretch_gets_everything_when_it_is_back(
     alerting: Callable[..., Setup],
 ) -> None:

@@ -129,6 +129,7 @@ def test_the_admin_key_from_the_environment_is_kept_at_start(api: TestClient) ->
     assert api.get("/api/v1/models", headers=as_key(ADMIN_KEY)).status_code == 200
 
 
+@pytest.mark.slow
 def test_keys_are_listed_and_revoked_from_the_command_line(
     api: TestClient, database_url: str, settings: Any
 ) -> None:

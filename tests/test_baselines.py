@@ -235,6 +235,7 @@ def test_a_baseline_warns_of_settings_its_data_cannot_take(api: TestClient) -> N
     assert empty.json()["warnings"] == ["feature 'state': every value is missing in this baseline"]
 
 
+@pytest.mark.slow
 def test_the_baselines_command_prints_what_it_used(
     api: TestClient, database_url: str, tmp_path: Any
 ) -> None:

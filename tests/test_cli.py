@@ -15,6 +15,8 @@ from fastapi.testclient import TestClient
 from tests.conftest import create_model, free_port
 from tests.test_monitoring import FEATURES
 
+pytestmark = pytest.mark.slow  # a browser, a server or the command line in processes
+
 
 def driftwatch(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -30,6 +30,8 @@ from driftwatch.db import session_scope
 from tests.conftest import ADMIN_KEY, LiveServer, start_server, wait_until
 from tests.servers import Receiver, always
 
+pytestmark = pytest.mark.slow  # a browser, a server or the command line in processes
+
 CHROMIUM = os.environ.get("DRIFTWATCH_TEST_CHROMIUM", "/usr/bin/chromium")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 if not shutil.which(CHROMIUM):

@@ -40,6 +40,7 @@ CONFORMANCE = [status_code_conformance, content_type_conformance, response_schem
 EXAMPLES = int(os.environ.get("DRIFTWATCH_FUZZ_EXAMPLES", "25"))  # per operation
 
 
+@pytest.mark.slow
 def test_no_request_makes_a_5xx_or_an_undocumented_answer(api_schema: Any) -> None:
     """Every operation of the OpenAPI document, 25 generated requests each (valid and not),
     sent as the admin: no 5xx, and every answer, errors included, is one the document gives

@@ -379,6 +379,7 @@ def test_runs_are_listed_and_read(api: TestClient) -> None:
     assert one["model"] == model
 
 
+@pytest.mark.slow
 def test_the_run_command_prints_a_window(api: TestClient, database_url: str) -> None:
     model = create_model(api, features=FEATURES)["name"]
     post(api, f"/api/v1/models/{model}/baselines",
@@ -403,6 +404,7 @@ def test_the_run_command_prints_a_window(api: TestClient, database_url: str) -> 
     assert "'no-such-model' does not exist" in missing.stderr
 
 
+@pytest.mark.slow
 def test_the_baselines_command_reads_a_large_csv_with_progress(
     api: TestClient, database_url: str, tmp_path: Any
 ) -> None:

@@ -156,6 +156,7 @@ def test_rules_reload_when_a_file_changes_and_a_broken_edit_keeps_the_last_good_
     assert [r.name for r in source.current().rules] == ["third"]
 
 
+@pytest.mark.slow
 def test_serve_refuses_to_start_with_broken_rules(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text(RULE.format(name="r").replace("[s]", "[nowhere]"))
     finished = subprocess.run(

@@ -29,6 +29,8 @@ from tests.conftest import ADMIN_KEY, admin_http, start_server, unique
 from tests.test_monitoring import FEATURES, baseline_records, frame
 from tests.test_scheduler import runs_of
 
+pytestmark = pytest.mark.slow  # a browser, a server or the command line in processes
+
 ITERATIONS = 32
 SECRET_ENV = "DW_TEST_RACE_SECRET"
 RULES = f"""
