@@ -102,6 +102,9 @@ def test_the_runs_api_answers_the_typed_result_it_stores(api: TestClient) -> Non
     for entry in answered["features"]:
         assert set(entry) == {"name", "kind", "stattest", "score", "threshold", "drifted",
                               "missing_share", "error"}  # fmt: skip
+    # every field of the result, whatever it grows, is answered; the run's own fields first
+    assert set(RunResult.model_fields) <= set(answered)
+    assert list(answered)[:6] == ["id", "model", "kind", "window", "baseline", "status"]
     schema = api.get("/openapi.json").json()["components"]["schemas"]
     assert {"RunOut", "FeatureDrift", "DatasetDrift", "Quality"} <= set(schema)
 

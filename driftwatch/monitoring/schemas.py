@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    model_serializer,
+    model_validator,
+)
 
-from driftwatch.core.result import ColumnDrift, DatasetDrift, FeatureDrift, Quality
+from driftwatch.core.result import ColumnDrift, DatasetDrift, FeatureDrift, Quality, RunResult
 from driftwatch.core.status import RunStatus
 from driftwatch.core.time import iso
 from driftwatch.text import Text
@@ -98,8 +107,10 @@ class BaselineRef(BaseModel):
     name: str | None
 
 
-class RunOut(BaseModel):
-    """One run (CONTRACT section 3, Runs). While it is pending, its numbers are null."""
+class RunOut(RunResult):
+    """One run (CONTRACT section 3, Runs): the run's own fields and every field of its
+    ``RunResult``, inherited, so what the result grows the API answers. While a run is pending
+    its numbers are null."""
 
     id: int
     model: str
@@ -110,17 +121,25 @@ class RunOut(BaseModel):
     window: WindowOut
     baseline: BaselineRef
     status: RunStatus
-    rows: int | None
-    labeled_rows: int | None
-    features: list[FeatureDrift]
-    prediction: ColumnDrift | None
-    dataset: DatasetDrift | None
-    accuracy: dict[str, float] | None
-    quality: Quality | None
     computed_at: datetime | None
     duration_seconds: float | None
     error: str | None
+    # a pending run has no result yet
+    rows: int | None  # type: ignore[assignment]
+    labeled_rows: int | None  # type: ignore[assignment]
+    features: list[FeatureDrift] = Field(default_factory=list)
+    prediction: ColumnDrift | None = None
+    dataset: DatasetDrift | None = None  # type: ignore[assignment]
+    accuracy: dict[str, float] | None = None
+    quality: Quality | None = None  # type: ignore[assignment]
 
     @field_serializer("computed_at")
     def _iso(self, moment: datetime | None) -> str | None:
         return None if moment is None else iso(moment)
+
+    @model_serializer(mode="wrap")
+    def _run_first(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The run's own fields first, as the contract writes a run, then its result."""
+        out: dict[str, Any] = handler(self)
+        first = ("id", "model", "kind", "window", "baseline", "status")
+        return {**{k: out[k] for k in first if k in out}, **out}

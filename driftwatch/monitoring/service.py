@@ -498,22 +498,13 @@ def run_out(session: Session, *, model: MonitoredModel, run: Run) -> RunOut:
 def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> RunOut:
     """A run as the API returns it (CONTRACT section 3, Runs): its result, or while it is
     pending no numbers yet."""
-    result = run.result
-    return RunOut(
-        id=run.id,
-        model=model.name,
-        kind=run.kind,
-        window=WindowOut(start=run.window_start, end=run.window_end),
-        baseline=BaselineRef(id=run.baseline_id, name=baseline.name if baseline else None),
-        status=RunStatus(run.status),
-        rows=run.rows,
-        labeled_rows=run.labeled_rows,
-        features=result.features if result else [],
-        prediction=result.prediction if result else None,
-        dataset=result.dataset if result else None,
-        accuracy=result.accuracy if result else None,
-        quality=result.quality if result else None,
-        computed_at=run.computed_at,
-        duration_seconds=run.duration_seconds,
-        error=run.error,
-    )
+    result = run.result.model_dump() if run.result else {}
+    return RunOut(**{
+        **result,
+        "id": run.id, "model": model.name, "kind": run.kind,
+        "window": WindowOut(start=run.window_start, end=run.window_end),
+        "baseline": BaselineRef(id=run.baseline_id, name=baseline.name if baseline else None),
+        "status": RunStatus(run.status), "rows": run.rows, "labeled_rows": run.labeled_rows,
+        "computed_at": run.computed_at, "duration_seconds": run.duration_seconds,
+        "error": run.error,
+    })  # fmt: skip
