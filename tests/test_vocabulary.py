@@ -121,3 +121,18 @@ def test_a_result_stored_by_an_older_version_reads_back() -> None:
     result = RunResult.model_validate(stored)
     assert result.features[0].error is None
     assert result.metrics()["feature.age.drifted"] == 0.0
+
+
+def test_prometheus_exports_the_vocabulary_of_the_last_window(api: TestClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answered = _computed_run(api)
+    expected = {k: v for k, v in RunResult.model_validate(answered).metrics().items()
+                if v is not None}  # fmt: skip
+    exported = {
+        sample.labels["metric"]: sample.value
+        for family in text_string_to_metric_families(api.get("/metrics").text)
+        for sample in family.samples
+        if sample.name == "driftwatch_run_metric" and sample.labels["model"] == answered["model"]
+    }
+    assert exported == pytest.approx(expected)

@@ -12,8 +12,9 @@ from sqlalchemy import Engine, func, select
 
 
 class StateCollector(Collector):
-    """Last window with data per model (drift scores, verdicts, accuracy, rows), since when
-    traffic stopped, and every alert's state, read from the database when Prometheus scrapes."""
+    """Last window with data per model (every number of the metric vocabulary, and the older
+    gauges of drift scores, verdicts, accuracy and rows), since when traffic stopped, and every
+    alert's state, read from the database when Prometheus scrapes."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -51,6 +52,12 @@ class StateCollector(Collector):
             "When traffic stopped, for a model whose newest windows hold no predictions",
             labels=["model"],
         )
+        every = GaugeMetricFamily(
+            "driftwatch_run_metric",
+            "Every number of the latest window with data, by its name in the metric vocabulary "
+            "(the names rules test)",
+            labels=["model", "metric"],
+        )
         alerts = GaugeMetricFamily("driftwatch_alert_state",
                                    "Each rule's state per model: 0 ok, 1 pending, 2 firing",
                                    labels=["model", "rule"])  # fmt: skip
@@ -80,6 +87,9 @@ class StateCollector(Collector):
                 result = run.result
                 if result is None:
                     continue
+                for metric, value in result.metrics().items():
+                    if value is not None:
+                        every.add_metric([name, metric], value)
                 for feature in result.features:
                     if feature.score is not None:
                         score.add_metric([name, feature.name, feature.stattest or ""],
@@ -102,4 +112,4 @@ class StateCollector(Collector):
             )  # fmt: skip
             for name, rule, state in states:
                 alerts.add_metric([name, rule], {"ok": 0, "pending": 1, "firing": 2}.get(state, 0))
-        yield from (score, drifted, share, accuracy, rows, window_end, quiet, alerts)
+        yield from (every, score, drifted, share, accuracy, rows, window_end, quiet, alerts)
