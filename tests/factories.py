@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from fastapi.testclient import TestClient
 
 from tests.conftest import create_model
@@ -18,6 +20,68 @@ FEATURES: list[dict[str, str]] = [
     {"name": "age", "kind": "numerical"},
     {"name": "state", "kind": "categorical"},
 ]
+
+
+# -- the monitored model most tests use: two numbers, one category, a score, drawn at random
+
+
+MONITORED: list[dict[str, str]] = [
+    {"name": "age", "kind": "numerical"},
+    {"name": "income", "kind": "numerical"},
+    {"name": "state", "kind": "categorical"},
+]
+
+
+def frame(
+    rows: int, *, seed: int, shift: float = 0.0, states: tuple[str, ...] = ("CA", "NY", "TX")
+          ) -> pd.DataFrame:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    data = pd.DataFrame({
+        "age": rng.normal(40 + shift * 10, 10, rows).round(1),
+        "income": rng.lognormal(10 + shift, 0.5, rows).round(2),
+        "state": rng.choice(states, rows),
+        "prediction": rng.random(rows).round(4),
+    })  # fmt: skip
+    data.loc[rng.random(rows) < 0.05, "age"] = np.nan  # some missing values
+    data.loc[rng.random(rows) < 0.03, "state"] = None
+    return data
+
+
+def frame_records(data: pd.DataFrame, *, prefix: str, start: datetime = T0) -> list[dict[str, Any]]:
+    out = []
+    for i, row in enumerate(data.to_dict("records")):
+        features = {k: (None if pd.isna(row[k]) else row[k]) for k in ("age", "income", "state")}
+        out.append({
+            "prediction_id": f"{prefix}-{i}",
+            "timestamp": (start + timedelta(seconds=i)).isoformat(),
+            "features": features,
+            "prediction": row["prediction"],
+        })  # fmt: skip
+    return out
+
+
+def post(api: TestClient, path: str, body: dict[str, Any], status: int = 200) -> Any:
+    response = api.post(path, json=body)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def log(api: TestClient, model: str, recs: list[dict[str, Any]]) -> None:
+    for start in range(0, len(recs), 5000):
+        result = post(api, f"/api/v1/models/{model}/predictions",
+                      {"records": recs[start : start + 5000]})  # fmt: skip
+        assert not result["rejected"], result["rejected"][:3]
+
+
+def frame_baseline(data: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {"features": {k: (None if pd.isna(r[k]) else r[k]) for k in ("age", "income", "state")},
+         "prediction": r["prediction"]}
+        for r in data.to_dict("records")
+    ]  # fmt: skip
+
+
+# -- records of any shape, from functions of their index
 
 
 def default_features(i: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import create_model, free_port
-from tests.test_monitoring import FEATURES
+from tests.factories import MONITORED as FEATURES
 
 pytestmark = pytest.mark.slow  # a browser, a server or the command line in processes
 

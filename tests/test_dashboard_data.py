@@ -12,7 +12,10 @@ from sqlalchemy.orm import Session
 
 from driftwatch.dashboard import repository
 from tests.conftest import create_model
-from tests.test_monitoring import FEATURES, baseline_records, frame, post, records
+from tests.factories import MONITORED as FEATURES
+from tests.factories import frame, post
+from tests.factories import frame_baseline as baseline_records
+from tests.factories import frame_records as records
 
 DAY0 = datetime(2026, 10, 3, tzinfo=UTC)
 

@@ -26,7 +26,9 @@ from driftwatch.monitoring import repository, service
 from driftwatch.monitoring.scheduler import Scheduler
 from driftwatch.monitoring.windows import window_start
 from tests.conftest import ADMIN_KEY, admin_http, start_server, unique
-from tests.test_monitoring import FEATURES, baseline_records, frame
+from tests.factories import MONITORED as FEATURES
+from tests.factories import frame
+from tests.factories import frame_baseline as baseline_records
 from tests.test_scheduler import runs_of
 
 pytestmark = pytest.mark.slow  # a browser, a server or the command line in processes

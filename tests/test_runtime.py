@@ -18,7 +18,10 @@ from driftwatch.config import Settings
 from driftwatch.monitoring.windows import window_start
 from driftwatch.runtime import Workers
 from tests.conftest import ADMIN_KEY, admin_http, start_server, unique, wait_until
-from tests.test_monitoring import FEATURES, baseline_records, frame, records
+from tests.factories import MONITORED as FEATURES
+from tests.factories import frame
+from tests.factories import frame_baseline as baseline_records
+from tests.factories import frame_records as records
 
 SERVE_FLAGS = ("no_scheduler", "no_monitoring", "no_dispatcher", "no_retention")
 
