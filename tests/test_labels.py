@@ -325,6 +325,69 @@ def test_a_baseline_file_with_text_labels(api: TestClient) -> None:
     assert _upload(api, multi, "train.csv", csv).status_code == 201
 
 
+def test_text_labels_in_a_baseline_without_a_prediction_meet_the_model_s_scores(
+    api: TestClient,
+) -> None:
+    model = model_with_predictions(api, "binary_classification", SCORES, baseline=False)
+    path = f"/api/v1/models/{model}/baselines"
+    refused = _upload(api, model, "train.csv", b"age,label\n31,0\n40,1\n52,maybe\n47,perhaps\n")
+    expected = "label: expected 0 or 1 (or true/false) for a binary classification model, got"
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == (
+        f"2 of 4 baseline records are invalid: line 4: {expected} 'maybe'; "
+        f"line 5: {expected} 'perhaps'"
+    )
+    records = [{"features": {"age": 31}, "label": 1}, {"features": {"age": 40}, "label": "maybe"}]
+    response = api.post(path, json={"name": "b", "records": records})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == (
+        f"1 of 2 baseline records are invalid: record 1: {expected} 'maybe'"
+    )
+    assert api.get(path).json() == []  # nothing became active
+    assert _upload(api, model, "train.csv", b"age,label\n31,0\n40,true\n").status_code == 201
+
+
+def test_a_binary_baseline_names_at_most_two_classes(api: TestClient) -> None:
+    model = create_model(api, features=FEATURES)["name"]  # no prediction tells its classes yet
+    refused = _upload(api, model, "train.csv",
+                      b"age,label\n31,spam\n40,ham\n52,spam\n47,eggs\n58,bacon\n")  # fmt: skip
+    two = "label: a binary classification model has two classes, here 'ham' or 'spam'; got"
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == (
+        f"2 of 5 baseline records are invalid: line 5: {two} 'eggs'; line 6: {two} 'bacon'"
+    )
+    assert _upload(api, model, "train.csv", b"age,label\n31,spam\n40,ham\n").status_code == 201
+    # a model whose predictions name one class so far: the labels may name the other one
+    named = model_with_predictions(api, "binary_classification", ["ham"], baseline=False)
+    refused = _upload(api, named, "train.csv", b"age,label\n31,spam\n40,ham\n52,eggs\n")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == f"1 of 3 baseline records are invalid: line 4: {two} 'eggs'"
+
+
+def test_ground_truth_before_any_prediction_names_at_most_two_classes(api: TestClient) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    path = f"/api/v1/models/{model}/ground-truth"
+    two = "label: a binary classification model has two classes, here 'ham' or 'spam'; got"
+    labels = ["spam", "ham", "eggs", "spam", 1]
+    records = [{"prediction_id": f"p-{i}", "label": label} for i, label in enumerate(labels)]
+    first = post(api, path, {"records": records})
+    assert first == {"accepted": 4, "duplicates": 0, "rejected": [
+        {"index": 2, "prediction_id": "p-2", "error": f"{two} 'eggs'"}]}  # fmt: skip
+    # the classes its stored labels name count for the next batch
+    later = post(
+        api,
+        path,
+        {
+            "records": [
+                {"prediction_id": "q-0", "label": "bacon"},
+                {"prediction_id": "q-1", "label": "ham"},
+            ]
+        },
+    )
+    assert later == {"accepted": 1, "duplicates": 0, "rejected": [
+        {"index": 0, "prediction_id": "q-0", "error": f"{two} 'bacon'"}]}  # fmt: skip
+
+
 def test_the_sdk_sends_labels_from_a_frame_as_they_are(
     api: TestClient, live_server: LiveServer, tmp_path: Path
 ) -> None:

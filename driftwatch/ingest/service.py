@@ -101,6 +101,25 @@ def _classes(session: Session, model_id: int, task: str) -> ModelClasses:
     return repository.model_classes(session, model_id=model_id)
 
 
+def stored_label_names(session: Session, *, model_id: int, classes: ModelClasses) -> frozenset[str]:
+    """The class names a binary model's stored labels give, where its predictions do not
+    settle its classes (no scores, fewer than two names)."""
+    if classes.scores or len(classes.names) >= 2:
+        return frozenset()
+    return repository.label_names(session, model_id=model_id)
+
+
+def known_classes(
+    session: Session, *, model_id: int, task: str
+) -> tuple[ModelClasses, frozenset[str]]:
+    """A model's classes as stored (read now): what its predictions show, and the class names
+    of its stored labels (see ``stored_label_names``); nothing for a model that is not binary."""
+    if task != BINARY:
+        return UNKNOWN_CLASSES, frozenset()
+    classes = repository.model_classes(session, model_id=model_id)
+    return classes, stored_label_names(session, model_id=model_id, classes=classes)
+
+
 def log_predictions(
     session: Session, *, model_name: str, batch: RawColumns, models: registry.ModelCache,
     retention: Retention,
@@ -135,9 +154,10 @@ def log_ground_truth(
     session: Session, *, model_name: str, records: list[Any], retention: Retention
 ) -> IngestResult:
     model = registry.get_by_name(session, name=model_name)
+    classes = _classes(session, model.id, model.task)
     valid = validate_ground_truth(
-        records, task=model.task, received_at=utcnow(), retention=retention,
-        classes=_classes(session, model.id, model.task),
+        records, task=model.task, received_at=utcnow(), retention=retention, classes=classes,
+        label_names=stored_label_names(session, model_id=model.id, classes=classes),
     )  # fmt: skip
     accepted = repository.insert_ground_truth(session, model_id=model.id, rows=valid.rows)
     return _settle(
