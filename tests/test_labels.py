@@ -4,6 +4,8 @@ computed on what compares, checked against scikit-learn on the same data."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,16 +14,21 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sklearn import metrics
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 import driftwatch
+from driftwatch.core.retention import KEEP_EVERYTHING
+from driftwatch.core.specs import FeatureSpec
 from driftwatch.ingest import repository
+from driftwatch.ingest import service as ingest
 from driftwatch.ingest.validation import (
     ModelClasses,
     RecordError,
+    columns_from_records,
     label_value,
     prediction_value,
+    validate_columns,
 )
 from driftwatch.models import GroundTruth, MonitoredModel
 from tests.conftest import ADMIN_KEY, LiveServer, create_model
@@ -214,6 +221,72 @@ def test_a_label_before_any_prediction_is_kept_and_compared_when_it_can_be(
     assert finished["labeled_rows"] == 20
     # 'maybe' cannot be compared with a score: left out, not counted as a wrong answer
     assert finished["accuracy"] == pytest.approx(binary_metrics(TRUTH[:19], SCORES[:19]))
+
+
+@contextmanager
+def classes_read(engine: Engine) -> Iterator[list[str]]:
+    """The statements that read a model's classes (``model_classes``) while in the block."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "ORDER BY prediction_chunks.created_at DESC" in statement:
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_a_batch_that_fits_the_classes_read_a_moment_ago_reads_them_no_more(
+    api: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest.CLASSES, "seconds", 600.0)  # this test, however slow, within it
+    model = model_with_predictions(api, "binary_classification", SCORES[:2], baseline=False)
+    path = f"/api/v1/models/{model}/predictions"
+    more = [{"prediction_id": f"m-{i}", "features": {"age": 1.0}, "prediction": 0.3}
+            for i in range(3)]  # fmt: skip
+    assert post(api, path, {"records": more[:1]})["accepted"] == 1  # its classes read, kept
+    with classes_read(engine) as statements:
+        assert post(api, path, {"records": more[1:]})["accepted"] == 2
+        assert send_labels(api, model, [1, "0"])["accepted"] == 2
+        assert statements == []
+        # a batch that does not fit them (a class name for a model of scores) reads them again
+        named = post(api, path, {"records": [
+            {"prediction_id": "n", "features": {"age": 1.0}, "prediction": "spam"}]})  # fmt: skip
+        assert named["accepted"] == 0
+        assert statements != []
+
+
+def test_classes_another_process_stored_count_for_a_batch_they_refuse(
+    api: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest.CLASSES, "seconds", 600.0)
+    model = model_with_predictions(api, "binary_classification", ["ham"], baseline=False)
+    path = f"/api/v1/models/{model}/predictions"
+    ham = {"prediction_id": "p-1", "features": {"age": 1.0}, "prediction": "ham"}
+    assert post(api, path, {"records": [ham]})["accepted"] == 1  # this process keeps {'ham'}
+    # another process stores the model's other class, 'spam'
+    spam = [{"prediction_id": "p-2", "features": {"age": 1.0}, "prediction": "spam"}]
+    valid = validate_columns(
+        columns_from_records(spam), [FeatureSpec("age", "numerical")],
+        task="binary_classification", received_at=datetime.now(UTC),
+    )  # fmt: skip
+    assert valid.rejected == []
+    with Session(engine) as session, session.begin():
+        repository.insert_predictions(session, model_id=_model_id(engine, model),
+                                      columns=valid.columns, retention=KEEP_EVERYTHING)  # fmt: skip
+    labels = send_labels(api, model, ["eggs", "spam"])
+    assert labels["accepted"] == 1
+    assert labels["rejected"] == [{"index": 0, "prediction_id": "p-0", "error": (
+        "label: expected 'ham' or 'spam' (the classes this binary classification model "
+        "predicts), got 'eggs'")}]  # fmt: skip
+    eggs = post(api, path, {"records": [
+        {"prediction_id": "p-3", "features": {"age": 1.0}, "prediction": "eggs"}]})  # fmt: skip
+    assert eggs["rejected"] == [{"index": 0, "prediction_id": "p-3", "error": (
+        "prediction: a binary classification model has two classes, here 'ham' or 'spam'; "
+        "got 'eggs'")}]  # fmt: skip
 
 
 def _model_id(engine: Engine, name: str) -> int:
