@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -383,24 +385,39 @@ def test_the_openapi_document_has_the_delete_and_its_answers(api: TestClient) ->
     assert "active" in operation["responses"]["409"]["description"]
 
 
-def test_the_scheduler_keeps_runs_of_a_deleted_baseline_and_moves_its_queue(
-    own_database: str,
-) -> None:
+@contextmanager
+def scheduled_model(
+    own_database: str, *, windows: int
+) -> Iterator[tuple[Scheduler, TestClient, Engine, str, datetime]]:
+    """A scheduler, the app and a model with a baseline and ``windows`` closed windows of
+    traffic, all queued (none computed), in a database of their own; the model's name and its
+    first window's start."""
     settings = Settings(database_url=own_database, admin_key=ADMIN_KEY)  # type: ignore[arg-type]
     engine = db.get_engine(own_database)
     ticker = Scheduler(engine, settings.model_copy(update={"window_grace_seconds": 0.0}),
                        owner="test")  # fmt: skip
     with TestClient(create_app(settings, engine),
                     headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as api:  # fmt: skip
-        history = model_with_history(api, windows=3)
-        name, start = history["name"], history["first"]
-        path = f"/api/v1/models/{name}/baselines"
-        first = api.get(path).json()[0]["id"]
+        history = model_with_history(api, windows=windows)
         with Session(engine) as session:
             model_id = session.scalars(
-                select(MonitoredModel.id).where(MonitoredModel.name == name)
+                select(MonitoredModel.id).where(MonitoredModel.name == history["name"])
             ).one()
-        ticker.plan(model_id, datetime.now(UTC))  # the closed windows queued, none computed
+        ticker.plan(model_id, datetime.now(UTC))
+        yield ticker, api, engine, history["name"], history["first"]
+
+
+def only_baseline(api: TestClient, name: str) -> int:
+    """The id of the model's (first, only) baseline."""
+    return int(api.get(f"/api/v1/models/{name}/baselines").json()[0]["id"])
+
+
+def test_the_scheduler_keeps_runs_of_a_deleted_baseline_and_moves_its_queue(
+    own_database: str,
+) -> None:
+    with scheduled_model(own_database, windows=3) as (ticker, api, engine, name, start):
+        path, first = f"/api/v1/models/{name}/baselines", only_baseline(api, name)
+        model_id = runs_of(engine, name)[0].model_id
         computed = window_run_at(api, name, start, start + timedelta(minutes=1))
         second = post(api, path, {"name": "second", "records": baseline_records(
             frame(200, seed=30))}, 201)["id"]  # fmt: skip
@@ -439,3 +456,28 @@ def window_run_at(api: TestClient, model: str, start: datetime, end: datetime) -
                {"start": start.isoformat(), "end": end.isoformat()})  # fmt: skip
     assert run["status"] == "done"
     return int(run["id"])
+
+
+def test_a_window_claimed_while_its_baseline_is_deleted_is_computed_against_the_active_one(
+    own_database: str,
+) -> None:
+    with scheduled_model(own_database, windows=2) as (ticker, api, engine, name, start):
+        path, first = f"/api/v1/models/{name}/baselines", only_baseline(api, name)
+        second = post(api, path, {"name": "second", "records": baseline_records(
+            frame(200, seed=30))}, 201)["id"]  # fmt: skip
+        # the active baseline has a run of the first window already, none of the second
+        on_second = window_run_at(api, name, start, start + timedelta(minutes=1))
+        claimed = [ticker._claim(), ticker._claim()]  # the scheduler is on both windows
+        assert None not in claimed
+        assert api.delete(f"{path}/{first}").status_code == 204
+        for run_id in claimed:
+            assert run_id is not None
+            ticker._compute(run_id)
+        runs = runs_of(engine, name)
+        assert [(r.id, r.baseline_id, r.window_start, r.status, r.error) for r in runs] == [
+            (on_second, second, start, "done", None),
+            (claimed[1], second, start + timedelta(minutes=1), "done", None),
+        ]
+        assert runs[1].computations == 1
+        assert runs[1].rows == 20
+        assert ticker.work(deadline=time.monotonic() + 30) == 0  # nothing left to retry

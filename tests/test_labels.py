@@ -4,6 +4,8 @@ computed on what compares, checked against scikit-learn on the same data."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,16 +14,21 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sklearn import metrics
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 import driftwatch
+from driftwatch.core.retention import KEEP_EVERYTHING
+from driftwatch.core.specs import FeatureSpec
 from driftwatch.ingest import repository
+from driftwatch.ingest import service as ingest
 from driftwatch.ingest.validation import (
     ModelClasses,
     RecordError,
+    columns_from_records,
     label_value,
     prediction_value,
+    validate_columns,
 )
 from driftwatch.models import GroundTruth, MonitoredModel
 from tests.conftest import ADMIN_KEY, LiveServer, create_model
@@ -216,6 +223,72 @@ def test_a_label_before_any_prediction_is_kept_and_compared_when_it_can_be(
     assert finished["accuracy"] == pytest.approx(binary_metrics(TRUTH[:19], SCORES[:19]))
 
 
+@contextmanager
+def classes_read(engine: Engine) -> Iterator[list[str]]:
+    """The statements that read a model's classes (``model_classes``) while in the block."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "ORDER BY prediction_chunks.created_at DESC" in statement:
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_a_batch_that_fits_the_classes_read_a_moment_ago_reads_them_no_more(
+    api: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest.CLASSES, "seconds", 600.0)  # this test, however slow, within it
+    model = model_with_predictions(api, "binary_classification", SCORES[:2], baseline=False)
+    path = f"/api/v1/models/{model}/predictions"
+    more = [{"prediction_id": f"m-{i}", "features": {"age": 1.0}, "prediction": 0.3}
+            for i in range(3)]  # fmt: skip
+    assert post(api, path, {"records": more[:1]})["accepted"] == 1  # its classes read, kept
+    with classes_read(engine) as statements:
+        assert post(api, path, {"records": more[1:]})["accepted"] == 2
+        assert send_labels(api, model, [1, "0"])["accepted"] == 2
+        assert statements == []
+        # a batch that does not fit them (a class name for a model of scores) reads them again
+        named = post(api, path, {"records": [
+            {"prediction_id": "n", "features": {"age": 1.0}, "prediction": "spam"}]})  # fmt: skip
+        assert named["accepted"] == 0
+        assert statements != []
+
+
+def test_classes_another_process_stored_count_for_a_batch_they_refuse(
+    api: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest.CLASSES, "seconds", 600.0)
+    model = model_with_predictions(api, "binary_classification", ["ham"], baseline=False)
+    path = f"/api/v1/models/{model}/predictions"
+    ham = {"prediction_id": "p-1", "features": {"age": 1.0}, "prediction": "ham"}
+    assert post(api, path, {"records": [ham]})["accepted"] == 1  # this process keeps {'ham'}
+    # another process stores the model's other class, 'spam'
+    spam = [{"prediction_id": "p-2", "features": {"age": 1.0}, "prediction": "spam"}]
+    valid = validate_columns(
+        columns_from_records(spam), [FeatureSpec("age", "numerical")],
+        task="binary_classification", received_at=datetime.now(UTC),
+    )  # fmt: skip
+    assert valid.rejected == []
+    with Session(engine) as session, session.begin():
+        repository.insert_predictions(session, model_id=_model_id(engine, model),
+                                      columns=valid.columns, retention=KEEP_EVERYTHING)  # fmt: skip
+    labels = send_labels(api, model, ["eggs", "spam"])
+    assert labels["accepted"] == 1
+    assert labels["rejected"] == [{"index": 0, "prediction_id": "p-0", "error": (
+        "label: expected 'ham' or 'spam' (the classes this binary classification model "
+        "predicts), got 'eggs'")}]  # fmt: skip
+    eggs = post(api, path, {"records": [
+        {"prediction_id": "p-3", "features": {"age": 1.0}, "prediction": "eggs"}]})  # fmt: skip
+    assert eggs["rejected"] == [{"index": 0, "prediction_id": "p-3", "error": (
+        "prediction: a binary classification model has two classes, here 'ham' or 'spam'; "
+        "got 'eggs'")}]  # fmt: skip
+
+
 def _model_id(engine: Engine, name: str) -> int:
     with Session(engine) as session:
         found = session.scalar(select(MonitoredModel.id).where(MonitoredModel.name == name))
@@ -323,6 +396,69 @@ def test_a_baseline_file_with_text_labels(api: TestClient) -> None:
     multi = create_model(api, features=FEATURES, task="multiclass_classification")["name"]
     csv = b"age,prediction,label\n31,cat,cat\n40,dog,1\n"
     assert _upload(api, multi, "train.csv", csv).status_code == 201
+
+
+def test_text_labels_in_a_baseline_without_a_prediction_meet_the_model_s_scores(
+    api: TestClient,
+) -> None:
+    model = model_with_predictions(api, "binary_classification", SCORES, baseline=False)
+    path = f"/api/v1/models/{model}/baselines"
+    refused = _upload(api, model, "train.csv", b"age,label\n31,0\n40,1\n52,maybe\n47,perhaps\n")
+    expected = "label: expected 0 or 1 (or true/false) for a binary classification model, got"
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == (
+        f"2 of 4 baseline records are invalid: line 4: {expected} 'maybe'; "
+        f"line 5: {expected} 'perhaps'"
+    )
+    records = [{"features": {"age": 31}, "label": 1}, {"features": {"age": 40}, "label": "maybe"}]
+    response = api.post(path, json={"name": "b", "records": records})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == (
+        f"1 of 2 baseline records are invalid: record 1: {expected} 'maybe'"
+    )
+    assert api.get(path).json() == []  # nothing became active
+    assert _upload(api, model, "train.csv", b"age,label\n31,0\n40,true\n").status_code == 201
+
+
+def test_a_binary_baseline_names_at_most_two_classes(api: TestClient) -> None:
+    model = create_model(api, features=FEATURES)["name"]  # no prediction tells its classes yet
+    refused = _upload(api, model, "train.csv",
+                      b"age,label\n31,spam\n40,ham\n52,spam\n47,eggs\n58,bacon\n")  # fmt: skip
+    two = "label: a binary classification model has two classes, here 'ham' or 'spam'; got"
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == (
+        f"2 of 5 baseline records are invalid: line 5: {two} 'eggs'; line 6: {two} 'bacon'"
+    )
+    assert _upload(api, model, "train.csv", b"age,label\n31,spam\n40,ham\n").status_code == 201
+    # a model whose predictions name one class so far: the labels may name the other one
+    named = model_with_predictions(api, "binary_classification", ["ham"], baseline=False)
+    refused = _upload(api, named, "train.csv", b"age,label\n31,spam\n40,ham\n52,eggs\n")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == f"1 of 3 baseline records are invalid: line 4: {two} 'eggs'"
+
+
+def test_ground_truth_before_any_prediction_names_at_most_two_classes(api: TestClient) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    path = f"/api/v1/models/{model}/ground-truth"
+    two = "label: a binary classification model has two classes, here 'ham' or 'spam'; got"
+    labels = ["spam", "ham", "eggs", "spam", 1]
+    records = [{"prediction_id": f"p-{i}", "label": label} for i, label in enumerate(labels)]
+    first = post(api, path, {"records": records})
+    assert first == {"accepted": 4, "duplicates": 0, "rejected": [
+        {"index": 2, "prediction_id": "p-2", "error": f"{two} 'eggs'"}]}  # fmt: skip
+    # the classes its stored labels name count for the next batch
+    later = post(
+        api,
+        path,
+        {
+            "records": [
+                {"prediction_id": "q-0", "label": "bacon"},
+                {"prediction_id": "q-1", "label": "ham"},
+            ]
+        },
+    )
+    assert later == {"accepted": 1, "duplicates": 0, "rejected": [
+        {"index": 0, "prediction_id": "q-0", "error": f"{two} 'bacon'"}]}  # fmt: skip
 
 
 def test_the_sdk_sends_labels_from_a_frame_as_they_are(

@@ -28,6 +28,7 @@ from driftwatch.ingest.validation import (
     Rejection,
 )
 from driftwatch.models import (
+    GroundTruth,
     PredictionChunk,
     PredictionKey,
     RejectedRecord,
@@ -418,4 +419,17 @@ def _newest_classes(session: Session, model_id: int, since: datetime | None) -> 
         query = query.where(PredictionChunk.ts_min >= since)
     return list(
         session.scalars(query.order_by(PredictionChunk.created_at.desc()).limit(RECENT_CHUNKS))
+    )
+
+
+def label_names(session: Session, *, model_id: int, limit: int = 3) -> frozenset[str]:
+    """Class names among the model's stored labels, ``limit`` at most (a binary model has two:
+    only whether there are more matters)."""
+    return frozenset(
+        session.scalars(
+            select(GroundTruth.label_class)
+            .where(GroundTruth.model_id == model_id, GroundTruth.label_class.is_not(None))
+            .distinct()
+            .limit(limit)
+        )
     )

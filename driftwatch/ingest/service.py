@@ -3,7 +3,10 @@ once, keep the rejected ones with their reasons."""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +23,8 @@ from driftwatch.ingest.validation import (
     RawColumns,
     RecordError,
     Rejection,
+    ValidGroundTruth,
+    ValidPredictions,
     columns_from_body,
     columns_from_records,
     infer_features,
@@ -94,11 +99,89 @@ def _result(accepted: int, duplicates: int, rejected: list[Rejection]) -> Ingest
     )
 
 
-def _classes(session: Session, model_id: int, task: str) -> ModelClasses:
-    """A binary model's classes as its stored predictions show them (scores or names)."""
+class ClassCache:
+    """What ``repository.model_classes`` said of a binary model a moment ago, per process and
+    database: every batch of a binary model is checked against its classes, and reading them
+    costs a query or two (for a model without predictions of the last two days, one over
+    every day's partition).
+
+    Trusted only for a batch that fits it (see ``checked``): a batch with a rejected record,
+    or one naming a class it lacks, is checked again against the database, since another
+    process may have stored other classes since. Kept ``seconds`` at most, and never before
+    the model's first prediction (nothing to trust yet)."""
+
+    def __init__(self, seconds: float = 2.0) -> None:
+        self.seconds = seconds
+        self._entries: dict[tuple[str, int], tuple[float, ModelClasses]] = {}
+        self._lock = threading.Lock()
+
+    def get(
+        self, session: Session, *, model_id: int, fresh: bool = False
+    ) -> tuple[ModelClasses, bool]:
+        """The model's classes, and whether they come from this cache."""
+        key = (str(session.get_bind().engine.url), model_id)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and not fresh and now - entry[0] < self.seconds:
+            return entry[1], True
+        classes = repository.model_classes(session, model_id=model_id)
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            if classes == UNKNOWN_CLASSES:
+                self._entries.pop(key, None)
+            else:
+                self._entries[key] = (now, classes)
+        return classes, False
+
+
+CLASSES = ClassCache()
+Checked = TypeVar("Checked", ValidPredictions, ValidGroundTruth)
+
+
+def checked(
+    session: Session, *, model_id: int, task: str, check: Callable[[ModelClasses], Checked],
+    fits: Callable[[Checked, ModelClasses], bool],
+) -> Checked:  # fmt: skip
+    """``check(classes)`` of a batch against a binary model's classes, those cached if the batch
+    ``fits`` them, else those stored (checked again if they differ)."""
     if task != BINARY:
-        return UNKNOWN_CLASSES
-    return repository.model_classes(session, model_id=model_id)
+        return check(UNKNOWN_CLASSES)
+    classes, cached = CLASSES.get(session, model_id=model_id)
+    result = check(classes)
+    if cached and not fits(result, classes):
+        stored, _ = CLASSES.get(session, model_id=model_id, fresh=True)
+        if stored != classes:
+            result = check(stored)
+    return result
+
+
+def stored_label_names(session: Session, *, model_id: int, classes: ModelClasses) -> frozenset[str]:
+    """The class names a binary model's stored labels give, where its predictions do not
+    settle its classes (no scores, fewer than two names)."""
+    if classes.scores or len(classes.names) >= 2:
+        return frozenset()
+    return repository.label_names(session, model_id=model_id)
+
+
+def known_classes(
+    session: Session, *, model_id: int, task: str
+) -> tuple[ModelClasses, frozenset[str]]:
+    """A model's classes as stored (read now): what its predictions show, and the class names
+    of its stored labels (see ``stored_label_names``); nothing for a model that is not binary."""
+    if task != BINARY:
+        return UNKNOWN_CLASSES, frozenset()
+    classes = repository.model_classes(session, model_id=model_id)
+    return classes, stored_label_names(session, model_id=model_id, classes=classes)
+
+
+def _predictions_fit(valid: ValidPredictions, classes: ModelClasses) -> bool:
+    return not valid.rejected and valid.classes == classes
+
+
+def _labels_fit(valid: ValidGroundTruth, classes: ModelClasses) -> bool:
+    return not valid.rejected and {row[2] for row in valid.rows if row[2]} <= classes.names
 
 
 def log_predictions(
@@ -113,9 +196,13 @@ def log_predictions(
             model = models.get(session, name=model_name, fresh=True)
     elif not batch.features.keys() <= {f.name for f in model.features}:
         model = models.get(session, name=model_name, fresh=True)  # added features
-    valid = validate_columns(
-        batch, list(model.features), task=model.task, received_at=utcnow(), retention=retention,
-        known_classes=_classes(session, model.id, model.task),
+    received_at = utcnow()
+    valid = checked(
+        session, model_id=model.id, task=model.task, fits=_predictions_fit,
+        check=lambda classes: validate_columns(
+            batch, list(model.features), task=model.task, received_at=received_at,
+            retention=retention, known_classes=classes,
+        ),
     )  # fmt: skip
     accepted = repository.insert_predictions(
         session, model_id=model.id, columns=valid.columns, retention=retention
@@ -135,9 +222,14 @@ def log_ground_truth(
     session: Session, *, model_name: str, records: list[Any], retention: Retention
 ) -> IngestResult:
     model = registry.get_by_name(session, name=model_name)
-    valid = validate_ground_truth(
-        records, task=model.task, received_at=utcnow(), retention=retention,
-        classes=_classes(session, model.id, model.task),
+    received_at = utcnow()
+    valid = checked(
+        session, model_id=model.id, task=model.task, fits=_labels_fit,
+        check=lambda classes: validate_ground_truth(
+            records, task=model.task, received_at=received_at, retention=retention,
+            classes=classes,
+            label_names=stored_label_names(session, model_id=model.id, classes=classes),
+        ),
     )  # fmt: skip
     accepted = repository.insert_ground_truth(session, model_id=model.id, rows=valid.rows)
     return _settle(

@@ -50,6 +50,7 @@ class RecordError(ValueError):
 @dataclass(slots=True)
 class ValidPredictions:
     columns: PredictionColumns
+    classes: ModelClasses  # a binary model's classes, with what this batch's predictions show
     rejected: list[Rejection] = field(default_factory=list)
     in_batch_duplicates: int = 0
 
@@ -270,6 +271,34 @@ def label_value(
         f"label: expected 0 or 1 (or true/false) for a binary classification model, "
         f"got {describe(value)}"
     )
+
+
+@dataclass(slots=True)
+class LabelCheck:
+    """A batch's labels, checked in turn: each in the form of the task and of the model's
+    ``classes``; and, binary, at most two class names: those its predictions show, its stored
+    labels give (``named``) or the labels before in the batch. A third one is refused."""
+
+    task: str
+    classes: ModelClasses = UNKNOWN_CLASSES
+    named: frozenset[str] = frozenset()
+    names: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.names |= self.classes.names | self.named
+
+    def value(self, value: Any) -> tuple[float | None, str | None]:
+        number, name = label_value(value, self.task, self.classes)
+        if self.task != BINARY or name is None or name in self.names:
+            return number, name
+        if len(self.names) >= 2:
+            known = ModelClasses(names=frozenset(self.names))
+            raise RecordError(
+                f"label: a binary classification model has two classes, here "
+                f"{known.listing()}; got {describe(value)}"
+            )
+        self.names.add(name)
+        return number, name
 
 
 def numerical_value(name: str, value: Any) -> float:
@@ -589,14 +618,12 @@ def _one_form(
     return resolved
 
 
-def _check_labels(
-    values: list[Any] | None, errors: dict[int, str], task: str, classes: ModelClasses
-) -> None:
-    """Baseline labels: optional, each in the form the task expects."""
+def _check_labels(values: list[Any] | None, errors: dict[int, str], labels: LabelCheck) -> None:
+    """Baseline labels: optional, each in the form the task and the model's classes expect."""
     for index, value in enumerate(values or ()):
         if value is not None and index not in errors:
             try:
-                label_value(value, task, classes)
+                labels.value(value)
             except RecordError as error:
                 errors[index] = str(error)
 
@@ -692,11 +719,13 @@ def validate_columns(
     require_prediction: bool = True,
     retention: Retention | None = None,
     known_classes: ModelClasses = UNKNOWN_CLASSES,
+    label_names: frozenset[str] = frozenset(),
 ) -> ValidPredictions:
     """Check every record; ``require_prediction=False`` for baselines (a training set may
     have labels and no predictions; their labels are checked too). With a ``retention``
     (predictions to be stored), records older than it keeps, or dated more than a day ahead,
-    are refused. ``known_classes``: what a binary model's stored predictions are."""
+    are refused. ``known_classes``: what a binary model's stored predictions are;
+    ``label_names``: the class names its stored labels give."""
     errors = dict(raw.errors)
     known = {f.name: f.kind for f in features}
     ids = _check_ids(raw.prediction_id, errors)
@@ -706,7 +735,7 @@ def validate_columns(
     values, classes, model_classes = _check_predictions(
         raw.prediction, errors, task, known_classes, require_prediction
     )
-    _check_labels(raw.label, errors, task, model_classes)
+    _check_labels(raw.label, errors, LabelCheck(task, model_classes, label_names))
     versions = _check_versions(raw.model_version, errors)
     missing = [None] * raw.count
     numerical = [
@@ -748,7 +777,7 @@ def validate_columns(
     )
     if len(keep) != raw.count:
         columns = columns.take(keep)
-    return ValidPredictions(columns, rejected, duplicates)
+    return ValidPredictions(columns, model_classes, rejected, duplicates)
 
 
 def validate_predictions(
@@ -767,11 +796,14 @@ def validate_ground_truth(
     received_at: datetime,
     retention: Retention | None = None,
     classes: ModelClasses = UNKNOWN_CLASSES,
+    label_names: frozenset[str] = frozenset(),
 ) -> ValidGroundTruth:
     """Rows ``(prediction_id, label_value, label_class, ts)``, each label in the form of the
-    task (and, binary, of the ``classes`` its predictions show); with a ``retention``, labels
-    older than it keeps are refused."""
+    task (and, binary, of the ``classes`` its predictions show, and at most two class names
+    with the ``label_names`` of its stored labels); with a ``retention``, labels older than it
+    keeps are refused."""
     result = ValidGroundTruth()
+    labels = LabelCheck(task, classes, label_names)
     cutoff = retention.cutoff(received_at) if retention is not None else None
     seen: set[str] = set()
     for index, record in enumerate(records):
@@ -783,12 +815,12 @@ def validate_ground_truth(
             prediction_id = identifier(record["prediction_id"], "prediction_id")
             if "label" not in record:
                 raise RecordError("label: required")
-            value, label = label_value(record["label"], task, classes)
             raw_ts = record.get("timestamp")
             ts = received_at if raw_ts is None else parse_timestamp(raw_ts)
             if cutoff is not None and ts < cutoff:
                 assert retention is not None
                 raise RecordError(f"timestamp {iso(ts)}: {retention.refusal(cutoff)}")
+            value, label = labels.value(record["label"])  # last: a class name counts if kept
         except RecordError as error:
             result.rejected.append(Rejection(index, _record_id(record), str(error), record))
             continue

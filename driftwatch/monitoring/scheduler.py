@@ -25,7 +25,7 @@ from driftwatch.alerting.service import AlertingContext, RulesSource
 from driftwatch.config import Settings
 from driftwatch.core.time import iso, utcnow
 from driftwatch.db import session_scope
-from driftwatch.models import MonitoredModel, Run
+from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.monitoring import repository, service
 from driftwatch.monitoring.windows import spans_between, window_start
 
@@ -173,6 +173,8 @@ class Scheduler:
                 if cutoff is not None:
                     _expired(run, cutoff)
                     return
+                if not _repoint(session, model, run):
+                    return
                 context = AlertingContext(self.rules.current(), self.settings.public_url)
                 try:
                     service.compute_run(session, model=model, run=run, alerting=context)
@@ -235,6 +237,34 @@ def lay_out(
     repository.record_no_traffic(session, model_id=model_id, baseline_id=baseline_id,
                                  spans=spans, now=now)  # fmt: skip
     return queued, sum(int((span_end - span_start) / length) for span_start, span_end in spans)
+
+
+def _repoint(session: Session, model: MonitoredModel, run: Run) -> bool:
+    """A claimed run whose baseline was deleted before its window was first computed (deleting
+    moves only the pending runs) moves to the model's active baseline, or goes where that one
+    has a run of the window already. Whether it is left to compute; a run computed before is
+    left as it is (``compute_run`` keeps its result)."""
+    baseline = session.get(Baseline, run.baseline_id)
+    if baseline is None or baseline.deleted_at is None or run.computations:
+        return True
+    active = service.active_baseline(session, model=model)
+    taken = active is None or repository.lock_run(
+        session, model_id=model.id, baseline_id=active.id, start=run.window_start,
+        end=run.window_end,
+    ) is not None  # fmt: skip
+    if active is not None and not taken:
+        run.baseline_id = active.id
+        session.flush()
+        log.info("run %s: baseline %s was deleted before its window was computed: computed "
+                 "against the active baseline %s", run.id, baseline.id, active.id,
+                 extra={"run_id": run.id})  # fmt: skip
+        return True
+    session.delete(run)
+    session.flush()
+    log.info("run %s: baseline %s was deleted before its window was computed, which the active "
+             "baseline has a run of (or there is none): dropped", run.id, baseline.id,
+             extra={"run_id": run.id})  # fmt: skip
+    return False
 
 
 def _keep_computed(run: Run) -> None:

@@ -23,6 +23,7 @@ from driftwatch.core.status import RunStatus
 from driftwatch.core.time import iso, utcnow
 from driftwatch.errors import Conflict, InvalidPayload, NotFound, ServiceUnavailable
 from driftwatch.ingest import repository as ingest_repository
+from driftwatch.ingest import service as ingest
 from driftwatch.ingest.validation import (
     RawColumns,
     columns_from_records,
@@ -144,14 +145,17 @@ def baseline_from_raw(
     session: Session, *, model: MonitoredModel, name: str, raw: RawColumns, source: str,
     use: columns.ColumnUse, where: Callable[[int], str] = lambda index: f"record {index}",
 ) -> Baseline:  # fmt: skip
-    """Validate baseline data (every record must be valid), prepare and store its profile, with
-    the columns it used and the warnings they gave."""
+    """Validate baseline data (every record must be valid, its labels of the model's classes as
+    its stored predictions and labels show them), prepare and store its profile, with the
+    columns it used and the warnings they gave."""
     if raw.count == 0:
         raise InvalidPayload("the baseline has no records")
     features = _features_for(session, model, raw, use)
+    classes, label_names = ingest.known_classes(session, model_id=model.id, task=model.task)
     valid = validate_columns(
-        raw, features, task=model.task, received_at=utcnow(), require_prediction=False
-    )
+        raw, features, task=model.task, received_at=utcnow(), require_prediction=False,
+        known_classes=classes, label_names=label_names,
+    )  # fmt: skip
     if valid.rejected:
         raise InvalidPayload(
             f"{len(valid.rejected)} of {raw.count} baseline records are invalid: "
