@@ -28,7 +28,7 @@ OWN_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/v1/models/{name}/ground-truth"): (413, 429),
     ("POST", "/api/v1/models/{name}/baselines"): (409, 413),
     ("DELETE", "/api/v1/models/{name}/baselines/{baseline_id}"): (409,),
-    ("POST", "/api/v1/models/{name}/runs"): (409, 503),
+    ("POST", "/api/v1/models/{name}/runs"): (400, 409, 503),
     ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): (409,),
     ("GET", "/readyz"): (503,),
 }

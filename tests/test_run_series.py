@@ -49,16 +49,21 @@ def _model(api: TestClient) -> factories.Model:
     return factories.model(api, name=name)
 
 
-def test_a_span_still_open_is_computed_but_moves_no_alert(rules_api: TestClient) -> None:
+def test_a_span_that_ends_in_the_future_is_refused_and_moves_no_alert(
+    rules_api: TestClient,
+) -> None:
     model = _model(rules_api)
     model.baseline(factories.baseline_records(50))
     closed = window_start(datetime.now(UTC), HOUR) - HOUR
     model.log(factories.predictions(30, start=closed, step=timedelta(minutes=1)))
-    # a custom range ending two days from now: computed, but rules wait for it to close
-    ahead = model.run(closed, closed + timedelta(days=2))
-    assert (ahead["kind"], ahead["rows"]) == ("custom", 30)
+    # the open window, or a custom range ending two days from now: refused, saying why
+    for end in (closed + 2 * HOUR, closed + timedelta(days=2)):
+        refused = model.run(closed + HOUR if end == closed + 2 * HOUR else closed, end,
+                            status=400)  # fmt: skip
+        assert "is in the future" in refused["detail"]
     assert rules_api.get("/api/v1/alerts", params={"model": model.name}).json() == []
-    # so the closed window, computed after it, is not history to the rules: it fires
+    assert rules_api.get(f"{model.path}/runs").json() == []
+    # the closed window is evaluated as usual: it fires
     window = model.run(closed, closed + HOUR)
     alerts = rules_api.get("/api/v1/alerts", params={"model": model.name}).json()
     assert [(a["state"], a["run_id"]) for a in alerts] == [("firing", window["id"])]

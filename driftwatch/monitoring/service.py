@@ -21,7 +21,7 @@ from driftwatch.core.settings import DriftSettings
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.core.status import RunStatus
 from driftwatch.core.time import iso, utcnow
-from driftwatch.errors import Conflict, InvalidPayload, NotFound, ServiceUnavailable
+from driftwatch.errors import BadRequest, Conflict, InvalidPayload, NotFound, ServiceUnavailable
 from driftwatch.ingest import repository as ingest_repository
 from driftwatch.ingest import service as ingest
 from driftwatch.ingest.validation import (
@@ -365,11 +365,9 @@ def compute_run(
         # A custom range is no window of the series: it has no place in the charts' time
         # series (a day-long range is not one more point among hourly windows).
         repository.store_metrics(session, run=run, metrics=result.metrics())
-    # Rules apply to every run, scheduled or on demand (CONTRACT section 5), custom ranges too,
-    # once its span has closed: a span still open holds part of its data, and evaluating it
-    # would make its own closed window (or every window up to a future end) history to them.
-    if run.window_end <= run.computed_at:
-        alerts.evaluate_run(session, model=model, run=run, context=alerting)
+    # Rules apply to every run, scheduled or on demand (CONTRACT section 5), custom ranges too
+    # (every run's span has closed: run_now refuses one that ends in the future).
+    alerts.evaluate_run(session, model=model, run=run, context=alerting)
     metrics.record_run(model.name, "done", run.duration_seconds)
     return run
 
@@ -436,6 +434,14 @@ def run_now(
     the retention policy has (partly) removed is refused: its earlier run stays as it was."""
     if end <= start:
         raise InvalidPayload("'end' must be after 'start'")
+    now = utcnow()
+    if end > now:
+        # an open span holds part of its data: as a window it would stand in the series, the
+        # status and the rules with a partial result (the scheduler computes it once closed)
+        raise BadRequest(
+            f"'end' ({iso(end)}) is in the future (now {iso(now)}): a run covers time that has "
+            "passed; the window still open is computed when it closes"
+        )
     _check_retained(retention, start)
     if baseline_id is None:
         baseline = active_baseline(session, model=model)
