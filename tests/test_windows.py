@@ -240,9 +240,10 @@ def _with_rules(own: Own, folder: Path, rules: str) -> Settings:
 
 
 def _events(api: TestClient, model: str) -> list[dict[str, Any]]:
-    """Every alert event of the model, oldest first."""
+    """Every alert event of the model, oldest first, each with its rule."""
     alerts = api.get("/api/v1/alerts", params={"model": model}).json()
-    events = [e for a in alerts for e in api.get(f"/api/v1/alerts/{a['id']}").json()["events"]]
+    events = [{**e, "rule": a["rule"]} for a in alerts
+              for e in api.get(f"/api/v1/alerts/{a['id']}").json()["events"]]  # fmt: skip
     return sorted(events, key=lambda e: (e["window"]["end"], e["id"]))
 
 
@@ -295,7 +296,8 @@ def test_catching_up_over_a_long_stretch_evaluates_its_newest_windows_only(
     model, first = _traffic_that_stopped(own, minutes_ago=30)
     minute = timedelta(minutes=1)
     now = first + 30 * minute + timedelta(seconds=1)
-    ticker = scheduler(_with_rules(own, tmp_path, TRAFFIC_LOST), own.engine)
+    busy = "  - name: busy\n    model: '*'\n    when: rows > 10\n    notify: []\n"
+    ticker = scheduler(_with_rules(own, tmp_path, TRAFFIC_LOST + busy), own.engine)
     ticker.plan(_model_id(own.engine, model), now)
     ticker.work(deadline=time.monotonic() + 60)
     runs = runs_of(own.engine, model)
@@ -305,12 +307,19 @@ def test_catching_up_over_a_long_stretch_evaluates_its_newest_windows_only(
     # 28 windows without traffic at once: rules (for: 2 at most) see the newest 3, in order,
     # after the windows with data before them were computed
     events = _events(own.api, model)
-    assert [(e["event"], e["run_id"]) for e in events] == [
+    lost = [e for e in events if e["rule"] == "traffic-lost"]
+    assert [(e["event"], e["run_id"]) for e in lost] == [
         ("pending", stretch.id), ("firing", stretch.id)
     ]  # fmt: skip
-    assert [e["window"]["end"] for e in events] == [
+    assert [e["window"]["end"] for e in lost] == [
         _at(first + 28 * minute), _at(first + 29 * minute)
     ]  # fmt: skip
+    # the windows with data came first: 'busy' fired at them, and resolved without traffic
+    busy_events = [e for e in events if e["rule"] == "busy"]
+    assert [(e["event"], e["run_id"], e["window"]["end"]) for e in busy_events] == [
+        ("firing", runs[0].id, _at(first + minute)),
+        ("resolved", stretch.id, _at(first + 28 * minute)),
+    ]
 
 
 def test_stretches_without_traffic_are_listed_with_the_result_of_an_empty_window(

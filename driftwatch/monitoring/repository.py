@@ -401,18 +401,17 @@ def record_no_traffic(
 
 
 def no_traffic_overlapping(
-    session: Session, *, model_id: int, start: datetime, end: datetime
+    session: Session, *, model_id: int, start: datetime, end: datetime, lock: bool = False
 ) -> list[Run]:
-    """The model's stretches without traffic that share some time with ``start``-``end``,
-    locked (``FOR UPDATE``) and read fresh."""
-    return list(session.scalars(
-        select(Run)
-        .where(Run.model_id == model_id, Run.kind == NO_TRAFFIC, Run.window_start < end,
-               Run.window_end > start)
-        .order_by(Run.window_start)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ))  # fmt: skip
+    """The model's stretches without traffic that share some time with ``start``-``end``;
+    ``lock``: locked (``FOR UPDATE``) and read fresh."""
+    query = select(Run).where(
+        Run.model_id == model_id, Run.kind == NO_TRAFFIC, Run.window_start < end,
+        Run.window_end > start,
+    ).order_by(Run.window_start)  # fmt: skip
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return list(session.scalars(query))
 
 
 def no_traffic_starting(session: Session, *, model_id: int, start: datetime) -> Run | None:

@@ -475,9 +475,10 @@ def _set_apart_from_stretches(
     start, end = window["start"], window["end"]
     if not repository.no_traffic_overlapping(session, model_id=model.id, start=start, end=end):
         return
-    repository.lock_model(session, model_id=model.id)  # as planning does: one at a time
+    # the model's lock first, as planning takes it (then the stretches' rows): one at a time
+    repository.lock_model(session, model_id=model.id)
     for stretch in repository.no_traffic_overlapping(
-        session, model_id=model.id, start=start, end=end
+        session, model_id=model.id, start=start, end=end, lock=True
     ):
         same = (stretch.baseline_id, stretch.window_start, stretch.window_end) == (
             window["baseline_id"], start, end)  # fmt: skip
