@@ -92,8 +92,9 @@ def test_custom_ranges_are_listed_apart_and_never_counted_as_windows(
     model = create_model(api, name=f"win-{datetime.now(UTC).timestamp():.6f}",
                          features=FEATURES, window="1h")["name"]  # fmt: skip
     first = _three_hours(api, model)
-    # a custom range first: all three hours and a bit more, ending after the last window
-    custom = _run(api, model, first, first + 3 * HOUR + timedelta(minutes=10))
+    # a custom range first: all three hours and a bit more, starting before the first window
+    # (and ending in the past: rules read a span only once it has closed)
+    custom = _run(api, model, first - timedelta(minutes=10), first + 3 * HOUR)
     assert (custom["kind"], custom["rows"]) == ("custom", 150)
     windows = [_run(api, model, first + i * HOUR, first + (i + 1) * HOUR) for i in range(3)]
     assert [w["kind"] for w in windows] == ["window"] * 3
