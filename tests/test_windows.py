@@ -4,6 +4,8 @@ traffic recorded cheaply (one row a stretch) while the pages speak of the last w
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,8 +92,9 @@ def test_custom_ranges_are_listed_apart_and_never_counted_as_windows(
     model = create_model(api, name=f"win-{datetime.now(UTC).timestamp():.6f}",
                          features=FEATURES, window="1h")["name"]  # fmt: skip
     first = _three_hours(api, model)
-    # a custom range first: all three hours and a bit more, ending after the last window
-    custom = _run(api, model, first, first + 3 * HOUR + timedelta(minutes=10))
+    # a custom range first: all three hours and a bit more, starting before the first window
+    # (and ending in the past: rules read a span only once it has closed)
+    custom = _run(api, model, first - timedelta(minutes=10), first + 3 * HOUR)
     assert (custom["kind"], custom["rows"]) == ("custom", 150)
     windows = [_run(api, model, first + i * HOUR, first + (i + 1) * HOUR) for i in range(3)]
     assert [w["kind"] for w in windows] == ["window"] * 3
@@ -224,3 +227,154 @@ def test_catching_up_queues_the_newest_windows_with_data_and_never_calls_them_qu
     # not recorded as windows without traffic
     assert [r.kind for r in runs] == ["no_traffic"]
     assert runs[0].window_start >= first + timedelta(minutes=2)
+
+
+TRAFFIC_LOST = (
+    "rules:\n  - name: traffic-lost\n    model: '*'\n    when: rows < 5\n    for: 2\n"
+    "    notify: []\n"
+)
+
+
+def _with_rules(own: Own, folder: Path, rules: str) -> Settings:
+    (folder / "rules.yaml").write_text(rules)
+    return own.settings.model_copy(update={"rules_dir": str(folder)})
+
+
+def _events(api: TestClient, model: str) -> list[dict[str, Any]]:
+    """Every alert event of the model, oldest first, each with its rule."""
+    alerts = api.get("/api/v1/alerts", params={"model": model}).json()
+    events = [{**e, "rule": a["rule"]} for a in alerts
+              for e in api.get(f"/api/v1/alerts/{a['id']}").json()["events"]]  # fmt: skip
+    return sorted(events, key=lambda e: (e["window"]["end"], e["id"]))
+
+
+def _at(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def test_a_traffic_lost_rule_fires_on_windows_without_traffic_window_by_window(
+    own: Own, tmp_path: Path
+) -> None:
+    # rows is 0 in a window without traffic, not a missing metric: `rows < 5, for: 2` is
+    # pending after the first such window and fires at the second, as when each was a run
+    model, first = _traffic_that_stopped(own, minutes_ago=10)
+    minute = timedelta(minutes=1)
+    ticker = scheduler(_with_rules(own, tmp_path, TRAFFIC_LOST), own.engine)
+    model_id = _model_id(own.engine, model)
+    ticker.plan(model_id, first + 2 * minute + timedelta(seconds=1))  # the two windows with data
+    ticker.work(deadline=time.monotonic() + 60)
+    assert _events(own.api, model) == []
+    ticker.plan(model_id, first + 3 * minute + timedelta(seconds=1))  # one window without
+    stretch = runs_of(own.engine, model)[-1]
+    assert (stretch.kind, stretch.window_start) == ("no_traffic", first + 2 * minute)
+    assert [(e["event"], e["run_id"], e["value"]) for e in _events(own.api, model)] == [
+        ("pending", stretch.id, 0.0)
+    ]
+    ticker.plan(model_id, first + 4 * minute + timedelta(seconds=1))  # the stretch grows by one
+    events = _events(own.api, model)
+    assert [(e["event"], e["run_id"]) for e in events] == [
+        ("pending", stretch.id), ("firing", stretch.id)
+    ]  # fmt: skip
+    # each event names its own window of the stretch, not the whole stretch
+    assert [(e["window"]["start"], e["window"]["end"]) for e in events] == [
+        (_at(first + 2 * minute), _at(first + 3 * minute)),
+        (_at(first + 3 * minute), _at(first + 4 * minute)),
+    ]
+    assert events[1]["metrics"]["rows"] == 0
+    firing = own.api.get("/api/v1/alerts", params={"model": model, "state": "firing"}).json()
+    assert [(a["rule"], a["run_id"]) for a in firing] == [("traffic-lost", stretch.id)]
+    # a window with traffic again resolves it
+    back = records(frame(10, seed=23), prefix="back", start=first + 4 * minute)
+    post(own.api, f"/api/v1/models/{model}/predictions", {"records": back})
+    ticker.plan(model_id, first + 5 * minute + timedelta(seconds=1))
+    ticker.work(deadline=time.monotonic() + 60)
+    assert [e["event"] for e in _events(own.api, model)] == ["pending", "firing", "resolved"]
+
+
+def test_catching_up_over_a_long_stretch_evaluates_its_newest_windows_only(
+    own: Own, tmp_path: Path
+) -> None:
+    model, first = _traffic_that_stopped(own, minutes_ago=30)
+    minute = timedelta(minutes=1)
+    now = first + 30 * minute + timedelta(seconds=1)
+    busy = "  - name: busy\n    model: '*'\n    when: rows > 10\n    notify: []\n"
+    ticker = scheduler(_with_rules(own, tmp_path, TRAFFIC_LOST + busy), own.engine)
+    ticker.plan(_model_id(own.engine, model), now)
+    ticker.work(deadline=time.monotonic() + 60)
+    runs = runs_of(own.engine, model)
+    assert [(r.kind, r.rows) for r in runs] == [("window", 20), ("window", 20), ("no_traffic", 0)]
+    stretch = runs[2]
+    assert (stretch.window_start, stretch.window_end) == (first + 2 * minute, first + 30 * minute)
+    # 28 windows without traffic at once: rules (for: 2 at most) see the newest 3, in order,
+    # after the windows with data before them were computed
+    events = _events(own.api, model)
+    lost = [e for e in events if e["rule"] == "traffic-lost"]
+    assert [(e["event"], e["run_id"]) for e in lost] == [
+        ("pending", stretch.id), ("firing", stretch.id)
+    ]  # fmt: skip
+    assert [e["window"]["end"] for e in lost] == [
+        _at(first + 28 * minute), _at(first + 29 * minute)
+    ]  # fmt: skip
+    # the windows with data came first: 'busy' fired at them, and resolved without traffic
+    busy_events = [e for e in events if e["rule"] == "busy"]
+    assert [(e["event"], e["run_id"], e["window"]["end"]) for e in busy_events] == [
+        ("firing", runs[0].id, _at(first + minute)),
+        ("resolved", stretch.id, _at(first + 28 * minute)),
+    ]
+
+
+def test_stretches_without_traffic_are_listed_with_the_result_of_an_empty_window(
+    own: Own,
+) -> None:
+    model, _ = _traffic_that_stopped(own)
+    scheduler(own.settings, own.engine).tick()
+    listed = own.api.get(f"/api/v1/models/{model}/runs").json()
+    quiet = [r for r in listed if r["kind"] == "no_traffic"]
+    assert len(quiet) == 1
+    one = own.api.get(f"/api/v1/models/{model}/runs/{quiet[0]['id']}").json()
+    for run in (quiet[0], one):
+        # the shape of any run (CONTRACT section 3): rows 0, every feature untested
+        assert (run["rows"], run["labeled_rows"], run["accuracy"]) == (0, 0, None)
+        assert run["dataset"] == {"drifted_features": None, "drifted_share": None,
+                                  "drifted": None}  # fmt: skip
+        assert [(f["name"], f["kind"], f["score"], f["drifted"], f["missing_share"])
+                for f in run["features"]] == [
+            (f["name"], f["kind"], None, None, None) for f in FEATURES
+        ]  # fmt: skip
+        assert run["quality"]["missing_share"] is None
+        assert (run["quality"]["rejected"], run["quality"]["new_categories"]) == (0, {})
+        assert run["prediction"] is None
+
+
+def test_a_window_computed_on_demand_inside_a_stretch_splits_it(own: Own) -> None:
+    model, first = _traffic_that_stopped(own)
+    minute = timedelta(minutes=1)
+    ticker = scheduler(own.settings, own.engine)
+    ticker.tick()
+    end = runs_of(own.engine, model)[-1].window_end
+    asked = _run(own.api, model, first + 10 * minute, first + 11 * minute)
+    assert (asked["kind"], asked["rows"]) == ("window", 0)
+    runs = runs_of(own.engine, model)
+    assert [(r.kind, r.window_start - first, r.window_end - first) for r in runs] == [
+        ("window", 0 * minute, 1 * minute), ("window", 1 * minute, 2 * minute),
+        ("no_traffic", 2 * minute, 10 * minute), ("window", 10 * minute, 11 * minute),
+        ("no_traffic", 11 * minute, end - first),
+    ]  # fmt: skip
+    assert runs[3].id == asked["id"]
+    assert all(r.result is not None and r.result.rows == 0 for r in runs[2:])
+    # the stretch after it goes on growing while traffic stays away
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    ticker.plan(_model_id(own.engine, model), later)
+    runs = runs_of(own.engine, model)
+    assert len(runs) == 5
+    assert runs[4].window_end == window_start(later, minute)
+    # a stretch of one window asked for is that stretch's row, computed
+    _run(own.api, model, first + 12 * minute, first + 13 * minute)
+    single = runs_of(own.engine, model)[4]
+    assert (single.kind, single.window_start, single.window_end) == (
+        "no_traffic", first + 11 * minute, first + 12 * minute)  # fmt: skip
+    lone = _run(own.api, model, first + 11 * minute, first + 12 * minute)
+    assert (lone["id"], lone["kind"]) == (single.id, "window")
+    spans = [(r.window_start, r.window_end) for r in runs_of(own.engine, model)
+             if r.kind != "custom"]  # fmt: skip
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))  # no overlap

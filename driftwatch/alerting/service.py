@@ -24,6 +24,7 @@ from driftwatch.alerting import payloads, repository
 from driftwatch.alerting.evaluate import AlertState, Transition, evaluate
 from driftwatch.alerting.rules import Channel, Rule, RuleSet, RulesInvalid, load
 from driftwatch.alerting.signing import new_webhook_id
+from driftwatch.core.result import RunResult
 from driftwatch.core.time import utcnow
 from driftwatch.errors import Conflict, NotFound
 from driftwatch.metrics import ALERT_TRANSITIONS
@@ -124,6 +125,22 @@ class AlertingContext:
 # -- evaluation ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    """What the rules are applied to: a computed run, or one window of a stretch without
+    traffic (the stretch's row, that window's span, and the stretch's empty result)."""
+
+    run_id: int
+    baseline_id: int
+    window_start: datetime
+    window_end: datetime
+    result: RunResult
+
+    @classmethod
+    def of(cls, run: Run, result: RunResult) -> Evaluated:
+        return cls(run.id, run.baseline_id, run.window_start, run.window_end, result)
+
+
 def evaluate_run(
     session: Session, *, model: MonitoredModel, run: Run, context: AlertingContext,
     now: datetime | None = None,
@@ -131,8 +148,18 @@ def evaluate_run(
     """Apply every rule matching the model to a computed run; record what changed."""
     if run.result is None:
         return []
+    return evaluate_window(session, model=model, window=Evaluated.of(run, run.result),
+                           context=context, now=now)  # fmt: skip
+
+
+def evaluate_window(
+    session: Session, *, model: MonitoredModel, window: Evaluated, context: AlertingContext,
+    now: datetime | None = None,
+) -> list[AlertEvent]:  # fmt: skip
+    """Apply every rule matching the model to one window's result; record what changed (the
+    transitions and notifications name the window's run)."""
     now = now or utcnow()
-    metrics = run.result.metrics()
+    metrics = window.result.metrics()
     recorded = []
     for rule in context.rules.rules:
         if not rule.applies_to(model.name):
@@ -146,14 +173,14 @@ def evaluate_run(
         )
         value = metrics.get(rule.when.metric)
         following, transition = evaluate(
-            rule, current, value=value, window_end=run.window_end, now=now
+            rule, current, value=value, window_end=window.window_end, now=now
         )
         rule_state.state = following.state
         rule_state.breaches = following.breaches
         rule_state.last_window_end = following.last_window_end
         rule_state.last_notified_at = following.last_notified_at
         if transition is not None:
-            recorded_event = _record(session, model=model, run=run, rule=rule,
+            recorded_event = _record(session, model=model, window=window, rule=rule,
                                      rule_state=rule_state, transition=transition,
                                      metrics=metrics, context=context, now=now)  # fmt: skip
             if recorded_event is not None:
@@ -163,7 +190,7 @@ def evaluate_run(
 
 
 def _record(
-    session: Session, *, model: MonitoredModel, run: Run, rule: Rule,
+    session: Session, *, model: MonitoredModel, window: Evaluated, rule: Rule,
     rule_state: AlertRuleState, transition: Transition, metrics: dict[str, float | None],
     context: AlertingContext, now: datetime,
 ) -> AlertEvent | None:  # fmt: skip
@@ -171,7 +198,7 @@ def _record(
     if transition.event in ("pending", "firing") and (alert is None or alert.state != "pending"):
         alert = Alert(model_id=model.id, rule=rule.name, severity=rule.severity,
                       condition=str(rule.when), metric=rule.when.metric, state="pending",
-                      window_start=run.window_start, window_end=run.window_end,
+                      window_start=window.window_start, window_end=window.window_end,
                       started_at=now)  # fmt: skip
         session.add(alert)
     if alert is None:
@@ -187,8 +214,8 @@ def _record(
     alert.severity = rule.severity
     alert.condition = str(rule.when)
     alert.value = transition.value
-    alert.run_id = run.id
-    alert.window_start, alert.window_end = run.window_start, run.window_end
+    alert.run_id = window.run_id
+    alert.window_start, alert.window_end = window.window_start, window.window_end
     session.flush()
     rule_state.alert_id = alert.id if alert.state in ("pending", "firing") else None
     silence = (
@@ -197,8 +224,8 @@ def _record(
         else None
     )
     recorded = AlertEvent(
-        alert_id=alert.id, event=transition.event, run_id=run.id,
-        window_start=run.window_start, window_end=run.window_end, value=transition.value,
+        alert_id=alert.id, event=transition.event, run_id=window.run_id,
+        window_start=window.window_start, window_end=window.window_end, value=transition.value,
         metrics=payloads.headline_metrics(metrics, rule.when.metric),
         silenced_by=silence.id if silence else None, created_at=now,
     )  # fmt: skip
@@ -208,30 +235,29 @@ def _record(
     log.info("alert %d (%s on %s): %s, %s = %g%s", alert.id, rule.name, model.name,
              transition.event, rule.when.metric, transition.value,
              f" (silenced by silence {silence.id})" if silence else "",
-             extra={"model": model.name, "alert_id": alert.id, "run_id": run.id,
+             extra={"model": model.name, "alert_id": alert.id, "run_id": window.run_id,
                     "rule": rule.name, "event": transition.event})  # fmt: skip
     if transition.notifies and silence is None:
-        _queue_notifications(session, model=model, run=run, rule=rule, alert=alert,
+        _queue_notifications(session, model=model, window=window, rule=rule, alert=alert,
                              recorded=recorded, metrics=metrics, context=context,
                              now=now)  # fmt: skip
     return recorded
 
 
 def _queue_notifications(
-    session: Session, *, model: MonitoredModel, run: Run, rule: Rule, alert: Alert,
+    session: Session, *, model: MonitoredModel, window: Evaluated, rule: Rule, alert: Alert,
     recorded: AlertEvent, metrics: dict[str, float | None], context: AlertingContext,
     now: datetime,
 ) -> None:  # fmt: skip
-    baseline = session.get(Baseline, run.baseline_id)
-    assert run.result is not None  # only computed runs are evaluated
+    baseline = session.get(Baseline, window.baseline_id)
     data = payloads.alert_data(
         model=model.name,
         model_version=repository.model_version_in(
-            session, model_id=model.id, start=run.window_start, end=run.window_end
+            session, model_id=model.id, start=window.window_start, end=window.window_end
         ),
-        rule=rule, alert_id=alert.id, run_id=run.id, window_start=run.window_start,
-        window_end=run.window_end, value=recorded.value, metrics=metrics,
-        result=run.result,
+        rule=rule, alert_id=alert.id, run_id=window.run_id, window_start=window.window_start,
+        window_end=window.window_end, value=recorded.value, metrics=metrics,
+        result=window.result,
         baseline={"id": baseline.id, "name": baseline.name} if baseline else None,
         public_url=context.public_url,
     )  # fmt: skip

@@ -4,9 +4,12 @@ and every reader (rules, the dashboard, Prometheus, webhook payloads) reads, thr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from driftwatch.core.specs import FeatureSpec
 
 
 class _Part(BaseModel):
@@ -63,6 +66,25 @@ class RunResult(_Part):
         description="metrics over the window's labeled predictions; null without labels"
     )
     quality: Quality
+
+    @classmethod
+    def empty(cls, features: Sequence[FeatureSpec], *, rejected: int = 0) -> RunResult:
+        """The result of a window without predictions (a stretch without traffic): no rows,
+        every feature listed untested, no drift verdict, no accuracy; ``rejected`` records
+        refused in it still count."""
+        return cls(
+            rows=0,
+            labeled_rows=0,
+            features=[
+                FeatureDrift(name=f.name, kind=f.kind, stattest=None, score=None, threshold=None,
+                             drifted=None, missing_share=None)
+                for f in features
+            ],
+            prediction=None,
+            dataset=DatasetDrift(drifted_features=None, drifted_share=None, drifted=None),
+            accuracy=None,
+            quality=Quality(missing_share=None, rejected=rejected),
+        )  # fmt: skip
 
     def feature(self, name: str) -> FeatureDrift | None:
         return next((f for f in self.features if f.name == name), None)

@@ -25,6 +25,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from driftwatch.core.result import RunResult
+from driftwatch.core.specs import FeatureSpec
 from driftwatch.models import (
     Baseline,
     BaselineColumn,
@@ -361,30 +363,134 @@ def window_runs_between(
 
 def record_no_traffic(
     session: Session, *, model_id: int, baseline_id: int,
-    spans: Sequence[tuple[datetime, datetime]], now: datetime,
-) -> int:  # fmt: skip
-    """Record each stretch of windows without predictions as one row, never computed; a
+    spans: Sequence[tuple[datetime, datetime]], now: datetime, features: Sequence[FeatureSpec],
+) -> list[tuple[Run, datetime, datetime]]:  # fmt: skip
+    """Record each stretch of windows without predictions as one row, never computed, with the
+    empty result of such a window (``RunResult.empty``; the records refused in it counted); a
     stretch that begins where one of the model's stretches ends makes that one longer.
-    Returns how many windows were recorded."""
-    recorded = 0
+    Returns each span recorded with the row that holds it."""
+    recorded = []
     for start, end in spans:
         adjoining = (Run.model_id == model_id, Run.kind == NO_TRAFFIC, Run.window_end == start)
         before = session.scalars(select(Run).where(*adjoining)).first()
+        rejected = count_rejected(session, model_id=model_id, start=start, end=end)
         try:
             with session.begin_nested():
                 if before is not None:
+                    earlier = (
+                        before.result.quality.rejected if before.result is not None
+                        else count_rejected(session, model_id=model_id,
+                                            start=before.window_start, end=start)
+                    )  # fmt: skip
                     before.window_end = end
+                    before.result = RunResult.empty(features, rejected=earlier + rejected)
+                    row = before
                 else:
-                    session.add(Run(
+                    row = Run(
                         model_id=model_id, baseline_id=baseline_id, kind=NO_TRAFFIC,
                         window_start=start, window_end=end, status="done", rows=0,
                         labeled_rows=0, computed_at=now,
-                    ))  # fmt: skip
+                        result=RunResult.empty(features, rejected=rejected),
+                    )  # fmt: skip
+                    session.add(row)
                 session.flush()
-            recorded += 1
+            recorded.append((row, start, end))
         except IntegrityError:  # a run of this very span and baseline was computed on demand
             continue
     return recorded
+
+
+def no_traffic_overlapping(
+    session: Session, *, model_id: int, start: datetime, end: datetime, lock: bool = False
+) -> list[Run]:
+    """The model's stretches without traffic that share some time with ``start``-``end``;
+    ``lock``: locked (``FOR UPDATE``) and read fresh."""
+    query = select(Run).where(
+        Run.model_id == model_id, Run.kind == NO_TRAFFIC, Run.window_start < end,
+        Run.window_end > start,
+    ).order_by(Run.window_start)  # fmt: skip
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return list(session.scalars(query))
+
+
+def no_traffic_starting(session: Session, *, model_id: int, start: datetime) -> Run | None:
+    """The model's stretch without traffic that begins at ``start``, if any."""
+    return session.scalars(
+        select(Run).where(Run.model_id == model_id, Run.kind == NO_TRAFFIC,
+                          Run.window_start == start)
+    ).first()  # fmt: skip
+
+
+def set_apart(
+    session: Session, *, stretch: Run, windows: Sequence[tuple[datetime, datetime]],
+    now: datetime, features: Sequence[FeatureSpec],
+) -> None:  # fmt: skip
+    """Take these spans (windows that have, or are about to have, a run of their own) out of a
+    stretch without traffic. What remains of it stays without traffic: its first part in the
+    stretch's own row (so that alerts naming that row still find it), every further part in a
+    row of its own; a stretch nothing remains of is deleted."""
+    parts = []
+    cursor = stretch.window_start
+    for start, end in sorted(windows):
+        if start > cursor:
+            parts.append((cursor, min(start, stretch.window_end)))
+        cursor = max(cursor, end)
+    if cursor < stretch.window_end:
+        parts.append((cursor, stretch.window_end))
+    if not parts:
+        session.delete(stretch)
+        session.flush()
+        return
+    for index, (start, end) in enumerate(parts):
+        result = RunResult.empty(
+            features, rejected=count_rejected(session, model_id=stretch.model_id, start=start,
+                                              end=end),
+        )  # fmt: skip
+        if index == 0:
+            stretch.window_start, stretch.window_end = start, end
+            stretch.result, stretch.computed_at = result, now
+            session.flush()  # its old span is free for the parts after it
+        else:
+            session.add(Run(
+                model_id=stretch.model_id, baseline_id=stretch.baseline_id, kind=NO_TRAFFIC,
+                window_start=start, window_end=end, status="done", rows=0, labeled_rows=0,
+                computed_at=now, result=result,
+            ))  # fmt: skip
+    session.flush()
+
+
+def computing_before(session: Session, *, model_id: int, moment: datetime) -> bool:
+    """Whether a window of the model starting before ``moment`` waits to be computed for the
+    first time (queued or being computed)."""
+    return bool(session.scalar(select(exists().where(
+        Run.model_id == model_id, Run.kind == WINDOW, Run.computations == 0,
+        Run.status.in_(("pending", "running")), Run.window_start < moment,
+    ))))  # fmt: skip
+
+
+def rejected_by_window(
+    session: Session, *, model_id: int, start: datetime, end: datetime, length: timedelta
+) -> dict[datetime, int]:
+    """Prediction records refused from ``start`` to ``end``, per window of this length (by the
+    window's start; windows without any are left out)."""
+    number = _window_number(session, RejectedRecord.received_at, int(length.total_seconds()))
+    rows = session.execute(
+        select(number, func.count())
+        .where(RejectedRecord.model_id == model_id, RejectedRecord.kind == "prediction",
+               RejectedRecord.received_at >= start, RejectedRecord.received_at < end)
+        .group_by(number)
+    )  # fmt: skip
+    return {EPOCH + int(index) * length: int(count) for index, count in rows}
+
+
+def lock_model(session: Session, *, model_id: int) -> None:
+    """Take the model's row lock that planning takes (``FOR NO KEY UPDATE``, Postgres), so
+    that its stretches without traffic are changed by one transaction at a time."""
+    session.execute(
+        select(MonitoredModel.id).where(MonitoredModel.id == model_id)
+        .with_for_update(key_share=True)
+    )  # fmt: skip
 
 
 def no_traffic_since(session: Session, *, model_id: int) -> datetime | None:

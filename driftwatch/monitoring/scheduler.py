@@ -21,13 +21,17 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from driftwatch import metrics
+from driftwatch.alerting import service as alerts
 from driftwatch.alerting.service import AlertingContext, RulesSource
 from driftwatch.config import Settings
+from driftwatch.core.result import RunResult
 from driftwatch.core.time import iso, utcnow
 from driftwatch.db import session_scope
 from driftwatch.models import Baseline, MonitoredModel, Run
+from driftwatch.models.monitoring import WINDOW
 from driftwatch.monitoring import repository, service
 from driftwatch.monitoring.windows import spans_between, window_start
+from driftwatch.registry import service as registry
 
 log = logging.getLogger("driftwatch.scheduler")
 MAX_ATTEMPTS = 3
@@ -103,8 +107,9 @@ class Scheduler:
                 queued = quiet = 0
                 if start < end:
                     queued, quiet = lay_out(
-                        session, model_id=model.id, baseline_id=baseline.id, start=start,
-                        end=end, length=length, now=now, limit=self.settings.max_catchup_windows,
+                        session, model=model, baseline_id=baseline.id, start=start, end=end,
+                        now=now, limit=self.settings.max_catchup_windows,
+                        alerting=self._alerting(),
                     )  # fmt: skip
                     model.scheduled_until = end
                 if queued or stale or reopened:
@@ -117,12 +122,11 @@ class Scheduler:
             log.exception("scheduler: planning model %s failed; other models go on", model_id)
 
     @staticmethod
-    def _reopen(
-        session: Session, model: MonitoredModel, baseline_id: int, since: datetime, now: datetime
-    ) -> int:
-        """Lay out again the part after ``since`` of each stretch without traffic that
-        predictions came into: their windows are queued, the rest stays without traffic.
-        Returns how many stretches were reopened."""
+    def _reopen(session: Session, model: MonitoredModel, baseline_id: int, since: datetime,
+                now: datetime) -> int:  # fmt: skip
+        """Queue the windows after ``since`` that predictions came into late in each stretch
+        without traffic, and set them apart from it (the rest stays without traffic; the part
+        before ``since`` is history). Returns how many stretches were reopened."""
         length = timedelta(seconds=model.window_seconds)
         first = window_start(since, length)
         first = first if first >= since else first + length  # windows starting after ``since``
@@ -131,14 +135,16 @@ class Scheduler:
         )
         for stretch in stretches:
             start, end = max(stretch.window_start, first), stretch.window_end
-            if start > stretch.window_start:
-                stretch.window_end = start  # the part before the horizon is history
-            else:
-                session.delete(stretch)
-            session.flush()
-            lay_out(session, model_id=model.id, baseline_id=baseline_id, start=start, end=end,
-                    length=length, now=now)  # fmt: skip
+            busy = [(moment, moment + length) for moment in repository.busy_windows(
+                session, model_id=model.id, start=start, end=end, length=length)]  # fmt: skip
+            repository.set_apart(session, stretch=stretch, windows=busy, now=now,
+                                 features=registry.feature_specs(model))  # fmt: skip
+            repository.enqueue(session, model_id=model.id, baseline_id=baseline_id,
+                               windows=busy)  # fmt: skip
         return len(stretches)
+
+    def _alerting(self) -> AlertingContext:
+        return AlertingContext(self.rules.current(), self.settings.public_url)
 
     def work(self, deadline: float) -> int:
         """Compute claimable runs until none is left or the deadline passes."""
@@ -175,13 +181,15 @@ class Scheduler:
                     return
                 if not _repoint(session, model, run):
                     return
-                context = AlertingContext(self.rules.current(), self.settings.public_url)
+                context = self._alerting()
                 try:
                     service.compute_run(session, model=model, run=run, alerting=context)
                 except service.RawDataGone as gone:  # raised before anything is written
                     log.warning("%s", gone, extra={"run_id": run_id})
                     _keep_computed(run)
                     return
+                if run.kind == WINDOW:
+                    _evaluate_following(session, model=model, run=run, context=context)
                 log.info("model %s: window %s computed (%d rows, %.2f s)", model.name,
                          run.window_start.isoformat(), run.rows or 0, run.duration_seconds or 0,
                          extra={"model": model.name, "run_id": run.id})  # fmt: skip
@@ -214,28 +222,39 @@ class Scheduler:
 
 
 def lay_out(
-    session: Session, *, model_id: int, baseline_id: int, start: datetime, end: datetime,
-    length: timedelta, now: datetime, limit: int | None = None,
+    session: Session, *, model: MonitoredModel, baseline_id: int, start: datetime,
+    end: datetime, now: datetime, limit: int | None = None,
+    alerting: AlertingContext | None = None,
 ) -> tuple[int, int]:  # fmt: skip
     """Queue the windows from ``start`` to ``end`` that may hold predictions and record the
     stretches between them that hold none, without computing them. Catching up over more than
     ``limit`` windows, only the newest ``limit`` are queued; what comes before them is recorded
-    only if it holds no predictions at all. Returns the windows queued and those recorded
-    without traffic."""
+    only if it holds no predictions at all. The windows recorded without traffic are evaluated
+    by the ``alerting`` rules (see ``evaluate_quiet``), in this transaction. Returns the windows
+    queued and those recorded without traffic."""
+    length = timedelta(seconds=model.window_seconds)
     if limit is not None and end - start > limit * length:
         recent = end - limit * length
-        if repository.any_predictions(session, model_id=model_id, start=start, end=recent):
+        if repository.any_predictions(session, model_id=model.id, start=start, end=recent):
             start = recent
-    busy = repository.busy_windows(session, model_id=model_id, start=start, end=end,
+    busy = repository.busy_windows(session, model_id=model.id, start=start, end=end,
                                    length=length)  # fmt: skip
-    computed = repository.window_runs_between(session, model_id=model_id, start=start, end=end)
+    computed = repository.window_runs_between(session, model_id=model.id, start=start, end=end)
     queued = repository.enqueue(
-        session, model_id=model_id, baseline_id=baseline_id,
+        session, model_id=model.id, baseline_id=baseline_id,
         windows=[(moment, moment + length) for moment in busy],
     )  # fmt: skip
     spans = spans_between(start, end, length, [*busy, *computed])
-    repository.record_no_traffic(session, model_id=model_id, baseline_id=baseline_id,
-                                 spans=spans, now=now)  # fmt: skip
+    recorded = repository.record_no_traffic(
+        session, model_id=model.id, baseline_id=baseline_id, spans=spans, now=now,
+        features=registry.feature_specs(model),
+    )  # fmt: skip
+    for stretch, span_start, span_end in recorded if alerting is not None else ():
+        # A window queued before these is evaluated when computed, and rules take windows in
+        # order: these wait for it (``_evaluate_following``).
+        if not repository.computing_before(session, model_id=model.id, moment=span_start):
+            evaluate_quiet(session, model=model, stretch=stretch, start=span_start,
+                           end=span_end, context=alerting, now=now)  # fmt: skip
     return queued, sum(int((span_end - span_start) / length) for span_start, span_end in spans)
 
 
@@ -265,6 +284,50 @@ def _repoint(session: Session, model: MonitoredModel, run: Run) -> bool:
              "baseline has a run of (or there is none): dropped", run.id, baseline.id,
              extra={"run_id": run.id})  # fmt: skip
     return False
+
+
+def evaluate_quiet(
+    session: Session, *, model: MonitoredModel, stretch: Run, start: datetime, end: datetime,
+    context: AlertingContext | None, now: datetime,
+) -> None:  # fmt: skip
+    """Apply the model's rules to the windows from ``start`` to ``end`` of a stretch without
+    traffic, oldest first, each with its own span and the empty result of a window without
+    predictions (``rows`` 0, the records refused in it counted), the events naming the
+    stretch's row. Rules need no more than ``for`` windows in a row to fire, so of a stretch
+    that grows by many windows at once (catching up after downtime) only the newest
+    max(``for``) + 1 windows are evaluated."""
+    rules = [] if context is None else [r for r in context.rules.rules
+                                        if r.applies_to(model.name)]  # fmt: skip
+    if context is None or not rules:
+        return
+    length = timedelta(seconds=model.window_seconds)
+    depth = max(rule.for_windows for rule in rules) + 1
+    first = max(start, end - depth * length)
+    refused = repository.rejected_by_window(session, model_id=model.id, start=first, end=end,
+                                            length=length)  # fmt: skip
+    features = registry.feature_specs(model)
+    moment = first
+    while moment < end:
+        result = RunResult.empty(features, rejected=refused.get(moment, 0))
+        window = alerts.Evaluated(stretch.id, stretch.baseline_id, moment,
+                                  min(moment + length, end), result)  # fmt: skip
+        alerts.evaluate_window(session, model=model, window=window, context=context, now=now)
+        moment += length
+
+
+def _evaluate_following(
+    session: Session, *, model: MonitoredModel, run: Run, context: AlertingContext
+) -> None:
+    """After a window is computed, evaluate the stretch without traffic that follows it, which
+    waited for it (``lay_out``), unless an earlier window still waits to be computed. (Windows
+    evaluated before are history to the rules: evaluating them again changes nothing.)"""
+    stretch = repository.no_traffic_starting(session, model_id=model.id, start=run.window_end)
+    if stretch is None or repository.computing_before(
+        session, model_id=model.id, moment=stretch.window_start
+    ):
+        return
+    evaluate_quiet(session, model=model, stretch=stretch, start=stretch.window_start,
+                   end=stretch.window_end, context=context, now=utcnow())  # fmt: skip
 
 
 def _keep_computed(run: Run) -> None:

@@ -457,6 +457,8 @@ def run_now(
             raise NotFound(f"model {model.name!r} has no baseline {baseline_id}")
     kind = WINDOW if is_window(start, end, timedelta(seconds=model.window_seconds)) else CUSTOM
     window = {"model_id": model.id, "baseline_id": baseline.id, "start": start, "end": end}
+    if kind == WINDOW:
+        _set_apart_from_stretches(session, model=model, window=window, now=utcnow())
     computed_before = repository.computations(
         session, model_id=model.id, baseline_id=baseline.id, start=start, end=end
     )
@@ -468,6 +470,27 @@ def run_now(
     elif run.status == "done" and (run.computations or 0) > computed_before:
         return run  # computed by the process this request waited for (no clocks compared)
     return compute_run(session, model=model, run=run, alerting=alerting)
+
+
+def _set_apart_from_stretches(
+    session: Session, *, model: MonitoredModel, window: dict[str, Any], now: datetime
+) -> None:
+    """A window computed on demand inside a stretch without traffic is no longer part of it:
+    the stretch is split around it, as when predictions come into it late. (The stretch that is
+    this very window and baseline becomes the window's run, below.)"""
+    start, end = window["start"], window["end"]
+    if not repository.no_traffic_overlapping(session, model_id=model.id, start=start, end=end):
+        return
+    # the model's lock first, as planning takes it (then the stretches' rows): one at a time
+    repository.lock_model(session, model_id=model.id)
+    for stretch in repository.no_traffic_overlapping(
+        session, model_id=model.id, start=start, end=end, lock=True
+    ):
+        same = (stretch.baseline_id, stretch.window_start, stretch.window_end) == (
+            window["baseline_id"], start, end)  # fmt: skip
+        if not same:
+            repository.set_apart(session, stretch=stretch, windows=[(start, end)], now=now,
+                                 features=registry.feature_specs(model))  # fmt: skip
 
 
 def _lock_when_free(session: Session, window: dict[str, Any]) -> Run:
