@@ -31,6 +31,8 @@ import httpx
 import numpy as np
 from pydantic import SecretStr
 
+from driftwatch.text import plural
+
 MODEL = "breast-cancer-screening"
 WINDOW = "10s"
 SHIFT_AFTER = 30.0  # seconds of normal traffic before the shift
@@ -343,8 +345,9 @@ def run(*, port: int, duration: float | None) -> int:
     fired = sum(1 for m in sink.received if m["type"] == "alert.firing")
     retrain = sum(1 for m in sink.received if m["type"] == "model.retrain_requested")
     say(
-        f"done: {traffic.sent:,} predictions, {traffic.labeled:,} labels; {fired} alerts fired, "
-        f"{retrain} retraining requests, every signature verified. The data stays in {folder}."
+        f"done: {traffic.sent:,} predictions, {traffic.labeled:,} labels; "
+        f"{plural(fired, 'alert')} fired, {plural(retrain, 'retraining request')}, every "
+        f"signature verified. The data stays in {folder}."
     )
     return 0
 

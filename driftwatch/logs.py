@@ -32,4 +32,11 @@ def configure(level: int = logging.INFO, *, json_lines: bool | None = None) -> N
     root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per SDK request is noise
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # a tick still running when the next is due is skipped by design (max_instances=1): not news
+    logging.getLogger("apscheduler.scheduler").addFilter(_SkippedTick())
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "running upgrade" lines at each start
+
+
+class _SkippedTick(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()

@@ -102,6 +102,7 @@ def test_the_report_page_says_what_it_ran_on_and_leads_back(
     assert whole.status_code == 200
     assert "the run&#x27;s own data: the window&#x27;s 120 predictions" in whole.text
     assert f'href="/models/{name}"' in whole.text
+    assert f"<title>Evidently: {name}, run {run['id']} · driftwatch</title>" in whole.text
     assert sampled.status_code == 200
     assert "a sample of 50 of the window&#x27;s 120 predictions and 50 of the baseline" in (
         sampled.text)  # fmt: skip

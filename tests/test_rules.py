@@ -215,6 +215,18 @@ def test_the_check_command_counts_in_words(tmp_path: Path) -> None:
     assert "\n1 problem in" in run_check(str(tmp_path)).stderr
 
 
+def test_the_check_command_reads_a_missing_rules_folder_as_serve_does(tmp_path: Path) -> None:
+    """No rules folder yet (a fresh directory): no rules, as serve starts with none; a path
+    named on the command line that does not exist is still a problem."""
+    missing = tmp_path / "rules"
+    configured = run_check(env={"DRIFTWATCH_RULES_DIR": str(missing)})
+    assert configured.returncode == 0, configured.stderr
+    assert "no such folder, so no rules: serve runs without alerts" in configured.stdout
+    named = run_check(str(missing))
+    assert named.returncode == 1
+    assert "no such file or folder" in named.stderr
+
+
 def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     example = Path(__file__).parent.parent / "rules" / "examples" / "credit-risk.yaml"
     done = run_check(str(example), env={"RETRAIN_CREDIT_SECRET": SECRET})

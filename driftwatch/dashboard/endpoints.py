@@ -164,7 +164,8 @@ def model_page(
         note=service.traffic_note(session, model=model, now=utcnow()),
         features=registry.feature_specs(model), precise=model.window_seconds < 60,
         setup=service.setup(session, model=model, newest=newest, now=utcnow()),
-        public_url=request.app.state.settings.public_url.rstrip("/"),
+        # the address this page was reached at, which the user's client can reach too
+        public_url=str(request.base_url).rstrip("/"),
     )  # fmt: skip
 
 

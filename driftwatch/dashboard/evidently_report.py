@@ -13,6 +13,7 @@ shows), not for anything that looks at several columns together.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -146,11 +147,16 @@ def render(engine: Engine, *, model_name: str, run_id: int) -> str:
         numerical_columns=[f.name for f in features if f.kind == "numerical"],
         categorical_columns=[f.name for f in features if f.kind == "categorical"],
     )
-    snapshot = Report([DataDriftPreset()]).run(
-        Dataset.from_pandas(sides.current, data_definition=definition),
-        Dataset.from_pandas(sides.reference, data_definition=definition),
-    )
-    html: str = snapshot.get_html_str(as_iframe=False)
+    with warnings.catch_warnings():  # scipy's divide-by-zero notes from Evidently's tests
+        warnings.simplefilter("ignore", RuntimeWarning)
+        snapshot = Report([DataDriftPreset()]).run(
+            Dataset.from_pandas(sides.current, data_definition=definition),
+            Dataset.from_pandas(sides.reference, data_definition=definition),
+        )
+        html: str = snapshot.get_html_str(as_iframe=False)
+    title = f"<title>Evidently: {escape(model_name)}, run {run_id} · driftwatch</title>"
+    html = re.sub(r"<title>.*?</title>", "", html, count=1, flags=re.S)
+    html = re.sub(r"<head[^>]*>", lambda head: head.group(0) + title, html, count=1)
     banner = _banner(model_name, run_id, span, sides)
     body = re.search(r"<body[^>]*>", html)
     return html[: body.end()] + banner + html[body.end() :] if body else banner + html
