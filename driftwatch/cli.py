@@ -140,8 +140,7 @@ def _window(start: datetime | None, end: datetime | None, length: timedelta
             ) -> tuple[datetime, datetime]:  # fmt: skip
     """The window ``driftwatch run`` computes: the one given, the model's window from ``start``
     or up to ``end``, or else the last closed one."""
-    from driftwatch.core.time import utcnow
-    from driftwatch.monitoring.windows import window_start
+    from driftwatch.core.time import utcnow, window_start
 
     if start is not None:
         return start, end or start + length

@@ -27,6 +27,7 @@ from driftwatch import db
 from driftwatch.alerting.dispatcher import Dispatcher
 from driftwatch.app import create_app
 from driftwatch.config import Settings
+from driftwatch.core.time import window_start
 from driftwatch.models import (
     GroundTruth,
     MonitoredModel,
@@ -35,7 +36,6 @@ from driftwatch.models import (
     PredictionKey,
 )
 from driftwatch.monitoring.scheduler import Scheduler
-from driftwatch.monitoring.windows import window_start
 from driftwatch.testing import start_serve
 from tests.conftest import ADMIN_KEY, admin_http, create_model, free_port, wait_until
 from tests.servers import FakeSlack, Plan, Receiver, always

@@ -28,7 +28,8 @@ from driftwatch.models import BaselineColumn, MonitoredModel, Run
 from driftwatch.monitoring import service
 from driftwatch.monitoring.scheduler import Scheduler
 from tests.conftest import ADMIN_KEY, create_model
-from tests.test_monitoring import baseline_records, frame, post
+from tests.factories import frame, post
+from tests.factories import frame_baseline as baseline_records
 from tests.test_scheduler import model_with_history, runs_of
 
 FEATURES = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "categorical"}]

@@ -21,10 +21,10 @@ from sqlalchemy import select
 
 from driftwatch import db
 from driftwatch.config import Settings
+from driftwatch.core.time import window_start
 from driftwatch.models import Baseline, MonitoredModel
 from driftwatch.monitoring import repository, service
 from driftwatch.monitoring.scheduler import Scheduler
-from driftwatch.monitoring.windows import window_start
 from tests.conftest import ADMIN_KEY, admin_http, start_server, unique
 from tests.factories import MONITORED as FEATURES
 from tests.factories import frame

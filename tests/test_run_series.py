@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from driftwatch.app import create_app
 from driftwatch.config import Settings
+from driftwatch.core.time import window_start
 from driftwatch.dashboard import repository as pages
 from driftwatch.models import MonitoredModel, RunMetric
-from driftwatch.monitoring.windows import window_start
 from tests import factories
 from tests.conftest import ADMIN_KEY
 

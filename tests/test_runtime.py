@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from driftwatch import db
 from driftwatch.app import create_app
 from driftwatch.config import Settings
-from driftwatch.monitoring.windows import window_start
+from driftwatch.core.time import window_start
 from driftwatch.runtime import Workers
 from tests.conftest import ADMIN_KEY, admin_http, start_server, unique, wait_until
 from tests.factories import MONITORED as FEATURES

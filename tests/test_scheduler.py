@@ -23,12 +23,14 @@ from sqlalchemy.orm import Session
 from driftwatch import db
 from driftwatch.app import create_app
 from driftwatch.config import Settings
+from driftwatch.core.time import window_start
 from driftwatch.models import BaselineColumn, MonitoredModel, Run
 from driftwatch.monitoring.scheduler import Scheduler
-from driftwatch.monitoring.windows import window_start
 from driftwatch.testing import start_serve
 from tests.conftest import ADMIN_KEY, create_model, free_port, wait_until
-from tests.test_monitoring import FEATURES, baseline_records, frame, post
+from tests.factories import MONITORED as FEATURES
+from tests.factories import frame, post
+from tests.factories import frame_baseline as baseline_records
 
 
 def model_with_history(api: TestClient, *, windows: int, window: str = "1m") -> dict[str, Any]:

@@ -20,12 +20,15 @@ from sqlalchemy.orm import Session
 
 from driftwatch.app import create_app
 from driftwatch.config import Settings
+from driftwatch.core.time import window_start
 from driftwatch.dashboard import repository as pages
 from driftwatch.dashboard import service as dashboard
 from driftwatch.models import MonitoredModel, RunMetric
-from driftwatch.monitoring.windows import window_start
 from tests.conftest import ADMIN_KEY, create_model
-from tests.test_monitoring import FEATURES, baseline_records, frame, post, records
+from tests.factories import MONITORED as FEATURES
+from tests.factories import frame, post
+from tests.factories import frame_baseline as baseline_records
+from tests.factories import frame_records as records
 from tests.test_scheduler import Own, own, runs_of, scheduler
 
 __all__ = ["own"]  # the fixture, for the tests below

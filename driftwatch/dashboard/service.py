@@ -10,14 +10,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from driftwatch.core.time import iso
+from driftwatch.core import time as core_time
+from driftwatch.core.time import iso, window_start
 from driftwatch.core.vocabulary import ACCURACY_METRICS
 from driftwatch.dashboard import repository
 from driftwatch.dashboard.repository import Bucket, TestedBucket
 from driftwatch.models import MonitoredModel, Run
 from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
 from driftwatch.monitoring import repository as monitoring
-from driftwatch.monitoring.windows import window_start
 from driftwatch.registry import service as registry
 from driftwatch.stats import registry as stattests
 
@@ -39,17 +39,13 @@ DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
-class TimeRange:
-    start: datetime
-    end: datetime
-    label: str  # a preset ("7d", ...) or "custom"
+class TimeRange(core_time.TimeRange):
+    """The range a page shows: the core's time range, with how it was chosen."""
+
+    label: str = "custom"  # a preset ("7d", ...) or "custom"
     # the default range of a model whose traffic stopped: it ends at its newest window with
     # data, not now (a preset's link ends now)
     at_data: bool = False
-
-    @property
-    def span(self) -> timedelta:
-        return self.end - self.start
 
 
 def bucket_seconds(window_seconds: int, span: timedelta) -> int:
@@ -283,7 +279,7 @@ def _series(buckets: list[Bucket], metric: str, seconds: int, field: str = "mean
 
 def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> dict[str, Any]:
     features = [f.name for f in registry.feature_specs(model)]
-    seconds = bucket_seconds(model.window_seconds, span.span)
+    seconds = bucket_seconds(model.window_seconds, span.length)
     windows = seconds == model.window_seconds  # a column a window, else several a column
     accuracy_names = [f"accuracy.{m}" for m in ACCURACY_METRICS]  # the vocabulary's
     metrics = [*([] if windows else (f"feature.{n}.drifted" for n in features)),
@@ -369,7 +365,7 @@ def feature_page(
     session: Session, *, model: MonitoredModel, feature: str, span: TimeRange,
     run: Run | None,
 ) -> dict[str, Any]:  # fmt: skip
-    seconds = bucket_seconds(model.window_seconds, span.span)
+    seconds = bucket_seconds(model.window_seconds, span.length)
     windows = seconds == model.window_seconds
     names = [f"feature.{feature}.drifted", f"feature.{feature}.missing_share"]
     buckets = repository.bucketed(session, model_id=model.id, metrics=names, start=span.start,

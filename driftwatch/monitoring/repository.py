@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, aliased
 
 from driftwatch.core.result import RunResult
 from driftwatch.core.specs import FeatureSpec
+from driftwatch.core.time import EPOCH
 from driftwatch.models import (
     Baseline,
     BaselineColumn,
@@ -44,7 +45,6 @@ from driftwatch.models.base import UTCDateTime, utcnow
 from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
 from driftwatch.monitoring.accuracy import Labeled
 from driftwatch.monitoring.profiles import COUNT, FLOAT, BaselineProfile, ColumnProfile
-from driftwatch.monitoring.windows import EPOCH
 from driftwatch.storage.postgres import stream_binary
 
 PREDICTION_POSITION = -1

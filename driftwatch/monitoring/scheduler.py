@@ -25,12 +25,11 @@ from driftwatch.alerting import service as alerts
 from driftwatch.alerting.service import AlertingContext, RulesSource
 from driftwatch.config import Settings
 from driftwatch.core.result import RunResult
-from driftwatch.core.time import iso, utcnow
+from driftwatch.core.time import iso, spans_between, utcnow, window_start
 from driftwatch.db import session_scope
 from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.models.monitoring import WINDOW
 from driftwatch.monitoring import repository, service
-from driftwatch.monitoring.windows import spans_between, window_start
 from driftwatch.registry import service as registry
 
 log = logging.getLogger("driftwatch.scheduler")

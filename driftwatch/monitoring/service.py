@@ -20,7 +20,7 @@ from driftwatch.core.retention import KEEP_EVERYTHING, Retention, describe
 from driftwatch.core.settings import DriftSettings
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.core.status import RunStatus
-from driftwatch.core.time import iso, utcnow
+from driftwatch.core.time import is_window, iso, utcnow
 from driftwatch.errors import BadRequest, Conflict, InvalidPayload, NotFound, ServiceUnavailable
 from driftwatch.ingest import repository as ingest_repository
 from driftwatch.ingest import service as ingest
@@ -34,7 +34,6 @@ from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
 from driftwatch.monitoring import columns, compute, files, profiles, repository
 from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
-from driftwatch.monitoring.windows import is_window
 from driftwatch.registry import service as registry
 from driftwatch.stats import registry as stattests
 from driftwatch.storage import chunks
