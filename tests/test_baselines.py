@@ -70,6 +70,18 @@ def test_an_upload_says_which_columns_it_used_and_which_it_ignored(api: TestClie
     assert listed[0]["warnings"] == body["warnings"]
 
 
+def test_a_feature_misspelled_in_case_is_refused_not_left_out(api: TestClient) -> None:
+    """A column that is a feature the data lacks under another spelling would make the
+    active baseline test one feature less without a word: refused, naming both."""
+    model = create_model(api, features=FEATURES)["name"]
+    response = upload(api, model, csv(["age,State,prediction", "31,CA,0.2", "40,NY,0.7"]))
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert "column 'State' is not a feature" in detail
+    assert "name the column 'state'" in detail
+    assert api.get(f"/api/v1/models/{model}/baselines").json() == []
+
+
 @pytest.mark.parametrize("column", ["pred", "score", "y_pred", "Prediction", "predicted_proba"])
 def test_a_misnamed_prediction_column_is_refused(api: TestClient, column: str) -> None:
     model = create_model(api, features=FEATURES)["name"]

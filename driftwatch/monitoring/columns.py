@@ -170,6 +170,13 @@ def _declared_features(
         )
     for name in candidates:
         if name not in declared:
+            misnamed = [f for f in declared if normal(f) == normal(name) and f not in known]
+            if misnamed:  # a feature the data lacks under another spelling: surely a mistake
+                raise InvalidPayload(
+                    f"{source.column} {name!r} is not a feature of model {model!r}, whose "
+                    f"feature {misnamed[0]!r} {source.place} lacks: name the {source.column} "
+                    f"{misnamed[0]!r} (names are exact)"
+                )
             use.ignored.append(name)
             use.warnings.append(_unknown(name, model, declared, source))
     for name in declared:
