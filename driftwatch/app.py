@@ -44,12 +44,18 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _message(error: dict[str, Any]) -> str:
+    """pydantic's message without its "Value error, " prefix (our validators' own words)."""
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
-    problems = [f"{_location(e['loc'])}: {e['msg']}" for e in error.errors()]
+    problems = [f"{_location(e['loc'])}: {_message(e)}" for e in error.errors()]
     if _is_page(request):
         return await _driftwatch_error(request, InvalidPayload("; ".join(problems)))
-    items = [ErrorItem(loc=list(e["loc"]), msg=e["msg"], type=e["type"]) for e in error.errors()]
+    items = [ErrorItem(loc=list(e["loc"]), msg=_message(e), type=e["type"])
+             for e in error.errors()]  # fmt: skip
     body = ErrorOut(detail="; ".join(problems), errors=items)
     return JSONResponse(status_code=422, content=body.model_dump())
 

@@ -94,3 +94,11 @@ def test_a_window_computed_against_two_baselines_counts_once(
                                      bucket_seconds=seconds)  # fmt: skip
             assert sum(b.total or 0 for b in buckets) == 20
     assert points == 1  # the window's last computation is its point of the series
+
+
+def test_a_body_refused_by_our_own_check_reads_in_our_words(api: TestClient) -> None:
+    model = factories.model(api)
+    start = datetime(2026, 11, 24, 10, tzinfo=UTC)
+    answer = model.run(start, start - HOUR, status=422)
+    assert answer["detail"] == "body: 'end' must be after 'start'"
+    assert [e["msg"] for e in answer["errors"]] == ["'end' must be after 'start'"]
