@@ -13,6 +13,7 @@ migrated database of its own, so that what earlier tests left cannot change its 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -20,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,6 +29,7 @@ import psycopg
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from driftwatch import db
@@ -145,6 +148,30 @@ def create_model(api: TestClient, **fields: Any) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+@contextlib.contextmanager
+def silenced_rule_app(
+    settings: Settings, engine: Engine, folder: Any, *, models: str, when: str
+) -> Iterator[TestClient]:
+    """The app, signed in as admin, with one rule ``traffic`` (``when``) on the models of the
+    glob ``models``, silenced: its alerts move and are recorded, and no delivery waits in the
+    shared database for another test's dispatcher to send."""
+    (folder / "rules.yaml").write_text(
+        "channels:\n  team:\n    type: slack\n    channel: '#ml'\n"
+        f"rules:\n  - name: traffic\n    model: '{models}'\n    when: {when}\n"
+        "    notify: [team]\n"
+    )
+    custom = settings.model_copy(
+        update={"rules_dir": str(folder), "slack_token": SecretStr("xoxb-unused")}
+    )
+    with TestClient(
+        create_app(custom, engine), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    ) as client:
+        until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        silence = {"model": models, "rule": "traffic", "until": until, "reason": "tests"}
+        assert client.post("/api/v1/silences", json=silence).status_code == 201
+        yield client
 
 
 def free_port() -> int:

@@ -9,38 +9,23 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from driftwatch.app import create_app
 from driftwatch.config import Settings
 from driftwatch.core.time import window_start
 from driftwatch.dashboard import repository as pages
 from driftwatch.models import MonitoredModel, RunMetric
 from tests import factories
-from tests.conftest import ADMIN_KEY
+from tests.conftest import silenced_rule_app
 
 HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
 def rules_api(settings: Settings, engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
-    """The app with one rule that breaches on any window holding a prediction (silenced:
-    alerts move and are recorded, nothing waits to be sent)."""
-    (tmp_path / "rules.yaml").write_text(
-        "channels:\n  team:\n    type: slack\n    channel: '#ml'\n"
-        "rules:\n  - name: traffic\n    model: 'ser-*'\n    when: rows > 0\n    notify: [team]\n"
-    )
-    custom = settings.model_copy(
-        update={"rules_dir": str(tmp_path), "slack_token": SecretStr("xoxb-unused")}
-    )
-    with TestClient(
-        create_app(custom, engine), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
-    ) as client:
-        until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-        silence = {"model": "ser-*", "rule": "traffic", "until": until, "reason": "tests"}
-        assert client.post("/api/v1/silences", json=silence).status_code == 201
+    """The app with one rule that breaches on any window holding a prediction."""
+    with silenced_rule_app(settings, engine, tmp_path, models="ser-*", when="rows > 0") as client:
         yield client
 
 

@@ -14,17 +14,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from driftwatch.app import create_app
 from driftwatch.config import Settings
 from driftwatch.core.time import window_start
 from driftwatch.dashboard import repository as pages
 from driftwatch.dashboard import service as dashboard
 from driftwatch.models import MonitoredModel, RunMetric
-from tests.conftest import ADMIN_KEY, create_model
+from tests.conftest import create_model, silenced_rule_app
 from tests.factories import MONITORED as FEATURES
 from tests.factories import frame, post
 from tests.factories import frame_baseline as baseline_records
@@ -55,23 +53,8 @@ def _gauges(api: TestClient, model: str) -> dict[str, float]:
 
 @pytest.fixture
 def alerting_api(settings: Settings, engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
-    """The app with one rule that fires on any window holding a prediction."""
-    (tmp_path / "rules.yaml").write_text(
-        "channels:\n  team:\n    type: slack\n    channel: '#ml'\n"
-        "rules:\n  - name: traffic\n    model: 'win-*'\n    when: rows > 0\n    for: 1\n"
-        "    notify: [team]\n"
-    )  # nothing is sent: no dispatcher runs here
-    custom = settings.model_copy(
-        update={"rules_dir": str(tmp_path), "slack_token": SecretStr("xoxb-unused")}
-    )
-    with TestClient(
-        create_app(custom, engine), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
-    ) as client:
-        # silenced, so that no delivery waits in the shared database for another test's
-        # dispatcher to send
-        until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-        silence = {"model": "win-*", "rule": "traffic", "until": until, "reason": "tests"}
-        assert client.post("/api/v1/silences", json=silence).status_code == 201
+    """The app with one rule that breaches on any window holding a prediction."""
+    with silenced_rule_app(settings, engine, tmp_path, models="win-*", when="rows > 0") as client:
         yield client
 
 
