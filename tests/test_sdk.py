@@ -422,3 +422,29 @@ def test_stale_tmp_files_are_removed_at_start(live_server: LiveServer, tmp_path:
     stale.write_bytes(b"")  # a write that failed, or a process that died mid-write
     with driftwatch.Client(live_server.url, api_key=ADMIN_KEY, spool_dir=tmp_path):
         assert not stale.exists()
+
+
+def test_two_clients_sharing_a_spool_folder_send_each_batch_once(
+    api: TestClient, settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = driftwatch.Client(url, api_key=ADMIN_KEY, spool_dir=tmp_path, batch_size=200)
+    for i in range(2000):
+        first.log_prediction(model, {"age": i}, 0.5, prediction_id=f"p-{i}")
+    assert first.flush(timeout=0.5) is False
+    second = driftwatch.Client(url, api_key=ADMIN_KEY, spool_dir=tmp_path)  # adopts them all
+    assert second.pending() == 2000
+    server = start_server(settings, engine, port=port)
+    try:
+        assert first.flush(timeout=30)
+        assert second.flush(timeout=30)  # what the first sent is no longer its to send
+        assert first.pending() == second.pending() == 0
+        assert first.stats()["models"] == second.stats()["models"] == {}
+        first.close()
+        second.close()
+        assert counts(server.url, model)["predictions"] == 2000
+        assert not list(tmp_path.iterdir())
+    finally:
+        server.stop()

@@ -3,9 +3,17 @@
 The caller's thread only appends a record to a bounded in-memory queue. A writer thread drains
 the queue into batches, encodes them and writes each to the on-disk spool before anything is
 sent (so a collector outage, or the logging process dying, loses at most the records of the last
-``flush_interval``). Sender threads POST spool files and delete each one only when the collector
-has acknowledged it, retrying with exponential backoff and full jitter, honouring ``Retry-After``.
-Records the collector rejects are reported in the log and in ``client.rejected``, never resent.
+``flush_interval``). Sender threads POST the batches and delete each spool file only when the
+collector has acknowledged it, retrying with exponential backoff and full jitter, honouring
+``Retry-After``. Batches wait in one lane per model, each with its own retry schedule, so a model
+whose batches keep failing (a misspelled name answering 404, a 5xx) never holds back another's.
+Records the collector rejects are reported in the log and in ``client.rejected``, never resent;
+batches it keeps refusing for ``give_up_after`` (404) are set aside there too.
+
+The spool has a cap (``max_spool_bytes``). A batch the spool cannot take (at its cap, a full or
+read-only disk, or no usable folder at all) waits in memory, up to ``max_queue`` records; past
+that it is dropped and counted in ``client.dropped``. Each such episode is logged once, and
+nothing of it is ever raised into the caller.
 """
 
 from __future__ import annotations
@@ -608,12 +616,14 @@ class Client:
                     )
             else:
                 cap = self.spool.max_bytes
-                if self._disk_error or (self._at_cap and cap and self.spool.size < 0.9 * cap):
-                    # The episode ends with room for more than a batch or two (no log per file).
+                if self._disk_error or (self._at_cap and cap and self.spool.size <= cap // 2):
+                    # An episode at the cap ends once the spool is half empty, not at each
+                    # small batch that still fits (one log line an episode, not one a file).
                     log.info("driftwatch: the spool %s takes batches again", self.spool.directory)
                     self._at_cap = self._disk_error = False
-                with self._state:
-                    self._end_dropping()
+                if not self._at_cap:
+                    with self._state:
+                        self._end_dropping()
                 return _Item(model, kind, count, path=path)
         with self._state:
             if self._held + count <= self.max_queue:
@@ -726,6 +736,7 @@ class Client:
                     assert self.spool is not None
                     claimed = self.spool.claim(item.path)
                     if claimed is None:  # another client has it, or it is gone
+                        outcome = _DONE
                         with self._state:
                             self._settle(item)
                         continue

@@ -150,6 +150,10 @@ class Spool:
         except FileNotFoundError:
             self.forget(path)
             return None
+        except OSError as error:  # not ours to read: leave it to whoever can
+            log.error("driftwatch: cannot read spool file %s (%s); skipped", path, error)
+            self.forget(path)
+            return None
         try:
             if fcntl is not None:
                 try:
