@@ -24,7 +24,7 @@ OWN_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/v1/models"): (400, 409),
     ("PATCH", "/api/v1/models/{name}"): (400,),
     ("GET", "/api/v1/alerts"): (404,),
-    ("POST", "/api/v1/models/{name}/predictions"): (409, 413, 429),
+    ("POST", "/api/v1/models/{name}/predictions"): (400, 409, 413, 429),
     ("POST", "/api/v1/models/{name}/ground-truth"): (413, 429),
     ("POST", "/api/v1/models/{name}/baselines"): (409, 413),
     ("DELETE", "/api/v1/models/{name}/baselines/{baseline_id}"): (409,),
@@ -35,7 +35,8 @@ OWN_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
 
 DESCRIPTIONS = {
     400: "The request cannot apply as it stands (a setting for a column of another kind, a "
-    "window longer than the retention period, ...): `detail` says why",
+    "window longer than the retention period, a batch that needs more new time partitions "
+    "than `DRIFTWATCH_MAX_BATCH_PARTITIONS`, ...): `detail` says why",
     401: "No API key, or one that is not valid or was revoked",
     403: "The key's scope does not allow this operation",
     404: "No such model, or no such item of it, as named in the path",

@@ -25,9 +25,11 @@ import numpy as np
 import numpy.typing as npt
 
 from driftwatch.core.retention import Retention
+from driftwatch.core.retention import describe as describe_age
 from driftwatch.core.specs import FeatureKind, FeatureSpec
 from driftwatch.core.time import iso
 from driftwatch.storage.columns import PredictionColumns
+from driftwatch.text import CONTROL
 
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 1000
@@ -334,6 +336,17 @@ def categorical_value(name: str, value: Any) -> str | None:
 # -- schema inference -------------------------------------------------------------------------
 
 
+def bad_name(name: Any) -> str | None:
+    """What is wrong with a feature name a batch gives, or None."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty string"
+    if len(name) > MAX_ID_LENGTH:
+        return f"longer than {MAX_ID_LENGTH} characters"
+    if CONTROL.search(name):
+        return "must not contain NUL or control characters"
+    return None
+
+
 def infer_features(raw: RawColumns) -> list[FeatureSpec]:
     """Feature schema from a first batch, in order of first appearance.
 
@@ -342,8 +355,8 @@ def infer_features(raw: RawColumns) -> list[FeatureSpec]:
     """
     specs = []
     for name, values in raw.features.items():
-        if not isinstance(name, str) or not name or len(name) > MAX_ID_LENGTH:
-            continue
+        if bad_name(name) is not None:
+            continue  # its records are rejected, saying why (``_check_unknown``)
         if isinstance(values, np.ndarray):
             specs.append(FeatureSpec(name, "numerical"))
             continue
@@ -520,19 +533,43 @@ def _check_timestamps(values: list[Any], errors: dict[int, str], received_us: in
     return out
 
 
+DEFAULT_MAX_AGE = timedelta(days=365)  # DRIFTWATCH_MAX_RECORD_AGE
+
+
+def age_refusal(moment: datetime, max_age: timedelta, received_at: datetime) -> str | None:
+    """Why a record dated ``moment`` is refused as too old (``max_age`` before its receipt)."""
+    oldest = received_at - max_age
+    if moment >= oldest:
+        return None
+    return (
+        f"timestamp {iso(moment)}: older than {describe_age(max_age)} "
+        f"(DRIFTWATCH_MAX_RECORD_AGE): records dated before {iso(oldest)} are refused"
+    )
+
+
+def ahead_refusal(moment: datetime, received_at: datetime) -> str | None:
+    if moment <= received_at + timedelta(microseconds=_AHEAD_US):
+        return None
+    return (
+        f"timestamp {iso(moment)}: more than a day after the collector's clock "
+        f"({iso(received_at)}); is the sender's clock right?"
+    )
+
+
 def _check_stored_time(
-    timestamps: IntArray, errors: dict[int, str], retention: Retention, received_at: datetime
-) -> None:
-    """A logged prediction's time must lie between the retention cutoff and a day after its
-    receipt: later means the sender's clock is wrong (and would hold a window open forever)."""
+    timestamps: IntArray, errors: dict[int, str], retention: Retention, received_at: datetime,
+    max_age: timedelta,
+) -> None:  # fmt: skip
+    """A logged prediction's time must lie between the retention cutoff (and ``max_age``
+    before its receipt) and a day after it: later means the sender's clock is wrong (and would
+    hold a window open forever); older would make a partition for every month it reaches."""
+    for index in np.flatnonzero(timestamps < _to_us(received_at - max_age)).tolist():
+        moment = _UNIX_EPOCH + timedelta(microseconds=int(timestamps[index]))
+        errors.setdefault(index, age_refusal(moment, max_age, received_at) or "")
     latest = _to_us(received_at) + _AHEAD_US
     for index in np.flatnonzero(timestamps > latest).tolist():
         moment = _UNIX_EPOCH + timedelta(microseconds=int(timestamps[index]))
-        errors.setdefault(
-            index,
-            f"timestamp {iso(moment)}: more than a day after the collector's clock "
-            f"({iso(received_at)}); is the sender's clock right?",
-        )
+        errors.setdefault(index, ahead_refusal(moment, received_at) or "")
     cutoff = retention.cutoff(received_at)
     if cutoff is None:
         return
@@ -695,11 +732,14 @@ def _check_unknown(raw: RawColumns, known: dict[str, FeatureKind], errors: dict[
         return
     listing = ", ".join(sorted(known)) or "none"
     for name in sorted(unknown, key=str):
+        problem = bad_name(name)
+        error = (
+            f"feature {name!r}: not a feature of this model (known: {listing})" if problem is None
+            else f"feature name {describe(name)}: {problem}"
+        )  # fmt: skip
         for index, value in enumerate(_as_list(raw.features[name])):
             if value is not None:  # an unknown feature sent as null carries nothing: ignored
-                errors.setdefault(
-                    index, f"feature {name!r}: not a feature of this model (known: {listing})"
-                )
+                errors.setdefault(index, error)
 
 
 def _record_id(record: Any) -> str | None:
@@ -720,18 +760,20 @@ def validate_columns(
     retention: Retention | None = None,
     known_classes: ModelClasses = UNKNOWN_CLASSES,
     label_names: frozenset[str] = frozenset(),
+    max_age: timedelta = DEFAULT_MAX_AGE,
 ) -> ValidPredictions:
     """Check every record; ``require_prediction=False`` for baselines (a training set may
     have labels and no predictions; their labels are checked too). With a ``retention``
     (predictions to be stored), records older than it keeps, or dated more than a day ahead,
-    are refused. ``known_classes``: what a binary model's stored predictions are;
-    ``label_names``: the class names its stored labels give."""
+    are refused, and so are those dated more than ``max_age`` before receipt.
+    ``known_classes``: what a binary model's stored predictions are; ``label_names``: the
+    class names its stored labels give."""
     errors = dict(raw.errors)
     known = {f.name: f.kind for f in features}
     ids = _check_ids(raw.prediction_id, errors)
     timestamps = _check_timestamps(raw.timestamp, errors, _to_us(received_at))
     if retention is not None:
-        _check_stored_time(timestamps, errors, retention, received_at)
+        _check_stored_time(timestamps, errors, retention, received_at, max_age)
     values, classes, model_classes = _check_predictions(
         raw.prediction, errors, task, known_classes, require_prediction
     )
@@ -797,11 +839,13 @@ def validate_ground_truth(
     retention: Retention | None = None,
     classes: ModelClasses = UNKNOWN_CLASSES,
     label_names: frozenset[str] = frozenset(),
+    max_age: timedelta = DEFAULT_MAX_AGE,
 ) -> ValidGroundTruth:
     """Rows ``(prediction_id, label_value, label_class, ts)``, each label in the form of the
     task (and, binary, of the ``classes`` its predictions show, and at most two class names
     with the ``label_names`` of its stored labels); with a ``retention``, labels older than it
-    keeps are refused."""
+    keeps are refused; so are labels dated more than ``max_age`` before receipt or more than a
+    day after it."""
     result = ValidGroundTruth()
     labels = LabelCheck(task, classes, label_names)
     cutoff = retention.cutoff(received_at) if retention is not None else None
@@ -820,6 +864,9 @@ def validate_ground_truth(
             if cutoff is not None and ts < cutoff:
                 assert retention is not None
                 raise RecordError(f"timestamp {iso(ts)}: {retention.refusal(cutoff)}")
+            refusal = age_refusal(ts, max_age, received_at) or ahead_refusal(ts, received_at)
+            if refusal is not None:
+                raise RecordError(refusal)
             value, label = labels.value(record["label"])  # last: a class name counts if kept
         except RecordError as error:
             result.rejected.append(Rejection(index, _record_id(record), str(error), record))

@@ -3,6 +3,8 @@ reports the same values."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,12 +16,25 @@ from sqlalchemy import Engine, func, select
 class StateCollector(Collector):
     """Last window with data per model (every number of the metric vocabulary, and the older
     gauges of drift scores, verdicts, accuracy and rows), since when traffic stopped, and every
-    alert's state, read from the database when Prometheus scrapes."""
+    alert's state, read from the database when Prometheus scrapes: at most once every
+    ``cache_seconds`` per process, however many scrapers there are (``/metrics`` needs no key,
+    and each read costs queries over every model)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cache_seconds: float = 0.0) -> None:
         self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._cached: tuple[float, list[Any]] | None = None
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Any]:
+        with self._lock:  # one read at a time; scrapes that wait get its families
+            cached = self._cached
+            if cached is None or time.monotonic() - cached[0] >= self.cache_seconds:
+                cached = (time.monotonic(), list(self._read()))
+                self._cached = cached if self.cache_seconds > 0 else None
+        yield from cached[1]
+
+    def _read(self) -> Iterator[Any]:
         from sqlalchemy.orm import Session
 
         from driftwatch.models import AlertRuleState, MonitoredModel, Run
