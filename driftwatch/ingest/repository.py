@@ -107,6 +107,8 @@ def _existing_ids(session: Session, model_id: int, ids: list[str]) -> set[str]:
 
 
 def _without(columns: PredictionColumns, existing: set[str]) -> PredictionColumns:
+    if not existing:  # the usual case: no copy of the batch
+        return columns
     return columns.take([i for i, pid in enumerate(columns.prediction_ids) if pid not in existing])
 
 

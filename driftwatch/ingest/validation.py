@@ -67,6 +67,26 @@ class ValidGroundTruth:
 
 
 @dataclass(slots=True)
+class Sparse:
+    """A feature column of a batch of records that give it in few of them: their positions
+    and values only, so that a batch costs memory in proportion to what it holds, not its
+    records times every feature any record names."""
+
+    count: int
+    positions: list[int] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+
+    def dense(self) -> list[Any]:
+        out: list[Any] = [None] * self.count
+        for position, value in zip(self.positions, self.values, strict=True):
+            out[position] = value
+        return out
+
+
+Column = list[Any] | FloatArray | Sparse
+
+
+@dataclass(slots=True)
 class RawColumns:
     """A batch as parallel lists, before any value is checked."""
 
@@ -75,7 +95,7 @@ class RawColumns:
     timestamp: list[Any]
     prediction: list[Any]
     model_version: list[Any]
-    features: dict[str, list[Any] | FloatArray]
+    features: dict[str, Column]
     record: Callable[[int], Any]  # the record as sent, kept with its rejection
     errors: dict[int, str] = field(default_factory=dict)  # structural problems found so far
     label: list[Any] | None = None  # baselines only: labels, None where a record has none
@@ -361,7 +381,7 @@ def infer_features(raw: RawColumns) -> list[FeatureSpec]:
             specs.append(FeatureSpec(name, "numerical"))
             continue
         numbers = others = 0
-        for value in values:
+        for value in values.values if isinstance(values, Sparse) else values:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 numbers += 1
             elif value is not None:
@@ -380,6 +400,7 @@ def columns_from_records(records: list[Any]) -> RawColumns:
     names: dict[str, None] = {}
     feature_dicts: list[dict[str, Any]] = []
     empty: dict[str, Any] = {}
+    given = 0  # feature values the records give
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             errors[index] = f"expected an object, got {describe(record)}"
@@ -391,21 +412,38 @@ def columns_from_records(records: list[Any]) -> RawColumns:
             feature_dicts.append(empty)
             continue
         feature_dicts.append(features)
+        given += len(features)
         for name in features:
             if name not in names:
                 names[name] = None
     rows = [r if isinstance(r, dict) else empty for r in records]
+    if given * 2 >= count * len(names):  # most records give most features: plain lists
+        columns: dict[str, Column] = {name: [f.get(name) for f in feature_dicts] for name in names}
+    else:
+        columns = _sparse_columns(feature_dicts, names, count)
     return RawColumns(
         count=count,
         prediction_id=[r.get("prediction_id") for r in rows],
         timestamp=[r.get("timestamp") for r in rows],
         prediction=[r.get("prediction", _ABSENT) for r in rows],
         model_version=[r.get("model_version") for r in rows],
-        features={name: [f.get(name) for f in feature_dicts] for name in names},
+        features=columns,
         record=records.__getitem__,
         errors=errors,
         label=[r.get("label") for r in rows],
     )
+
+
+def _sparse_columns(
+    feature_dicts: list[dict[str, Any]], names: dict[str, None], count: int
+) -> dict[str, Column]:
+    sparse = {name: Sparse(count) for name in names}
+    for index, features in enumerate(feature_dicts):
+        for name, value in features.items():
+            column = sparse[name]
+            column.positions.append(index)
+            column.values.append(value)
+    return dict(sparse)
 
 
 def columns_from_body(columns: Any) -> RawColumns:
@@ -461,15 +499,24 @@ def _feature_column(name: str, values: Any, count: int) -> list[Any] | FloatArra
     return values
 
 
-def _as_list(values: list[Any] | FloatArray) -> list[Any]:
+def _as_list(values: Column) -> list[Any]:
     """A feature column as Python values, NaN of a float64 column as None (missing)."""
+    if isinstance(values, Sparse):
+        return values.dense()
     if isinstance(values, np.ndarray):
         return [None if v != v else v for v in values.tolist()]
     return values
 
 
+def _value_at(column: Column, index: int) -> Any:
+    if isinstance(column, Sparse):
+        return next((v for p, v in zip(column.positions, column.values, strict=True)
+                     if p == index), None)  # fmt: skip
+    return _as_list(column[index : index + 1])[0]
+
+
 def _record_at(raw: RawColumns, index: int) -> dict[str, Any]:
-    values = {name: _as_list(column[index : index + 1])[0] for name, column in raw.features.items()}
+    values = {name: _value_at(column, index) for name, column in raw.features.items()}
     return {
         "prediction_id": raw.prediction_id[index],
         "timestamp": raw.timestamp[index],
@@ -684,6 +731,32 @@ _NUMBER_TYPES = frozenset({float, int, type(None)})
 _CATEGORY_TYPES = frozenset({str, type(None)})
 
 
+def _fill_numerical(
+    name: str, values: Column | None, errors: dict[int, str], out: FloatArray
+) -> None:
+    """Check a numerical column and write it into ``out`` (a column of the batch's matrix,
+    NaN where no value is given): a sparse column only where its records give it."""
+    if values is None:
+        return
+    if not isinstance(values, Sparse):
+        out[:] = _check_numerical(name, values, errors)
+        return
+    given = values.values
+    if _NUMBER_TYPES.issuperset(map(type, given)):
+        try:
+            numbers = np.asarray(given, dtype=np.float64)
+        except OverflowError:
+            numbers = None
+        if numbers is not None and not np.isinf(numbers).any():
+            out[values.positions] = numbers
+            return
+    for position, value in zip(values.positions, given, strict=True):
+        try:
+            out[position] = numerical_value(name, value)
+        except RecordError as error:
+            errors.setdefault(position, str(error))
+
+
 def _check_numerical(
     name: str, values: list[Any] | FloatArray, errors: dict[int, str]
 ) -> FloatArray:
@@ -708,9 +781,7 @@ def _check_numerical(
     return numbers
 
 
-def _check_categorical(
-    name: str, values: list[Any] | FloatArray, errors: dict[int, str]
-) -> list[str | None]:
+def _check_categorical(name: str, values: Column, errors: dict[int, str]) -> list[str | None]:
     values = _as_list(values)
     if _CATEGORY_TYPES.issuperset(map(type, values)):
         present = [v for v in values if v is not None]
@@ -737,7 +808,12 @@ def _check_unknown(raw: RawColumns, known: dict[str, FeatureKind], errors: dict[
             f"feature {name!r}: not a feature of this model (known: {listing})" if problem is None
             else f"feature name {describe(name)}: {problem}"
         )  # fmt: skip
-        for index, value in enumerate(_as_list(raw.features[name])):
+        column = raw.features[name]
+        pairs = (
+            zip(column.positions, column.values, strict=True) if isinstance(column, Sparse)
+            else enumerate(_as_list(column))
+        )  # fmt: skip
+        for index, value in pairs:
             if value is not None:  # an unknown feature sent as null carries nothing: ignored
                 errors.setdefault(index, error)
 
@@ -779,12 +855,13 @@ def validate_columns(
     )
     _check_labels(raw.label, errors, LabelCheck(task, model_classes, label_names))
     versions = _check_versions(raw.model_version, errors)
+    # One matrix, column-major (as chunks store it): each column is checked into place, with
+    # no other copy of the batch's numbers held at the same time.
+    numerical = [f for f in features if f.kind == "numerical"]
+    matrix = np.full((raw.count, len(numerical)), np.nan, order="F")
+    for position, feature in enumerate(numerical):
+        _fill_numerical(feature.name, raw.features.get(feature.name), errors, matrix[:, position])
     missing = [None] * raw.count
-    numerical = [
-        _check_numerical(f.name, raw.features.get(f.name, missing), errors)
-        for f in features
-        if f.kind == "numerical"
-    ]
     categorical = [
         _check_categorical(f.name, raw.features.get(f.name, missing), errors)
         for f in features
@@ -807,7 +884,6 @@ def validate_columns(
         Rejection(index, _record_id(raw.record(index)), errors[index], raw.record(index))
         for index in sorted(errors)
     ]
-    matrix = np.column_stack(numerical) if numerical else np.empty((raw.count, 0), dtype=np.float64)
     columns = PredictionColumns(
         prediction_ids=ids,
         timestamps_us=timestamps,
