@@ -66,7 +66,7 @@ def encode(columns: PredictionColumns) -> EncodedChunk:
         # several times cheaper to scan than a strided one.
         # A view, not a copy: the matrix is the batch's largest buffer (validation builds it
         # column-major, so this transpose is contiguous already).
-        num_values=memoryview(np.ascontiguousarray(columns.num_values.T, dtype=FLOAT)),
+        num_values=np.ascontiguousarray(columns.num_values.T, dtype=FLOAT).data,
         num_width=columns.num_values.shape[1],
         cat_codes=np.ascontiguousarray(cat_codes.T, dtype=CODE).tobytes(),
         cat_width=len(cat_columns),
@@ -124,7 +124,7 @@ def decode(
     *,
     rows: int,
     timestamps: bytes,
-    num_values: bytes,
+    num_values: bytes | memoryview,
     num_width: int,
     cat_codes: bytes,
     cat_width: int,
