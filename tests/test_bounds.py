@@ -62,6 +62,20 @@ def test_registering_or_patching_past_the_feature_limit_is_refused(api: TestClie
     assert len(api.get(f"/api/v1/models/{name}").json()["features"]) == 400
 
 
+def test_a_first_baseline_of_more_features_than_the_limit_is_refused(
+    settings: Settings, engine: Engine
+) -> None:
+    custom = settings.model_copy(update={"max_features": 3})
+    with TestClient(create_app(custom, engine),
+                    headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as api:  # fmt: skip
+        name = create_model(api, task="regression")["name"]
+        records = [{"features": {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}, "prediction": 1.0}]
+        answer = api.post(f"/api/v1/models/{name}/baselines",
+                          json={"name": "wide", "records": records})  # fmt: skip
+        assert answer.status_code == 422, answer.text
+        assert "4 features; a model has at most 3" in answer.json()["detail"]
+
+
 def test_a_wide_sparse_batch_costs_memory_in_proportion_to_its_body(api: TestClient) -> None:
     """500 features (the limit), 4,000 records each giving one of them: the body is ~280 kB.
     Stored, the batch is a dense matrix (8 bytes a feature a record: 16 MB, 57 times the body);
