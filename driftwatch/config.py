@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     # "365d", ISO 8601 or seconds. With a longer DRIFTWATCH_RETENTION, raise it to backfill.
     max_record_age: timedelta = timedelta(days=365)
     # Time partitions (Postgres) one prediction batch may create; a batch that needs more is
-    # refused whole (send it in smaller spans of time). A year's backfill into an empty
-    # database without retention needs about 75.
+    # refused whole with 413, as a body too large is (the SDK splits it in halves and resends).
+    # A year's backfill into an empty database without retention needs about 75.
     max_batch_partitions: PositiveInt = 100
     # Seconds /metrics serves the database's gauges from this process's cache, whatever the
     # scrape rate (0: read at every scrape).

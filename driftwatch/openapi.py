@@ -24,7 +24,7 @@ OWN_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/v1/models"): (400, 409),
     ("PATCH", "/api/v1/models/{name}"): (400,),
     ("GET", "/api/v1/alerts"): (404,),
-    ("POST", "/api/v1/models/{name}/predictions"): (400, 409, 413, 429),
+    ("POST", "/api/v1/models/{name}/predictions"): (409, 413, 429),
     ("POST", "/api/v1/models/{name}/ground-truth"): (413, 429),
     ("POST", "/api/v1/models/{name}/baselines"): (409, 413),
     ("DELETE", "/api/v1/models/{name}/baselines/{baseline_id}"): (409,),
@@ -35,14 +35,15 @@ OWN_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
 
 DESCRIPTIONS = {
     400: "The request cannot apply as it stands (a setting for a column of another kind, a "
-    "window longer than the retention period, a batch that needs more new time partitions "
-    "than `DRIFTWATCH_MAX_BATCH_PARTITIONS`, ...): `detail` says why",
+    "window longer than the retention period, ...): `detail` says why",
     401: "No API key, or one that is not valid or was revoked",
     403: "The key's scope does not allow this operation",
     404: "No such model, or no such item of it, as named in the path",
     409: "In conflict with what is stored (it exists already, it is being sent, its raw data "
     "was removed by retention, ...): `detail` says what",
-    413: "The body is larger than `DRIFTWATCH_MAX_BODY_BYTES`",
+    413: "The body is larger than `DRIFTWATCH_MAX_BODY_BYTES`, or (predictions) the batch needs "
+    "more new time partitions than `DRIFTWATCH_MAX_BATCH_PARTITIONS`: send it in smaller "
+    "batches (the SDK splits it)",
     422: "The request is not of the documented shape (its body, a parameter, or a NUL "
     "character in the URL): `detail` says what is wrong, and `errors` lists each problem of "
     "a body or parameter with its location",

@@ -164,7 +164,7 @@ def test_a_batch_needing_more_partitions_than_the_cap_is_refused(
     spread = predictions(5, prefix="d", start=first + timedelta(hours=1), step=timedelta(days=1))
     before = _partition_names(engine)
     answer = capped.post(f"{subject.path}/predictions", json={"records": spread})
-    assert answer.status_code == 400, answer.text
+    assert answer.status_code == 413, answer.text  # the SDK splits a batch answered 413
     detail = answer.json()["detail"]
     assert "5 new time partitions" in detail
     assert "at most 3" in detail
@@ -277,3 +277,37 @@ def test_the_models_listing_survives_a_stored_name_it_cannot_validate(
     listing = api.get("/api/v1/models")
     assert listing.status_code == 200, listing.text
     assert api.get(f"/api/v1/models/{name}").status_code == 200
+
+
+@pytest.mark.slow
+def test_the_sdk_splits_a_batch_over_the_partition_cap_and_loses_nothing(
+    backend: str, own_database: str, tmp_path: Any
+) -> None:
+    """A backfill the SDK sends in one batch that needs more new partitions than the cap is
+    answered 413, split in halves and resent until every half fits: all records stored."""
+    if backend != "postgres":
+        pytest.skip("partitions are Postgres tables; SQLite creates none")
+    import driftwatch
+    from tests.conftest import admin_http, start_server
+
+    settings = Settings(database_url=own_database, admin_key=ADMIN_KEY,  # type: ignore[arg-type]
+                        max_batch_partitions=2)  # fmt: skip
+    server = start_server(settings, db.get_engine(own_database))
+    try:
+        with admin_http(server.url) as http:
+            name = unique()
+            body = {"name": name, "task": "regression",
+                    "features": [{"name": "age", "kind": "numerical"}]}  # fmt: skip
+            assert http.post("/api/v1/models", json=body).status_code == 201
+        first = day_start(utcnow()) - timedelta(days=20)
+        with driftwatch.Client(server.url, api_key=ADMIN_KEY, spool_dir=tmp_path,
+                               batch_size=100) as client:  # fmt: skip
+            for day in range(8):
+                client.log_prediction(name, {"age": day}, 0.5, prediction_id=f"d{day}",
+                                      timestamp=first + timedelta(days=day, hours=1))  # fmt: skip
+            assert client.flush(timeout=30)
+            assert not client.rejected
+        with admin_http(server.url) as http:
+            assert http.get(f"/api/v1/models/{name}").json()["counts"]["predictions"] == 8
+    finally:
+        server.stop()

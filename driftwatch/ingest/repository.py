@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from driftwatch.core.retention import Retention
 from driftwatch.core.time import day_numbers, day_start, iso, utcnow
-from driftwatch.errors import BadRequest, Conflict
+from driftwatch.errors import Conflict, PayloadTooLarge
 from driftwatch.ingest.validation import (
     UNKNOWN_CLASSES,
     ModelClasses,
@@ -225,10 +225,11 @@ def _ensure_partitions(
                           retention=retention, max_new=max_partitions)  # fmt: skip
     except partitions.TooManyPartitions as error:
         first, last = _day_of(days[0]), _day_of(days[-1])
-        raise BadRequest(
+        raise PayloadTooLarge(
             f"records: this batch spans {len(days)} days ({first.date()} to {last.date()}) "
             f"that need {error.needed} new time partitions; a batch may create at most "
-            f"{error.limit} (DRIFTWATCH_MAX_BATCH_PARTITIONS): send it in shorter spans of time"
+            f"{error.limit} (DRIFTWATCH_MAX_BATCH_PARTITIONS): send it in smaller batches, each of "
+            "a shorter span of time"
         ) from None
 
 
