@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from pydantic import (
+    Field,
     PositiveFloat,
     PositiveInt,
     SecretStr,
@@ -34,6 +35,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024 * 1024
     # Largest number of records in one ingest batch.
     max_batch_records: int = 50_000
+    # Most features a model may have (declared, added by PATCH, or inferred from a first batch).
+    # Stored predictions are dense, 8 bytes per numerical feature per record whether sent or
+    # not, and a run tests every feature: this bounds what one small record can cost. Wide
+    # tabular models rarely pass a few hundred columns.
+    max_features: PositiveInt = 500
+    # How far back a prediction or label may be dated; an older record is rejected on its own.
+    # Without it a batch dated back to year 1 makes a partition for each month it touches.
+    # "365d", ISO 8601 or seconds. With a longer DRIFTWATCH_RETENTION, raise it to backfill.
+    max_record_age: timedelta = timedelta(days=365)
+    # Time partitions (Postgres) one prediction batch may create; a batch that needs more is
+    # refused whole with 413, as a body too large is (the SDK splits it in halves and resends).
+    # A year's backfill into an empty database without retention needs about 75.
+    max_batch_partitions: PositiveInt = 100
+    # Seconds /metrics serves the database's gauges from this process's cache, whatever the
+    # scrape rate (0: read at every scrape).
+    metrics_cache_seconds: float = Field(default=5.0, ge=0)
     # Seconds an API key lookup is cached in process; a revoked key stops working within this.
     key_cache_seconds: float = 5.0
     # Records a second one API key may send to the collector, per process (0: no limit); a
@@ -89,7 +106,7 @@ class Settings(BaseSettings):
             return [_duration(part) for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("label_horizon", mode="before")
+    @field_validator("label_horizon", "max_record_age", mode="before")
     @classmethod
     def _horizon(cls, value: object) -> object:
         return _duration(value)
@@ -115,6 +132,13 @@ class Settings(BaseSettings):
             )
         if value is not None and value > MAX_RETENTION:
             raise ValueError(f"must be at most {MAX_RETENTION.days} days, or unset to keep all")
+        return value
+
+    @field_validator("max_record_age")
+    @classmethod
+    def _record_age(cls, value: timedelta) -> timedelta:
+        if not timedelta(days=1) <= value <= MAX_RETENTION:
+            raise ValueError(f"must be between one day and {MAX_RETENTION.days} days")
         return value
 
     def retention_policy(self) -> Retention:

@@ -4,6 +4,7 @@ that reaches people: counts with their noun (``plural``)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
@@ -19,6 +20,18 @@ def no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(no_nul)]
+
+# C0 controls (NUL among them), DEL and C1 controls: never part of a name people read
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def control_free(value: str) -> str:
+    if CONTROL.search(value):
+        raise ValueError("must not contain NUL or control characters")
+    return value
+
+
+Name = Annotated[str, AfterValidator(control_free)]
 
 
 def plural(count: int, noun: str, many: str | None = None) -> str:
