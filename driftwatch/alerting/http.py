@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -28,6 +28,9 @@ from driftwatch.text import RedactUrls
 _HTTPX_LOG = logging.getLogger("httpx")
 if not any(isinstance(f, RedactUrls) for f in _HTTPX_LOG.filters):
     _HTTPX_LOG.addFilter(RedactUrls())
+
+
+T = TypeVar("T")
 
 
 class DeadlineExceeded(Exception):
@@ -60,9 +63,7 @@ class BoundedHttp:
         )  # fmt: skip
         self._closed = False
 
-    def post(
-        self, url: str, *, content: bytes, headers: Mapping[str, str], limit: int
-    ) -> Answer:
+    def post(self, url: str, *, content: bytes, headers: Mapping[str, str], limit: int) -> Answer:
         """Raise ``DeadlineExceeded`` past the deadline, httpx's errors for the others."""
         future = self._run(self._post(url, content, headers, limit))
         try:
@@ -96,7 +97,7 @@ class BoundedHttp:
         except TimeoutError:
             raise DeadlineExceeded from None
 
-    def _run(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     def close(self) -> None:
@@ -105,7 +106,7 @@ class BoundedHttp:
         self._closed = True
         try:
             self._run(self._client.aclose()).result(timeout=5)
-        except Exception:  # noqa: BLE001 - closing: nothing left to do about it
+        except Exception:  # closing: nothing left to do about it
             pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
