@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from driftwatch.alerting.senders import Outcome, SlackSender, WebhookSender, par
 from driftwatch.alerting.service import RulesSource
 from driftwatch.config import Settings
 from driftwatch.core.result import FeatureDrift
+from driftwatch.text import RedactUrls, redact_url, redact_urls_in
 from tests.servers import FakeSlack, Receiver, always
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -319,3 +321,34 @@ def test_serve_refuses_to_start_with_a_lease_shorter_than_the_deadline(tmp_path:
         "than DRIFTWATCH_DELIVERY_TIMEOUT_SECONDS, 10 s): a lease that ends while its attempt "
         "still runs lets another process send the same message again\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.example/x?token=SECRET", "https://hooks.example/x?REDACTED"),
+        ("https://user:pass@hooks.example:8443/a/b?c=1#part", "https://hooks.example:8443/a/b?REDACTED"),
+        ("http://127.0.0.1:9000/hooks", "http://127.0.0.1:9000/hooks"),
+        ("https://hooks.example/x?", "https://hooks.example/x?REDACTED"),
+        ("http://u:p@[::1]:80/p", "http://[::1]:80/p"),
+        ("https://user:p@ss@hooks.example/p", "https://hooks.example/p"),
+        ("https://user:p?ss@hooks.example/p", "https://REDACTED"),  # a stray ? in a password
+        ("slack", "slack"),
+        ("#ml-alerts", "#ml-alerts"),
+    ],
+)  # fmt: skip
+def test_urls_are_shown_without_credentials_or_query(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_urls_inside_errors_and_log_records_are_redacted() -> None:
+    error = "ConnectError: for url 'https://u:pw@hooks.example/x?token=s3cr3t': refused"
+    assert (
+        redact_urls_in(error) == "ConnectError: for url 'https://hooks.example/x?REDACTED': refused"
+    )
+    request = ("POST", "https://u:pw@h.example/x?token=s3cr3t", "200")
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, 'HTTP Request: %s %s "%s"', request, None
+    )
+    assert RedactUrls().filter(record)
+    assert record.getMessage() == 'HTTP Request: POST https://h.example/x?REDACTED "200"'
