@@ -3,9 +3,12 @@
 A delivery is claimed with a lease (``FOR UPDATE SKIP LOCKED`` on Postgres) and committed as
 "delivering" before it is sent; the result and the attempt are committed after. A process that
 dies in between leaves a delivery whose lease runs out, and another dispatcher sends it again,
-with the same ``webhook-id`` so the receiver can tell. Failed attempts wait for the next step of
-the retry schedule (or what ``Retry-After`` asked); endpoints that keep failing are paused by
-their circuit breaker and probed until they answer.
+with the same ``webhook-id`` so the receiver can tell. A process that lives ends each attempt
+by its deadline (``delivery_timeout_seconds``, the whole request), before the lease runs out
+(``delivery_lease_seconds``, checked to be longer): a slow receiver is not sent the same
+message twice at once. Failed attempts wait for the next step of the retry schedule (or what
+``Retry-After`` asked); endpoints that keep failing are paused by their circuit breaker and
+probed until they answer.
 """
 
 from __future__ import annotations
