@@ -13,6 +13,7 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -82,9 +83,11 @@ class Settings(BaseSettings):
     dispatcher_interval_seconds: PositiveFloat = 0.5
     # Deliveries one process sends at the same time.
     dispatcher_concurrency: PositiveInt = 8
-    # Seconds one notification request may take before it counts as failed.
+    # Seconds one notification attempt may take in all (connecting, sending, every byte of the
+    # answer) before it is cut and counts as failed.
     delivery_timeout_seconds: PositiveFloat = 10.0
     # Seconds a replica holds a delivery it sends; past that another replica may send it again.
+    # At least DELIVERY_LEASE_MARGIN_SECONDS longer than the timeout (checked at startup).
     delivery_lease_seconds: PositiveFloat = 60.0
     # Waits after each failed attempt (CONTRACT section 6); when they run out the delivery fails.
     # A comma-separated list of durations in the environment: "5s,5m,30m,2h".
@@ -104,6 +107,19 @@ class Settings(BaseSettings):
     def _schedule(cls, value: object) -> object:
         if isinstance(value, str):
             return [_duration(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("delivery_lease_seconds")
+    @classmethod
+    def _lease_outlasts_the_deadline(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("delivery_timeout_seconds")
+        if timeout is not None and value < timeout + DELIVERY_LEASE_MARGIN_SECONDS:
+            raise ValueError(
+                f"must be at least {timeout + DELIVERY_LEASE_MARGIN_SECONDS:g} "
+                f"({DELIVERY_LEASE_MARGIN_SECONDS:g} s longer than "
+                f"DRIFTWATCH_DELIVERY_TIMEOUT_SECONDS, {timeout:g} s): a lease that ends while "
+                "its attempt still runs lets another process send the same message again"
+            )
         return value
 
     @field_validator("label_horizon", "max_record_age", mode="before")
@@ -145,6 +161,9 @@ class Settings(BaseSettings):
         return Retention(self.retention)
 
 
+# How much longer a delivery's lease lasts than its attempt may: time to claim, start and
+# record the attempt.
+DELIVERY_LEASE_MARGIN_SECONDS = 5.0
 _TIMEDELTA = TypeAdapter(timedelta)
 MAX_RETENTION = timedelta(days=36_500)
 _OFF = frozenset({"", "0", "off", "none", "never", "forever"})
