@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import psycopg
 
 from driftwatch.testing import start_serve
@@ -168,39 +169,50 @@ def _slow_upload(port: int, key: str, model: str, stop: threading.Event, phase: 
                     status = answer.split(b" ")[1].decode() if answer else "closed"
                     phase.noisy[f"slow upload answered {status}"] += 1
                     break
+            stop.wait(0.2)  # then another: many slow uploads, not a flood of connections
         except OSError:
             phase.noisy["slow upload cut off"] += 1
             stop.wait(0.2)
 
 
 def _wide_batches(url: str, key: str, model: str, stop: threading.Event, phase: Phase) -> None:
+    """One 50,000-record batch, made once and sent again and again (duplicates after the first
+    accepted: the collector still reads, parses and checks all of it)."""
     rng = np.random.default_rng(2)
-    rows = rng.normal(size=(50_000, FEATURES)).round(4).tolist()
     now = datetime.now(UTC).isoformat()
-    with httpx.Client(
-        base_url=url, timeout=120, headers={"Authorization": f"Bearer {key}"}
-    ) as http:
+    body = orjson.dumps({"records": [
+        {"prediction_id": uuid.uuid4().hex, "timestamp": now, "prediction": row[0],
+         "features": {f"f{i}": v for i, v in enumerate(row)}}
+        for row in rng.normal(size=(50_000, FEATURES)).round(4).tolist()]})  # fmt: skip
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=url, timeout=120, headers=headers) as http:
         while not stop.is_set():
-            batch = {
-                "records": [
-                    {
-                        "prediction_id": uuid.uuid4().hex,
-                        "timestamp": now,
-                        "prediction": row[0],
-                        "features": {f"f{i}": v for i, v in enumerate(row)},
-                    }
-                    for row in rows
-                ]
-            }
             try:
-                status = str(
-                    http.post(f"/api/v1/models/{model}/predictions", json=batch).status_code
-                )
+                answer = http.post(f"/api/v1/models/{model}/predictions", content=body)
+                status = str(answer.status_code)
             except httpx.HTTPError as error:
                 status = type(error).__name__
             phase.noisy[f"wide batch answered {status}"] += 1
             if status == "429":
                 stop.wait(1)
+
+
+def _noisy_key(port: int, key: str, slow_uploads: int, seconds: float, out: Any) -> None:
+    """The noisy key, in a process of its own (its threads do not take the measuring
+    threads' interpreter lock): slow uploads and wide batches for ``seconds``."""
+    phase, stop = Phase(), threading.Event()
+    server = f"http://127.0.0.1:{port}"
+    threads = [threading.Thread(target=_slow_upload, args=(port, key, "noisy", stop, phase))
+               for _ in range(slow_uploads)]  # fmt: skip
+    threads += [threading.Thread(target=_wide_batches, args=(server, key, "noisy", stop, phase))
+                for _ in range(2)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=180)
+    out.put(dict(phase.noisy))
 
 
 def _scheduler_lag(url: str, model: str, since: float, until: float) -> list[float]:
@@ -272,26 +284,22 @@ def noisy_neighbour(args: argparse.Namespace) -> None:
                     ),
                     threading.Thread(target=_probe, args=(server, "normal", stop, phase)),
                 ]
-                if noisy_on:
-                    threads += [
-                        threading.Thread(
-                            target=_slow_upload, args=(port, noisy, "noisy", stop, phase)
-                        )
-                        for _ in range(args.slow_uploads)
-                    ]
-                    threads += [
-                        threading.Thread(
-                            target=_wide_batches, args=(server, noisy, "noisy", stop, phase)
-                        )
-                        for _ in range(2)
-                    ]
+                queue: Any = multiprocessing.Queue()
+                noisy_process = multiprocessing.Process(
+                    target=_noisy_key, args=(port, noisy, args.slow_uploads, args.seconds, queue)
+                )
                 began_wall, began = time.time(), time.monotonic()
                 for thread in threads:
                     thread.start()
+                if noisy_on:
+                    noisy_process.start()
                 time.sleep(args.seconds)
                 stop.set()
                 for thread in threads:
                     thread.join(timeout=180)
+                if noisy_on:
+                    phase.noisy.update(queue.get(timeout=300))
+                    noisy_process.join()
                 phase.elapsed = time.monotonic() - began
                 time.sleep(3)  # the last windows' runs
                 phases[label] = (
