@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     body_timeout_seconds: PositiveFloat = 60.0
     # Requests one API key may have in progress at once, per process (0: no limit); beyond it
     # the request is answered 429 with Retry-After (the SDK waits and sends again).
-    max_requests_per_key: int = 8
+    max_requests_per_key: int = 16
     # Largest baseline file (CSV or Parquet) once decoded: cells (rows x columns), and for
     # Parquet the uncompressed size its metadata declares, checked before decoding; larger
     # files are answered 413.
