@@ -28,6 +28,7 @@ from driftwatch.dashboard.endpoints import error_page, login_redirect
 from driftwatch.dashboard.endpoints import router as dashboard_router
 from driftwatch.dashboard.session import Signer, SignInRequired
 from driftwatch.errors import DriftwatchError, ErrorItem, ErrorOut, InvalidPayload, RetryLater
+from driftwatch.guard import RequestGuard
 from driftwatch.ingest.endpoints import router as ingest_router
 from driftwatch.monitoring.endpoints import router as monitoring_router
 from driftwatch.monitoring.exporter import StateCollector
@@ -131,6 +132,7 @@ def create_app(
     app.include_router(monitoring_router)
     app.include_router(alerting_router)
     app.include_router(dashboard_router)
+    app.add_middleware(RequestGuard)  # keys, then body limits, before any body is read
     app.add_middleware(RefuseNulInUrls)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.signer = Signer()

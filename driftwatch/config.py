@@ -52,13 +52,28 @@ class Settings(BaseSettings):
     # Seconds /metrics serves the database's gauges from this process's cache, whatever the
     # scrape rate (0: read at every scrape).
     metrics_cache_seconds: float = Field(default=5.0, ge=0)
+    # Seconds a request body may take to arrive, counted from the request's start; a slower
+    # body (a slow-loris upload) is answered 408 and its reading stops.
+    body_timeout_seconds: PositiveFloat = 60.0
+    # Requests one API key may have in progress at once, per process (0: no limit); beyond it
+    # the request is answered 429 with Retry-After (the SDK waits and sends again).
+    max_requests_per_key: int = 16
+    # Largest baseline file (CSV or Parquet) once decoded: cells (rows x columns), and for
+    # Parquet the uncompressed size its metadata declares, checked before decoding; larger
+    # files are answered 413.
+    max_baseline_cells: PositiveInt = 10_000_000
+    max_baseline_decoded_bytes: PositiveInt = 1024 * 1024 * 1024
     # Seconds an API key lookup is cached in process; a revoked key stops working within this.
     key_cache_seconds: float = 5.0
     # Records a second one API key may send to the collector, per process (0: no limit); a
     # batch over it is answered 429 with Retry-After (the SDK waits and resends it).
     ingest_rate_limit: float = 100_000.0
-    # Database connection pool size per process (Postgres only).
+    # Database connection pool size per process (Postgres only), for requests.
     pool_size: PositiveInt = 10
+    # Connections of the background workers (scheduler, dispatcher, retention), a pool of their
+    # own so that requests can never take them (Postgres; SQLite files get an engine of their
+    # own too).
+    worker_pool_size: PositiveInt = 4
 
     # Seconds between scheduler ticks (each tick queues closed windows and computes runs).
     scheduler_interval_seconds: PositiveFloat = 10.0

@@ -58,6 +58,19 @@ def make_engine(url: str) -> Engine:
     )
 
 
+def worker_engine(engine: Engine, *, pool_size: int, overflow: int) -> Engine:
+    """An engine of the background workers' own, on the same database as ``engine`` (whose
+    pool serves requests): requests, however many and however slow, cannot take the
+    connections the scheduler and the dispatcher need. An in-memory SQLite database is one
+    connection's alone, so there the workers share ``engine``."""
+    url = engine.url
+    if is_sqlite(url.drivername) and url.database in (None, "", ":memory:"):
+        return engine
+    if is_sqlite(url.drivername):
+        return make_engine(url.render_as_string(hide_password=False))
+    return create_engine(url, pool_size=pool_size, max_overflow=overflow, pool_pre_ping=True)
+
+
 def get_engine(url: str | None = None) -> Engine:
     url = url or get_settings().database_url
     with _engines_lock:

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from driftwatch.auth.service import KeyVerifier, Principal, Scope, allows
+from driftwatch.auth.service import KeyVerifier, Principal, Scope
 from driftwatch.db import session_scope
 from driftwatch.errors import Forbidden, Unauthorized
+from driftwatch.guard import INVALID_KEY, MISSING_KEY, bearer_token, scope_refusal
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -25,22 +26,25 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    return token.strip()
-
-
 def require(scope: Scope) -> Callable[..., Principal]:
-    def dependency(request: Request, session: SessionDep) -> Principal:
-        verifier: KeyVerifier = request.app.state.key_verifier
-        principal = verifier.verify(session, _bearer(request))
+    """The caller's key, of ``scope``. ``guard.RequestGuard`` checks it before the body is read
+    and leaves it in the request's state; checked here again only where no guard ran. Never
+    with the request's session: its connection would be held while the body is read."""
+
+    def dependency(request: Request) -> Principal:
+        principal: Principal | None = getattr(request.state, "principal", None)
         if principal is None:
-            raise Unauthorized("invalid or revoked API key")
-        if not allows(principal.scope, scope):
-            raise Forbidden(f"this key has scope {principal.scope!r}; this needs {scope!r}")
+            token = bearer_token({k.lower(): v for k, v in request.headers.items()})
+            if token is None:
+                raise Unauthorized(MISSING_KEY)
+            verifier: KeyVerifier = request.app.state.key_verifier
+            with session_scope(request.app.state.engine) as session:
+                principal = verifier.verify(session, token)
+            if principal is None:
+                raise Unauthorized(INVALID_KEY)
+        refusal = scope_refusal(principal, scope)
+        if refusal is not None:
+            raise Forbidden(refusal)
         request.state.principal = principal
         return principal
 

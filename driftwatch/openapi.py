@@ -3,7 +3,9 @@ body they share (``ErrorOut``).
 
 Most statuses follow from how an operation is reached, and are found from its route: every
 operation may answer 422 (a NUL in any URL is refused before routing; a body or parameter of
-the wrong shape), one that needs a key 401 and 403, one with path parameters 404. What an
+the wrong shape), one that needs a key 401, 403 and 429 (its key's requests in progress at once,
+``guard.RequestGuard``), one with path parameters 404, one that takes a body (POST, PUT, PATCH)
+408 and 413 (a body too slow to arrive or too large, ``guard.RequestGuard``). What an
 operation's own logic refuses is listed in ``OWN_ERRORS``.
 """
 
@@ -19,14 +21,15 @@ from starlette.routing import BaseRoute
 
 from driftwatch.errors import ErrorOut
 
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # the methods whose requests carry a body
+
 # (method, path) -> statuses its own logic answers, beyond those its route implies
 OWN_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/v1/models"): (400, 409),
     ("PATCH", "/api/v1/models/{name}"): (400,),
     ("GET", "/api/v1/alerts"): (404,),
-    ("POST", "/api/v1/models/{name}/predictions"): (409, 413, 429),
-    ("POST", "/api/v1/models/{name}/ground-truth"): (413, 429),
-    ("POST", "/api/v1/models/{name}/baselines"): (409, 413),
+    ("POST", "/api/v1/models/{name}/predictions"): (409,),
+    ("POST", "/api/v1/models/{name}/baselines"): (409,),
     ("DELETE", "/api/v1/models/{name}/baselines/{baseline_id}"): (409,),
     ("POST", "/api/v1/models/{name}/runs"): (400, 409, 503),
     ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): (409,),
@@ -41,13 +44,16 @@ DESCRIPTIONS = {
     404: "No such model, or no such item of it, as named in the path",
     409: "In conflict with what is stored (it exists already, it is being sent, its raw data "
     "was removed by retention, ...): `detail` says what",
-    413: "The body is larger than `DRIFTWATCH_MAX_BODY_BYTES`, or (predictions) the batch needs "
-    "more new time partitions than `DRIFTWATCH_MAX_BATCH_PARTITIONS`: send it in smaller "
-    "batches (the SDK splits it)",
+    408: "The body did not arrive within `DRIFTWATCH_BODY_TIMEOUT_SECONDS` of the request's start",
+    413: "The body is larger than `DRIFTWATCH_MAX_BODY_BYTES`, (predictions) the batch needs "
+    "more new time partitions than `DRIFTWATCH_MAX_BATCH_PARTITIONS` (send it in smaller "
+    "batches: the SDK splits it), or (a baseline file) it decodes to more than "
+    "`DRIFTWATCH_MAX_BASELINE_CELLS` values or `DRIFTWATCH_MAX_BASELINE_DECODED_BYTES`",
     422: "The request is not of the documented shape (its body, a parameter, or a NUL "
     "character in the URL): `detail` says what is wrong, and `errors` lists each problem of "
     "a body or parameter with its location",
-    429: "Over this key's ingest rate (`DRIFTWATCH_INGEST_RATE_LIMIT`): send again after "
+    429: "Over this key's ingest rate (`DRIFTWATCH_INGEST_RATE_LIMIT`), or this key has "
+    "`DRIFTWATCH_MAX_REQUESTS_PER_KEY` requests in progress already: send again after "
     "`Retry-After` seconds",
     503: "Not available now: the database cannot be reached, or another process is computing "
     "the window (then ask again after `Retry-After` seconds)",
@@ -73,7 +79,9 @@ def _needs_key(dependant: Dependant) -> bool:
 def error_statuses(route: APIRoute, method: str, path: str) -> list[int]:
     statuses = {422, *OWN_ERRORS.get((method, path), ())}
     if _needs_key(route.dependant):
-        statuses |= {401, 403}
+        statuses |= {401, 403, 429}
+    if method in BODY_METHODS:
+        statuses |= {408, 413}
     if route.dependant.path_params:
         statuses.add(404)
     return sorted(statuses)

@@ -53,20 +53,34 @@ class Workers:
 NO_WORKERS = Workers()
 
 
-def start(engine: Engine, settings: Settings, workers: Workers) -> list[Worker]:
-    """Start the chosen workers; what started, to ``stop`` later."""
+class Started(list[Worker]):
+    """The workers that started, and the engine of their own they use (closed by ``stop``)."""
+
+    engine: Engine | None = None
+
+
+def start(engine: Engine, settings: Settings, workers: Workers) -> Started:
+    """Start the chosen workers, on connections of their own (a pool apart from ``engine``'s,
+    which serves requests); what started, to ``stop`` later."""
     from driftwatch.alerting.dispatcher import Dispatcher
+    from driftwatch.db import worker_engine
     from driftwatch.monitoring.scheduler import Scheduler
     from driftwatch.retention.scheduled import RetentionWorker
 
     chosen: list[Worker] = []
+    started = Started()
+    if workers == NO_WORKERS:
+        return started
+    own = worker_engine(engine, pool_size=settings.worker_pool_size,
+                        overflow=settings.dispatcher_concurrency + 2)  # fmt: skip
+    if own is not engine:
+        started.engine = engine = own
     if workers.monitoring:
         chosen.append(Scheduler(engine, settings))
     if workers.dispatcher:
         chosen.append(Dispatcher(engine, settings))
     if workers.retention:
         chosen.append(RetentionWorker(engine, settings))
-    started: list[Worker] = []
     try:
         for worker in chosen:
             worker.start()
@@ -78,9 +92,13 @@ def start(engine: Engine, settings: Settings, workers: Workers) -> list[Worker]:
 
 
 def stop(started: list[Worker]) -> None:
-    """Stop workers, the last started first; each waits for the work it has in hand."""
+    """Stop workers, the last started first; each waits for the work it has in hand. Then
+    their own engine is closed."""
     for worker in reversed(started):
         try:
             worker.shutdown()
         except Exception:  # the others still stop
             log.exception("could not stop %s cleanly", type(worker).__name__)
+    own = getattr(started, "engine", None)
+    if own is not None:
+        own.dispose()

@@ -287,7 +287,10 @@ def test_missing_values_are_stored_as_missing(api: TestClient, engine: Engine) -
         (b'{"records": {"a": 1}}', "records: required, a list"),
         (b'{"rows": []}', "body: unknown field 'rows'"),
         (b'{"records": [], "x": 1}', "body: unknown field 'x'"),
-        (b'{"records": [{"prediction": NaN}]}', "body: not valid JSON"),
+        # one record that is not JSON is rejected alone (test_bodies); a broken envelope is 422
+        (b'{"records": [{"prediction": 1}', "body: not valid JSON"),
+        (b'{"records": [{"prediction": 1},,]}', "body: not valid JSON"),
+        (b'{"records": [{"prediction": NaN}], "x": NaN}', "body: not valid JSON"),
     ],
 )
 def test_a_malformed_body_is_422_with_a_message(api: TestClient, body: bytes, message: str) -> None:

@@ -96,6 +96,14 @@ class KeyVerifier:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, presented: str) -> tuple[Principal | None] | None:
+        """What the cache says of this key, while it is fresh (then in a tuple), without a query."""
+        with self._lock:
+            cached = self._cache.get(hash_key(presented))
+        if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
+            return (cached[1],)
+        return None
+
     def verify(self, session: Session, presented: str) -> Principal | None:
         digest = hash_key(presented)
         now = time.monotonic()

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from driftwatch.auth.service import Principal
 from driftwatch.deps import MAX_ID, IngestKey, ReadKey, SessionDep
-from driftwatch.errors import InvalidPayload, PayloadTooLarge, TooManyRequests
-from driftwatch.ingest import repository, service
+from driftwatch.errors import InvalidPayload, TooManyRequests
+from driftwatch.ingest import jsontext, repository, service
 from driftwatch.ingest.schemas import (
     GroundTruthBatch,
     IngestResult,
@@ -24,24 +24,15 @@ from driftwatch.registry import service as registry
 router = APIRouter(prefix="/api/v1/models/{name}", tags=["ingest"])
 
 
-async def read_json(request: Request) -> Any:
-    """The body parsed as JSON, refusing oversized bodies before reading them whole."""
-    limit: int = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes is larger than the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+async def read_json(request: Request, *, per_record: bool = True) -> Any:
+    """The body parsed as JSON (``guard.RequestGuard`` bounds its size and the time it takes to
+    arrive). ``per_record``: a batch record that is not JSON by itself is an ``Unreadable`` in
+    its place, rejected alone; else the whole body must be JSON."""
+    raw = await request.body()
     if not raw:
         raise InvalidPayload('body: empty; expected JSON {"records": [...]}')
     try:
-        return orjson.loads(raw)
+        return jsontext.loads(raw) if per_record else orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise InvalidPayload(f"body: not valid JSON ({error})") from None
 

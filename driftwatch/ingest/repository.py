@@ -26,6 +26,8 @@ from driftwatch.ingest.validation import (
     UNKNOWN_CLASSES,
     ModelClasses,
     Rejection,
+    Unreadable,
+    bounded_repr,
 )
 from driftwatch.models import (
     GroundTruth,
@@ -307,11 +309,23 @@ def insert_ground_truth(session: Session, *, model_id: int, rows: Sequence[tuple
 
 
 def _json_safe(record: Any) -> Any:
-    # Kept for operators as it came; anything JSON cannot hold is replaced by its text.
+    # Kept for operators as it came; anything JSON cannot hold is replaced by its text (a record
+    # that was not JSON by itself, by the text sent; one nested past orjson's 254 levels, by a
+    # repr of its first levels).
+    if isinstance(record, Unreadable):
+        return record.text
     try:
         return orjson.loads(orjson.dumps(record))
     except (TypeError, orjson.JSONEncodeError):
-        return repr(record)[:10_000]
+        return describe_deep(record)
+
+
+_DEEP = bounded_repr(maxlevel=20, maxstring=1000, maxlong=1000, maxother=1000, maxdict=100,
+                     maxlist=100)  # fmt: skip
+
+
+def describe_deep(record: Any) -> str:
+    return _DEEP.repr(record)[:10_000]
 
 
 def insert_rejections(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import reprlib
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -43,6 +44,17 @@ class Rejection:
     prediction_id: str | None
     error: str
     record: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A record of a batch that is not JSON on its own (``NaN``, a lone surrogate, nesting
+    deeper than 1024 levels: see ``ingest.jsontext``), kept in its place to be rejected alone:
+    why, its text as sent, and its ``prediction_id`` where one could be read from the text."""
+
+    error: str
+    text: str
+    prediction_id: str | None = None
 
 
 class RecordError(ValueError):
@@ -112,8 +124,21 @@ def _no_nul(values: list[Any]) -> bool:
     return NUL not in "".join(v for v in values if type(v) is str)
 
 
+def bounded_repr(**limits: int) -> reprlib.Repr:
+    """A ``reprlib.Repr`` with these limits (``maxlevel=4``, ...)."""
+    short = reprlib.Repr()
+    for name, value in limits.items():
+        setattr(short, name, value)
+    return short
+
+
+_SHORT = bounded_repr(maxlevel=4, maxstring=100, maxlong=100, maxother=100)
+
+
 def describe(value: Any) -> str:
-    text = repr(value)
+    # reprlib: a few levels and items of a nested value, never a repr of all of it (a value
+    # nested a thousand levels deep would exhaust the recursion limit; a huge one, memory)
+    text = _SHORT.repr(value) if isinstance(value, list | dict | tuple | set) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -403,7 +428,8 @@ def columns_from_records(records: list[Any]) -> RawColumns:
     given = 0  # feature values the records give
     for index, record in enumerate(records):
         if not isinstance(record, dict):
-            errors[index] = f"expected an object, got {describe(record)}"
+            errors[index] = (record.error if isinstance(record, Unreadable)
+                             else f"expected an object, got {describe(record)}")  # fmt: skip
             feature_dicts.append(empty)
             continue
         features = record.get("features")
@@ -819,6 +845,8 @@ def _check_unknown(raw: RawColumns, known: dict[str, FeatureKind], errors: dict[
 
 
 def _record_id(record: Any) -> str | None:
+    if isinstance(record, Unreadable):
+        return record.prediction_id
     if isinstance(record, dict):
         value = record.get("prediction_id")
         if isinstance(value, str | int) and not isinstance(value, bool):
@@ -928,6 +956,8 @@ def validate_ground_truth(
     seen: set[str] = set()
     for index, record in enumerate(records):
         try:
+            if isinstance(record, Unreadable):
+                raise RecordError(record.error)
             if not isinstance(record, dict):
                 raise RecordError(f"expected an object, got {describe(record)}")
             if record.get("prediction_id") is None:

@@ -75,13 +75,14 @@ async def create_baseline(
             raise InvalidPayload("multipart upload: needs the fields 'file' and 'name'")
         if not baseline_name or "\x00" in baseline_name or len(baseline_name) > 200:
             raise InvalidPayload("name: 1 to 200 characters, no NUL")
+        settings = request.app.state.settings
+        limits = files.TableLimits(settings.max_baseline_cells, settings.max_baseline_decoded_bytes)
         baseline = await run_in_threadpool(
-            _from_file, session, name, baseline_name, upload,
-            request.app.state.settings.max_features,
+            _from_file, session, name, baseline_name, upload, limits, settings.max_features
         )  # fmt: skip
     else:
         try:
-            body = BaselineCreate.model_validate(await read_json(request))
+            body = BaselineCreate.model_validate(await read_json(request, per_record=False))
         except ValueError as error:
             raise InvalidPayload(f"body: {error}") from None
         settings = request.app.state.settings
@@ -107,10 +108,11 @@ def _from_body(
 
 
 def _from_file(
-    session: Any, name: str, baseline_name: str, upload: UploadFile, max_features: int
-) -> Baseline:
+    session: Any, name: str, baseline_name: str, upload: UploadFile, limits: files.TableLimits,
+    max_features: int,
+) -> Baseline:  # fmt: skip
     model = registry.get_by_name(session, name=name, for_update=True)
-    table = files.read_table(upload.file, upload.filename)
+    table = files.read_table(upload.file, upload.filename, limits)
     return service.baseline_from_table(
         session, model=model, name=baseline_name, table=table, max_features=max_features
     )

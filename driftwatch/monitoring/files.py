@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from driftwatch.errors import InvalidPayload
+from driftwatch.errors import InvalidPayload, PayloadTooLarge
 from driftwatch.ingest.validation import RawColumns
 from driftwatch.monitoring.columns import ColumnUse
 
@@ -19,6 +21,8 @@ PARQUET_MAGIC = b"PAR1"
 
 def _column(frame: pd.DataFrame, name: str, numerical: bool = False) -> list[Any]:
     series = frame[name]
+    if isinstance(series.dtype, pd.CategoricalDtype):  # a Parquet text column (see read_table)
+        series = series.astype(object)
     # Missing cells are None whatever the column's dtype (NaN in an object column is text "nan"
     # to anything that reads it as a category).
     values: list[Any] = series.astype(object).where(series.notna(), None).tolist()
@@ -70,7 +74,16 @@ class Table:
 EMPTY_FILE = "file: empty (a CSV needs a header line, then a line per record)"
 
 
-def read_table(handle: IO[bytes], filename: str | None) -> Table:
+@dataclass(frozen=True, slots=True)
+class TableLimits:
+    """How large a baseline file may be once decoded (``DRIFTWATCH_MAX_BASELINE_CELLS`` and
+    ``DRIFTWATCH_MAX_BASELINE_DECODED_BYTES``): a compressed file can expand a thousandfold."""
+
+    cells: int
+    decoded_bytes: int
+
+
+def read_table(handle: IO[bytes], filename: str | None, limits: TableLimits | None = None) -> Table:
     head = handle.read(4)
     handle.seek(0)
     if not head:
@@ -78,11 +91,56 @@ def read_table(handle: IO[bytes], filename: str | None) -> Table:
     is_parquet = head == PARQUET_MAGIC or (filename or "").lower().endswith(".parquet")
     try:
         if is_parquet:
-            return Table(pd.read_parquet(io.BytesIO(handle.read())), "Parquet", parquet_row)
-        return Table(pd.read_csv(handle), "CSV", csv_line)
-    except (ValueError, pd.errors.ParserError, OSError) as error:
+            return Table(_read_parquet(io.BytesIO(handle.read()), limits), "Parquet", parquet_row)
+        return Table(_read_csv(handle, limits), "CSV", csv_line)
+    except (ValueError, pd.errors.ParserError, OSError, pa.ArrowException) as error:
         kind = "Parquet" if is_parquet else "CSV"
         raise InvalidPayload(f"file: not a readable {kind} file ({error})") from None
+
+
+def _read_parquet(data: io.BytesIO, limits: TableLimits | None) -> pd.DataFrame:
+    """The file's table, its size checked from its metadata before anything is decoded."""
+    parquet = pq.ParquetFile(data)
+    meta = parquet.metadata
+    if limits is not None:
+        groups, columns = range(meta.num_row_groups), range(meta.num_columns)
+        values = sum(meta.row_group(g).column(c).num_values for g in groups for c in columns)
+        cells = max(meta.num_rows * meta.num_columns, values)
+        if cells > limits.cells:
+            raise PayloadTooLarge(
+                f"file: the Parquet file holds {meta.num_rows:,} rows x {meta.num_columns} "
+                f"columns ({cells:,} values); the limit is {limits.cells:,} "
+                "(DRIFTWATCH_MAX_BASELINE_CELLS)"
+            )
+        decoded = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+        if decoded > limits.decoded_bytes:
+            raise PayloadTooLarge(
+                f"file: the Parquet file decodes to {decoded:,} bytes; the limit is "
+                f"{limits.decoded_bytes:,} (DRIFTWATCH_MAX_BASELINE_DECODED_BYTES)"
+            )
+    # Text columns stay dictionary-encoded (pandas categories): a short dictionary repeated
+    # over many rows is not expanded into a copy of its text per row.
+    text = [field.name for field in parquet.schema_arrow
+            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)]  # fmt: skip
+    data.seek(0)
+    frame: pd.DataFrame = pq.read_table(data, read_dictionary=text).to_pandas()
+    return frame
+
+
+def _read_csv(handle: IO[bytes], limits: TableLimits | None) -> pd.DataFrame:
+    """The file's table; with ``limits``, at most as many rows as its columns leave room for."""
+    if limits is None:
+        return pd.read_csv(handle)
+    columns = len(pd.read_csv(handle, nrows=0).columns)
+    handle.seek(0)
+    rows = max(limits.cells // max(columns, 1), 1)
+    frame = pd.read_csv(handle, nrows=rows + 1)
+    if len(frame) > rows:
+        raise PayloadTooLarge(
+            f"file: the CSV file has more than {rows:,} rows of {columns} columns; the limit is "
+            f"{limits.cells:,} values (DRIFTWATCH_MAX_BASELINE_CELLS)"
+        )
+    return frame
 
 
 def csv_line(index: int) -> str:
