@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -734,7 +733,8 @@ def test_the_pages_say_what_a_new_model_is_missing(tab: Tab, site: Site) -> None
 SCRIPT = "</script><script>window.__pwned=1</script>"
 IMG = "<img src=x onerror=window.__pwned=1>"
 HOSTILE_FEATURES = [{"name": SCRIPT, "kind": "categorical"}, {"name": IMG, "kind": "numerical"},
-                    {"name": "income/month", "kind": "numerical"}]  # fmt: skip
+                    {"name": "income/month", "kind": "numerical"},
+                    {"name": "..", "kind": "numerical"}]  # fmt: skip
 # every violation of the page's policy, and anything a hostile string might open
 WATCH = """() => {
   window.__violations = [];
@@ -781,7 +781,7 @@ def hostile_site(
         values = [SCRIPT, IMG, "CA"] if shift else ["CA", "NY"]
         return [{"prediction_id": f"{start:%H}-{i}", "features": {
                     SCRIPT: values[i % len(values)], IMG: float(rng.normal(40 + 9 * shift, 5)),
-                    "income/month": float(rng.normal(10 + shift, 2))},
+                    "income/month": float(rng.normal(10 + shift, 2)), "..": float(i % 7)},
                  "timestamp": (start + timedelta(seconds=i * 3600 / n)).isoformat(),
                  "prediction": round(float(rng.random()), 3)} for i in range(n)]  # fmt: skip
 
@@ -842,13 +842,19 @@ def test_hostile_strings_from_traffic_rules_and_receivers_run_no_script(
     tab.sign_in(site.read_key)
     features = [f["name"] for f in HOSTILE_FEATURES]
     model = f"/models/{site.model}"
+    # each feature page as the model page links it (a browser resolves the links)
+    links = tab.open(model).locator("a[href*='/feature']")
+    assert sorted(links.all_inner_texts()) == sorted(features)
     pages = ["/", model, "/alerts?state=all", "/deliveries", "/no-such-page",
-             *[f"{model}/features/{quote(f, safe='')}" for f in features]]  # fmt: skip
+             *[link.get_attribute("href") for link in links.all()]]  # fmt: skip
     tooltips = 0
     for path in pages:
         page = tab.open(path) if path != "/no-such-page" else tab.page
         if path == "/no-such-page":
             page.goto(site.url + path)
+        if "/feature" in path:  # the feature's own page, whatever its name
+            heading = page.evaluate("() => document.querySelector('h1').firstChild.textContent")
+            assert heading.strip() in features, path
         if path == "/deliveries":
             for summary in page.locator("tr.attempts summary").all():
                 summary.click()
@@ -864,16 +870,14 @@ def test_hostile_strings_from_traffic_rules_and_receivers_run_no_script(
     page = tab.open(model)
     heat = page.locator("[data-chart=heatmap]").bounding_box()
     shown = ""
-    for row in range(3):
-        page.mouse.move(heat["x"] + heat["width"] * 0.6,
-                        heat["y"] + 12 + (heat["height"] - 80) * (row + 0.5) / 3)  # fmt: skip
+    for row in range(len(features)):
+        y = heat["y"] + 10 + (heat["height"] - 80) * (row + 0.5) / len(features)
+        page.mouse.move(heat["x"] + heat["width"] * 0.6, y)
         page.wait_for_timeout(100)
         shown += page.evaluate("""() => [...document.querySelectorAll('div')].filter((d) =>
             d.style.zIndex === '9999999').map((d) => d.innerText).join(' ')""")
     assert IMG in shown, shown
-    # links to each feature page lead there
-    links = page.locator("a[href*='/features/']")
-    assert sorted(links.all_inner_texts()) == sorted(features)
+    assert SCRIPT in shown, shown
     # Evidently's report: in its sandbox, drawn, and nothing of the data ran
     run = site.api.get(f"/api/v1/models/{site.model}/runs").json()[0]
     report = tab.context.new_page()

@@ -61,13 +61,25 @@ def _page(request: Request, template: str, viewer: Viewer | None, started: float
     return response
 
 
+DOT_NAMES = (".", "..")  # a browser resolves these path segments, even percent-encoded
+
+
+def feature_path(model: str, feature: str) -> tuple[str, dict[str, str]]:
+    """A feature page's path and query, for any feature name: every character but letters,
+    digits and ``-._~`` is percent-encoded, ``/`` too (the route takes the rest of the path);
+    a feature named ``.`` or ``..`` is addressed by query (``/models/m/feature?feature=..``)."""
+    if feature in DOT_NAMES:
+        return f"/models/{quote(model, safe='')}/feature", {"feature": feature}
+    return f"/models/{quote(model, safe='')}/features/{quote(feature, safe='')}", {}
+
+
 def feature_url(model: str, feature: str) -> str:
-    """A feature page's address, for any feature name: every character but letters, digits and
-    ``-._~`` is percent-encoded, ``/`` too (the route takes the rest of the path)."""
-    return f"/models/{quote(model, safe='')}/features/{quote(feature, safe='')}"
+    path, query = feature_path(model, feature)
+    return path + ("?" + urlencode(query, quote_via=quote) if query else "")
 
 
 templates.env.filters["feature_url"] = feature_url
+templates.env.filters["feature_path"] = feature_path
 
 
 def _check_csrf(viewer: Viewer, token: str) -> None:
@@ -210,6 +222,7 @@ def model_page(
                                     kinds=(CUSTOM,))  # fmt: skip
     firing = repository.firing_counts(session).get(model.id, 0)
     last = repository.last_window_with_data(session, model_id=model.id)
+    features = registry.feature_specs(model)
     return _page(
         request, "model.html", viewer, started, model=model, span=span, data=data,
         ranges=service.presets(model.window_seconds), runs=runs, custom_runs=custom,
@@ -217,7 +230,8 @@ def model_page(
         baseline=repository.baseline(session, baseline_id=model.active_baseline_id),
         status=service.status(last, firing),
         note=service.traffic_note(session, model=model, now=utcnow()),
-        features=registry.feature_specs(model), precise=model.window_seconds < 60,
+        features=features, precise=model.window_seconds < 60,
+        feature_urls={f.name: feature_url(model.name, f.name) for f in features},
         setup=service.setup(session, model=model, newest=newest, now=utcnow()),
         # the address this page was reached at, which the user's client can reach too
         public_url=str(request.base_url).rstrip("/"),
@@ -229,6 +243,24 @@ def feature_page(
     request: Request, name: str, feature: str, viewer: ViewerDep, session: SessionDep,
     range_: RangeQuery = None, start: datetime | None = None, end: datetime | None = None,
     run: OptionalIdQuery = None,
+) -> HTMLResponse:  # fmt: skip
+    return _feature_page(request, name, feature, viewer, session, range_, start, end, run)
+
+
+@router.get("/models/{name}/feature", response_class=HTMLResponse)
+def feature_page_by_query(
+    request: Request, name: str, feature: str, viewer: ViewerDep, session: SessionDep,
+    range_: RangeQuery = None, start: datetime | None = None, end: datetime | None = None,
+    run: OptionalIdQuery = None,
+) -> HTMLResponse:  # fmt: skip
+    """The same page, the feature named in the query: for ``.`` and ``..``, which a browser
+    would resolve away in a path."""
+    return _feature_page(request, name, feature, viewer, session, range_, start, end, run)
+
+
+def _feature_page(
+    request: Request, name: str, feature: str, viewer: Viewer, session: Session,
+    range_: str | None, start: datetime | None, end: datetime | None, run: int | None,
 ) -> HTMLResponse:  # fmt: skip
     started = time.perf_counter()
     model = registry.get_by_name(session, name=name)

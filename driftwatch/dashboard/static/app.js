@@ -124,7 +124,8 @@ function heatmap(el, data) {
   });
   chart.on("click", (p) => {
     const feature = h.features[p.value[1]];
-    if (feature) window.location.href = `${window.location.pathname}/features/${encodeURIComponent(feature)}`;
+    const link = feature !== undefined && (data.feature_urls || {})[feature];
+    if (link) window.location.href = link;
   });
 }
 
