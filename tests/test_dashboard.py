@@ -862,10 +862,24 @@ def test_hostile_strings_from_traffic_rules_and_receivers_run_no_script(
         if path == "/alerts?state=all":
             assert SCRIPT + IMG in page.inner_text("main")  # the rule's name, as text
         tooltips += _hover_every_chart(page)
+        tab.shot("hostile" + path.replace("/", "-").split("?")[0][:40])
         assert page.evaluate("() => window.__pwned") is None, path
         assert page.evaluate("() => window.__violations") == [], path
         assert page.locator("img").count() == 0, path
     assert tooltips > 0  # the charts' tooltips did show
+    # the feature named "..": its window picker (a script of the page's, no inline handler) and
+    # its range links keep the feature
+    dots = next(path for path in pages if path.endswith("feature=.."))
+    page = tab.open(dots)
+    other = page.locator("select[name=run] option").nth(1).get_attribute("value")
+    page.select_option("select[name=run]", other)
+    page.wait_for_url(f"**run={other}")
+    page.wait_for_selector("body[data-charts-ready=true]")
+    assert "feature=.." in page.url
+    assert page.evaluate("() => document.querySelector('h1').firstChild.textContent") == ".. "
+    page.click("a[data-range='24h']")
+    page.wait_for_url("**range=24h")
+    assert "feature=.." in page.url
     # the heatmap's tooltip shows a feature named with markup as its name
     page = tab.open(model)
     heat = page.locator("[data-chart=heatmap]").bounding_box()
@@ -887,6 +901,8 @@ def test_hostile_strings_from_traffic_rules_and_receivers_run_no_script(
     report.wait_for_function("document.body.innerText.includes('Drift')", timeout=60000)
     assert "income/month" in report.inner_text("body")
     _hover_every_chart(report, ".js-plotly-plot")
+    if SHOTS is not None:
+        report.screenshot(path=str(SHOTS / "hostile-evidently.png"))
     assert report.evaluate("() => window.__pwned") is None
     assert report.evaluate("() => window.__violations") == []
     assert dialogs == []
