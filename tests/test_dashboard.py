@@ -861,6 +861,10 @@ def test_hostile_strings_from_traffic_rules_and_receivers_run_no_script(
             assert IMG + SCRIPT in page.inner_text("main")  # the receiver's body, as text
         if path == "/alerts?state=all":
             assert SCRIPT + IMG in page.inner_text("main")  # the rule's name, as text
+            page.locator("input[name=reason]").first.fill(IMG + SCRIPT)  # a silence's reason
+            page.locator("button", has_text="Silence").first.click()
+            page.wait_for_selector("body[data-charts-ready=true]")
+            assert IMG + SCRIPT in page.inner_text("main")
         tooltips += _hover_every_chart(page)
         tab.shot("hostile" + path.replace("/", "-").split("?")[0][:40])
         assert page.evaluate("() => window.__pwned") is None, path
