@@ -161,7 +161,7 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     state = CollectorRegistry(auto_describe=False)
-    state.register(StateCollector(engine))
+    state.register(StateCollector(engine, settings.metrics_cache_seconds))
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     def prometheus_metrics() -> PlainTextResponse:

@@ -7,12 +7,14 @@ from functools import lru_cache
 from typing import Annotated
 
 from pydantic import (
+    Field,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -35,6 +37,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024 * 1024
     # Largest number of records in one ingest batch.
     max_batch_records: int = 50_000
+    # Most features a model may have (declared, added by PATCH, or inferred from a first batch).
+    # Stored predictions are dense, 8 bytes per numerical feature per record whether sent or
+    # not, and a run tests every feature: this bounds what one small record can cost. Wide
+    # tabular models rarely pass a few hundred columns.
+    max_features: PositiveInt = 500
+    # How far back a prediction or label may be dated; an older record is rejected on its own.
+    # Without it a batch dated back to year 1 makes a partition for each month it touches.
+    # "365d", ISO 8601 or seconds. With a longer DRIFTWATCH_RETENTION, raise it to backfill.
+    max_record_age: timedelta = timedelta(days=365)
+    # Time partitions (Postgres) one prediction batch may create; a batch that needs more is
+    # refused whole with 413, as a body too large is (the SDK splits it in halves and resends).
+    # A year's backfill into an empty database without retention needs about 75.
+    max_batch_partitions: PositiveInt = 100
+    # Seconds /metrics serves the database's gauges from this process's cache, whatever the
+    # scrape rate (0: read at every scrape).
+    metrics_cache_seconds: float = Field(default=5.0, ge=0)
     # Seconds an API key lookup is cached in process; a revoked key stops working within this.
     key_cache_seconds: float = 5.0
     # Records a second one API key may send to the collector, per process (0: no limit); a
@@ -69,9 +87,11 @@ class Settings(BaseSettings):
     dispatcher_interval_seconds: PositiveFloat = 0.5
     # Deliveries one process sends at the same time.
     dispatcher_concurrency: PositiveInt = 8
-    # Seconds one notification request may take before it counts as failed.
+    # Seconds one notification attempt may take in all (connecting, sending, every byte of the
+    # answer) before it is cut and counts as failed.
     delivery_timeout_seconds: PositiveFloat = 10.0
     # Seconds a replica holds a delivery it sends; past that another replica may send it again.
+    # At least DELIVERY_LEASE_MARGIN_SECONDS longer than the timeout (checked at startup).
     delivery_lease_seconds: PositiveFloat = 60.0
     # Waits after each failed attempt (CONTRACT section 6); when they run out the delivery fails.
     # A comma-separated list of durations in the environment: "5s,5m,30m,2h".
@@ -93,7 +113,20 @@ class Settings(BaseSettings):
             return [_duration(part) for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("label_horizon", mode="before")
+    @field_validator("delivery_lease_seconds")
+    @classmethod
+    def _lease_outlasts_the_deadline(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("delivery_timeout_seconds")
+        if timeout is not None and value < timeout + DELIVERY_LEASE_MARGIN_SECONDS:
+            raise ValueError(
+                f"must be at least {timeout + DELIVERY_LEASE_MARGIN_SECONDS:g} "
+                f"({DELIVERY_LEASE_MARGIN_SECONDS:g} s longer than "
+                f"DRIFTWATCH_DELIVERY_TIMEOUT_SECONDS, {timeout:g} s): a lease that ends while "
+                "its attempt still runs lets another process send the same message again"
+            )
+        return value
+
+    @field_validator("label_horizon", "max_record_age", mode="before")
     @classmethod
     def _horizon(cls, value: object) -> object:
         return _duration(value)
@@ -121,10 +154,20 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at most {MAX_RETENTION.days} days, or unset to keep all")
         return value
 
+    @field_validator("max_record_age")
+    @classmethod
+    def _record_age(cls, value: timedelta) -> timedelta:
+        if not timedelta(days=1) <= value <= MAX_RETENTION:
+            raise ValueError(f"must be between one day and {MAX_RETENTION.days} days")
+        return value
+
     def retention_policy(self) -> Retention:
         return Retention(self.retention)
 
 
+# How much longer a delivery's lease lasts than its attempt may: time to claim, start and
+# record the attempt.
+DELIVERY_LEASE_MARGIN_SECONDS = 5.0
 _TIMEDELTA = TypeAdapter(timedelta)
 MAX_RETENTION = timedelta(days=36_500)
 _OFF = frozenset({"", "0", "off", "none", "never", "forever"})

@@ -11,6 +11,8 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from driftwatch.text import RedactUrls
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
@@ -27,6 +29,10 @@ def configure(level: int = logging.INFO, *, json_lines: bool | None = None) -> N
         ))  # fmt: skip
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    # no log line shows a URL whole (webhook URLs carry tokens and passwords): our own lines
+    # redact where they are written; this catches the libraries' (httpx's is redacted at its
+    # logger too, in driftwatch.alerting.http)
+    handler.addFilter(RedactUrls())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

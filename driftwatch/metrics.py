@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from driftwatch.text import redact_url
+
 INGESTED = Counter(
     "driftwatch_ingested_records", "Records stored by the collector", ["model", "kind"]
 )
@@ -44,7 +46,8 @@ def record_delivery(channel_type: str, outcome: str) -> None:
 
 
 def set_breaker(endpoint: str, state: str) -> None:
-    BREAKER_OPEN.labels(endpoint).set(0 if state == "closed" else 1)
+    """``endpoint`` is labelled as ``redact_url`` shows it: /metrics needs no key."""
+    BREAKER_OPEN.labels(redact_url(endpoint)).set(0 if state == "closed" else 1)
 
 
 RUNS = Counter(

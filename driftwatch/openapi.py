@@ -41,7 +41,9 @@ DESCRIPTIONS = {
     404: "No such model, or no such item of it, as named in the path",
     409: "In conflict with what is stored (it exists already, it is being sent, its raw data "
     "was removed by retention, ...): `detail` says what",
-    413: "The body is larger than `DRIFTWATCH_MAX_BODY_BYTES`",
+    413: "The body is larger than `DRIFTWATCH_MAX_BODY_BYTES`, or (predictions) the batch needs "
+    "more new time partitions than `DRIFTWATCH_MAX_BATCH_PARTITIONS`: send it in smaller "
+    "batches (the SDK splits it)",
     422: "The request is not of the documented shape (its body, a parameter, or a NUL "
     "character in the URL): `detail` says what is wrong, and `errors` lists each problem of "
     "a body or parameter with its location",

@@ -1,10 +1,15 @@
 """Text that reaches the database: Postgres text cannot hold a NUL character, so a NUL is
 refused where text comes in (URLs here, bodies through ``Text``), with a clear answer. And text
-that reaches people: counts with their noun (``plural``)."""
+that reaches people: counts with their noun (``plural``), and URLs without their secrets
+(``redact_url``: webhook URLs carry tokens in their query string or credentials before the
+host; only the sender sees them whole)."""
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,10 +25,63 @@ def no_nul(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(no_nul)]
 
+# C0 controls (NUL among them), DEL and C1 controls: never part of a name people read
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def control_free(value: str) -> str:
+    if CONTROL.search(value):
+        raise ValueError("must not contain NUL or control characters")
+    return value
+
+
+Name = Annotated[str, AfterValidator(control_free)]
+
 
 def plural(count: int, noun: str, many: str | None = None) -> str:
     """``1 channel``, ``2 channels``, ``0 channels`` (``many``: an irregular plural)."""
     return f"{count:,} {noun if count == 1 else many or noun + 's'}"
+
+
+REDACTED = "REDACTED"
+_URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>`]+")
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]/path``: credentials (``user:pass@``) removed, a query string
+    replaced by ``?REDACTED``, a fragment dropped. Text that is not a URL (a Slack channel, the
+    ``slack`` endpoint) comes back as it is, but for a query string."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or not parts.scheme or not parts.netloc:
+        head, question, _query = url.partition("?")
+        head = head.rpartition("@")[2] if "://" in head else head
+        return head + (f"?{REDACTED}" if question else "")
+    host = parts.netloc.rpartition("@")[2]
+    try:
+        parts.port  # noqa: B018 - a "port" that is no number: a password cut by a stray / or ?
+    except ValueError:
+        return f"{parts.scheme}://{REDACTED}"
+    query = f"?{REDACTED}" if parts.query or url.split("#", 1)[0].endswith("?") else ""
+    return f"{parts.scheme}://{host}{parts.path}{query}"
+
+
+def redact_urls_in(text: str) -> str:
+    """Every URL in a text (an error message, a log line) redacted as ``redact_url`` does."""
+    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
+
+
+class RedactUrls(logging.Filter):
+    """A log filter: the record's message with every URL in it redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_urls_in(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 class RefuseNulInUrls:

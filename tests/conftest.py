@@ -127,7 +127,9 @@ def engine(database_url: str) -> Engine:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, admin_key=ADMIN_KEY)  # type: ignore[arg-type]
+    # /metrics read at every scrape: tests scrape right after the change they check
+    return Settings(database_url=database_url, admin_key=ADMIN_KEY,  # type: ignore[arg-type]
+                    metrics_cache_seconds=0)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,12 @@ class _Server:
     plan: Plan
     hang_seconds: float = 5.0
     bind_port: int = 0  # 0: any free port
+    # Hostile answers, per request number: a body of this many bytes, made as it is written
+    # (never held whole), instead of the usual one (0: the usual one) ...
+    huge_body: Callable[[int], int] = lambda _number: 0
+    # ... and the whole answer (status line, headers, body) written one byte every this many
+    # seconds (0: at once). The receiver stops when the client hangs up.
+    drip_seconds: Callable[[int], float] = lambda _number: 0.0
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -56,13 +62,34 @@ class _Server:
                     time.sleep(outer.hang_seconds)
                     self.close_connection = True
                     return
-                payload = outer.answer(self.path, body, status, number)
+                huge, drip = outer.huge_body(number), outer.drip_seconds(number)
+                payload = b"" if huge else outer.answer(self.path, body, status, number)
                 self.send_response(status)
                 for name, value in {"content-type": "application/json", **headers}.items():
                     self.send_header(name, value)
-                self.send_header("content-length", str(len(payload)))
+                self.send_header("content-length", str(huge or len(payload)))
+                if drip:
+                    self._drip(b"".join(self._headers_buffer) + b"\r\n" + payload, drip)
+                    return
                 self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.wfile.write(payload)
+                    chunk = b"x" * 65536
+                    for start in range(0, huge, len(chunk)):
+                        self.wfile.write(chunk[: huge - start])
+                except OSError:
+                    self.close_connection = True  # the client hung up
+
+            def _drip(self, answer: bytes, seconds: float) -> None:
+                self._headers_buffer = []
+                self.close_connection = True
+                try:
+                    for index in range(len(answer)):
+                        self.wfile.write(answer[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(seconds)
+                except OSError:
+                    pass  # the client hung up
 
         ThreadingHTTPServer.allow_reuse_address = True
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.bind_port), Handler)

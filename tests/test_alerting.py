@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import signal
 import subprocess
 import time
@@ -136,16 +137,21 @@ def alerting(
              extra: str = "",
              plan: Plan | None = None, slack_plan: Plan | None = None,
              start: bool = True, database: str | None = None,
+             url_of: Callable[[Receiver], str] | None = None,
+             receiver_options: dict[str, Any] | None = None,
              **overrides: Any) -> Setup:  # fmt: skip
-        """``database``: the URL of a database of the test's own instead of the shared one."""
+        """``database``: the URL of a database of the test's own instead of the shared one;
+        ``url_of``: the webhook's URL in the rules, for the receiver (its ``url`` otherwise);
+        ``receiver_options``: more fields of the receiver (its hostile answers)."""
         monkeypatch.setenv(SECRET_ENV, SECRET)
         store = engine if database is None else db.get_engine(database)
-        receiver, slack = Receiver(plan or always()), FakeSlack(slack_plan or always())
+        receiver = Receiver(plan or always(), **(receiver_options or {}))
+        slack = FakeSlack(slack_plan or always())
         rules_dir = tmp_path / f"rules-{uuid.uuid4().hex[:6]}"
         rules_dir.mkdir()
         (rules_dir / "alerts.yaml").write_text(
-            RULES.format(url=receiver.url, for_windows=for_windows, notify=notify,
-                         retrain=retrain, extra=extra)
+            RULES.format(url=url_of(receiver) if url_of else receiver.url,
+                         for_windows=for_windows, notify=notify, retrain=retrain, extra=extra)
         )  # fmt: skip
         custom = settings.model_copy(update={
             "rules_dir": str(rules_dir), "slack_token": SecretStr("xoxb-test-token"),
@@ -668,7 +674,8 @@ def test_a_delivery_cut_off_mid_send_is_sent_again_with_the_same_id(
     """The dispatcher dies while the receiver holds its request: the lease runs out and a new
     process sends the message again, with the same ``webhook-id`` (at least once)."""
     receiver = Receiver(lambda n: (0, {}) if n == 0 else (200, {}), hang_seconds=4.0)
-    env = _serve_env(tmp_path, receiver, DRIFTWATCH_DELIVERY_LEASE_SECONDS="2")
+    env = _serve_env(tmp_path, receiver, DRIFTWATCH_DELIVERY_TIMEOUT_SECONDS="1",
+                     DRIFTWATCH_DELIVERY_LEASE_SECONDS="6")  # fmt: skip
     (Path(env["DRIFTWATCH_RULES_DIR"]) / "alerts.yaml").write_text(
         RULES.format(url=receiver.url, for_windows=1, notify="hook", retrain="", extra="")
         .replace("  team-slack:\n    type: slack\n    channel: \"#ml-alerts\"\n", "")
@@ -745,3 +752,65 @@ def test_no_secret_shows_in_answers_pages_or_metrics(alerting: Callable[..., Set
         assert secret_part not in text
         assert "xoxb-test-token" not in text
         assert ADMIN_KEY not in text
+
+
+@pytest.mark.slow
+def test_a_receiver_dripping_its_answer_is_cut_at_the_deadline_and_sent_once(
+    alerting: Callable[..., Setup],
+) -> None:
+    """The answer comes a byte every 0.4 s (each read well within the timeout): the attempt is
+    cut at the deadline and recorded, so the lease never runs out on a message still being
+    sent, and no one sends it a second time."""
+    setup = alerting(notify="hook", retrain="", delivery_timeout_seconds=1.0,
+                     delivery_lease_seconds=6.0, retry_schedule=[timedelta(hours=1)] * 9,
+                     receiver_options={"drip_seconds": lambda _n: 0.4})  # fmt: skip
+    setup.window(setup.model(), 0, drifted=True)
+    assert wait_until(lambda: len(setup.receiver.received()) == 1)
+    time.sleep(6.0 + 1.5)  # the lease, and then some
+    assert len(setup.receiver.received()) == 1
+    [delivery] = setup.api.get(
+        "/api/v1/deliveries", params={"alert_id": setup.alerts(setup.created[0])[0]["id"]}
+    ).json()
+    full = setup.api.get(f"/api/v1/deliveries/{delivery['id']}").json()
+    [attempt] = full["attempt_log"]
+    assert attempt["outcome"] == "retry"  # in an hour, as the schedule says
+    assert attempt["error"] == (
+        "no complete answer within 1 s (DRIFTWATCH_DELIVERY_TIMEOUT_SECONDS)"
+    )
+    assert attempt["duration_seconds"] < 1.0 + 1.0
+    assert full["status"] == "pending"
+
+
+def test_a_webhook_urls_token_and_password_show_nowhere_but_in_its_requests(
+    alerting: Callable[..., Setup], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    setup = alerting(
+        notify="hook", retrain="", plan=lambda n: (500, {}) if n == 0 else (200, {}),
+        url_of=lambda r: f"http://hookuser:pw-s3cr3t@127.0.0.1:{r.port}/hooks/retrain"
+                         "?token=s3cr3t",
+    )  # fmt: skip
+    model = setup.model()
+    setup.window(model, 0, drifted=True)
+    assert wait_until(lambda: len(setup.receiver.accepted()) == 1)
+    failed, sent = setup.receiver.received()
+    for request in (failed, sent):  # the sender uses the URL whole
+        assert request.path == "/hooks/retrain?token=s3cr3t"
+        credentials = base64.b64encode(b"hookuser:pw-s3cr3t").decode()
+        assert request.headers["authorization"] == f"Basic {credentials}"
+    alert_id = setup.alerts(model)[0]["id"]
+    assert wait_until(lambda: setup.alert(alert_id)["deliveries"][0]["status"] == "delivered")
+    [delivery] = setup.alert(alert_id)["deliveries"]
+    assert sign_in(setup.api).status_code == 200
+    shown = f"http://127.0.0.1:{setup.receiver.port}/hooks/retrain?REDACTED"
+    answers = {path: setup.api.get(path).text for path in (
+        f"/api/v1/alerts/{alert_id}", "/api/v1/deliveries", f"/api/v1/deliveries/{delivery['id']}",
+        "/api/v1/endpoints", "/metrics", "/deliveries")}  # fmt: skip
+    for path, text in answers.items():
+        assert "s3cr3t" not in text, path
+        assert "hookuser" not in text, path
+        assert shown in text, path
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(shown in message for message in messages)  # the delivery's log line
+    assert not [m for m in messages if "s3cr3t" in m or "hookuser" in m]
+    assert "s3cr3t" not in caplog.text

@@ -179,7 +179,8 @@ def test_bad_records_never_block_the_valid_ones_and_are_kept(api: TestClient) ->
         (timedelta(hours=25), "more than a day after the collector's clock"),
         (timedelta(days=400), "more than a day after the collector's clock"),
         (timedelta(hours=23), None),  # a clock a little ahead is fine
-        ("1969-07-20T20:17:40Z", None),
+        (timedelta(days=-300), None),  # within DRIFTWATCH_MAX_RECORD_AGE
+        ("1969-07-20T20:17:40Z", "older than 365 days (DRIFTWATCH_MAX_RECORD_AGE)"),
     ],
 )
 def test_a_prediction_time_out_of_range_is_refused_with_the_reason(

@@ -1,21 +1,30 @@
-"""The pure parts of notifications: signatures, Retry-After, message contents, rule reloads."""
+"""The parts of notifications short of the dispatcher: signatures, Retry-After, message contents,
+rule reloads, and each sender against hostile receivers (real servers on 127.0.0.1)."""
 
 from __future__ import annotations
 
 import base64
 import email.utils
+import json
+import logging
 import subprocess
 import sys
 import time
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr, ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from driftwatch.alerting import payloads, signing
-from driftwatch.alerting.senders import Outcome, parse_retry_after
+from driftwatch.alerting.senders import Outcome, SlackSender, WebhookSender, parse_retry_after
 from driftwatch.alerting.service import RulesSource
+from driftwatch.config import Settings
 from driftwatch.core.result import FeatureDrift
+from driftwatch.text import RedactUrls, redact_url, redact_urls_in
+from tests.servers import FakeSlack, Receiver, always
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 
@@ -168,3 +177,178 @@ def test_serve_refuses_to_start_with_broken_rules(tmp_path: Path) -> None:
     assert finished.returncode == 1
     assert "bad.yaml:9: " in finished.stderr
     assert "unknown channel 'nowhere'" in finished.stderr
+
+
+# -- hostile receivers: huge answers, answers a byte a second --------------------------------
+
+HUGE = 50 * 1024 * 1024
+
+
+@pytest.fixture
+def webhook_secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DW_TEST_NOTIFY_SECRET", SECRET)
+    return "DW_TEST_NOTIFY_SECRET"
+
+
+def _send(sender: WebhookSender, url: str, secret_env: str) -> tuple[Outcome, float, int]:
+    """One webhook attempt: its outcome, how long it took, and the most memory it held."""
+    tracemalloc.start()
+    began = time.monotonic()
+    try:
+        outcome = sender.send(url=url, secret_env=secret_env, webhook_id="msg_x", body="{}")
+        return outcome, time.monotonic() - began, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_huge_webhook_answer_is_not_read_whole(status: int, webhook_secret: str) -> None:
+    """A receiver answering 50 MB (made as it is written): at most a small prefix is read."""
+    receiver = Receiver(always(status), huge_body=lambda _n: HUGE)
+    sender = WebhookSender(5.0)
+    try:
+        outcome, took, peak = _send(sender, receiver.url, webhook_secret)
+    finally:
+        sender.close()
+        receiver.close()
+    assert outcome.delivered is (status == 200)
+    assert outcome.status_code == status
+    assert peak < 4 * 1024 * 1024, f"{peak / 1e6:.0f} MB held for one answer"
+    assert took < 3
+    if status == 500:
+        assert outcome.error is not None
+        assert outcome.error.startswith("HTTP 500: xxx")
+        assert len(outcome.error) < 400
+
+
+def test_a_webhook_receiver_dripping_its_answer_is_cut_at_the_deadline(
+    webhook_secret: str,
+) -> None:
+    """One byte a second: every read comes within the timeout, the whole never does."""
+    receiver = Receiver(always(), drip_seconds=lambda _n: 0.3)
+    sender = WebhookSender(1.0)
+    try:
+        outcome, took, _peak = _send(sender, receiver.url, webhook_secret)
+    finally:
+        sender.close()
+        receiver.close()
+    assert took < 1.0 + 1.0  # (a loaded machine)
+    assert not outcome.delivered
+    assert not outcome.reached  # counts toward the breaker
+    assert outcome.error == "no complete answer within 1 s (DRIFTWATCH_DELIVERY_TIMEOUT_SECONDS)"
+
+
+def _slack(slack: FakeSlack, timeout: float) -> tuple[SlackSender, Callable[[], Outcome]]:
+    sender = SlackSender(token=SecretStr("xoxb-t"), api_url=slack.api_url, timeout=timeout)
+    body = json.dumps({"channel": "#c", "text": "t", "blocks": []})
+    return sender, lambda: sender.send(body=body, thread_ts=None)
+
+
+def test_a_dripping_slack_api_is_cut_at_the_deadline() -> None:
+    slack = FakeSlack(always(), drip_seconds=lambda _n: 0.3)
+    sender, send = _slack(slack, 1.0)
+    began = time.monotonic()
+    try:
+        outcome = send()
+    finally:
+        sender.close()
+        slack.close()
+    assert time.monotonic() - began < 1.0 + 1.0
+    assert not outcome.delivered
+    assert outcome.error == "no complete answer within 1 s (DRIFTWATCH_DELIVERY_TIMEOUT_SECONDS)"
+
+
+def test_a_huge_slack_answer_is_not_read_whole() -> None:
+    slack = FakeSlack(always(), huge_body=lambda _n: HUGE)
+    sender, send = _slack(slack, 5.0)
+    tracemalloc.start()
+    try:
+        outcome = send()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        sender.close()
+        slack.close()
+    assert peak < 8 * 1024 * 1024, f"{peak / 1e6:.0f} MB held for one answer"
+    assert not outcome.delivered
+    assert outcome.error is not None
+    assert "larger than" in outcome.error
+
+
+def test_slack_still_answers_normally_through_the_bounded_client() -> None:
+    slack = FakeSlack(always())
+    sender, send = _slack(slack, 5.0)
+    try:
+        outcome = send()
+    finally:
+        sender.close()
+        slack.close()
+    assert outcome.delivered, outcome
+    assert outcome.response == {"channel": "C0TESTCHAN", "ts": "1700000000.000000",
+                                "thread_ts": None}  # fmt: skip
+    [posted] = slack.posted()
+    assert posted["authorization"] == "Bearer xoxb-t"
+
+
+@pytest.mark.parametrize(
+    ("timeout", "lease"), [(10.0, 10.0), (10.0, 5.0), (10.0, 14.9), (1.0, 5.0)]
+)
+def test_a_delivery_lease_not_outlasting_the_deadline_is_refused(
+    timeout: float, lease: float
+) -> None:
+    """A lease that ends while its attempt may still run lets another process send the same
+    message a second time."""
+    with pytest.raises(ValidationError) as refused:
+        Settings(delivery_timeout_seconds=timeout, delivery_lease_seconds=lease)
+    [problem] = refused.value.errors()
+    assert problem["loc"] == ("delivery_lease_seconds",)
+    assert "longer than DRIFTWATCH_DELIVERY_TIMEOUT_SECONDS" in problem["msg"]
+    assert Settings(delivery_timeout_seconds=timeout, delivery_lease_seconds=timeout + 5)
+
+
+@pytest.mark.slow
+def test_serve_refuses_to_start_with_a_lease_shorter_than_the_deadline(tmp_path: Path) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "driftwatch.cli", "serve", "--port", "1"],
+        env={"DRIFTWATCH_DELIVERY_LEASE_SECONDS": "8", "PATH": "/usr/bin:/bin",
+             "DRIFTWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert finished.returncode == 2
+    assert "Traceback" not in finished.stderr
+    assert finished.stderr == (
+        "driftwatch: DRIFTWATCH_DELIVERY_LEASE_SECONDS='8': must be at least 15 (5 s longer "
+        "than DRIFTWATCH_DELIVERY_TIMEOUT_SECONDS, 10 s): a lease that ends while its attempt "
+        "still runs lets another process send the same message again\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.example/x?token=SECRET", "https://hooks.example/x?REDACTED"),
+        ("https://user:pass@hooks.example:8443/a/b?c=1#part", "https://hooks.example:8443/a/b?REDACTED"),
+        ("http://127.0.0.1:9000/hooks", "http://127.0.0.1:9000/hooks"),
+        ("https://hooks.example/x?", "https://hooks.example/x?REDACTED"),
+        ("http://u:p@[::1]:80/p", "http://[::1]:80/p"),
+        ("https://user:p@ss@hooks.example/p", "https://hooks.example/p"),
+        ("https://user:p?ss@hooks.example/p", "https://REDACTED"),  # a stray ? in a password
+        ("slack", "slack"),
+        ("#ml-alerts", "#ml-alerts"),
+    ],
+)  # fmt: skip
+def test_urls_are_shown_without_credentials_or_query(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_urls_inside_errors_and_log_records_are_redacted() -> None:
+    error = "ConnectError: for url 'https://u:pw@hooks.example/x?token=s3cr3t': refused"
+    assert (
+        redact_urls_in(error) == "ConnectError: for url 'https://hooks.example/x?REDACTED': refused"
+    )
+    request = ("POST", "https://u:pw@h.example/x?token=s3cr3t", "200")
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, 'HTTP Request: %s %s "%s"', request, None
+    )
+    assert RedactUrls().filter(record)
+    assert record.getMessage() == 'HTTP Request: POST https://h.example/x?REDACTED "200"'

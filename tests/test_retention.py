@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from driftwatch import db
 from driftwatch.app import create_app
-from driftwatch.config import Settings
+from driftwatch.config import MAX_RETENTION, Settings
 from driftwatch.core.retention import Retention
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.core.time import day_start, utcnow
@@ -47,7 +47,9 @@ FEATURES = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "cat
 
 
 def client(url: str, retention: timedelta | None) -> TestClient:
-    settings = Settings(database_url=url, admin_key=ADMIN_KEY, retention=retention)  # type: ignore[arg-type]
+    # records back to 2020 are accepted: these tests store old months, as a backfill does
+    settings = Settings(database_url=url, admin_key=ADMIN_KEY, retention=retention,  # type: ignore[arg-type]
+                        max_record_age=MAX_RETENTION)  # fmt: skip
     return TestClient(
         create_app(settings, db.get_engine(url)), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -28,6 +30,7 @@ from tests.conftest import (
     create_model,
     free_port,
     start_server,
+    wait_until,
 )
 from tests.test_api_ingest import FEATURES, stored
 
@@ -265,3 +268,183 @@ def test_batches_decode_to_what_was_queued() -> None:
         ("b", "2026-11-20T10:00:00Z", "cat", None),
         ("c", 2.5, 0.1, None),
     ]
+
+
+# -- hostile neighbours: a misspelled model, a full spool, a full or unusable disk -------------
+
+
+def test_a_misspelled_model_does_not_hold_back_other_models(
+    api: TestClient, live_server: LiveServer, tmp_path: Path
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    typo = model + "-typo"  # answers 404
+    with driftwatch.Client(
+        live_server.url, api_key=ADMIN_KEY, spool_dir=tmp_path, batch_size=2000, give_up_after=2.0
+    ) as client:
+        for i in (1, 2):  # two spool files of the misspelled model, first in line
+            client.log_prediction(typo, {"age": i}, 0.5, prediction_id=f"typo-{i}")
+            assert wait_until(lambda n=i: len(list(tmp_path.glob("*.batch"))) == n, timeout=5)
+        began = time.monotonic()
+        for i in range(20_000):
+            client.log_prediction(model, {"age": i, "state": "CA"}, 0.5, prediction_id=f"g-{i}")
+        assert wait_until(lambda: counts(live_server.url, model)["predictions"] == 20_000, 10)
+        assert time.monotonic() - began < 10
+        assert wait_until(lambda: len(client.rejected) == 2, timeout=10)
+        assert {r.prediction_id for r in client.rejected} == {"typo-1", "typo-2"}
+        assert all(r.model == typo for r in client.rejected)
+        assert all("set aside" in r.error and "404" in r.error for r in client.rejected), (
+            client.rejected
+        )
+        assert client.flush(timeout=10)
+        assert client.stats()["set_aside"] == 2
+    assert not list(tmp_path.glob("*.batch"))
+
+
+def test_a_spool_at_its_cap_drops_with_a_counter_and_one_log_line(
+    api: TestClient,
+    settings: Settings,
+    engine: Engine,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    port = free_port()  # the collector is down: everything waits
+    caplog.set_level(logging.WARNING, logger="driftwatch.sdk")
+    client = driftwatch.Client(
+        f"http://127.0.0.1:{port}",
+        api_key=ADMIN_KEY,
+        spool_dir=tmp_path,
+        batch_size=500,
+        max_queue=1000,
+        max_spool_bytes=40_000,
+        max_backoff=0.3,
+    )
+    for i in range(10_000):
+        client.log_prediction(model, {"age": i}, 0.5, prediction_id=f"p-{i}")
+    assert client.flush(timeout=1) is False
+    spooled = sum(p.stat().st_size for p in tmp_path.glob("*.batch"))
+    assert 0 < spooled <= 40_000
+    assert client.dropped > 0
+    assert client.pending() + client.dropped == 10_000
+    assert client.pending() <= 40_000 // 10 + 2 * 1000  # bounded: the spool, then memory
+    stats = client.stats()
+    assert stats["dropped"] == client.dropped
+    assert stats["spool_bytes"] == spooled
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert sum("reached its cap" in m for m in warnings) == 1, warnings
+    assert sum("dropping" in m for m in warnings) == 1, warnings
+    server = start_server(settings, engine, port=port)
+    try:
+        assert client.flush(timeout=30)
+        client.close()
+        assert counts(server.url, model)["predictions"] == 10_000 - client.dropped
+    finally:
+        server.stop()
+
+
+def test_a_full_disk_neither_raises_nor_leaves_tmp_files(
+    api: TestClient, live_server: LiveServer, tmp_path: Path
+) -> None:
+    """A real full disk: RLIMIT_FSIZE makes every write past 64 bytes fail (EFBIG) in the
+    logging process, as ENOSPC would, after ``open`` has created the file."""
+    model = create_model(api, features=FEATURES)["name"]
+    script = textwrap.dedent(f"""
+        import json, resource, driftwatch
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.RLIM_INFINITY))
+        client = driftwatch.Client({live_server.url!r}, api_key={ADMIN_KEY!r},
+                                   spool_dir={str(tmp_path)!r}, batch_size=500, max_queue=1000)
+        for i in range(5000):
+            client.log_prediction({model!r}, {{"age": i}}, 0.5, prediction_id=f"p-{{i}}")
+        flushed = client.flush(timeout=30)
+        client.close()
+        print(json.dumps({{"flushed": flushed, "dropped": client.dropped}}))
+    """)
+    process = subprocess.run(
+        [sys.executable, "-c", script], timeout=60, check=False, capture_output=True, text=True
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    assert result["flushed"] is True
+    assert counts(live_server.url, model)["predictions"] + result["dropped"] == 5000
+    assert counts(live_server.url, model)["predictions"] > 0
+    assert list(tmp_path.iterdir()) == []  # no .tmp files, no half batches
+
+
+def test_a_client_starts_and_works_without_a_usable_spool_folder(
+    api: TestClient, live_server: LiveServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    caplog.set_level(logging.WARNING, logger="driftwatch.sdk")
+    with driftwatch.Client(
+        live_server.url, api_key=ADMIN_KEY, spool_dir=blocker / "spool", batch_size=500
+    ) as client:
+        for i in range(3000):
+            client.log_prediction(model, {"age": i}, 0.5)
+        assert client.flush(timeout=30)
+        assert client.stats()["spool"] is False
+    assert counts(live_server.url, model)["predictions"] == 3000
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert sum("without a spool" in m for m in warnings) == 1, warnings
+    assert len(warnings) == 1, warnings
+
+
+def test_without_a_spool_memory_is_bounded_and_drops_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    caplog.set_level(logging.WARNING, logger="driftwatch.sdk")
+    client = driftwatch.Client(
+        f"http://127.0.0.1:{free_port()}",
+        spool_dir=blocker / "spool",
+        batch_size=500,
+        max_queue=1000,
+        max_backoff=0.3,
+    )
+    try:
+        for i in range(20_000):
+            client.log_prediction("m", {"age": i}, 0.5)
+        assert client.flush(timeout=0.5) is False
+        assert client.pending() <= 2 * 1000
+        assert client.pending() + client.dropped == 20_000
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert sum("dropping" in m for m in warnings) == 1, warnings
+    finally:
+        client.close(timeout=0.5)
+
+
+def test_stale_tmp_files_are_removed_at_start(live_server: LiveServer, tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    stale = tmp_path / f"{time.time_ns():020d}-{int(dead.stdout)}-00000000.tmp"
+    stale.write_bytes(b"")  # a write that failed, or a process that died mid-write
+    with driftwatch.Client(live_server.url, api_key=ADMIN_KEY, spool_dir=tmp_path):
+        assert not stale.exists()
+
+
+def test_two_clients_sharing_a_spool_folder_send_each_batch_once(
+    api: TestClient, settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    model = create_model(api, features=FEATURES)["name"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = driftwatch.Client(url, api_key=ADMIN_KEY, spool_dir=tmp_path, batch_size=200)
+    for i in range(2000):
+        first.log_prediction(model, {"age": i}, 0.5, prediction_id=f"p-{i}")
+    assert first.flush(timeout=0.5) is False
+    second = driftwatch.Client(url, api_key=ADMIN_KEY, spool_dir=tmp_path)  # adopts them all
+    assert second.pending() == 2000
+    server = start_server(settings, engine, port=port)
+    try:
+        assert first.flush(timeout=30)
+        assert second.flush(timeout=30)  # what the first sent is no longer its to send
+        assert first.pending() == second.pending() == 0
+        assert first.stats()["models"] == second.stats()["models"] == {}
+        first.close()
+        second.close()
+        assert counts(server.url, model)["predictions"] == 2000
+        assert not list(tmp_path.iterdir())
+    finally:
+        server.stop()

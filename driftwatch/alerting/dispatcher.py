@@ -3,9 +3,12 @@
 A delivery is claimed with a lease (``FOR UPDATE SKIP LOCKED`` on Postgres) and committed as
 "delivering" before it is sent; the result and the attempt are committed after. A process that
 dies in between leaves a delivery whose lease runs out, and another dispatcher sends it again,
-with the same ``webhook-id`` so the receiver can tell. Failed attempts wait for the next step of
-the retry schedule (or what ``Retry-After`` asked); endpoints that keep failing are paused by
-their circuit breaker and probed until they answer.
+with the same ``webhook-id`` so the receiver can tell. A process that lives ends each attempt
+by its deadline (``delivery_timeout_seconds``, the whole request), before the lease runs out
+(``delivery_lease_seconds``, checked to be longer): a slow receiver is not sent the same
+message twice at once. Failed attempts wait for the next step of the retry schedule (or what
+``Retry-After`` asked); endpoints that keep failing are paused by their circuit breaker and
+probed until they answer.
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from sqlalchemy.orm import Session
 
 from driftwatch import metrics
 from driftwatch.alerting import repository
-from driftwatch.alerting.senders import Outcome, SlackSender, WebhookSender
+from driftwatch.alerting.http import BoundedHttp
+from driftwatch.alerting.senders import USER_AGENT, Outcome, SlackSender, WebhookSender
 from driftwatch.alerting.service import OUTBOX_CHANNEL, OUTBOX_WRITTEN
 from driftwatch.config import Settings
 from driftwatch.core.time import utcnow
 from driftwatch.db import session_scope
 from driftwatch.models import Delivery, DeliveryAttempt
+from driftwatch.text import redact_url, redact_urls_in
 
 log = logging.getLogger("driftwatch.delivery")
 
@@ -69,9 +74,12 @@ class Dispatcher:
         self.engine = engine
         self.settings = settings
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        self.webhooks = WebhookSender(settings.delivery_timeout_seconds)
+        # every attempt ends by this deadline; the lease outlasts it (config.Settings checks)
+        timeout = settings.delivery_timeout_seconds
+        self.http = BoundedHttp(timeout=timeout, headers={"user-agent": USER_AGENT})
+        self.webhooks = WebhookSender(timeout, self.http)
         self.slack = SlackSender(token=settings.slack_token, api_url=settings.slack_api_url,
-                                 timeout=settings.delivery_timeout_seconds)  # fmt: skip
+                                 timeout=timeout, http=self.http)  # fmt: skip
         self.concurrency = max(1, settings.dispatcher_concurrency)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="driftwatch-send")
         self._stop = threading.Event()
@@ -104,7 +112,7 @@ class Dispatcher:
         OUTBOX_WRITTEN.set()
         self._thread.join(timeout=30)
         self._pool.shutdown(wait=True)
-        self.webhooks.close()
+        self.http.close()
 
     def _loop(self) -> None:
         inflight: set[Future[None]] = set()
@@ -150,7 +158,7 @@ class Dispatcher:
             outcome = self._send(claimed)
         except Exception as error:  # a bug in a sender must not lose the delivery
             log.exception("delivery %d: sending failed unexpectedly", claimed.id)
-            outcome = Outcome(False, error=f"{type(error).__name__}: {error}"[:500])
+            outcome = Outcome(False, error=redact_urls_in(f"{type(error).__name__}: {error}")[:500])
         duration = time.perf_counter() - started
         try:
             self.record(claimed, outcome, started_at=started_at, duration=duration)
@@ -215,7 +223,7 @@ class Dispatcher:
         metrics.record_delivery(claimed.channel_type, label)
         level = logging.INFO if outcome.delivered else logging.WARNING
         log.log(level, "delivery %d (%s %s to %s, webhook-id %s) attempt %d: %s%s",
-                claimed.id, claimed.channel_type, claimed.message_type, claimed.target,
+                claimed.id, claimed.channel_type, claimed.message_type, redact_url(claimed.target),
                 claimed.webhook_id, claimed.attempt, label,
                 f" ({outcome.error})" if outcome.error else "",
                 extra={"delivery_id": claimed.id, "alert_id": claimed.alert_id,
@@ -254,7 +262,7 @@ class Dispatcher:
                 endpoint.next_probe_at = None
                 repository.release_endpoint(session, key=key, now=now)
                 log.warning("endpoint %s answers again: breaker closed, waiting deliveries go",
-                            key)  # fmt: skip
+                            redact_url(key))  # fmt: skip
             metrics.set_breaker(key, "closed")
             return
         endpoint.consecutive_failures += 1
@@ -268,7 +276,8 @@ class Dispatcher:
             if endpoint.state == "closed":
                 endpoint.opened_at = now
                 log.warning("endpoint %s failed %d times in a row: breaker open, deliveries "
-                            "to it wait; probing every %s", key, endpoint.consecutive_failures,
+                            "to it wait; probing every %s", redact_url(key),
+                            endpoint.consecutive_failures,
                             probe)  # fmt: skip
             endpoint.state = "open"
             endpoint.next_probe_at = now + probe

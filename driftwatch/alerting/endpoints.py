@@ -33,6 +33,7 @@ from driftwatch.deps import (
 from driftwatch.errors import InvalidPayload, NotFound
 from driftwatch.models import Alert, AlertEvent, Delivery, DeliveryAttempt, Silence
 from driftwatch.registry import service as registry
+from driftwatch.text import redact_url, redact_urls_in
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 ALERT_STATES = ("pending", "firing", "resolved", "cleared")
@@ -68,11 +69,17 @@ def _event_out(event: AlertEvent) -> EventOut:
     )  # fmt: skip
 
 
+def _redacted(error: str | None) -> str | None:
+    """An error as stored, with any URL in it redacted (errors are redacted when they are
+    made; this also covers what older versions stored)."""
+    return redact_urls_in(error) if error else error
+
+
 def _attempt_out(attempt: DeliveryAttempt) -> AttemptOut:
     return AttemptOut(
         number=attempt.number, started_at=attempt.started_at,
         duration_seconds=attempt.duration_seconds, outcome=attempt.outcome,
-        status_code=attempt.status_code, error=attempt.error, retry_at=attempt.retry_at,
+        status_code=attempt.status_code, error=_redacted(attempt.error), retry_at=attempt.retry_at,
         owner=attempt.owner,
     )  # fmt: skip
 
@@ -91,13 +98,13 @@ def _deliveries_out(
             alert_id=d.alert_id,
             channel=d.channel,
             channel_type=d.channel_type,
-            target=d.target,
+            target=redact_url(d.target),  # the sender alone sees a webhook's URL whole
             type=d.message_type,
             webhook_id=d.webhook_id,
             status=d.status,
             attempts=d.attempts,
             next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
-            last_error=d.last_error,
+            last_error=_redacted(d.last_error),
             last_status_code=d.last_status_code,
             created_at=d.created_at,
             delivered_at=d.delivered_at,
@@ -221,12 +228,12 @@ def list_endpoints(session: SessionDep, _key: ReadKey) -> list[EndpointOut]:
     waiting = repository.waiting_counts(session)
     return [
         EndpointOut(
-            endpoint=e.key,
+            endpoint=redact_url(e.key),
             state=e.state,
             consecutive_failures=e.consecutive_failures,
             opened_at=e.opened_at,
             next_probe_at=e.next_probe_at,
-            last_error=e.last_error,
+            last_error=_redacted(e.last_error),
             last_success_at=e.last_success_at,
             last_failure_at=e.last_failure_at,
             waiting_deliveries=waiting.get(e.key, 0),

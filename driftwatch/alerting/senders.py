@@ -1,6 +1,11 @@
-"""The two ways out: Slack (slack-sdk's ``WebClient.chat_postMessage``) and signed webhooks
-(httpx). Each send is one attempt; what to do next is the dispatcher's decision, from the
-``Outcome`` (the single place where retrying is decided, and ``Retry-After`` is read)."""
+"""The two ways out: Slack (slack-sdk's ``WebClient.chat_postMessage``) and signed webhooks.
+Each send is one attempt; what to do next is the dispatcher's decision, from the ``Outcome``
+(the single place where retrying is decided, and ``Retry-After`` is read).
+
+Both go through ``BoundedHttp``: one deadline for the whole attempt, and only a prefix of the
+answer read (slack-sdk's own urllib call has neither: it reads the answer whole, and its
+timeout is per socket operation). Errors name URLs without their secrets (``redact_urls_in``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
+from urllib.request import Request
 
 import httpx
 import orjson
@@ -19,10 +25,18 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from driftwatch.alerting import signing
+from driftwatch.alerting.http import BoundedHttp, DeadlineExceeded
+from driftwatch.text import redact_urls_in
 
 log = logging.getLogger("driftwatch.delivery")
 USER_AGENT = "driftwatch-webhooks/1"
 MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
+# The most of a webhook's answer read (its first 300 characters go in a failed attempt's error);
+# the rest is never read.
+WEBHOOK_ANSWER_BYTES = 64 * 1024
+# The most of a Slack API answer read (chat.postMessage answers a few kB); a longer one is not
+# Slack's, and counts as a failed attempt.
+SLACK_ANSWER_BYTES = 1024 * 1024
 # Slack errors that retrying will not heal: the operator must fix the channel or the token,
 # then redeliver.
 SLACK_PERMANENT_ERRORS = frozenset({
@@ -52,6 +66,15 @@ class Outcome:
         return not self.reached or (self.status_code is not None and self.status_code >= 500)
 
 
+def _timed_out(timeout: float) -> Outcome:
+    return Outcome(False, error=f"no complete answer within {timeout:g} s "
+                                "(DRIFTWATCH_DELIVERY_TIMEOUT_SECONDS)")  # fmt: skip
+
+
+def _unanswered(error: Exception) -> Outcome:
+    return Outcome(False, error=redact_urls_in(f"{type(error).__name__}: {error}")[:500])
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """``Retry-After`` in seconds (RFC 9110: delay-seconds or an HTTP date), or None."""
     if not value:
@@ -71,13 +94,14 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class WebhookSender:
-    def __init__(self, timeout: float) -> None:
-        self.client = httpx.Client(
-            timeout=timeout, follow_redirects=False, headers={"user-agent": USER_AGENT}
-        )
+    def __init__(self, timeout: float, http: BoundedHttp | None = None) -> None:
+        self.timeout = timeout
+        self._own = http is None
+        self.http = http or BoundedHttp(timeout=timeout, headers={"user-agent": USER_AGENT})
 
     def close(self) -> None:
-        self.client.close()
+        if self._own:
+            self.http.close()
 
     def send(self, *, url: str, secret_env: str | None, webhook_id: str, body: str) -> Outcome:
         secret = os.environ.get(secret_env or "")
@@ -92,30 +116,68 @@ class WebhookSender:
             key, webhook_id=webhook_id, timestamp=int(time.time()), body=content
         )
         try:
-            response = self.client.post(url, content=content, headers=headers)
-        except httpx.TimeoutException:
-            return Outcome(False, error=f"no answer within {self.client.timeout.read} s")
+            answer = self.http.post(url, content=content, headers=headers,
+                                    limit=WEBHOOK_ANSWER_BYTES)  # fmt: skip
+        except (DeadlineExceeded, httpx.TimeoutException):
+            return _timed_out(self.timeout)
         except httpx.HTTPError as error:
-            return Outcome(False, error=f"{type(error).__name__}: {error}"[:500])
-        if response.is_success:
-            return Outcome(True, reached=True, status_code=response.status_code)
+            return _unanswered(error)
+        if answer.is_success:
+            return Outcome(True, reached=True, status_code=answer.status)
+        text = answer.prefix[:1200].decode("utf-8", "replace")
         return Outcome(
-            False, reached=True, status_code=response.status_code,
-            error=f"HTTP {response.status_code}: {response.text[:300]}",
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            False, reached=True, status_code=answer.status,
+            error=redact_urls_in(f"HTTP {answer.status}: {text[:300]}"),
+            retry_after=parse_retry_after(answer.headers.get("retry-after")),
         )  # fmt: skip
 
 
+class AnswerTooLarge(Exception):
+    pass
+
+
+class _BoundedWebClient(WebClient):
+    """slack-sdk's client, with its one HTTP call (urllib: the answer read whole, a timeout per
+    socket operation) made by ``BoundedHttp`` instead; the request it builds and the way it reads
+    the answer (``SlackResponse``, ``SlackApiError``) stay slack-sdk's."""
+
+    def __init__(self, *, http: BoundedHttp, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._bounded = http
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        data = req.data if isinstance(req.data, bytes) else b""
+        answer = self._bounded.post(url, content=data, headers=dict(req.header_items()),
+                                    limit=SLACK_ANSWER_BYTES)  # fmt: skip
+        if answer.truncated:
+            raise AnswerTooLarge(f"the Slack API answered HTTP {answer.status} with a body "
+                                 f"larger than {SLACK_ANSWER_BYTES:,} bytes")  # fmt: skip
+        body = answer.prefix.decode("utf-8", "replace")  # Slack's answers are UTF-8 JSON
+        return {"status": answer.status, "headers": dict(answer.headers), "body": body}
+
+
 class SlackSender:
-    def __init__(self, *, token: SecretStr | None, api_url: str, timeout: float) -> None:
-        self.client = None
+    def __init__(
+        self, *, token: SecretStr | None, api_url: str, timeout: float,
+        http: BoundedHttp | None = None,
+    ) -> None:  # fmt: skip
+        self.timeout = timeout
+        self.client: WebClient | None = None
+        self.http: BoundedHttp | None = None
+        self._own = http is None
         if token is not None and token.get_secret_value():
-            self.client = WebClient(
+            self.http = http or BoundedHttp(timeout=timeout)
+            self.client = _BoundedWebClient(
+                http=self.http,
                 token=token.get_secret_value(),
                 base_url=api_url if api_url.endswith("/") else api_url + "/",
                 timeout=max(1, round(timeout)),
                 retry_handlers=[],  # one send is one attempt: the dispatcher retries
             )
+
+    def close(self) -> None:
+        if self._own and self.http is not None:
+            self.http.close()
 
     def send(self, *, body: str, thread_ts: str | None) -> Outcome:
         if self.client is None:
@@ -133,8 +195,10 @@ class SlackSender:
             response = self.client.chat_postMessage(**arguments)
         except SlackApiError as error:
             return _slack_error(error)
-        except Exception as error:  # urllib, socket, JSON from a broken proxy: not answered
-            return Outcome(False, error=f"{type(error).__name__}: {error}"[:500])
+        except (DeadlineExceeded, httpx.TimeoutException):
+            return _timed_out(self.timeout)
+        except Exception as error:  # network, a huge answer, JSON from a broken proxy
+            return _unanswered(error)
         return Outcome(
             True, reached=True, status_code=response.status_code,
             response={"channel": response.get("channel"), "ts": response.get("ts"),

@@ -45,13 +45,27 @@ class DatasetDrift(_Part):
 class Quality(_Part):
     missing_share: float | None = Field(description="missing cells over rows x features")
     new_categories: dict[str, list[str]] = Field(
-        default_factory=dict, description="per feature, categories the baseline never saw"
+        default_factory=dict,
+        description="per feature, categories the baseline never saw: the 20 most frequent in "
+        "the window (most frequent first) when there are more",
+    )
+    new_categories_total: dict[str, int] = Field(
+        default_factory=dict,
+        description="per feature, how many categories the baseline never saw (all of them)",
     )
     out_of_range: dict[str, float] = Field(
         default_factory=dict,
         description="per feature, share of the window's rows outside the baseline's range",
     )
     rejected: int = Field(default=0, description="prediction records refused in the window")
+
+    def unseen_categories(self) -> int:
+        """How many categories, over all features, the baseline never saw (a result stored
+        before ``new_categories_total`` lists them all in ``new_categories``)."""
+        return sum(
+            self.new_categories_total.get(name, len(kept))
+            for name, kept in self.new_categories.items()
+        )
 
 
 class RunResult(_Part):
@@ -100,7 +114,7 @@ class RunResult(_Part):
             "dataset.drifted": _flag(self.dataset.drifted),
             "quality.missing_share": self.quality.missing_share,
             "quality.rejected": self.quality.rejected,
-            "quality.new_categories": sum(len(v) for v in self.quality.new_categories.values()),
+            "quality.new_categories": self.quality.unseen_categories(),
         }
         for feature in self.features:
             prefix = f"feature.{feature.name}"

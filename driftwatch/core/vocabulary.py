@@ -41,7 +41,11 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric("quality.missing_share", "missing cells over rows x features"),
     Metric("quality.rejected", "prediction records refused in the window"),
-    Metric("quality.new_categories", "categories, over all features, the baseline never saw"),
+    Metric(
+        "quality.new_categories",
+        "how many categories, over all features, the baseline never saw (all counted; the run "
+        "names the 20 most frequent of each feature)",
+    ),
     Metric(
         "accuracy.<metric>",
         "over the labeled predictions: " + ", ".join(ACCURACY_METRICS),

@@ -35,7 +35,7 @@ from driftwatch.errors import Forbidden, InvalidPayload, NotFound
 from driftwatch.models import MonitoredModel
 from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
 from driftwatch.registry import service as registry
-from driftwatch.text import plural
+from driftwatch.text import plural, redact_url, redact_urls_in
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -45,6 +45,9 @@ templates.env.filters["clock"] = lambda moment, seconds=False: moment.strftime(
     "%H:%M:%S" if seconds else "%H:%M")  # fmt: skip
 templates.env.filters["duration"] = format_duration
 templates.env.filters["plural"] = plural
+# webhook URLs and errors are shown without the secrets a URL may hold (tokens, passwords)
+templates.env.filters["redact_url"] = redact_url
+templates.env.filters["redact_urls"] = lambda text: redact_urls_in(text) if text else text
 templates.env.filters["num"] = lambda value: "" if value is None else (
     f"{value:.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int)
     else str(value))  # fmt: skip

@@ -79,6 +79,7 @@ async def post_predictions(
         batch=batch,
         models=request.app.state.model_cache,
         retention=request.app.state.settings.retention_policy(),
+        limits=service.Limits.of(request.app.state.settings),
     )
 
 
@@ -94,6 +95,7 @@ async def post_ground_truth(
     return await run_in_threadpool(
         service.log_ground_truth, session, model_name=name, records=records,
         retention=request.app.state.settings.retention_policy(),
+        limits=service.Limits.of(request.app.state.settings),
     )  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from driftwatch.core.retention import Retention
 from driftwatch.core.time import day_numbers, day_start, iso, utcnow
-from driftwatch.errors import Conflict
+from driftwatch.errors import Conflict, PayloadTooLarge
 from driftwatch.ingest.validation import (
     UNKNOWN_CLASSES,
     ModelClasses,
@@ -107,6 +107,8 @@ def _existing_ids(session: Session, model_id: int, ids: list[str]) -> set[str]:
 
 
 def _without(columns: PredictionColumns, existing: set[str]) -> PredictionColumns:
+    if not existing:  # the usual case: no copy of the batch
+        return columns
     return columns.take([i for i, pid in enumerate(columns.prediction_ids) if pid not in existing])
 
 
@@ -164,9 +166,13 @@ def _insert_chunk(session: Session, model_id: int, columns: PredictionColumns) -
     return int(chunk_id)
 
 
+DEFAULT_MAX_BATCH_PARTITIONS = 100  # DRIFTWATCH_MAX_BATCH_PARTITIONS
+
+
 def insert_predictions(
-    session: Session, *, model_id: int, columns: PredictionColumns, retention: Retention
-) -> int:
+    session: Session, *, model_id: int, columns: PredictionColumns, retention: Retention,
+    max_partitions: int = DEFAULT_MAX_BATCH_PARTITIONS,
+) -> int:  # fmt: skip
     """Store validated predictions that are new; returns how many that was.
 
     Each day's records of the batch go into one chunk, and each prediction gets a key and a
@@ -176,7 +182,7 @@ def insert_predictions(
     if not len(columns):
         return 0
     if session.get_bind().dialect.name == "postgresql":
-        return _insert_predictions_postgres(session, model_id, columns, retention)
+        return _insert_predictions_postgres(session, model_id, columns, retention, max_partitions)
     # SQLite: the transaction holds the write lock from BEGIN IMMEDIATE, so nothing can slip
     # in between this check and the insert.
     columns = _without(columns, _existing_ids(session, model_id, columns.prediction_ids))
@@ -211,9 +217,26 @@ def _no_partition(error: psycopg.errors.CheckViolation) -> bool:
     return error.diag.constraint_name is None
 
 
+def _ensure_partitions(
+    session: Session, days: list[PredictionColumns], retention: Retention, max_partitions: int
+) -> None:
+    try:
+        partitions.ensure(session.connection(), [_day_of(day) for day in days], now=utcnow(),
+                          retention=retention, max_new=max_partitions)  # fmt: skip
+    except partitions.TooManyPartitions as error:
+        first, last = _day_of(days[0]), _day_of(days[-1])
+        raise PayloadTooLarge(
+            f"records: this batch spans {len(days)} days ({first.date()} to {last.date()}) "
+            f"that need {error.needed} new time partitions; a batch may create at most "
+            f"{error.limit} (DRIFTWATCH_MAX_BATCH_PARTITIONS): send it in smaller batches, each of "
+            "a shorter span of time"
+        ) from None
+
+
 def _insert_predictions_postgres(
-    session: Session, model_id: int, columns: PredictionColumns, retention: Retention
-) -> int:
+    session: Session, model_id: int, columns: PredictionColumns, retention: Retention,
+    max_partitions: int,
+) -> int:  # fmt: skip
     driver = postgres.psycopg_connection(session)
     keys = postgres.copy_statement("prediction_keys", copy_binary.KEY_COLUMNS)
     rows = postgres.copy_statement("predictions", copy_binary.COLUMNS)
@@ -226,8 +249,7 @@ def _insert_predictions_postgres(
             f"predictions before {iso(cutoff)} expired while this batch was being written; "
             "send it again (they will be refused, the others stored)"
         )
-    partitions.ensure(session.connection(), [_day_of(day) for day in days], now=now,
-                      retention=retention)  # fmt: skip
+    _ensure_partitions(session, days, retention, max_partitions)
     # Optimistic: one COPY of keys, one chunk and one COPY of rows per day. A duplicate id
     # aborts them all (savepoint); then the ids already stored are looked up and left out,
     # and the rest is tried again. Concurrent requests carrying the same ids converge within
@@ -252,8 +274,7 @@ def _insert_predictions_postgres(
                 raise
             # Dropped by another replica's retention since this process last looked.
             partitions.KNOWN.forget(str(session.get_bind().engine.url))
-            partitions.ensure(session.connection(), [_day_of(day) for day in days],
-                              now=utcnow(), retention=retention)  # fmt: skip
+            _ensure_partitions(session, days, retention, max_partitions)
     raise Conflict("the same predictions are being written concurrently; send the batch again")
 
 

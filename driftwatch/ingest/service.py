@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -15,9 +17,11 @@ from driftwatch.core.retention import Retention
 from driftwatch.core.time import utcnow
 from driftwatch.errors import InvalidPayload
 from driftwatch.ingest import repository
+from driftwatch.ingest.repository import DEFAULT_MAX_BATCH_PARTITIONS
 from driftwatch.ingest.schemas import IngestResult, RejectedItem
 from driftwatch.ingest.validation import (
     BINARY,
+    DEFAULT_MAX_AGE,
     UNKNOWN_CLASSES,
     ModelClasses,
     RawColumns,
@@ -32,6 +36,19 @@ from driftwatch.ingest.validation import (
     validate_ground_truth,
 )
 from driftwatch.registry import service as registry
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one batch may make the service keep (the ``DRIFTWATCH_MAX_*`` settings)."""
+
+    max_features: int = registry.DEFAULT_MAX_FEATURES
+    max_record_age: timedelta = DEFAULT_MAX_AGE
+    max_batch_partitions: int = DEFAULT_MAX_BATCH_PARTITIONS
+
+    @classmethod
+    def of(cls, settings: Any) -> Limits:
+        return cls(settings.max_features, settings.max_record_age, settings.max_batch_partitions)
 
 
 def _body_fields(body: Any, allowed: set[str]) -> dict[str, Any]:
@@ -186,13 +203,14 @@ def _labels_fit(valid: ValidGroundTruth, classes: ModelClasses) -> bool:
 
 def log_predictions(
     session: Session, *, model_name: str, batch: RawColumns, models: registry.ModelCache,
-    retention: Retention,
+    retention: Retention, limits: Limits = Limits(),
 ) -> IngestResult:  # fmt: skip
     model = models.get(session, name=model_name)
     if not model.features and batch.count:
         inferred = infer_features(batch)
         if inferred:
-            registry.adopt_inferred_features(session, name=model_name, inferred=inferred)
+            registry.adopt_inferred_features(session, name=model_name, inferred=inferred,
+                                             max_features=limits.max_features)  # fmt: skip
             model = models.get(session, name=model_name, fresh=True)
     elif not batch.features.keys() <= {f.name for f in model.features}:
         model = models.get(session, name=model_name, fresh=True)  # added features
@@ -201,12 +219,13 @@ def log_predictions(
         session, model_id=model.id, task=model.task, fits=_predictions_fit,
         check=lambda classes: validate_columns(
             batch, list(model.features), task=model.task, received_at=received_at,
-            retention=retention, known_classes=classes,
+            retention=retention, known_classes=classes, max_age=limits.max_record_age,
         ),
     )  # fmt: skip
     accepted = repository.insert_predictions(
-        session, model_id=model.id, columns=valid.columns, retention=retention
-    )
+        session, model_id=model.id, columns=valid.columns, retention=retention,
+        max_partitions=limits.max_batch_partitions,
+    )  # fmt: skip
     return _settle(
         session,
         model.id,
@@ -219,15 +238,16 @@ def log_predictions(
 
 
 def log_ground_truth(
-    session: Session, *, model_name: str, records: list[Any], retention: Retention
-) -> IngestResult:
+    session: Session, *, model_name: str, records: list[Any], retention: Retention,
+    limits: Limits = Limits(),
+) -> IngestResult:  # fmt: skip
     model = registry.get_by_name(session, name=model_name)
     received_at = utcnow()
     valid = checked(
         session, model_id=model.id, task=model.task, fits=_labels_fit,
         check=lambda classes: validate_ground_truth(
             records, task=model.task, received_at=received_at, retention=retention,
-            classes=classes,
+            classes=classes, max_age=limits.max_record_age,
             label_names=stored_label_names(session, model_id=model.id, classes=classes),
         ),
     )  # fmt: skip

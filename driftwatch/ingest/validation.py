@@ -25,9 +25,11 @@ import numpy as np
 import numpy.typing as npt
 
 from driftwatch.core.retention import Retention
+from driftwatch.core.retention import describe as describe_age
 from driftwatch.core.specs import FeatureKind, FeatureSpec
 from driftwatch.core.time import iso
 from driftwatch.storage.columns import PredictionColumns
+from driftwatch.text import CONTROL
 
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 1000
@@ -65,6 +67,26 @@ class ValidGroundTruth:
 
 
 @dataclass(slots=True)
+class Sparse:
+    """A feature column of a batch of records that give it in few of them: their positions
+    and values only, so that a batch costs memory in proportion to what it holds, not its
+    records times every feature any record names."""
+
+    count: int
+    positions: list[int] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+
+    def dense(self) -> list[Any]:
+        out: list[Any] = [None] * self.count
+        for position, value in zip(self.positions, self.values, strict=True):
+            out[position] = value
+        return out
+
+
+Column = list[Any] | FloatArray | Sparse
+
+
+@dataclass(slots=True)
 class RawColumns:
     """A batch as parallel lists, before any value is checked."""
 
@@ -73,7 +95,7 @@ class RawColumns:
     timestamp: list[Any]
     prediction: list[Any]
     model_version: list[Any]
-    features: dict[str, list[Any] | FloatArray]
+    features: dict[str, Column]
     record: Callable[[int], Any]  # the record as sent, kept with its rejection
     errors: dict[int, str] = field(default_factory=dict)  # structural problems found so far
     label: list[Any] | None = None  # baselines only: labels, None where a record has none
@@ -334,6 +356,17 @@ def categorical_value(name: str, value: Any) -> str | None:
 # -- schema inference -------------------------------------------------------------------------
 
 
+def bad_name(name: Any) -> str | None:
+    """What is wrong with a feature name a batch gives, or None."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty string"
+    if len(name) > MAX_ID_LENGTH:
+        return f"longer than {MAX_ID_LENGTH} characters"
+    if CONTROL.search(name):
+        return "must not contain NUL or control characters"
+    return None
+
+
 def infer_features(raw: RawColumns) -> list[FeatureSpec]:
     """Feature schema from a first batch, in order of first appearance.
 
@@ -342,13 +375,13 @@ def infer_features(raw: RawColumns) -> list[FeatureSpec]:
     """
     specs = []
     for name, values in raw.features.items():
-        if not isinstance(name, str) or not name or len(name) > MAX_ID_LENGTH:
-            continue
+        if bad_name(name) is not None:
+            continue  # its records are rejected, saying why (``_check_unknown``)
         if isinstance(values, np.ndarray):
             specs.append(FeatureSpec(name, "numerical"))
             continue
         numbers = others = 0
-        for value in values:
+        for value in values.values if isinstance(values, Sparse) else values:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 numbers += 1
             elif value is not None:
@@ -367,6 +400,7 @@ def columns_from_records(records: list[Any]) -> RawColumns:
     names: dict[str, None] = {}
     feature_dicts: list[dict[str, Any]] = []
     empty: dict[str, Any] = {}
+    given = 0  # feature values the records give
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             errors[index] = f"expected an object, got {describe(record)}"
@@ -378,21 +412,38 @@ def columns_from_records(records: list[Any]) -> RawColumns:
             feature_dicts.append(empty)
             continue
         feature_dicts.append(features)
+        given += len(features)
         for name in features:
             if name not in names:
                 names[name] = None
     rows = [r if isinstance(r, dict) else empty for r in records]
+    if given * 2 >= count * len(names):  # most records give most features: plain lists
+        columns: dict[str, Column] = {name: [f.get(name) for f in feature_dicts] for name in names}
+    else:
+        columns = _sparse_columns(feature_dicts, names, count)
     return RawColumns(
         count=count,
         prediction_id=[r.get("prediction_id") for r in rows],
         timestamp=[r.get("timestamp") for r in rows],
         prediction=[r.get("prediction", _ABSENT) for r in rows],
         model_version=[r.get("model_version") for r in rows],
-        features={name: [f.get(name) for f in feature_dicts] for name in names},
+        features=columns,
         record=records.__getitem__,
         errors=errors,
         label=[r.get("label") for r in rows],
     )
+
+
+def _sparse_columns(
+    feature_dicts: list[dict[str, Any]], names: dict[str, None], count: int
+) -> dict[str, Column]:
+    sparse = {name: Sparse(count) for name in names}
+    for index, features in enumerate(feature_dicts):
+        for name, value in features.items():
+            column = sparse[name]
+            column.positions.append(index)
+            column.values.append(value)
+    return dict(sparse)
 
 
 def columns_from_body(columns: Any) -> RawColumns:
@@ -448,15 +499,24 @@ def _feature_column(name: str, values: Any, count: int) -> list[Any] | FloatArra
     return values
 
 
-def _as_list(values: list[Any] | FloatArray) -> list[Any]:
+def _as_list(values: Column) -> list[Any]:
     """A feature column as Python values, NaN of a float64 column as None (missing)."""
+    if isinstance(values, Sparse):
+        return values.dense()
     if isinstance(values, np.ndarray):
         return [None if v != v else v for v in values.tolist()]
     return values
 
 
+def _value_at(column: Column, index: int) -> Any:
+    if isinstance(column, Sparse):
+        return next((v for p, v in zip(column.positions, column.values, strict=True)
+                     if p == index), None)  # fmt: skip
+    return _as_list(column[index : index + 1])[0]
+
+
 def _record_at(raw: RawColumns, index: int) -> dict[str, Any]:
-    values = {name: _as_list(column[index : index + 1])[0] for name, column in raw.features.items()}
+    values = {name: _value_at(column, index) for name, column in raw.features.items()}
     return {
         "prediction_id": raw.prediction_id[index],
         "timestamp": raw.timestamp[index],
@@ -520,19 +580,43 @@ def _check_timestamps(values: list[Any], errors: dict[int, str], received_us: in
     return out
 
 
+DEFAULT_MAX_AGE = timedelta(days=365)  # DRIFTWATCH_MAX_RECORD_AGE
+
+
+def age_refusal(moment: datetime, max_age: timedelta, received_at: datetime) -> str | None:
+    """Why a record dated ``moment`` is refused as too old (``max_age`` before its receipt)."""
+    oldest = received_at - max_age
+    if moment >= oldest:
+        return None
+    return (
+        f"timestamp {iso(moment)}: older than {describe_age(max_age)} "
+        f"(DRIFTWATCH_MAX_RECORD_AGE): records dated before {iso(oldest)} are refused"
+    )
+
+
+def ahead_refusal(moment: datetime, received_at: datetime) -> str | None:
+    if moment <= received_at + timedelta(microseconds=_AHEAD_US):
+        return None
+    return (
+        f"timestamp {iso(moment)}: more than a day after the collector's clock "
+        f"({iso(received_at)}); is the sender's clock right?"
+    )
+
+
 def _check_stored_time(
-    timestamps: IntArray, errors: dict[int, str], retention: Retention, received_at: datetime
-) -> None:
-    """A logged prediction's time must lie between the retention cutoff and a day after its
-    receipt: later means the sender's clock is wrong (and would hold a window open forever)."""
+    timestamps: IntArray, errors: dict[int, str], retention: Retention, received_at: datetime,
+    max_age: timedelta,
+) -> None:  # fmt: skip
+    """A logged prediction's time must lie between the retention cutoff (and ``max_age``
+    before its receipt) and a day after it: later means the sender's clock is wrong (and would
+    hold a window open forever); older would make a partition for every month it reaches."""
+    for index in np.flatnonzero(timestamps < _to_us(received_at - max_age)).tolist():
+        moment = _UNIX_EPOCH + timedelta(microseconds=int(timestamps[index]))
+        errors.setdefault(index, age_refusal(moment, max_age, received_at) or "")
     latest = _to_us(received_at) + _AHEAD_US
     for index in np.flatnonzero(timestamps > latest).tolist():
         moment = _UNIX_EPOCH + timedelta(microseconds=int(timestamps[index]))
-        errors.setdefault(
-            index,
-            f"timestamp {iso(moment)}: more than a day after the collector's clock "
-            f"({iso(received_at)}); is the sender's clock right?",
-        )
+        errors.setdefault(index, ahead_refusal(moment, received_at) or "")
     cutoff = retention.cutoff(received_at)
     if cutoff is None:
         return
@@ -647,6 +731,32 @@ _NUMBER_TYPES = frozenset({float, int, type(None)})
 _CATEGORY_TYPES = frozenset({str, type(None)})
 
 
+def _fill_numerical(
+    name: str, values: Column | None, errors: dict[int, str], out: FloatArray
+) -> None:
+    """Check a numerical column and write it into ``out`` (a column of the batch's matrix,
+    NaN where no value is given): a sparse column only where its records give it."""
+    if values is None:
+        return
+    if not isinstance(values, Sparse):
+        out[:] = _check_numerical(name, values, errors)
+        return
+    given = values.values
+    if _NUMBER_TYPES.issuperset(map(type, given)):
+        try:
+            numbers = np.asarray(given, dtype=np.float64)
+        except OverflowError:
+            numbers = None
+        if numbers is not None and not np.isinf(numbers).any():
+            out[values.positions] = numbers
+            return
+    for position, value in zip(values.positions, given, strict=True):
+        try:
+            out[position] = numerical_value(name, value)
+        except RecordError as error:
+            errors.setdefault(position, str(error))
+
+
 def _check_numerical(
     name: str, values: list[Any] | FloatArray, errors: dict[int, str]
 ) -> FloatArray:
@@ -671,9 +781,7 @@ def _check_numerical(
     return numbers
 
 
-def _check_categorical(
-    name: str, values: list[Any] | FloatArray, errors: dict[int, str]
-) -> list[str | None]:
+def _check_categorical(name: str, values: Column, errors: dict[int, str]) -> list[str | None]:
     values = _as_list(values)
     if _CATEGORY_TYPES.issuperset(map(type, values)):
         present = [v for v in values if v is not None]
@@ -695,11 +803,19 @@ def _check_unknown(raw: RawColumns, known: dict[str, FeatureKind], errors: dict[
         return
     listing = ", ".join(sorted(known)) or "none"
     for name in sorted(unknown, key=str):
-        for index, value in enumerate(_as_list(raw.features[name])):
+        problem = bad_name(name)
+        error = (
+            f"feature {name!r}: not a feature of this model (known: {listing})" if problem is None
+            else f"feature name {describe(name)}: {problem}"
+        )  # fmt: skip
+        column = raw.features[name]
+        pairs = (
+            zip(column.positions, column.values, strict=True) if isinstance(column, Sparse)
+            else enumerate(_as_list(column))
+        )  # fmt: skip
+        for index, value in pairs:
             if value is not None:  # an unknown feature sent as null carries nothing: ignored
-                errors.setdefault(
-                    index, f"feature {name!r}: not a feature of this model (known: {listing})"
-                )
+                errors.setdefault(index, error)
 
 
 def _record_id(record: Any) -> str | None:
@@ -720,29 +836,32 @@ def validate_columns(
     retention: Retention | None = None,
     known_classes: ModelClasses = UNKNOWN_CLASSES,
     label_names: frozenset[str] = frozenset(),
+    max_age: timedelta = DEFAULT_MAX_AGE,
 ) -> ValidPredictions:
     """Check every record; ``require_prediction=False`` for baselines (a training set may
     have labels and no predictions; their labels are checked too). With a ``retention``
     (predictions to be stored), records older than it keeps, or dated more than a day ahead,
-    are refused. ``known_classes``: what a binary model's stored predictions are;
-    ``label_names``: the class names its stored labels give."""
+    are refused, and so are those dated more than ``max_age`` before receipt.
+    ``known_classes``: what a binary model's stored predictions are; ``label_names``: the
+    class names its stored labels give."""
     errors = dict(raw.errors)
     known = {f.name: f.kind for f in features}
     ids = _check_ids(raw.prediction_id, errors)
     timestamps = _check_timestamps(raw.timestamp, errors, _to_us(received_at))
     if retention is not None:
-        _check_stored_time(timestamps, errors, retention, received_at)
+        _check_stored_time(timestamps, errors, retention, received_at, max_age)
     values, classes, model_classes = _check_predictions(
         raw.prediction, errors, task, known_classes, require_prediction
     )
     _check_labels(raw.label, errors, LabelCheck(task, model_classes, label_names))
     versions = _check_versions(raw.model_version, errors)
+    # One matrix, column-major (as chunks store it): each column is checked into place, with
+    # no other copy of the batch's numbers held at the same time.
+    numerical = [f for f in features if f.kind == "numerical"]
+    matrix = np.full((raw.count, len(numerical)), np.nan, order="F")
+    for position, feature in enumerate(numerical):
+        _fill_numerical(feature.name, raw.features.get(feature.name), errors, matrix[:, position])
     missing = [None] * raw.count
-    numerical = [
-        _check_numerical(f.name, raw.features.get(f.name, missing), errors)
-        for f in features
-        if f.kind == "numerical"
-    ]
     categorical = [
         _check_categorical(f.name, raw.features.get(f.name, missing), errors)
         for f in features
@@ -765,7 +884,6 @@ def validate_columns(
         Rejection(index, _record_id(raw.record(index)), errors[index], raw.record(index))
         for index in sorted(errors)
     ]
-    matrix = np.column_stack(numerical) if numerical else np.empty((raw.count, 0), dtype=np.float64)
     columns = PredictionColumns(
         prediction_ids=ids,
         timestamps_us=timestamps,
@@ -797,11 +915,13 @@ def validate_ground_truth(
     retention: Retention | None = None,
     classes: ModelClasses = UNKNOWN_CLASSES,
     label_names: frozenset[str] = frozenset(),
+    max_age: timedelta = DEFAULT_MAX_AGE,
 ) -> ValidGroundTruth:
     """Rows ``(prediction_id, label_value, label_class, ts)``, each label in the form of the
     task (and, binary, of the ``classes`` its predictions show, and at most two class names
     with the ``label_names`` of its stored labels); with a ``retention``, labels older than it
-    keeps are refused."""
+    keeps are refused; so are labels dated more than ``max_age`` before receipt or more than a
+    day after it."""
     result = ValidGroundTruth()
     labels = LabelCheck(task, classes, label_names)
     cutoff = retention.cutoff(received_at) if retention is not None else None
@@ -820,6 +940,9 @@ def validate_ground_truth(
             if cutoff is not None and ts < cutoff:
                 assert retention is not None
                 raise RecordError(f"timestamp {iso(ts)}: {retention.refusal(cutoff)}")
+            refusal = age_refusal(ts, max_age, received_at) or ahead_refusal(ts, received_at)
+            if refusal is not None:
+                raise RecordError(refusal)
             value, label = labels.value(record["label"])  # last: a class name counts if kept
         except RecordError as error:
             result.rejected.append(Rejection(index, _record_id(record), str(error), record))

@@ -120,18 +120,34 @@ def _feature_values(
     return out
 
 
-def _quality_of(pair: Pair) -> tuple[list[str], int]:
-    """Categories the baseline never saw, and numbers outside the baseline's range, read off
-    the test input (sorted values, aligned counts) at no extra pass over the window."""
+# Unseen categories a run names per feature (the most frequent); it counts them all. A window
+# of a million distinct unseen values would otherwise be a result of tens of megabytes, read
+# by every listing, rule and scrape.
+NEW_CATEGORIES_KEPT = 20
+
+
+def _quality_of(pair: Pair) -> tuple[list[str], int, int]:
+    """The most frequent categories the baseline never saw (most frequent first, then by
+    name), how many it never saw, and numbers outside the baseline's range, read off the test
+    input (sorted values, aligned counts) at no extra pass over the window."""
     if isinstance(pair, CategoricalPair):
-        unseen = (pair.reference_counts == 0) & (pair.current_counts > 0)
-        return sorted(pair.categories[i] for i in np.flatnonzero(unseen).tolist()), 0
+        unseen = np.flatnonzero((pair.reference_counts == 0) & (pair.current_counts > 0))
+        counts = pair.current_counts[unseen]
+        names = [pair.categories[i] for i in unseen.tolist()]
+        if len(unseen) > NEW_CATEGORIES_KEPT:  # the ones that can make the top, by count
+            keep = np.argpartition(-counts, NEW_CATEGORIES_KEPT - 1)[:NEW_CATEGORIES_KEPT]
+            floor = counts[keep].min()
+            candidates = np.flatnonzero(counts >= floor).tolist()
+        else:
+            candidates = list(range(len(unseen)))
+        top = sorted(candidates, key=lambda i: (-int(counts[i]), names[i]))
+        return [names[i] for i in top[:NEW_CATEGORIES_KEPT]], len(unseen), 0
     reference, current = pair.reference, pair.current
     if len(reference) == 0 or len(current) == 0:
-        return [], 0
+        return [], 0, 0
     below = int(np.searchsorted(current, reference[0], side="left"))
     above = len(current) - int(np.searchsorted(current, reference[-1], side="right"))
-    return [], below + above
+    return [], 0, below + above
 
 
 HISTOGRAM_BINS = 20
@@ -203,17 +219,17 @@ def _feature(
     item: tuple[FeatureSpec, ColumnProfile, tuple[npt.NDArray[Any], list[str] | None]],
     settings: DriftSettings,
     rows: int,
-) -> tuple[FeatureDrift, dict[str, Any] | None, int, list[str], int]:
+) -> tuple[FeatureDrift, dict[str, Any] | None, int, tuple[list[str], int], int]:
     """One feature: its drift entry, its distribution for charts, missing values, unseen
-    categories, values out of range."""
+    categories (the most frequent, and how many), values out of range."""
     feature, column, (values, names) = item
     pair, missing = _pair(column, values, names)
     stattest, threshold = settings.choice(feature.name, feature.kind)
     tested = _test(pair, feature.kind, stattest, threshold)
     entry = FeatureDrift(name=feature.name, kind=feature.kind, **tested.model_dump(),
                          missing_share=missing / rows if rows else None)  # fmt: skip
-    unseen, outside = _quality_of(pair)
-    return entry, distribution(pair), missing, unseen, outside
+    unseen, unseen_count, outside = _quality_of(pair)
+    return entry, distribution(pair), missing, (unseen, unseen_count), outside
 
 
 def compute(
@@ -256,8 +272,10 @@ def compute(
         accuracy=accuracy.compute(task, labeled),
         quality=Quality(
             missing_share=missing_cells / (rows * len(features)) if rows and features else None,
-            new_categories={f.name: unseen for f, (*_, unseen, _) in zip(
+            new_categories={f.name: unseen for f, (*_, (unseen, _), _) in zip(
                 features, outcomes, strict=True) if unseen},
+            new_categories_total={f.name: total for f, (*_, (_, total), _) in zip(
+                features, outcomes, strict=True) if total},
             out_of_range={f.name: outside / rows for f, (*_, outside) in zip(
                 features, outcomes, strict=True) if outside},
             rejected=rejected,

@@ -75,23 +75,29 @@ async def create_baseline(
             raise InvalidPayload("multipart upload: needs the fields 'file' and 'name'")
         if not baseline_name or "\x00" in baseline_name or len(baseline_name) > 200:
             raise InvalidPayload("name: 1 to 200 characters, no NUL")
-        baseline = await run_in_threadpool(_from_file, session, name, baseline_name, upload)
+        baseline = await run_in_threadpool(
+            _from_file, session, name, baseline_name, upload,
+            request.app.state.settings.max_features,
+        )  # fmt: skip
     else:
         try:
             body = BaselineCreate.model_validate(await read_json(request))
         except ValueError as error:
             raise InvalidPayload(f"body: {error}") from None
+        settings = request.app.state.settings
         baseline = await run_in_threadpool(
-            _from_body, session, name, body, request.app.state.settings.retention_policy()
+            _from_body, session, name, body, settings.retention_policy(), settings.max_features
         )
     return _baseline_out(baseline, baseline.id)
 
 
-def _from_body(session: Any, name: str, body: BaselineCreate, retention: Retention) -> Baseline:
+def _from_body(
+    session: Any, name: str, body: BaselineCreate, retention: Retention, max_features: int
+) -> Baseline:
     model = registry.get_by_name(session, name=name, for_update=True)
     if body.records is not None:
         return service.baseline_from_records(
-            session, model=model, name=body.name, records=body.records
+            session, model=model, name=body.name, records=body.records, max_features=max_features
         )
     assert body.from_window is not None
     return service.baseline_from_window(
@@ -100,10 +106,14 @@ def _from_body(session: Any, name: str, body: BaselineCreate, retention: Retenti
     )  # fmt: skip
 
 
-def _from_file(session: Any, name: str, baseline_name: str, upload: UploadFile) -> Baseline:
+def _from_file(
+    session: Any, name: str, baseline_name: str, upload: UploadFile, max_features: int
+) -> Baseline:
     model = registry.get_by_name(session, name=name, for_update=True)
     table = files.read_table(upload.file, upload.filename)
-    return service.baseline_from_table(session, model=model, name=baseline_name, table=table)
+    return service.baseline_from_table(
+        session, model=model, name=baseline_name, table=table, max_features=max_features
+    )
 
 
 @router.get("/baselines", response_model=list[BaselineOut])

@@ -3,26 +3,42 @@ reports the same values."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import JSON, Engine, func, select, type_coerce
 
 
 class StateCollector(Collector):
     """Last window with data per model (every number of the metric vocabulary, and the older
     gauges of drift scores, verdicts, accuracy and rows), since when traffic stopped, and every
-    alert's state, read from the database when Prometheus scrapes."""
+    alert's state, read from the database when Prometheus scrapes: at most once every
+    ``cache_seconds`` per process, however many scrapers there are (``/metrics`` needs no key,
+    and each read costs queries over every model)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cache_seconds: float = 0.0) -> None:
         self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._cached: tuple[float, list[Any]] | None = None
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Any]:
+        with self._lock:  # one read at a time; scrapes that wait get its families
+            cached = self._cached
+            if cached is None or time.monotonic() - cached[0] >= self.cache_seconds:
+                cached = (time.monotonic(), list(self._read()))
+                self._cached = cached if self.cache_seconds > 0 else None
+        yield from cached[1]
+
+    def _read(self) -> Iterator[Any]:
         from sqlalchemy.orm import Session
 
-        from driftwatch.models import AlertRuleState, MonitoredModel, Run
+        from driftwatch.models import AlertRuleState, MonitoredModel, Run, RunMetric
         from driftwatch.models.monitoring import WINDOW
         from driftwatch.monitoring import repository as monitoring
 
@@ -70,38 +86,53 @@ class StateCollector(Collector):
                 .group_by(Run.model_id)
                 .subquery()
             )
+            # Not whole results (a run's segments and versions repeat its features many
+            # times): its numbers from run_metrics, and only the features' part of it, for the
+            # drift gauges' labels.
+            features = type_coerce(Run.result, JSON)["features"]
             query = (
-                select(MonitoredModel.name, Run)
-                .join(
-                    latest, (Run.model_id == latest.c.model_id) & (Run.window_end == latest.c.end)
-                )
+                select(MonitoredModel.name, Run.model_id, Run.window_start, Run.window_end,
+                       Run.rows, features)
+                .join(latest, (Run.model_id == latest.c.model_id)
+                      & (Run.window_end == latest.c.end))
                 .join(MonitoredModel, MonitoredModel.id == Run.model_id)
                 .where(*with_data)
                 .order_by(Run.id.desc())
-            )
+            )  # fmt: skip
+            newest: dict[tuple[int, datetime], str] = {}  # the window each model's gauges show
             seen: set[str] = set()
-            for name, run in session.execute(query):
+            for name, model_id, start, end, count, entries in session.execute(query):
                 if name in seen:
                     continue
                 seen.add(name)
-                result = run.result
-                if result is None:
+                newest[(model_id, start)] = name
+                for entry in entries if isinstance(entries, list) else ():
+                    if entry.get("score") is not None:
+                        score.add_metric([name, entry["name"], entry.get("stattest") or ""],
+                                         entry["score"])  # fmt: skip
+                    if entry.get("drifted") is not None:
+                        drifted.add_metric([name, entry["name"]], float(entry["drifted"]))
+                rows.add_metric([name], count or 0)
+                window_end.add_metric([name], end.timestamp())
+            numbers = (
+                select(RunMetric.model_id, RunMetric.window_start, RunMetric.metric,
+                       RunMetric.value)
+                .join(Run, (Run.model_id == RunMetric.model_id)
+                      & (Run.window_start == RunMetric.window_start))
+                .join(latest, (Run.model_id == latest.c.model_id)
+                      & (Run.window_end == latest.c.end))
+                .where(*with_data, RunMetric.value.is_not(None))
+                .distinct()
+            )  # fmt: skip
+            for model_id, start, metric, value in session.execute(numbers):
+                name = newest.get((model_id, start))
+                if name is None or value is None:
                     continue
-                for metric, value in result.metrics().items():
-                    if value is not None:
-                        every.add_metric([name, metric], value)
-                for feature in result.features:
-                    if feature.score is not None:
-                        score.add_metric([name, feature.name, feature.stattest or ""],
-                                         feature.score)  # fmt: skip
-                    if feature.drifted is not None:
-                        drifted.add_metric([name, feature.name], float(feature.drifted))
-                if result.dataset.drifted_share is not None:
-                    share.add_metric([name], result.dataset.drifted_share)
-                for metric, value in (result.accuracy or {}).items():
-                    accuracy.add_metric([name, metric], value)
-                rows.add_metric([name], run.rows or 0)
-                window_end.add_metric([name], run.window_end.timestamp())
+                every.add_metric([name, metric], value)
+                if metric == "dataset.drifted_share":
+                    share.add_metric([name], value)
+                elif metric.startswith("accuracy."):
+                    accuracy.add_metric([name, metric.removeprefix("accuracy.")], value)
             for model_id, name in session.execute(select(MonitoredModel.id, MonitoredModel.name)):
                 since = monitoring.no_traffic_since(session, model_id=model_id)
                 if since is not None:

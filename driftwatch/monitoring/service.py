@@ -93,15 +93,18 @@ PROFILES = ProfileCache()
 
 
 def _features_for(
-    session: Session, model: MonitoredModel, raw: RawColumns, use: columns.ColumnUse
-) -> list[FeatureSpec]:
+    session: Session, model: MonitoredModel, raw: RawColumns, use: columns.ColumnUse,
+    max_features: int,
+) -> list[FeatureSpec]:  # fmt: skip
     """The model's features that the data holds; a model without any takes them from its
     first baseline."""
     if not model.features:
         inferred = infer_features(raw)
         if not inferred:
             raise InvalidPayload("the baseline has no features, and the model declares none")
-        model = registry.adopt_inferred_features(session, name=model.name, inferred=inferred)
+        model = registry.adopt_inferred_features(
+            session, name=model.name, inferred=inferred, max_features=max_features
+        )
     used = set(use.features)
     features = [f for f in registry.feature_specs(model) if f.name in used]
     if not features:  # another request gave the model other features a moment before
@@ -143,13 +146,14 @@ def _value_warnings(profile: profiles.BaselineProfile, model: MonitoredModel) ->
 def baseline_from_raw(
     session: Session, *, model: MonitoredModel, name: str, raw: RawColumns, source: str,
     use: columns.ColumnUse, where: Callable[[int], str] = lambda index: f"record {index}",
+    max_features: int = registry.DEFAULT_MAX_FEATURES,
 ) -> Baseline:  # fmt: skip
     """Validate baseline data (every record must be valid, its labels of the model's classes as
     its stored predictions and labels show them), prepare and store its profile, with the
     columns it used and the warnings they gave."""
     if raw.count == 0:
         raise InvalidPayload("the baseline has no records")
-    features = _features_for(session, model, raw, use)
+    features = _features_for(session, model, raw, use, max_features)
     classes, label_names = ingest.known_classes(session, model_id=model.id, task=model.task)
     valid = validate_columns(
         raw, features, task=model.task, received_at=utcnow(), require_prediction=False,
@@ -177,8 +181,9 @@ def baseline_from_raw(
 
 
 def baseline_from_records(
-    session: Session, *, model: MonitoredModel, name: str, records: list[Any]
-) -> Baseline:
+    session: Session, *, model: MonitoredModel, name: str, records: list[Any],
+    max_features: int = registry.DEFAULT_MAX_FEATURES,
+) -> Baseline:  # fmt: skip
     """Records ``{"features": {...}, "prediction"?, "label"?}``; keys of ``features`` that are
     not the model's features are ignored (with a warning), as are other keys."""
     if not records:
@@ -190,12 +195,14 @@ def baseline_from_records(
         given_features=list(raw.features), source=columns.RECORDS,
     )  # fmt: skip
     raw.features = {name: raw.features[name] for name in use.features}
-    return baseline_from_raw(session, model=model, name=name, raw=raw, source="records", use=use)
+    return baseline_from_raw(session, model=model, name=name, raw=raw, source="records", use=use,
+                             max_features=max_features)  # fmt: skip
 
 
 def baseline_from_table(
-    session: Session, *, model: MonitoredModel, name: str, table: files.Table
-) -> Baseline:
+    session: Session, *, model: MonitoredModel, name: str, table: files.Table,
+    max_features: int = registry.DEFAULT_MAX_FEATURES,
+) -> Baseline:  # fmt: skip
     """A CSV or Parquet file: its columns sorted into features, prediction and label (others
     ignored, with a warning), every row checked (an error names its line)."""
     frame = table.frame
@@ -208,7 +215,7 @@ def baseline_from_table(
     numerical = frozenset(f.name for f in registry.feature_specs(model) if f.kind == "numerical")
     return baseline_from_raw(
         session, model=model, name=name, raw=files.frame_to_raw(frame, use, numerical),
-        source="file", use=use, where=table.where,
+        source="file", use=use, where=table.where, max_features=max_features,
     )  # fmt: skip
 
 

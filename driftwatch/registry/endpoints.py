@@ -16,7 +16,9 @@ def create_model(
     body: ModelCreate, request: Request, session: SessionDep, _key: AdminKey
 ) -> ModelOut:
     retention = request.app.state.settings.retention_policy()
-    return service.to_out(service.create(session, body=body, retention=retention))
+    model = service.create(session, body=body, retention=retention,
+                           max_features=request.app.state.settings.max_features)  # fmt: skip
+    return service.to_out(model)
 
 
 @router.get("", response_model=list[ModelOut])
@@ -35,6 +37,7 @@ def update_model(
     name: str, body: ModelUpdate, request: Request, session: SessionDep, _key: AdminKey
 ) -> ModelOut:
     retention = request.app.state.settings.retention_policy()
-    model = service.update(session, name=name, body=body, retention=retention)
+    model = service.update(session, name=name, body=body, retention=retention,
+                           max_features=request.app.state.settings.max_features)  # fmt: skip
     request.app.state.model_cache.forget(name)
     return service.to_out(model, service.counts(session, model=model))

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from driftwatch.core.time import parse_duration
-from driftwatch.text import Text
+from driftwatch.text import Name
 
 # Evidently's registry names (CONTRACT section 3).
 STATTEST_NAMES = (
@@ -32,7 +32,7 @@ STATTEST_NAMES = (
     "es",
 )
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
-FeatureName = Annotated[Text, Field(min_length=1, max_length=200)]
+FeatureName = Annotated[Name, Field(min_length=1, max_length=200)]
 ModelName = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]
@@ -114,10 +114,18 @@ class Counts(BaseModel):
     labeled: int
 
 
+class FeatureOut(BaseModel):
+    """A feature as stored: its name is not checked again on the way out, so that a name
+    stored before names were checked never makes a listing fail."""
+
+    name: str
+    kind: Literal["numerical", "categorical"]
+
+
 class ModelOut(BaseModel):
     name: str
     task: Task
-    features: list[Feature]
+    features: list[FeatureOut]
     window: str
     drift: DriftSettings | None
     created_at: datetime

@@ -13,10 +13,17 @@ from sqlalchemy.orm import Session
 from driftwatch.core.retention import KEEP_EVERYTHING, Retention, describe
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.core.time import format_duration, parse_duration
-from driftwatch.errors import BadRequest, Conflict, NotFound
+from driftwatch.errors import BadRequest, Conflict, InvalidPayload, NotFound
 from driftwatch.models import MonitoredModel
 from driftwatch.registry import repository
-from driftwatch.registry.schemas import Counts, Feature, ModelCreate, ModelOut, ModelUpdate
+from driftwatch.registry.schemas import (
+    Counts,
+    Feature,
+    FeatureOut,
+    ModelCreate,
+    ModelOut,
+    ModelUpdate,
+)
 
 
 def get_by_name(session: Session, *, name: str, for_update: bool = False) -> MonitoredModel:
@@ -86,9 +93,23 @@ def check_window(seconds: int, retention: Retention) -> None:
         )
 
 
+DEFAULT_MAX_FEATURES = 500  # DRIFTWATCH_MAX_FEATURES
+
+
+def check_width(count: int, max_features: int, *, what: str) -> None:
+    """Refuse a model of more than ``max_features`` features (``what`` says whose count)."""
+    if count > max_features:
+        raise InvalidPayload(
+            f"features: {what} {count} features; a model has at most {max_features} "
+            "(DRIFTWATCH_MAX_FEATURES)"
+        )
+
+
 def create(
-    session: Session, *, body: ModelCreate, retention: Retention = KEEP_EVERYTHING
-) -> MonitoredModel:
+    session: Session, *, body: ModelCreate, retention: Retention = KEEP_EVERYTHING,
+    max_features: int = DEFAULT_MAX_FEATURES,
+) -> MonitoredModel:  # fmt: skip
+    check_width(len(body.features or []), max_features, what="the model lists")
     if repository.get_by_name(session, name=body.name) is not None:
         raise Conflict(f"model {body.name!r} already exists")
     check_drift_settings(
@@ -131,11 +152,14 @@ def merge_features(current: list[dict[str, Any]], given: list[Feature]) -> list[
 
 
 def update(
-    session: Session, *, name: str, body: ModelUpdate, retention: Retention = KEEP_EVERYTHING
-) -> MonitoredModel:
+    session: Session, *, name: str, body: ModelUpdate, retention: Retention = KEEP_EVERYTHING,
+    max_features: int = DEFAULT_MAX_FEATURES,
+) -> MonitoredModel:  # fmt: skip
     model = get_by_name(session, name=name, for_update=True)
     if body.features is not None:
-        model.features = merge_features(model.features or [], body.features)
+        merged = merge_features(model.features or [], body.features)
+        check_width(len(merged), max_features, what="with these the model would have")
+        model.features = merged
     if body.window is not None:
         model.window_seconds = int(parse_duration(body.window).total_seconds())
         check_window(model.window_seconds, retention)
@@ -148,12 +172,15 @@ def update(
 
 
 def adopt_inferred_features(
-    session: Session, *, name: str, inferred: list[FeatureSpec]
-) -> MonitoredModel:
-    """Give a model without features the schema inferred from its first batch.
+    session: Session, *, name: str, inferred: list[FeatureSpec],
+    max_features: int = DEFAULT_MAX_FEATURES,
+) -> MonitoredModel:  # fmt: skip
+    """Give a model without features the schema inferred from its first batch (refused whole
+    if wider than ``max_features``).
 
     The row is locked first, so two first batches racing agree on one schema.
     """
+    check_width(len(inferred), max_features, what="this first batch names")
     locked = get_by_name(session, name=name, for_update=True)
     session.refresh(locked)
     if not locked.features:
@@ -166,7 +193,7 @@ def to_out(model: MonitoredModel, counts: Counts | None = None) -> ModelOut:
     return ModelOut(
         name=model.name,
         task=model.task,
-        features=[Feature(**f) for f in model.features or []],
+        features=[FeatureOut(name=f["name"], kind=f["kind"]) for f in model.features or []],
         window=format_duration(model.window_seconds),
         drift=model.drift,
         created_at=model.created_at,

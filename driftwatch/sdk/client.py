@@ -3,9 +3,17 @@
 The caller's thread only appends a record to a bounded in-memory queue. A writer thread drains
 the queue into batches, encodes them and writes each to the on-disk spool before anything is
 sent (so a collector outage, or the logging process dying, loses at most the records of the last
-``flush_interval``). Sender threads POST spool files and delete each one only when the collector
-has acknowledged it, retrying with exponential backoff and full jitter, honouring ``Retry-After``.
-Records the collector rejects are reported in the log and in ``client.rejected``, never resent.
+``flush_interval``). Sender threads POST the batches and delete each spool file only when the
+collector has acknowledged it, retrying with exponential backoff and full jitter, honouring
+``Retry-After``. Batches wait in one lane per model, each with its own retry schedule, so a model
+whose batches keep failing (a misspelled name answering 404, a 5xx) never holds back another's.
+Records the collector rejects are reported in the log and in ``client.rejected``, never resent;
+batches it keeps refusing for ``give_up_after`` (404) are set aside there too.
+
+The spool has a cap (``max_spool_bytes``). A batch the spool cannot take (at its cap, a full or
+read-only disk, or no usable folder at all) waits in memory, up to ``max_queue`` records; past
+that it is dropped and counted in ``client.dropped``. Each such episode is logged once, and
+nothing of it is ever raised into the caller.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import numpy as np
 import orjson
 import platformdirs
 
-from driftwatch.sdk.spool import Batch, Spool
+from driftwatch.sdk.spool import Batch, Spool, SpoolFull
 
 log = logging.getLogger("driftwatch.sdk")
 
@@ -194,6 +202,46 @@ def default_spool_dir(url: str) -> Path:
     return Path(platformdirs.user_cache_dir("driftwatch")) / "spool" / digest
 
 
+@dataclass(slots=True, eq=False)
+class _Item:
+    """A batch waiting to be sent: a spool file, or (without room on disk) a body in memory."""
+
+    model: str
+    kind: str
+    count: int
+    path: Path | None = None
+    body: bytes | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Lane:
+    """One model's batches and its own retry schedule, so that one model that keeps failing
+    (a misspelled name, a 5xx) never holds back another's."""
+
+    pending: deque[_Item]
+    retry_at: float = 0.0
+    failures: int = 0
+    in_flight: int = 0
+    refused_since: float | None = None  # first refusal (404, ...) of the current streak
+    tries: int = 0  # attempts refused since then
+    set_aside: bool = False  # refused for give_up_after: later refusals are set aside at once
+
+    def back_off(self, max_backoff: float, retry_after: str | None) -> None:
+        """Wait longer after each failure, with full jitter; honour Retry-After."""
+        self.failures += 1
+        delay = random.uniform(0, min(max_backoff, 0.25 * 2 ** min(self.failures, 16)))
+        if retry_after:
+            try:
+                delay = max(delay, min(float(retry_after), 3600.0))
+            except ValueError:
+                pass
+        self.retry_at = time.monotonic() + delay
+
+
+# What a delivery attempt came to.
+_DONE, _RETRY, _REFUSED = "done", "retry", "refused"
+
+
 class Client:
     """Thread-safe; share one per process. Use as a context manager or call ``close()``."""
 
@@ -205,19 +253,43 @@ class Client:
         spool_dir: str | Path | None = None,
         batch_size: int = 5000,
         flush_interval: float = 0.2,  # seconds a record may wait in memory before it is spooled
-        max_queue: int = 100_000,  # records held in memory before the caller spills to disk
+        # Records held in memory: queued before the caller spills to disk, and again as batches
+        # that the spool cannot take (at its cap, disk full or read-only); past that, dropped.
+        max_queue: int = 100_000,
         timeout: float = 30.0,  # seconds for one HTTP request
         max_backoff: float = 30.0,  # seconds between retries at the most
         senders: int = 2,  # batches in flight at once
         rejected_limit: int = 10_000,  # most recent rejections kept in ``rejected``
+        max_spool_bytes: int | None = 512 * 1024 * 1024,  # the spool's cap (None: no cap)
+        # Seconds a model's batches are retried while the collector refuses them in a way that
+        # retrying will not fix by itself (404: no such model, 405, 409, ...) before they are
+        # set aside in ``rejected``; later refused batches of that model are set aside at once.
+        give_up_after: float = 60.0,
     ) -> None:
         self.url = url.rstrip("/")
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_queue = max_queue
         self.max_backoff = max_backoff
+        self.give_up_after = give_up_after
         self.rejected: deque[RejectedRecord] = deque(maxlen=rejected_limit)
-        self.spool = Spool(Path(spool_dir) if spool_dir else default_spool_dir(self.url))
+        self.dropped = 0  # records lost because neither the spool nor memory had room
+        self.set_aside = 0  # records of batches the collector kept refusing (in ``rejected``)
+        directory = Path(spool_dir) if spool_dir else default_spool_dir(self.url)
+        self.spool: Spool | None
+        try:
+            self.spool = Spool(directory, max_spool_bytes)
+        except OSError as error:
+            self.spool = None
+            log.warning(
+                "driftwatch: cannot use the spool folder %s (%s); running without a spool: "
+                "records wait in memory only (up to %d), and are lost if this process ends "
+                "before the collector has them",
+                directory,
+                error,
+                max_queue,
+            )
+        self._spool_directory = directory
         headers = {"Content-Type": "application/json", "User-Agent": "driftwatch-sdk"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -226,18 +298,23 @@ class Client:
         self._queue: deque[tuple[str, str, Any]] = deque()
         self._drain_lock = threading.Lock()
         self._wake_writer = threading.Event()
-        # Spool files waiting to be sent, and the count of records being moved or sent.
+        # Batches waiting to be sent, one lane per model, and the counts of what is outstanding.
         self._state = threading.Condition()
-        self._pending: deque[Path] = deque(self.spool.scan())
-        self._known: set[Path] = set(self._pending)
-        # Records in each spool file this client will send (pending or in flight).
-        self._counts: dict[Path, int] = {p: self.spool.count(p) for p in self._pending}
-        self._draining = 0  # records taken from the queue, not yet in a spool file
-        self._busy = 0  # spool files being sent
-        self._retry_at = 0.0
-        self._failures = 0
+        self._lanes: dict[str, _Lane] = {}
+        self._known: set[Path] = set()  # spool files this client sends (or has sent)
+        self._items = 0  # batches waiting or in flight
+        self._records = 0  # their records
+        self._held = 0  # records of batches held in memory
+        self._draining = 0  # records taken from the queue, not yet in a batch
+        # Episodes, each logged once when it begins: the spool at its cap, the disk refusing
+        # writes, records being dropped.
+        self._at_cap = False
+        self._disk_error = False
+        self._dropping = 0  # records dropped in the current episode
         self._closed = False
         self._stopping = threading.Event()
+        if self.spool is not None:
+            self._adopt(self.spool.scan())
 
         self._threads = [
             threading.Thread(target=self._write_loop, name="driftwatch-writer", daemon=True)
@@ -249,6 +326,11 @@ class Client:
         for thread in self._threads:
             thread.start()
         _open_clients.add(self)
+
+    @property
+    def spool_dir(self) -> Path | None:
+        """The spool folder in use; None when the client runs without one (memory only)."""
+        return None if self.spool is None else self.spool.directory
 
     # -- logging (the caller's thread) -------------------------------------------------------
 
@@ -357,16 +439,43 @@ class Client:
     def pending(self) -> int:
         """Records not yet acknowledged by the collector (memory and spool)."""
         with self._state:
-            return len(self._queue) + self._draining + sum(self._counts.values())
+            return len(self._queue) + self._draining + self._records
+
+    def stats(self) -> dict[str, Any]:
+        """Where the records are: queued, in the spool, held in memory; and what was lost."""
+        with self._state:
+            waiting = {
+                model: {
+                    "batches": len(lane.pending) + lane.in_flight,
+                    "records": sum(item.count for item in lane.pending),
+                    "failures": lane.failures,
+                    "set_aside": lane.set_aside,
+                }
+                for model, lane in self._lanes.items()
+                if lane.pending or lane.in_flight
+            }
+            return {
+                "queued": len(self._queue) + self._draining,
+                "spooled": self._records - self._held,
+                "in_memory": self._held,
+                "spool": self.spool is not None,
+                "spool_bytes": 0 if self.spool is None else self.spool.size,
+                "dropped": self.dropped,
+                "set_aside": self.set_aside,
+                "rejected": len(self.rejected),
+                "models": waiting,
+            }
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until everything logged so far is acknowledged; False if time ran out first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self._drain()
         with self._state:
-            self._retry_at = min(self._retry_at, time.monotonic())  # try again now
+            now = time.monotonic()
+            for lane in self._lanes.values():
+                lane.retry_at = min(lane.retry_at, now)  # try again now
             self._state.notify_all()
-            while self._queue or self._draining or self._busy or self._pending:
+            while self._queue or self._draining or self._items:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -391,11 +500,19 @@ class Client:
         self._http.close()
         _open_clients.discard(self)
         if not delivered:
-            log.warning(
-                "driftwatch: %d records wait in %s and are sent on the next start",
-                self.pending(),
-                self.spool.directory,
-            )
+            with self._state:
+                held = self._held
+            spooled = self.pending() - held
+            if spooled:
+                log.warning(
+                    "driftwatch: %d records wait in %s and are sent on the next start",
+                    spooled,
+                    self._spool_directory,
+                )
+            if held:
+                log.warning(
+                    "driftwatch: %d records held in memory (no room in the spool) are lost", held
+                )
         return delivered
 
     def __enter__(self) -> Client:
@@ -413,15 +530,15 @@ class Client:
             self._wake_writer.clear()
             try:
                 self._drain()
-                if time.monotonic() - last_scan > 30:  # adopt files of clients that died
-                    last_scan = time.monotonic()
-                    self._adopt_orphans()
+                if self.spool is not None and time.monotonic() - last_scan > 30:
+                    last_scan = time.monotonic()  # adopt files of clients that died
+                    self._adopt(p for p in self.spool.scan() if p not in self._known)
             except Exception:  # never let the writer die; records stay queued
                 log.exception("driftwatch: could not spool records; will retry")
                 time.sleep(1)
 
     def _drain(self) -> None:
-        """Move every queued record into spool files, a batch per (kind, model)."""
+        """Move every queued record into batches (spool files), a batch per (kind, model)."""
         with self._drain_lock:
             queue = self._queue
             while queue:
@@ -434,11 +551,10 @@ class Client:
                         taken += 1
                     self._draining += taken
                 try:
-                    written = [
-                        self._spool_group(kind, model, records)
+                    items = [
+                        self._batch(kind, model, records)
                         for (kind, model), records in groups.items()
                     ]
-                    paths = [path for path in written if path is not None]
                 except BaseException:
                     with self._state:  # put them back, in order, to be tried again
                         for (kind, model), records in reversed(groups.items()):
@@ -447,12 +563,12 @@ class Client:
                     raise
                 with self._state:
                     self._draining -= taken
-                    self._pending.extend(path for path, _ in paths)
-                    self._counts.update(paths)
-                    self._known.update(path for path, _ in paths)
+                    for item in items:
+                        if item is not None:
+                            self._enqueue(item)
                     self._state.notify_all()
 
-    def _spool_group(self, kind: str, model: str, records: list[Any]) -> tuple[Path, int] | None:
+    def _batch(self, kind: str, model: str, records: list[Any]) -> _Item | None:
         try:
             body = _encode(kind, records)
         except (TypeError, ValueError):
@@ -469,134 +585,264 @@ class Client:
             if not records:
                 return None
             body = _encode(kind, records)
-        return self.spool.write(kind=kind, model=model, count=len(records), body=body), len(records)
+        return self._store(kind, model, len(records), body)
 
-    def _adopt_orphans(self) -> None:
-        found = [p for p in self.spool.scan() if p not in self._known]
+    def _store(self, kind: str, model: str, count: int, body: bytes) -> _Item | None:
+        """A batch in the spool; else, when it has no room, in memory; else dropped."""
+        if self.spool is not None:
+            try:
+                path = self.spool.write(kind=kind, model=model, count=count, body=body)
+            except SpoolFull:
+                if not self._at_cap:
+                    self._at_cap = True
+                    log.warning(
+                        "driftwatch: the spool %s reached its cap of %d bytes (max_spool_bytes); "
+                        "new batches wait in memory (up to %d records), beyond that they are "
+                        "lost and counted in client.dropped",
+                        self.spool.directory,
+                        self.spool.max_bytes,
+                        self.max_queue,
+                    )
+            except OSError as error:
+                if not self._disk_error:
+                    self._disk_error = True
+                    log.warning(
+                        "driftwatch: cannot write to the spool %s (%s); new batches wait in "
+                        "memory (up to %d records), beyond that they are lost and counted in "
+                        "client.dropped",
+                        self.spool.directory,
+                        error,
+                        self.max_queue,
+                    )
+            else:
+                cap = self.spool.max_bytes
+                if self._disk_error or (self._at_cap and cap and self.spool.size <= cap // 2):
+                    # An episode at the cap ends once the spool is half empty, not at each
+                    # small batch that still fits (one log line an episode, not one a file).
+                    log.info("driftwatch: the spool %s takes batches again", self.spool.directory)
+                    self._at_cap = self._disk_error = False
+                if not self._at_cap:
+                    with self._state:
+                        self._end_dropping()
+                return _Item(model, kind, count, path=path)
+        with self._state:
+            if self._held + count <= self.max_queue:
+                self._held += count
+                if self._held <= self.max_queue // 2:  # the episode ends with room to spare
+                    self._end_dropping()
+                return _Item(model, kind, count, body=body)
+            self.dropped += count
+            if not self._dropping:
+                log.warning(
+                    "driftwatch: the spool and memory are full: dropping new records "
+                    "(counted in client.dropped) until the collector takes some"
+                )
+            self._dropping += count
+        return None
+
+    def _end_dropping(self) -> None:
+        """Called with ``_state`` held."""
+        if self._dropping:
+            log.info(
+                "driftwatch: records are kept again; %d were dropped meanwhile (%d in all)",
+                self._dropping,
+                self.dropped,
+            )
+            self._dropping = 0
+
+    def _enqueue(self, item: _Item, *, front: bool = False) -> None:
+        """Called with ``_state`` held."""
+        lane = self._lanes.get(item.model)
+        if lane is None:
+            lane = self._lanes[item.model] = _Lane(deque())
+        if front:
+            lane.pending.appendleft(item)
+        else:
+            lane.pending.append(item)
+        self._items += 1
+        self._records += item.count
+        if item.path is not None:
+            self._known.add(item.path)
+
+    def _settle(self, item: _Item) -> None:
+        """Called with ``_state`` held: the batch is no longer this client's to send."""
+        self._items -= 1
+        self._records -= item.count
+        if item.path is None:
+            self._held -= item.count
+        else:
+            self._known.discard(item.path)
+
+    def _adopt(self, paths: Iterable[Path]) -> None:
+        """Spool files left by earlier clients (or others that died): sent like our own."""
+        assert self.spool is not None
+        found = []
+        for path in paths:
+            try:
+                with open(path, "rb") as handle:
+                    meta = orjson.loads(handle.readline())
+                found.append(_Item(str(meta["model"]), str(meta["kind"]), int(meta["count"]), path))
+            except FileNotFoundError:
+                continue
+            except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                # Unreadable: claiming it moves it aside and says so.
+                found.append(_Item("", "", 0, path))
         if found:
             with self._state:
-                self._pending.extend(found)
-                self._known.update(found)
-                self._counts.update((p, self.spool.count(p)) for p in found)
+                for item in found:
+                    self._enqueue(item)
                 self._state.notify_all()
 
-    # -- senders: spool -> collector ---------------------------------------------------------
+    # -- senders: batches -> collector, model by model ---------------------------------------
 
-    def _next_file(self) -> Path | None:
+    def _next_item(self) -> tuple[_Lane, _Item] | None:
         with self._state:
             while True:
                 now = time.monotonic()
-                if self._pending and now >= self._retry_at:
-                    path = self._pending.popleft()
-                    self._busy += 1
-                    return path
+                chosen = None
+                for model, lane in self._lanes.items():
+                    if not lane.pending or lane.retry_at > now:
+                        continue
+                    if lane.failures and lane.in_flight:
+                        continue  # a failing model gets one request at a time
+                    if lane.in_flight == 0:
+                        chosen = model
+                        break
+                    if chosen is None:
+                        chosen = model
+                if chosen is not None:
+                    lane = self._lanes.pop(chosen)
+                    self._lanes[chosen] = lane  # to the end: the next sender serves others first
+                    lane.in_flight += 1
+                    return lane, lane.pending.popleft()
                 if self._stopping.is_set():
                     return None
-                wait = self._retry_at - now if self._pending else 0.5
-                self._state.wait(max(0.01, min(wait, 0.5)))
+                waits = [lane.retry_at - now for lane in self._lanes.values() if lane.pending]
+                self._state.wait(max(0.01, min([0.5, *waits])))
 
     def _send_loop(self) -> None:
         while True:
-            path = self._next_file()
-            if path is None:
+            got = self._next_item()
+            if got is None:
                 return
+            lane, item = got
             claimed = None
+            outcome = _RETRY
             try:
-                claimed = self.spool.claim(path)
-                if claimed is None:  # another client has it, or it is gone
-                    with self._state:
-                        self._known.discard(path)
-                        self._counts.pop(path, None)
-                    continue
-                fd, batch = claimed
-                if self._deliver(batch):
-                    self.spool.finish(fd, path)
-                    with self._state:
-                        self._known.discard(path)
-                        self._counts.pop(path, None)
-                        self._failures = 0
+                if item.path is None:
+                    assert item.body is not None
+                    batch = Batch(None, item.kind, item.model, item.count, item.body)
                 else:
-                    self.spool.release(fd)
+                    assert self.spool is not None
+                    claimed = self.spool.claim(item.path)
+                    if claimed is None:  # another client has it, or it is gone
+                        outcome = _DONE
+                        with self._state:
+                            self._settle(item)
+                        continue
+                    batch = claimed[1]
+                outcome = self._deliver(lane, batch)
+                if outcome == _DONE:
+                    if claimed is not None:
+                        assert item.path is not None
+                        assert self.spool is not None
+                        self.spool.finish(claimed[0], item.path)
+                        claimed = None
                     with self._state:
-                        self._pending.appendleft(path)
+                        self._settle(item)
             except Exception:
-                log.exception("driftwatch: unexpected error sending %s; will retry", path)
-                if claimed is not None:
-                    self.spool.release(claimed[0])
+                log.exception("driftwatch: unexpected error sending a batch; will retry")
                 with self._state:
-                    self._pending.appendleft(path)
-                    self._back_off(None)
+                    lane.back_off(self.max_backoff, None)
             finally:
+                if claimed is not None:
+                    self.spool.release(claimed[0])  # type: ignore[union-attr]
                 with self._state:
-                    self._busy -= 1
+                    lane.in_flight -= 1
+                    if outcome != _DONE:
+                        lane.pending.appendleft(item)
                     self._state.notify_all()
 
-    def _deliver(self, batch: Batch) -> bool:
-        """Send one batch. True when it is settled: acknowledged, or refused for good."""
+    def _deliver(self, lane: _Lane, batch: Batch) -> str:
+        """Send one batch: _DONE when it is settled (acknowledged, refused for good or set
+        aside), else _RETRY (the lane backs off)."""
         try:
             response = self._http.post(
                 f"/api/v1/models/{batch.model}/{batch.kind}", content=batch.body
             )
         except httpx.HTTPError as error:
             with self._state:
-                self._back_off(None)
+                lane.back_off(self.max_backoff, None)
             log.warning(
-                "driftwatch: collector %s unreachable (%s); %d records kept in the spool",
+                "driftwatch: collector %s unreachable (%s); %d %s of model %r kept and retried",
                 self.url,
                 type(error).__name__,
                 batch.count,
+                batch.kind,
+                batch.model,
             )
-            return False
+            return _RETRY
         status = response.status_code
-        if status == 200:
-            self._report_rejections(batch, response)
-            return True
-        if status == 413 and batch.count > 1:
-            self._split(batch)
-            return True
-        if status in UNACCEPTABLE:
-            self._reject_batch(batch, response)
-            return True
-        with self._state:
-            self._back_off(response.headers.get("retry-after"))
+        if status in (200, 413) or status in UNACCEPTABLE:
+            with self._state:
+                lane.failures = lane.tries = 0
+                lane.refused_since = None
+                lane.set_aside = False
+            if status == 200:
+                self._report_rejections(batch, response)
+            elif status == 413 and batch.count > 1:
+                self._split(batch)
+            else:
+                self._reject_batch(batch, response)
+            return _DONE
+        if status < 500 and status not in RETRYABLE and status not in (401, 403):
+            # Not a passing failure, and not about the key: about this model (404: no such
+            # model). Retried for give_up_after, then set aside, so it never waits forever.
+            with self._state:
+                now = time.monotonic()
+                if lane.refused_since is None:
+                    lane.refused_since, lane.tries = now, 0
+                lane.tries += 1
+                if lane.set_aside or now - lane.refused_since >= self.give_up_after:
+                    lane.set_aside = True
+                    lane.retry_at = now
+                    since, tries = now - lane.refused_since, lane.tries
+                else:
+                    since = None
+                    lane.back_off(self.max_backoff, response.headers.get("retry-after"))
+            if since is not None:
+                self._set_aside(batch, response, since, tries)
+                return _DONE
+            retried = f"retried for up to {self.give_up_after:.0f} s, then set aside"
+        else:
+            with self._state:
+                lane.back_off(self.max_backoff, response.headers.get("retry-after"))
+            retried = "kept and retried"
         level = logging.WARNING if status in RETRYABLE else logging.ERROR
         log.log(
             level,
-            "driftwatch: collector answered %d for %d %s of model %r (%s); "
-            "kept in the spool and retried",
+            "driftwatch: collector answered %d for %d %s of model %r (%s); %s",
             status,
             batch.count,
             batch.kind,
             batch.model,
             _detail(response),
+            retried,
         )
-        return False
-
-    def _back_off(self, retry_after: str | None) -> None:
-        """Called with ``_state`` held: wait longer after each failure, with full jitter."""
-        self._failures += 1
-        delay = random.uniform(0, min(self.max_backoff, 0.25 * 2 ** min(self._failures, 16)))
-        if retry_after:
-            try:
-                delay = max(delay, min(float(retry_after), 3600.0))
-            except ValueError:
-                pass
-        self._retry_at = time.monotonic() + delay
+        return _RETRY
 
     def _split(self, batch: Batch) -> None:
         records = _decode(batch.body)
         half = len(records) // 2
         parts = [records[:half], records[half:]]
-        paths = [
-            self.spool.write(
-                kind=batch.kind, model=batch.model, count=len(part), body=_encode(batch.kind, part)
-            )
+        items = [
+            self._store(batch.kind, batch.model, len(part), _encode(batch.kind, part))
             for part in parts
         ]
         with self._state:
-            self._pending.extendleft(reversed(paths))
-            self._known.update(paths)
-            self._counts.update(zip(paths, map(len, parts), strict=True))
+            for item in reversed(items):
+                if item is not None:
+                    self._enqueue(item, front=True)
 
     def _report_rejections(self, batch: Batch, response: httpx.Response) -> None:
         rejected = response.json().get("rejected") or []
@@ -618,14 +864,16 @@ class Client:
                 first.get("error"),
             )
 
-    def _reject_batch(self, batch: Batch, response: httpx.Response) -> None:
-        error = _detail(response)
+    def _record_ids(self, batch: Batch) -> list[Any]:
         try:
             records = _decode(batch.body)
         except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
-            records = []
-        for record in records:
-            pid = _record_id(record) if isinstance(record, tuple | dict) else None
+            return [None] * batch.count
+        return [_record_id(r) if isinstance(r, tuple | dict) else None for r in records]
+
+    def _reject_batch(self, batch: Batch, response: httpx.Response) -> None:
+        error = _detail(response)
+        for pid in self._record_ids(batch):
             self.rejected.append(RejectedRecord(batch.model, batch.kind, pid, error))
         log.error(
             "driftwatch: the collector refused a batch of %d %s of model %r (%d: %s); not retried",
@@ -634,6 +882,22 @@ class Client:
             batch.model,
             response.status_code,
             error,
+        )
+
+    def _set_aside(self, batch: Batch, response: httpx.Response, since: float, tries: int) -> None:
+        reason = (
+            f"set aside: the collector answered {response.status_code} "
+            f"({_detail(response)}) {tries} times over {since:.0f} s"
+        )
+        self.set_aside += batch.count
+        for pid in self._record_ids(batch):
+            self.rejected.append(RejectedRecord(batch.model, batch.kind, pid, reason))
+        log.error(
+            "driftwatch: %d %s of model %r %s; listed in client.rejected, not sent",
+            batch.count,
+            batch.kind,
+            batch.model,
+            reason,
         )
 
 

@@ -31,7 +31,7 @@ class EncodedChunk:
     ts_min_us: int
     ts_max_us: int
     timestamps: bytes
-    num_values: bytes  # column-major: feature by feature
+    num_values: bytes | memoryview  # column-major: feature by feature
     num_width: int
     cat_codes: bytes
     cat_width: int
@@ -64,7 +64,9 @@ def encode(columns: PredictionColumns) -> EncodedChunk:
         timestamps=timestamps.tobytes(),
         # Column-major: a run reads one feature at a time, and a contiguous column is
         # several times cheaper to scan than a strided one.
-        num_values=np.ascontiguousarray(columns.num_values.T, dtype=FLOAT).tobytes(),
+        # A view, not a copy: the matrix is the batch's largest buffer (validation builds it
+        # column-major, so this transpose is contiguous already).
+        num_values=np.ascontiguousarray(columns.num_values.T, dtype=FLOAT).data,
         num_width=columns.num_values.shape[1],
         cat_codes=np.ascontiguousarray(cat_codes.T, dtype=CODE).tobytes(),
         cat_width=len(cat_columns),
@@ -122,7 +124,7 @@ def decode(
     *,
     rows: int,
     timestamps: bytes,
-    num_values: bytes,
+    num_values: bytes | memoryview,
     num_width: int,
     cat_codes: bytes,
     cat_width: int,

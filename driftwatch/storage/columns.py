@@ -34,6 +34,14 @@ class PredictionColumns:
             model_versions=[self.model_versions[i] for i in keep],
             prediction_values=self.prediction_values[keep],
             prediction_classes=[self.prediction_classes[i] for i in keep],
-            num_values=self.num_values[keep],
+            # column-major kept (as chunks store it), without a copy in the other order
+            # (mode "clip": the positions are valid, and "raise" would buffer ``out`` once more)
+            num_values=np.take(
+                self.num_values,
+                keep,
+                axis=0,
+                mode="clip",
+                out=np.empty((len(keep), self.num_values.shape[1]), order="F"),
+            ),
             cat_values=[[column[i] for i in keep] for column in self.cat_values],
         )

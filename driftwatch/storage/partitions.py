@@ -207,25 +207,42 @@ class PartitionMap:
 KNOWN = PartitionMap()
 
 
+class TooManyPartitions(ValueError):
+    """A batch would need more new partitions than it may create."""
+
+    def __init__(self, needed: int, limit: int) -> None:
+        super().__init__(f"{needed} new partitions, more than {limit}")
+        self.needed = needed
+        self.limit = limit
+
+
 def ensure(
-    connection: Connection, days: Sequence[datetime], *, now: datetime, retention: Retention
-) -> list[str]:
+    connection: Connection, days: Sequence[datetime], *, now: datetime, retention: Retention,
+    max_new: int | None = None,
+) -> list[str]:  # fmt: skip
     """Partitions covering these days (midnights UTC) in both tables, created in the caller's
-    transaction where missing; returns the names of those created."""
+    transaction where missing; returns the names of those created. Raises TooManyPartitions,
+    creating none, if more than ``max_new`` spans (each a partition of every table) would be
+    new."""
     database = str(connection.engine.url)
     if KNOWN.covers(database, days):
         return []
     connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": LOCK})
     existing = list_partitions(connection)
     zone = daily_zone(now, retention)
-    created = []
+    planned: list[tuple[str, Span]] = []
     for table in PARTITIONED:
         spans = [p.span for p in existing if p.table == table]
         for day in days:
             if any(day in span for span in spans):
                 continue
             span = plan_range(day, spans, zone)
-            created.append(create(connection, table, span))
+            planned.append((table, span))
             spans.append(span)
+    needed = max((sum(1 for t, _ in planned if t == table) for table in PARTITIONED), default=0)
+    if max_new is not None and needed > max_new:
+        KNOWN.remember(database, existing)
+        raise TooManyPartitions(needed, max_new)
+    created = [create(connection, table, span) for table, span in planned]
     KNOWN.remember(database, list_partitions(connection) if created else existing)
     return created
