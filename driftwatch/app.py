@@ -26,6 +26,7 @@ from driftwatch.auth.ratelimit import RateLimiter
 from driftwatch.config import Settings, get_settings
 from driftwatch.dashboard.endpoints import error_page, login_redirect
 from driftwatch.dashboard.endpoints import router as dashboard_router
+from driftwatch.dashboard.security import SecurityHeaders
 from driftwatch.dashboard.session import Signer, SignInRequired
 from driftwatch.errors import DriftwatchError, ErrorItem, ErrorOut, InvalidPayload, RetryLater
 from driftwatch.guard import RequestGuard
@@ -63,7 +64,7 @@ async def _validation_error(request: Request, error: Exception) -> Response:
 
 def _is_page(request: Request) -> bool:
     return not request.url.path.startswith(
-        ("/api/", "/healthz", "/readyz", "/metrics", "/static/", "/openapi.json", "/docs", "/redoc")
+        ("/api/", "/healthz", "/readyz", "/metrics", "/static/", "/openapi.json")
     )
 
 
@@ -117,12 +118,16 @@ def create_app(
         finally:
             await run_in_threadpool(runtime.stop, app.state.workers)
 
-    app = FastAPI(title="driftwatch", version=__version__, lifespan=lifespan)
+    # no /docs or /redoc: their pages load Swagger UI and ReDoc from a CDN; /openapi.json stays
+    app = FastAPI(title="driftwatch", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None)  # fmt: skip
     app.state.settings = settings
     app.state.engine = engine
     app.state.key_verifier = keys.KeyVerifier(settings.key_cache_seconds)
     app.state.model_cache = ModelCache()
     app.state.rate_limiter = RateLimiter(settings.ingest_rate_limit)
+    # failed sign-ins per client address: a minute's allowance at most, refilled over a minute
+    app.state.login_limiter = RateLimiter(settings.login_failures_per_minute / 60, 60)
     app.state.rules = RulesSource(settings.rules_dir)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DriftwatchError, _driftwatch_error)
@@ -134,6 +139,7 @@ def create_app(
     app.include_router(dashboard_router)
     app.add_middleware(RequestGuard)  # keys, then body limits, before any body is read
     app.add_middleware(RefuseNulInUrls)
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.signer = Signer()
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]

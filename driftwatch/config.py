@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import (
     Field,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     SecretStr,
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
     # Records a second one API key may send to the collector, per process (0: no limit); a
     # batch over it is answered 429 with Retry-After (the SDK waits and resends it).
     ingest_rate_limit: float = 100_000.0
+    # Failed dashboard sign-ins a client address may make a minute, per process (0: no limit);
+    # past it every sign-in from that address is answered 429 with Retry-After for a while.
+    login_failures_per_minute: NonNegativeInt = 5
     # Database connection pool size per process (Postgres only), for requests.
     pool_size: PositiveInt = 10
     # Connections of the background workers (scheduler, dispatcher, retention), a pool of their

@@ -95,6 +95,24 @@ def test_the_rate_limiter_is_a_token_bucket(
     assert RateLimiter(0).take(7, 10**9) is None
 
 
+def test_sign_in_failures_are_counted_per_address_and_idle_addresses_are_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limiter = RateLimiter(5 / 60, burst_seconds=60)  # as the app makes it: 5 a minute
+    for _ in range(5):
+        assert limiter.wait("10.0.0.1", now=0.0) is None
+        limiter.take("10.0.0.1", 1, now=0.0)
+    assert limiter.wait("10.0.0.1", now=0.0) == 12  # one more in 12 s
+    assert limiter.wait("10.0.0.2", now=0.0) is None  # another address has its own
+    assert limiter.wait("10.0.0.1", now=12.0) is None
+    # many addresses came by: past the bound, the buckets that filled up again are dropped
+    monkeypatch.setattr("driftwatch.auth.ratelimit.MAX_BUCKETS", 100)
+    for i in range(150):
+        limiter.take(f"addr-{i}", 1, now=100.0)
+    limiter.take("late", 1, now=200.0)  # every earlier bucket is full by then
+    assert len(limiter._buckets) <= 2
+
+
 def _records(prefix: str, count: int) -> list[dict[str, Any]]:
     return [{"prediction_id": f"{prefix}-{i}", "features": {"x": float(i)}, "prediction": 0.5}
             for i in range(count)]  # fmt: skip

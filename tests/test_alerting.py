@@ -38,7 +38,7 @@ from driftwatch.models import (
 )
 from driftwatch.monitoring.scheduler import Scheduler
 from driftwatch.testing import start_serve
-from tests.conftest import ADMIN_KEY, admin_http, create_model, free_port, wait_until
+from tests.conftest import ADMIN_KEY, admin_http, create_model, free_port, sign_in, wait_until
 from tests.servers import FakeSlack, Plan, Receiver, always
 
 SECRET = "whsec_" + base64.b64encode(b"driftwatch-test-secret-32-bytes!").decode()
@@ -741,7 +741,7 @@ def test_no_secret_shows_in_answers_pages_or_metrics(alerting: Callable[..., Set
     setup.window(model, 0, drifted=True)
     assert wait_until(lambda: len(setup.receiver.accepted()) == 2 and setup.slack.posted())
     alert_id = setup.alerts(model)[0]["id"]
-    signed_in = setup.api.post("/login", data={"key": ADMIN_KEY, "next": "/"})
+    signed_in = sign_in(setup.api)
     assert signed_in.status_code == 200
     answers = [setup.api.get(path).text for path in (
         f"/api/v1/alerts/{alert_id}", "/api/v1/deliveries", "/api/v1/endpoints",
@@ -801,7 +801,7 @@ def test_a_webhook_urls_token_and_password_show_nowhere_but_in_its_requests(
     alert_id = setup.alerts(model)[0]["id"]
     assert wait_until(lambda: setup.alert(alert_id)["deliveries"][0]["status"] == "delivered")
     [delivery] = setup.alert(alert_id)["deliveries"]
-    assert setup.api.post("/login", data={"key": ADMIN_KEY, "next": "/"}).status_code == 200
+    assert sign_in(setup.api).status_code == 200
     shown = f"http://127.0.0.1:{setup.receiver.port}/hooks/retrain?REDACTED"
     answers = {path: setup.api.get(path).text for path in (
         f"/api/v1/alerts/{alert_id}", "/api/v1/deliveries", f"/api/v1/deliveries/{delivery['id']}",

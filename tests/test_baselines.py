@@ -27,7 +27,7 @@ from driftwatch.config import Settings
 from driftwatch.models import BaselineColumn, MonitoredModel, Run
 from driftwatch.monitoring import service
 from driftwatch.monitoring.scheduler import Scheduler
-from tests.conftest import ADMIN_KEY, create_model
+from tests.conftest import ADMIN_KEY, create_model, sign_in
 from tests.factories import frame, post
 from tests.factories import frame_baseline as baseline_records
 from tests.test_scheduler import model_with_history, runs_of
@@ -364,8 +364,7 @@ def test_a_baseline_is_deleted_and_its_runs_stay(
     assert window_run(api, model)["baseline"] == {"id": new, "name": "new"}
     # Evidently's report of the kept run cannot be made: it says why
     with TestClient(create_app(settings, engine)) as browser:
-        signed_in = browser.post("/login", data={"key": ADMIN_KEY, "next": "/"},
-                                 follow_redirects=False)  # fmt: skip
+        signed_in = sign_in(browser, follow_redirects=False)
         assert signed_in.status_code == 303
         report = browser.get(f"/models/{model}/evidently", params={"run": run["id"]})
     assert report.status_code == 404

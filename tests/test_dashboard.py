@@ -726,3 +726,189 @@ def test_the_pages_say_what_a_new_model_is_missing(tab: Tab, site: Site) -> None
     assert f'client.log_prediction("{other}", features={{"age": ..., "income": ..., ' in sdk
     assert "no predictions yet" in tab.open("/").inner_text(f"tr[data-model='{other}']")
     tab.shot("missing-predictions")
+
+
+# -- hostile strings from traffic, rules and receivers: every page shows them as text ----------
+
+SCRIPT = "</script><script>window.__pwned=1</script>"
+IMG = "<img src=x onerror=window.__pwned=1>"
+HOSTILE_FEATURES = [{"name": SCRIPT, "kind": "categorical"}, {"name": IMG, "kind": "numerical"},
+                    {"name": "income/month", "kind": "numerical"},
+                    {"name": "..", "kind": "numerical"}]  # fmt: skip
+# every violation of the page's policy, and anything a hostile string might open
+WATCH = """() => {
+  window.__violations = [];
+  document.addEventListener("securitypolicyviolation",
+    (e) => window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+}"""
+
+
+class HostileReceiver(Receiver):
+    """A webhook receiver whose error answers are markup (shown in the delivery attempts)."""
+
+    def answer(self, path: str, body: bytes, status: int, number: int) -> bytes:
+        return f'{{"error": "{IMG}{SCRIPT}"}}'.encode() if status >= 300 else b"{}"
+
+
+@pytest.fixture(scope="module")
+def hostile_site(
+    settings: Settings, engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """A model whose feature names, categorical values and baseline name are markup, alerted by
+    a rule and a channel named with markup, delivered to a receiver that first answers 500 with
+    markup; signed in with a key named with markup."""
+    receiver = HostileReceiver(lambda number: (500, {}) if number == 0 else (200, {}))
+    rules = tmp_path_factory.mktemp("hostile-rules")
+    os.environ["DW_DASHBOARD_SECRET"] = SECRET
+    (rules / "rules.yaml").write_text(json.dumps({
+        "channels": {IMG: {"type": "webhook", "url": receiver.url,
+                           "secret_env": "DW_DASHBOARD_SECRET"}},
+        "rules": [{"name": SCRIPT + IMG, "model": "hostile-*", "when": "dataset.drifted_share > 0",
+                   "for": 1, "severity": "critical", "notify": [IMG]}],
+    }))  # fmt: skip
+    custom = settings.model_copy(update={"rules_dir": str(rules),
+                                         "dispatcher_interval_seconds": 0.1})  # fmt: skip
+    api = TestClient(create_app(custom, engine), headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    api.__enter__()
+    model = f"hostile-{uuid.uuid4().hex[:6]}"
+    body = {"name": model, "task": "binary_classification", "window": "1h",
+            "features": HOSTILE_FEATURES}  # fmt: skip
+    made = api.post("/api/v1/models", json=body)
+    assert made.status_code == 201, made.text
+    rng = np.random.default_rng(9)
+
+    def records(n: int, start: datetime, shift: float) -> list[dict[str, Any]]:
+        values = [SCRIPT, IMG, "CA"] if shift else ["CA", "NY"]
+        return [{"prediction_id": f"{start:%H}-{i}", "features": {
+                    SCRIPT: values[i % len(values)], IMG: float(rng.normal(40 + 9 * shift, 5)),
+                    "income/month": float(rng.normal(10 + shift, 2)), "..": float(i % 7)},
+                 "timestamp": (start + timedelta(seconds=i * 3600 / n)).isoformat(),
+                 "prediction": round(float(rng.random()), 3)} for i in range(n)]  # fmt: skip
+
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    base = records(300, now - timedelta(days=3), 0)
+    answer = api.post(f"/api/v1/models/{model}/baselines", json={"name": IMG, "records": [
+        {"features": r["features"], "prediction": r["prediction"]} for r in base]})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    for hours_ago in range(4, 0, -1):
+        start = now - timedelta(hours=hours_ago)
+        batch = records(150, start, 1.0 if hours_ago <= 2 else 0)
+        sent = api.post(f"/api/v1/models/{model}/predictions", json={"records": batch})
+        assert sent.status_code == 200, sent.text
+        span = {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+        run = api.post(f"/api/v1/models/{model}/runs", json=span)
+        assert run.status_code == 200, run.text
+    with session_scope(engine) as session:
+        key = keys.create(session, name=IMG, scope="admin")[1]
+    dispatcher = Dispatcher(engine, custom, owner="hostile-test")
+    dispatcher.start()
+    server = start_server(custom, engine)
+    try:
+        assert wait_until(lambda: len(receiver.accepted()) >= 1)  # after a refused attempt
+        yield Site(server, api, model, key, key, receiver)
+    finally:
+        server.stop()
+        dispatcher.shutdown()
+        api.__exit__(None, None, None)
+        receiver.close()
+
+
+def _hover_every_chart(page: Any, charts: str = "[data-chart]") -> int:
+    """Moves the mouse over a grid of points of every chart; how many times a tooltip showed."""
+    seen = 0
+    for box in [el.bounding_box() for el in page.locator(charts).all()]:
+        if not box:
+            continue
+        for i in range(1, 13):
+            for j in range(1, 7):
+                page.mouse.move(box["x"] + box["width"] * i / 13, box["y"] + box["height"] * j / 7)
+                page.wait_for_timeout(15)
+                seen += page.evaluate("""() => [...document.querySelectorAll('div')].filter(
+                    (d) => d.style.position === 'absolute' && d.style.zIndex === '9999999'
+                    && d.style.display !== 'none').length""")
+    return seen
+
+
+def test_hostile_strings_from_traffic_rules_and_receivers_run_no_script(
+    browser: Any, hostile_site: Site
+) -> None:
+    site = hostile_site
+    tab = Tab(browser, site)
+    dialogs: list[str] = []
+    tab.context.add_init_script(f"({WATCH})()")
+    tab.context.on("page", lambda p: p.on("dialog", lambda d: (dialogs.append(d.message),
+                                                                 d.dismiss())))  # fmt: skip
+    tab.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    tab.sign_in(site.read_key)
+    features = [f["name"] for f in HOSTILE_FEATURES]
+    model = f"/models/{site.model}"
+    # each feature page as the model page links it (a browser resolves the links)
+    links = tab.open(model).locator("a[href*='/feature']")
+    assert sorted(links.all_inner_texts()) == sorted(features)
+    pages = ["/", model, "/alerts?state=all", "/deliveries", "/no-such-page",
+             *[link.get_attribute("href") for link in links.all()]]  # fmt: skip
+    tooltips = 0
+    for path in pages:
+        page = tab.open(path) if path != "/no-such-page" else tab.page
+        if path == "/no-such-page":
+            page.goto(site.url + path)
+        if "/feature" in path:  # the feature's own page, whatever its name
+            heading = page.evaluate("() => document.querySelector('h1').firstChild.textContent")
+            assert heading.strip() in features, path
+        if path == "/deliveries":
+            for summary in page.locator("tr.attempts summary").all():
+                summary.click()
+            assert IMG + SCRIPT in page.inner_text("main")  # the receiver's body, as text
+        if path == "/alerts?state=all":
+            assert SCRIPT + IMG in page.inner_text("main")  # the rule's name, as text
+            page.locator("input[name=reason]").first.fill(IMG + SCRIPT)  # a silence's reason
+            page.locator("button", has_text="Silence").first.click()
+            page.wait_for_selector("body[data-charts-ready=true]")
+            assert IMG + SCRIPT in page.inner_text("main")
+        tooltips += _hover_every_chart(page)
+        tab.shot("hostile" + path.replace("/", "-").split("?")[0][:40])
+        assert page.evaluate("() => window.__pwned") is None, path
+        assert page.evaluate("() => window.__violations") == [], path
+        assert page.locator("img").count() == 0, path
+    assert tooltips > 0  # the charts' tooltips did show
+    # the feature named "..": its window picker (a script of the page's, no inline handler) and
+    # its range links keep the feature
+    dots = next(path for path in pages if path.endswith("feature=.."))
+    page = tab.open(dots)
+    other = page.locator("select[name=run] option").nth(1).get_attribute("value")
+    page.select_option("select[name=run]", other)
+    page.wait_for_url(f"**run={other}")
+    page.wait_for_selector("body[data-charts-ready=true]")
+    assert "feature=.." in page.url
+    assert page.evaluate("() => document.querySelector('h1').firstChild.textContent") == ".. "
+    page.click("a[data-range='24h']")
+    page.wait_for_url("**range=24h")
+    assert "feature=.." in page.url
+    # the heatmap's tooltip shows a feature named with markup as its name
+    page = tab.open(model)
+    heat = page.locator("[data-chart=heatmap]").bounding_box()
+    shown = ""
+    for row in range(len(features)):
+        y = heat["y"] + 10 + (heat["height"] - 80) * (row + 0.5) / len(features)
+        page.mouse.move(heat["x"] + heat["width"] * 0.6, y)
+        page.wait_for_timeout(100)
+        shown += page.evaluate("""() => [...document.querySelectorAll('div')].filter((d) =>
+            d.style.zIndex === '9999999').map((d) => d.innerText).join(' ')""")
+    assert IMG in shown, shown
+    assert SCRIPT in shown, shown
+    # Evidently's report: in its sandbox, drawn, and nothing of the data ran
+    run = site.api.get(f"/api/v1/models/{site.model}/runs").json()[0]
+    report = tab.context.new_page()
+    tab._watch(report)
+    report.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    report.goto(site.url + f"{model}/evidently?run={run['id']}")
+    report.wait_for_function("document.body.innerText.includes('Drift')", timeout=60000)
+    assert "income/month" in report.inner_text("body")
+    _hover_every_chart(report, ".js-plotly-plot")
+    if SHOTS is not None:
+        report.screenshot(path=str(SHOTS / "hostile-evidently.png"))
+    assert report.evaluate("() => window.__pwned") is None
+    assert report.evaluate("() => window.__violations") == []
+    assert dialogs == []
+    tab.errors = [e for e in tab.errors if "404" not in e]  # the page that does not exist
+    tab.close()

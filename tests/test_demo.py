@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, sign_in
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +53,7 @@ def test_the_demo_fires_an_alert_and_a_verified_retraining_webhook(tmp_path: Pat
         assert not seen("REJECTED"), output
         # the dashboard answers, signed in with the printed key
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=True) as browser:
-            signed_in = browser.post("/login", data={"key": key, "next": "/"})
+            signed_in = sign_in(browser, key)
             assert signed_in.status_code == 200
             assert "breast-cancer-screening" in signed_in.text
             page = browser.get("/models/breast-cancer-screening")

@@ -20,7 +20,7 @@ from driftwatch.models import Baseline
 from driftwatch.monitoring import service as monitoring
 from driftwatch.registry import service as registry
 from tests import factories
-from tests.conftest import ADMIN_KEY
+from tests.conftest import sign_in
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 T0 = datetime(2026, 11, 23, 10, tzinfo=UTC)
@@ -95,7 +95,7 @@ def test_the_report_page_says_what_it_ran_on_and_leads_back(
 ) -> None:
     name, run = _model_with_a_run(api, baseline_rows=80)
     with TestClient(create_app(settings, engine)) as browser:
-        browser.post("/login", data={"key": ADMIN_KEY, "next": "/"}, follow_redirects=False)
+        sign_in(browser, follow_redirects=False)
         whole = browser.get(f"/models/{name}/evidently", params={"run": run["id"]})
         monkeypatch.setattr(evidently_report, "SAMPLE_ROWS", 50)
         sampled = browser.get(f"/models/{name}/evidently", params={"run": run["id"]})

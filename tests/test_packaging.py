@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from driftwatch.testing import start_serve
-from tests.conftest import ADMIN_KEY, free_port
+from tests.conftest import ADMIN_KEY, free_port, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,7 @@ def test_the_wheel_serves_from_a_directory_of_its_own(empty_database: str, tmp_p
         assert logged.json()["accepted"] == 1
         # templates, static files and the vendored chart library came too
         signed_in = httpx.Client(base_url=base, follow_redirects=True)
-        page = signed_in.post("/login", data={"key": ADMIN_KEY})
+        page = sign_in(signed_in)
         assert page.status_code == 200
         assert "packaged" in page.text, page.text[:500]
         for asset in ("/static/app.js", "/static/app.css", "/static/vendor/echarts/echarts.min.js"):

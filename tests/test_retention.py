@@ -39,7 +39,7 @@ from driftwatch.models import (
 from driftwatch.retention import service
 from driftwatch.storage import partitions
 from driftwatch.storage.partitions import Span
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, sign_in
 
 RETENTION = timedelta(days=30)
 PER_DAY = 48  # predictions a day, one every 30 minutes
@@ -208,8 +208,7 @@ def test_old_raw_data_goes_and_the_history_stays(own_database: str, backend: str
         assert "older than the retention period" in result["rejected"][0]["error"]
 
         # the dashboard draws the whole history from the stored runs
-        signed_in = api.post("/login", data={"key": ADMIN_KEY, "next": "/"},
-                             follow_redirects=False)  # fmt: skip
+        signed_in = sign_in(api, follow_redirects=False)
         assert signed_in.status_code == 303
         page = api.get(f"/models/{name}", params={"range": "90d"})
         assert page.status_code == 200, page.text

@@ -19,8 +19,11 @@ from driftwatch.alerting import repository as alerting_repository
 from driftwatch.alerting import service as alerting
 from driftwatch.core.time import format_duration, utcnow
 from driftwatch.dashboard import evidently_report, repository, service
+from driftwatch.dashboard.security import REPORT_POLICY
 from driftwatch.dashboard.session import (
     COOKIE,
+    LOGIN_COOKIE,
+    LOGIN_FORM_SECONDS,
     SESSION_SECONDS,
     Viewer,
     ViewerDep,
@@ -61,6 +64,27 @@ def _page(request: Request, template: str, viewer: Viewer | None, started: float
     return response
 
 
+DOT_NAMES = (".", "..")  # a browser resolves these path segments, even percent-encoded
+
+
+def feature_path(model: str, feature: str) -> tuple[str, dict[str, str]]:
+    """A feature page's path and query, for any feature name: every character but letters,
+    digits and ``-._~`` is percent-encoded, ``/`` too (the route takes the rest of the path);
+    a feature named ``.`` or ``..`` is addressed by query (``/models/m/feature?feature=..``)."""
+    if feature in DOT_NAMES:
+        return f"/models/{quote(model, safe='')}/feature", {"feature": feature}
+    return f"/models/{quote(model, safe='')}/features/{quote(feature, safe='')}", {}
+
+
+def feature_url(model: str, feature: str) -> str:
+    path, query = feature_path(model, feature)
+    return path + ("?" + urlencode(query, quote_via=quote) if query else "")
+
+
+templates.env.filters["feature_url"] = feature_url
+templates.env.filters["feature_path"] = feature_path
+
+
 def _check_csrf(viewer: Viewer, token: str) -> None:
     if not hmac.compare_digest(viewer.csrf, token):
         raise Forbidden("the form has expired: reload the page and try again")
@@ -76,18 +100,55 @@ def _safe_next(target: str | None) -> str:
 # -- sign in and out -----------------------------------------------------------------------------
 
 
+def _login_page(request: Request, started: float, next: str, error: str | None,
+                status: int = 200) -> HTMLResponse:  # fmt: skip
+    """The sign-in form, with its CSRF token in the form and in its cookie (the one the browser
+    has while it is valid, so that two open forms both work)."""
+    signer, engine = request.app.state.signer, request.app.state.engine
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if not signer.login_token_valid(engine, token, token):
+        token = signer.login_token(engine)
+    response = _page(request, "login.html", None, started, next=_safe_next(next), error=error,
+                     login_token=token)  # fmt: skip
+    response.status_code = status
+    secure = request.app.state.settings.public_url.startswith("https://")
+    response.set_cookie(LOGIN_COOKIE, token, max_age=LOGIN_FORM_SECONDS, httponly=True,
+                        samesite="strict", path="/login", secure=secure)  # fmt: skip
+    return response
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/") -> HTMLResponse:
-    return _page(request, "login.html", None, time.perf_counter(), next=_safe_next(next),
-                 error=None)  # fmt: skip
+    return _login_page(request, time.perf_counter(), next, None)
 
 
 @router.post("/login", response_model=None)
 def login(
     request: Request, key: Annotated[str, Form()], next: Annotated[str, Form()] = "/",
+    csrf: Annotated[str, Form()] = "",
 ) -> Response:  # fmt: skip
     started = time.perf_counter()
-    with session_scope(request.app.state.engine) as session:
+    engine, limiter = request.app.state.engine, request.app.state.login_limiter
+    if not request.app.state.signer.login_token_valid(
+        engine, request.cookies.get(LOGIN_COOKIE), csrf
+    ):
+        return _login_page(request, started, next, "The sign-in form had expired (or came from "
+                           "another site): sign in again.", status=403)  # fmt: skip
+    # while an address is over its failures, every attempt is refused unread: the answer to a
+    # right key would tell it apart
+    client = _client(request)
+    wait = limiter.wait(client)
+    if wait is not None:
+        message = (f"Too many failed sign-ins from your address: try again in "
+                   f"{plural(wait, 'second')}.")  # fmt: skip
+        response = _login_page(request, started, next, message, status=429)
+        response.headers["retry-after"] = str(wait)
+        return response
+    with session_scope(engine) as session:
         principal = request.app.state.key_verifier.verify(session, key.strip())
     key_id, scope = (principal.key_id, principal.scope) if principal else (None, None)
     error = None
@@ -96,9 +157,8 @@ def login(
     elif scope not in ("read", "admin"):
         error = f"This key has scope '{scope}'; the dashboard needs a 'read' or 'admin' key."
     if error is not None:
-        response = _page(request, "login.html", None, started, next=_safe_next(next), error=error)
-        response.status_code = 401
-        return response
+        limiter.take(client, 1)
+        return _login_page(request, started, next, error, status=401)
     redirect = RedirectResponse(_safe_next(next), status_code=303)
     assert key_id is not None
     redirect.set_cookie(
@@ -106,11 +166,18 @@ def login(
         max_age=SESSION_SECONDS, httponly=True, samesite="lax",
         secure=request.app.state.settings.public_url.startswith("https://"),
     )  # fmt: skip
+    redirect.delete_cookie(LOGIN_COOKIE, path="/login")
     return redirect
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
+def logout(request: Request, csrf: Annotated[str, Form()] = "") -> RedirectResponse:
+    """Signing out ends the session on the server: the cookie, if kept, is refused after."""
+    viewer = signed_in_viewer(request)
+    if viewer is None:  # signed out already (or the session expired)
+        return RedirectResponse("/login", status_code=303)
+    _check_csrf(viewer, csrf)
+    request.app.state.signer.end(request.app.state.engine, request.cookies.get(COOKIE, ""))
     redirect = RedirectResponse("/login", status_code=303)
     redirect.delete_cookie(COOKIE)
     return redirect
@@ -158,6 +225,7 @@ def model_page(
                                     kinds=(CUSTOM,))  # fmt: skip
     firing = repository.firing_counts(session).get(model.id, 0)
     last = repository.last_window_with_data(session, model_id=model.id)
+    features = registry.feature_specs(model)
     return _page(
         request, "model.html", viewer, started, model=model, span=span, data=data,
         ranges=service.presets(model.window_seconds), runs=runs, custom_runs=custom,
@@ -165,18 +233,37 @@ def model_page(
         baseline=repository.baseline(session, baseline_id=model.active_baseline_id),
         status=service.status(last, firing),
         note=service.traffic_note(session, model=model, now=utcnow()),
-        features=registry.feature_specs(model), precise=model.window_seconds < 60,
+        features=features, precise=model.window_seconds < 60,
+        feature_urls={f.name: feature_url(model.name, f.name) for f in features},
         setup=service.setup(session, model=model, newest=newest, now=utcnow()),
         # the address this page was reached at, which the user's client can reach too
         public_url=str(request.base_url).rstrip("/"),
     )  # fmt: skip
 
 
-@router.get("/models/{name}/features/{feature}", response_class=HTMLResponse)
+@router.get("/models/{name}/features/{feature:path}", response_class=HTMLResponse)
 def feature_page(
     request: Request, name: str, feature: str, viewer: ViewerDep, session: SessionDep,
     range_: RangeQuery = None, start: datetime | None = None, end: datetime | None = None,
     run: OptionalIdQuery = None,
+) -> HTMLResponse:  # fmt: skip
+    return _feature_page(request, name, feature, viewer, session, range_, start, end, run)
+
+
+@router.get("/models/{name}/feature", response_class=HTMLResponse)
+def feature_page_by_query(
+    request: Request, name: str, feature: str, viewer: ViewerDep, session: SessionDep,
+    range_: RangeQuery = None, start: datetime | None = None, end: datetime | None = None,
+    run: OptionalIdQuery = None,
+) -> HTMLResponse:  # fmt: skip
+    """The same page, the feature named in the query: for ``.`` and ``..``, which a browser
+    would resolve away in a path."""
+    return _feature_page(request, name, feature, viewer, session, range_, start, end, run)
+
+
+def _feature_page(
+    request: Request, name: str, feature: str, viewer: Viewer, session: Session,
+    range_: str | None, start: datetime | None, end: datetime | None, run: int | None,
 ) -> HTMLResponse:  # fmt: skip
     started = time.perf_counter()
     model = registry.get_by_name(session, name=name)
@@ -210,7 +297,9 @@ async def evidently_page(
     html = await run_in_threadpool(
         evidently_report.render, request.app.state.engine, model_name=name, run_id=run
     )
-    return HTMLResponse(html)
+    # Evidently's HTML runs its own inline scripts: in a sandbox (an opaque origin, without the
+    # viewer's cookies or access to the dashboard), never framed, sending nothing anywhere
+    return HTMLResponse(html, headers={"content-security-policy": REPORT_POLICY})
 
 
 @router.get("/alerts", response_class=HTMLResponse)

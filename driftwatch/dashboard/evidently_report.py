@@ -8,11 +8,19 @@ Evidently's numbers (and, past 1,000 reference rows, even the test its default r
 differ from the run's. A prepared baseline keeps each column's values, not its rows, so the
 reference is laid out column by column: right for per-column drift (what ``DataDriftPreset``
 shows), not for anything that looks at several columns together.
+
+Evidently writes its data into inline scripts as JSON, where a ``</script>`` in a feature name or
+a categorical value (any upstream producer can send one) would end the script and start the
+sender's own. Every such string goes to Evidently as a placeholder, written back into the HTML
+as JSON with ``<``, ``>`` and ``&`` escaped (``\u003c``...): the report shows the real strings,
+as data. The page is also served as a sandbox (``security.REPORT_POLICY``).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,6 +103,40 @@ def frames(
     return Sides(pd.DataFrame(current), pd.DataFrame(reference), len(window), profile.rows)
 
 
+class _Inert:
+    """Stands in for each string holding ``<`` while Evidently renders, and writes it back
+    escaped for a script's JSON."""
+
+    def __init__(self) -> None:
+        self._token = f"dw{secrets.token_hex(6)}"
+        self._originals: list[str] = []
+        self._placeholders: dict[str, str] = {}
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or "<" not in value:
+            return value
+        if value not in self._placeholders:
+            self._placeholders[value] = f"{self._token}x{len(self._originals)}x"
+            self._originals.append(value)
+        return self._placeholders[value]
+
+    def frame(self, frame: pd.DataFrame, categorical: set[str]) -> pd.DataFrame:
+        out = frame.rename(columns=self)
+        for name in categorical:
+            out[self(name)] = out[self(name)].map(self)
+        return out
+
+    def restore(self, html: str) -> str:
+        if not self._originals:
+            return html
+
+        def escaped(found: re.Match[str]) -> str:
+            text = json.dumps(self._originals[int(found.group(1))])[1:-1]
+            return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+        return re.sub(rf"{self._token}x(\d+)x", escaped, html)
+
+
 def _banner(model_name: str, run_id: int, span: tuple[datetime, datetime], sides: Sides) -> str:
     """A line above Evidently's report: what it was computed on, and the way back."""
     link = f"/models/{quote(model_name, safe='')}"
@@ -143,17 +185,21 @@ def render(engine: Engine, *, model_name: str, run_id: int) -> str:
     if len(window) == 0:
         raise NotFound(f"run {run_id}'s window has no predictions")
     sides = frames(window, profile, features, seed=run_id)
+    inert = _Inert()
+    categorical = {f.name for f in features if f.kind == "categorical"}
     definition = DataDefinition(
-        numerical_columns=[f.name for f in features if f.kind == "numerical"],
-        categorical_columns=[f.name for f in features if f.kind == "categorical"],
+        numerical_columns=[inert(f.name) for f in features if f.kind == "numerical"],
+        categorical_columns=[inert(f.name) for f in features if f.kind == "categorical"],
     )
     with warnings.catch_warnings():  # scipy's divide-by-zero notes from Evidently's tests
         warnings.simplefilter("ignore", RuntimeWarning)
         snapshot = Report([DataDriftPreset()]).run(
-            Dataset.from_pandas(sides.current, data_definition=definition),
-            Dataset.from_pandas(sides.reference, data_definition=definition),
-        )
-        html: str = snapshot.get_html_str(as_iframe=False)
+            Dataset.from_pandas(inert.frame(sides.current, categorical),
+                                data_definition=definition),
+            Dataset.from_pandas(inert.frame(sides.reference, categorical),
+                                data_definition=definition),
+        )  # fmt: skip
+        html: str = inert.restore(snapshot.get_html_str(as_iframe=False))
     title = f"<title>Evidently: {escape(model_name)}, run {run_id} · driftwatch</title>"
     html = re.sub(r"<title>.*?</title>", "", html, count=1, flags=re.S)
     html = re.sub(r"<head[^>]*>", lambda head: head.group(0) + title, html, count=1)

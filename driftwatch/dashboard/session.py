@@ -1,28 +1,39 @@
 """Dashboard sign-in: an API key (scope read or admin) exchanged for a signed session cookie.
 
-The cookie holds the key's id and a CSRF token, signed with a secret the replicas share (made
-at first start and kept in the database), and expires after ``SESSION_SECONDS``. Every page
-checks that the key still exists and is not revoked, so revoking a key signs its sessions out.
+Each sign-in is a row of ``dashboard_sessions`` (named by the hash of a random id); the cookie
+holds that id and a CSRF token, signed with a secret the replicas share (made at first start and
+kept in the database), and the session expires after ``SESSION_SECONDS``. Every page checks that
+the session's row is there and that its key still exists and is not revoked: signing out deletes
+the row, so a cookie kept from before is refused, and revoking a key signs its sessions out.
 The key itself is never stored in the cookie.
+
+The sign-in form has its own CSRF token (``LOGIN_COOKIE``, a signed random value the form
+repeats), so that another site cannot sign a browser in with the attacker's key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from driftwatch.core.time import utcnow
 from driftwatch.db import session_scope
-from driftwatch.models import ApiKey, AppSecret
+from driftwatch.models import ApiKey, AppSecret, DashboardSession
 
 COOKIE = "driftwatch_session"
 SESSION_SECONDS = 12 * 3600
+LOGIN_COOKIE = "driftwatch_login"  # the sign-in form's CSRF token
+LOGIN_FORM_SECONDS = 3600
 SECRET_NAME = "dashboard-session"
 
 
@@ -71,14 +82,48 @@ class Signer:
         return self._serializer
 
     def issue(self, engine: Any, *, key_id: int) -> str:
-        return self.serializer(engine).dumps({"k": key_id, "c": secrets.token_urlsafe(24)})
+        """A new session of the key: its row, and the cookie that names it."""
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        with session_scope(engine) as session:
+            session.execute(delete(DashboardSession).where(DashboardSession.expires_at <= now))
+            expires = now + timedelta(seconds=SESSION_SECONDS)
+            session.add(DashboardSession(id=_hash(token), key_id=key_id, created_at=now,
+                                         expires_at=expires))  # fmt: skip
+        return self.serializer(engine).dumps({"s": token, "c": secrets.token_urlsafe(24)})
 
     def read(self, engine: Any, cookie: str) -> dict[str, Any] | None:
         try:
             data = self.serializer(engine).loads(cookie, max_age=SESSION_SECONDS)
         except BadSignature:  # tampered, signed by another installation, or expired
             return None
-        return data if isinstance(data, dict) else None
+        return data if isinstance(data, dict) and isinstance(data.get("s"), str) else None
+
+    def end(self, engine: Any, cookie: str) -> None:
+        """Sign out: the cookie's session is deleted, so the cookie is refused from now on."""
+        data = self.read(engine, cookie)
+        if data is not None:
+            with session_scope(engine) as session:
+                session.execute(delete(DashboardSession)
+                                .where(DashboardSession.id == _hash(data["s"])))  # fmt: skip
+
+    def login_token(self, engine: Any) -> str:
+        """A fresh CSRF token for the sign-in form (the same value goes in ``LOGIN_COOKIE``)."""
+        return str(self.serializer(engine).dumps({"l": secrets.token_urlsafe(24)}))
+
+    def login_token_valid(self, engine: Any, cookie: str | None, form: str) -> bool:
+        """The form repeats the cookie's token, which this installation signed lately."""
+        if not cookie or not form or not hmac.compare_digest(cookie, form):
+            return False
+        try:
+            data = self.serializer(engine).loads(cookie, max_age=LOGIN_FORM_SECONDS)
+        except BadSignature:
+            return False
+        return isinstance(data, dict) and "l" in data
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def current_viewer(request: Request) -> Viewer:
@@ -87,8 +132,10 @@ def current_viewer(request: Request) -> Viewer:
     data = request.app.state.signer.read(request.app.state.engine, cookie) if cookie else None
     if data is not None:
         with session_scope(request.app.state.engine) as session:
-            key = session.get(ApiKey, data.get("k"))
-            if key is not None and key.revoked_at is None and key.scope in ("read", "admin"):
+            signed_in = session.get(DashboardSession, _hash(data["s"]))
+            key = session.get(ApiKey, signed_in.key_id) if signed_in is not None else None
+            if (signed_in is not None and signed_in.expires_at > utcnow() and key is not None
+                    and key.revoked_at is None and key.scope in ("read", "admin")):  # fmt: skip
                 return Viewer(key.id, key.name, key.scope, str(data.get("c")))
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     raise SignInRequired(target)

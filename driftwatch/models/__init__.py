@@ -9,7 +9,7 @@ from driftwatch.models.alerting import (
     Endpoint,
     Silence,
 )
-from driftwatch.models.auth import ApiKey, AppSecret
+from driftwatch.models.auth import ApiKey, AppSecret, DashboardSession
 from driftwatch.models.base import Base
 from driftwatch.models.ingest import (
     GroundTruth,
@@ -30,6 +30,7 @@ __all__ = [
     "Base",
     "Baseline",
     "BaselineColumn",
+    "DashboardSession",
     "Delivery",
     "DeliveryAttempt",
     "Endpoint",

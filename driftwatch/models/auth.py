@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String
+from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from driftwatch.models.base import Base, Name, UTCDateTime, utcnow
@@ -32,3 +32,18 @@ class AppSecret(Base):
     name: Mapped[str] = mapped_column(Name, primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DashboardSession(Base):
+    """A dashboard sign-in: its cookie names it, and signing out deletes it, so a cookie kept
+    from before is refused. Expired ones are removed at each sign-in."""
+
+    __tablename__ = "dashboard_sessions"
+
+    # Hex SHA-256 of the random session id the (signed) cookie holds.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,5 +1,7 @@
 /* driftwatch dashboard: draws each [data-chart] element from the page's JSON (#page-data) with
-   Apache ECharts (vendored). Every chart instance is kept in window.driftwatch.charts, by name. */
+   Apache ECharts (vendored). Every chart instance is kept in window.driftwatch.charts, by name.
+   Strings in the data came from traffic, rules or receivers: the tooltips' HTML holds them only
+   through esc(), and nothing else here writes HTML (the page's CSP allows no inline script). */
 "use strict";
 
 window.driftwatch = { charts: {} };
@@ -16,6 +18,11 @@ function utc(iso, precise) {
   const seconds = precise || d.getUTCSeconds() !== 0 ? `:${pad(d.getUTCSeconds())}` : "";
   return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ` +
          `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}${seconds}`;
+}
+
+// text for a tooltip's HTML: a feature named <img onerror=...> shows as its name
+function esc(value) {
+  return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 function num(value) {
@@ -45,7 +52,10 @@ function make(el, name, option) {
 
 function empty(el, text) {
   el.classList.add("no-data");
-  el.innerHTML = `<p class="muted" style="padding:30px 0;text-align:center">${text}</p>`;
+  const p = document.createElement("p");
+  p.className = "muted empty-chart";
+  p.textContent = text;
+  el.replaceChildren(p);
 }
 
 const timeAxis = { type: "time", axisLabel: { hideOverlap: true }, splitLine: { show: false } };
@@ -58,7 +68,13 @@ const grid = { left: 48, right: 20, top: 30, bottom: 30 };
 
 function spark(el) {
   const series = JSON.parse(el.dataset.series || "[]");
-  if (!series.length) { el.innerHTML = '<span class="muted small">no runs yet</span>'; return; }
+  if (!series.length) {
+    const note = document.createElement("span");
+    note.className = "muted small";
+    note.textContent = "no runs yet";
+    el.replaceChildren(note);
+    return;
+  }
   make(el, `spark:${el.closest("[data-model]")?.dataset.model || ""}`, {
     grid: { left: 2, right: 2, top: 3, bottom: 3 },
     xAxis: { type: "time", show: false }, yAxis: { type: "value", min: 0, max: 1, show: false },
@@ -89,14 +105,14 @@ function heatmap(el, data) {
       formatter: (p) => {
         const cell = cellAt.get(`${p.value[0]},${p.value[1]}`);
         if (!cell) return "";
-        const head = `<b>${h.features[cell[1]]}</b><br>${utc(h.times[cell[0]], data.precise)} UTC<br>`;
+        const head = `<b>${esc(h.features[cell[1]])}</b><br>${utc(h.times[cell[0]], data.precise)} UTC<br>`;
         const verdict = cell[4] ? '<br><b style="color:#b91c1c">drifted</b>' : "";
         if (!windows) {
           return head + `drifted in ${Math.round(cell[2] * 100)}% of ${plural(cell[3], "window")}` +
                  ` (each by its run's test and threshold)`;
         }
         const test = h.tests[cell[5]];
-        return head + `${test.stattest}: ${num(cell[3])} (threshold ${num(test.threshold)})` + verdict;
+        return head + `${esc(test.stattest)}: ${num(cell[3])} (threshold ${num(test.threshold)})` + verdict;
       },
     },
     series: [
@@ -108,7 +124,8 @@ function heatmap(el, data) {
   });
   chart.on("click", (p) => {
     const feature = h.features[p.value[1]];
-    if (feature) window.location.href = `${window.location.pathname}/features/${encodeURIComponent(feature)}`;
+    const link = feature !== undefined && (data.feature_urls || {})[feature];
+    if (link) window.location.href = link;
   });
 }
 
@@ -209,7 +226,7 @@ function score(el, data) {
     tooltip: { trigger: "axis", formatter: (items) => {
       const lines = items.map((p) => {
         const drifted = p.data && p.data.drifted ? ' <b style="color:#b91c1c">drifted</b>' : "";
-        return `${p.marker}${p.seriesName}: ${num(p.value[1])}${drifted}`;
+        return `${p.marker}${esc(p.seriesName)}: ${num(p.value[1])}${drifted}`;
       });
       return [`${utc(items[0].value[0], data.precise)} UTC`, ...lines].join("<br>");
     } },
@@ -257,5 +274,9 @@ document.addEventListener("DOMContentLoaded", () => {
     el.textContent = `${utc(el.dataset.time, data.precise || el.dataset.precise === "s")} UTC`;
   }
   for (const el of document.querySelectorAll("[data-chart]")) DRAW[el.dataset.chart](el, data);
+  // a select that submits its form when changed (no inline handlers: the CSP allows none)
+  for (const el of document.querySelectorAll("select[data-submit-on-change]")) {
+    el.addEventListener("change", () => el.form.submit());
+  }
   document.body.dataset.chartsReady = "true";
 });
