@@ -14,6 +14,7 @@ HTML being ready, queries included) and the median time until the client has the
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import tempfile
 import time
@@ -135,7 +136,9 @@ def measure(url: str, repeat: int) -> None:
     name = seed(url)
     app = create_app(Settings(database_url=url, admin_key=ADMIN_KEY))  # type: ignore[arg-type]
     with TestClient(app) as client:
-        signed = client.post("/login", data={"key": ADMIN_KEY, "next": "/"},
+        form = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+        assert form is not None, "the sign-in form has no CSRF token"
+        signed = client.post("/login", data={"key": ADMIN_KEY, "next": "/", "csrf": form.group(1)},
                              follow_redirects=False)  # fmt: skip
         assert signed.status_code == 303, signed.text
         pages = [("model page, 365 days", f"/models/{name}?range=365d"),

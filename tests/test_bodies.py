@@ -27,7 +27,15 @@ from driftwatch.auth import service as keys
 from driftwatch.config import Settings
 from driftwatch.openapi import api_routes
 from driftwatch.runtime import Workers
-from tests.conftest import ADMIN_KEY, LiveServer, create_model, start_server, unique, wait_until
+from tests.conftest import (
+    ADMIN_KEY,
+    LiveServer,
+    create_model,
+    sign_in,
+    start_server,
+    unique,
+    wait_until,
+)
 from tests.test_runtime import _model_with_a_closed_window
 
 FEATURES = [{"name": "age", "kind": "numerical"}, {"name": "state", "kind": "categorical"}]
@@ -335,7 +343,7 @@ def test_one_keys_slow_uploads_do_not_starve_the_others(
                                 headers={"Authorization": f"Bearer {other}"})  # fmt: skip
             assert logged.status_code == 200, logged.text
             assert admin.get("/api/v1/models").status_code == 200
-            signed = admin.post("/login", data={"key": ADMIN_KEY, "next": "/"})
+            signed = sign_in(admin)
             assert signed.status_code in (200, 303), signed.text
             with httpx.Client(base_url=server.url, cookies=signed.cookies) as browser:
                 assert browser.get("/").status_code == 200
