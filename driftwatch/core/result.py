@@ -5,7 +5,7 @@ and every reader (rules, the dashboard, Prometheus, webhook payloads) reads, thr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,25 @@ class ColumnDrift(_Part):
     threshold: float | None
     drifted: bool | None
     error: str | None = Field(default=None, description="why the column was not tested")
+    # CONTRACT section 7, under the calibrated verdict only (null under Evidently's rule).
+    p_value: float | None = Field(
+        default=None,
+        description="calibrated verdict: how likely a score at least this far from the "
+        "baseline is when nothing drifted, at this window's sample sizes",
+    )
+    verdict: Literal["drift", "no_drift", "insufficient"] | None = Field(
+        default=None,
+        description="calibrated verdict: drift, no_drift, or insufficient (not drifted, and "
+        "the window cannot tell a change of the threshold's size from noise)",
+    )
+    detectable: float | None = Field(
+        default=None,
+        description="calibrated verdict: distance tests, the smallest score this window would "
+        "call drift; p-value tests, the largest p-value it would call drift",
+    )
+    effect_interval: tuple[float, float] | None = Field(
+        default=None, description="calibrated verdict: a 95% interval for the score"
+    )
 
 
 class FeatureDrift(ColumnDrift):
@@ -40,6 +59,11 @@ class DatasetDrift(_Part):
     drifted_features: int | None
     drifted_share: float | None = Field(description="drifted features over tested features")
     drifted: bool | None = Field(description="drifted_share >= the model's drift_share")
+    insufficient_share: float | None = Field(
+        default=None,
+        description="calibrated verdict: tested features whose verdict is insufficient, over "
+        "tested features",
+    )
 
 
 class Quality(_Part):

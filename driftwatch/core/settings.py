@@ -3,9 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 DEFAULT_DRIFT_SHARE = 0.5
+
+# CONTRACT section 7: how a column's drift is decided. "calibrated": p-values at the window's
+# real sample sizes, Benjamini-Hochberg across the window's columns at a per-window level set
+# by the false-alarm budget, and for distances a score at least the threshold; "evidently":
+# Evidently 0.7's rule (score against threshold) exactly.
+Verdict = Literal["calibrated", "evidently"]
+CALIBRATED: Verdict = "calibrated"
+EVIDENTLY: Verdict = "evidently"
+# A model stored before verdicts existed has none in its settings: it keeps Evidently's rule.
+# New models are created calibrated (the registry writes the verdict).
+STORED_DEFAULT_VERDICT: Verdict = EVIDENTLY
+NEW_MODEL_VERDICT: Verdict = CALIBRATED
+DEFAULT_FALSE_ALARMS_PER_MONTH = 1.0
+MONTH = timedelta(days=30)  # the budget's month (CONTRACT section 7)
+# The per-window level never exceeds this, however long the window (a monthly model with a
+# budget of one false alarm a month would otherwise test at level 1).
+MAX_ALPHA_PER_WINDOW = 0.05
+
+
+def windows_per_month(window: timedelta) -> float:
+    return MONTH / window
+
+
+def alpha_per_window(false_alarms_per_month: float, window: timedelta) -> float:
+    """The level at which one window is tested: about ``false_alarms_per_month`` windows a
+    month with any drifted column when nothing drifts, capped at ``MAX_ALPHA_PER_WINDOW``."""
+    return min(MAX_ALPHA_PER_WINDOW, false_alarms_per_month / windows_per_month(window))
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,17 +42,37 @@ class DriftSettings:
     cat_stattest: str | None = None
     per_feature: dict[str, dict[str, Any]] = field(default_factory=dict)
     drift_share: float = DEFAULT_DRIFT_SHARE
+    verdict: Verdict = STORED_DEFAULT_VERDICT
+    false_alarms_per_month: float = DEFAULT_FALSE_ALARMS_PER_MONTH
+    # The level of one window under the calibrated verdict (from the budget and the window).
+    alpha_per_window: float = MAX_ALPHA_PER_WINDOW
 
     @classmethod
-    def from_model(cls, drift: dict[str, Any] | None) -> DriftSettings:
+    def from_model(
+        cls, drift: dict[str, Any] | None, window: timedelta | None = None
+    ) -> DriftSettings:
+        """The settings of a model's ``drift`` JSON; ``window``, the model's window length,
+        sets the calibrated verdict's per-window level (without it: the cap)."""
         drift = drift or {}
         share = drift.get("drift_share")
+        budget = drift.get("false_alarms_per_month")
+        budget = DEFAULT_FALSE_ALARMS_PER_MONTH if budget is None else float(budget)
+        verdict = drift.get("verdict") or STORED_DEFAULT_VERDICT
         return cls(
             num_stattest=drift.get("num_stattest"),
             cat_stattest=drift.get("cat_stattest"),
             per_feature=dict(drift.get("per_feature") or {}),
             drift_share=DEFAULT_DRIFT_SHARE if share is None else float(share),
+            verdict=CALIBRATED if verdict == CALIBRATED else EVIDENTLY,
+            false_alarms_per_month=budget,
+            alpha_per_window=(
+                alpha_per_window(budget, window) if window is not None else MAX_ALPHA_PER_WINDOW
+            ),
         )
+
+    @property
+    def calibrated(self) -> bool:
+        return self.verdict == CALIBRATED
 
     def choice(self, name: str | None, kind: str) -> tuple[str | None, float | None]:
         """The test and threshold set for a column (``name`` None: the prediction): per

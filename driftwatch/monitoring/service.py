@@ -122,7 +122,7 @@ def _describe_rejections(rejected: list[Any], where: Callable[[int], str]) -> st
 def _value_warnings(profile: profiles.BaselineProfile, model: MonitoredModel) -> list[str]:
     """What the prepared data says about the runs to come: a column without values, one the
     model's drift settings cannot test (fisher_exact on more than two categories)."""
-    settings = DriftSettings.from_model(model.drift)
+    settings = DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds))
     warnings = []
     for column in profile.features:
         if column.rows and column.missing == column.rows:
@@ -346,7 +346,7 @@ def compute_run(
     result, distributions = compute.compute(
         task=model.task,
         features=features,
-        settings=DriftSettings.from_model(model.drift),
+        settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
         baseline=profile,
         window=narrow(window, model, features),
         labeled=repository.labeled(
