@@ -101,7 +101,8 @@ def test_the_runs_api_answers_the_typed_result_it_stores(api: TestClient) -> Non
     assert {f["name"] for f in answered["features"]} == {"age", "state"}
     for entry in answered["features"]:
         assert set(entry) == {"name", "kind", "stattest", "score", "threshold", "drifted",
-                              "missing_share", "error"}  # fmt: skip
+                              "missing_share", "error", "p_value", "verdict", "detectable",
+                              "effect_interval"}  # fmt: skip
     # every field of the result, whatever it grows, is answered; the run's own fields first
     assert set(RunResult.model_fields) <= set(answered)
     assert list(answered)[:6] == ["id", "model", "kind", "window", "baseline", "status"]
