@@ -24,6 +24,7 @@ from driftwatch.alerting.service import RulesSource
 from driftwatch.auth import service as keys
 from driftwatch.auth.ratelimit import RateLimiter
 from driftwatch.config import Settings, get_settings
+from driftwatch.dashboard import security
 from driftwatch.dashboard.endpoints import error_page, login_redirect
 from driftwatch.dashboard.endpoints import router as dashboard_router
 from driftwatch.dashboard.security import SecurityHeaders
@@ -89,6 +90,17 @@ async def _driftwatch_error(request: Request, error: Exception) -> Response:
     return JSONResponse(status_code=error.status_code, content=body, headers=headers)
 
 
+async def _internal_error(request: Request, error: Exception) -> Response:
+    """An unexpected failure: the documented error body, and the security headers every answer
+    carries (this answer comes from Starlette's outermost layer, outside ``SecurityHeaders``).
+    The error itself is logged by the server."""
+    headers = {name.decode(): value.decode() for name, value in security.HEADERS.items()}
+    headers["content-security-policy"] = security.PAGE_POLICY
+    body = ErrorOut(detail="internal error: the server failed to answer; it is logged")
+    return JSONResponse(status_code=500, content=body.model_dump(exclude_none=True),
+                        headers=headers)  # fmt: skip
+
+
 def ensure_admin_key(engine: Engine, settings: Settings) -> None:
     if settings.admin_key is None or not settings.admin_key.get_secret_value():
         return
@@ -132,6 +144,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DriftwatchError, _driftwatch_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)
     app.include_router(registry_router)
     app.include_router(ingest_router)
     app.include_router(monitoring_router)

@@ -29,7 +29,8 @@ from typing import Any
 from fastapi.dependencies.models import Dependant
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -116,6 +117,12 @@ class RequestGuard:
         if declared not in ("", "0") or "chunked" in headers.get("transfer-encoding", ""):
             send = _closing(send, body)
         principal = None
+        if needed is None and method == "POST" and _is_dashboard_form(scope["path"]):
+            # A dashboard form (silence, redeliver, sign out): a signed session cookie first,
+            # before its body is read (who holds none is sent to sign in).
+            if not await _signed_in(app, scope):
+                await RedirectResponse("/login", status_code=303)(scope, receive, send)
+                return
         if needed is not None:
             token = bearer_token(headers)
             if token is None:
@@ -200,6 +207,20 @@ class BodyMeter:
 def _too_large(limit: int, declared: str | None = None) -> str:
     size = f"of {declared} bytes " if declared else ""
     return f"the body {size}is larger than the limit of {limit} bytes (DRIFTWATCH_MAX_BODY_BYTES)"
+
+
+def _is_dashboard_form(path: str) -> bool:
+    return path != "/login" and not path.startswith(("/api/", "/static/"))
+
+
+async def _signed_in(app: Any, scope: Scope) -> bool:
+    """The request carries a session cookie this installation signed (the route itself then
+    checks the session is alive, and the form's CSRF token)."""
+    cookie = Request(scope).cookies.get(app.state.signer.cookie)
+    if not cookie:
+        return False
+    data = await run_in_threadpool(app.state.signer.read, app.state.engine, cookie)
+    return data is not None
 
 
 async def _verify(app: Any, token: str) -> Principal | None:

@@ -25,13 +25,16 @@ def no_nul(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(no_nul)]
 
-# C0 controls (NUL among them), DEL and C1 controls: never part of a name people read
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# C0 controls (NUL among them), DEL and C1 controls, and the bidirectional-text controls
+# (U+202A-U+202E, U+2066-U+2069, U+200E/U+200F, U+061C: they make one name read as another):
+# never part of a name people read
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+CONTROL_PROBLEM = "must not contain NUL, control or text-direction characters"
 
 
 def control_free(value: str) -> str:
     if CONTROL.search(value):
-        raise ValueError("must not contain NUL or control characters")
+        raise ValueError(CONTROL_PROBLEM)
     return value
 
 

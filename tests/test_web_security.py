@@ -206,7 +206,40 @@ def test_failed_sign_ins_from_an_address_are_limited(settings: Settings, engine:
         assert sign_in(client, ADMIN_KEY, follow_redirects=False).status_code == 429
 
 
+def test_a_right_key_does_not_count_as_a_failed_sign_in(settings: Settings, engine: Engine) -> None:
+    """Every attempt spends its failure before the key is checked (so attempts at the same
+    moment cannot all pass the check), and a right key gives it back."""
+    limited = settings.model_copy(update={"login_failures_per_minute": 3})
+    with TestClient(create_app(limited, engine)) as client:
+        for _ in range(2):
+            assert sign_in(client, "dw_guess", follow_redirects=False).status_code == 401
+        assert sign_in(client, ADMIN_KEY, follow_redirects=False).status_code == 303
+        assert sign_in(client, "dw_guess", follow_redirects=False).status_code == 401
+        assert sign_in(client, "dw_guess", follow_redirects=False).status_code == 429
+
+
 def test_no_page_loads_the_api_docs_from_a_cdn(browser: TestClient) -> None:
     for path in ("/docs", "/redoc"):
         assert browser.get(path).status_code == 404
     assert browser.get("/openapi.json").json()["info"]["title"] == "driftwatch"
+
+
+def test_an_unexpected_failure_answers_the_error_body_with_the_security_headers(
+    settings: Settings, engine: Engine
+) -> None:
+    """A bug that raises (a route added here stands for it) is answered by Starlette's outermost
+    layer, outside the headers middleware: the answer still has the policy, no framing, no
+    sniffing, and the documented error body."""
+    app = create_app(settings, engine)
+
+    @app.get("/api/v1/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/api/v1/boom")
+    assert answer.status_code == 500
+    assert answer.json() == {"detail": "internal error: the server failed to answer; it is logged"}
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["x-content-type-options"] == "nosniff"

@@ -52,6 +52,15 @@ class RateLimiter:
             tokens = self._tokens(key, now)
         return None if tokens >= spend else max(1, math.ceil((spend - tokens) / self.rate))
 
+    def refund(self, key: Hashable, cost: int, now: float | None = None) -> None:
+        """Give back what ``take`` spent (an attempt that turned out not to count)."""
+        if self.rate <= 0:
+            return
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if key in self._buckets:
+                self._buckets[key] = (min(self.capacity, self._tokens(key, now) + cost), now)
+
     def _prune(self, now: float) -> None:
         """Keep memory bounded when many keys (client addresses) come by: a bucket that has
         filled up again is the same as none."""

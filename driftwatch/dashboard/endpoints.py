@@ -139,9 +139,10 @@ def login(
         return _login_page(request, started, next, "The sign-in form had expired (or came from "
                            "another site): sign in again.", status=403)  # fmt: skip
     # while an address is over its failures, every attempt is refused unread: the answer to a
-    # right key would tell it apart
+    # right key would tell it apart. Each attempt spends its failure up front (given back when
+    # the key is right), so attempts made at the same moment cannot all pass the check.
     client = _client(request)
-    wait = limiter.wait(client)
+    wait = limiter.take(client, 1)
     if wait is not None:
         message = (f"Too many failed sign-ins from your address: try again in "
                    f"{plural(wait, 'second')}.")  # fmt: skip
@@ -157,8 +158,8 @@ def login(
     elif scope not in ("read", "admin"):
         error = f"This key has scope '{scope}'; the dashboard needs a 'read' or 'admin' key."
     if error is not None:
-        limiter.take(client, 1)
         return _login_page(request, started, next, error, status=401)
+    limiter.refund(client, 1)
     redirect = RedirectResponse(_safe_next(next), status_code=303)
     assert key_id is not None
     redirect.set_cookie(

@@ -71,6 +71,8 @@ def _shared_secret(session: Session) -> str:
 class Signer:
     """Signs and reads session cookies; the secret is read from the database once."""
 
+    cookie = COOKIE  # the session cookie's name
+
     def __init__(self) -> None:
         self._serializer: URLSafeTimedSerializer | None = None
 

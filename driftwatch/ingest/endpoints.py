@@ -70,7 +70,7 @@ async def post_predictions(
         batch=batch,
         models=request.app.state.model_cache,
         retention=request.app.state.settings.retention_policy(),
-        limits=service.Limits.of(request.app.state.settings),
+        limits=service.Limits.of(request.app.state.settings, len(await request.body())),
     )
 
 

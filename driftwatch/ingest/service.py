@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from driftwatch import metrics
 from driftwatch.core.retention import Retention
 from driftwatch.core.time import utcnow
-from driftwatch.errors import InvalidPayload
+from driftwatch.errors import InvalidPayload, PayloadTooLarge
 from driftwatch.ingest import repository
 from driftwatch.ingest.repository import DEFAULT_MAX_BATCH_PARTITIONS
 from driftwatch.ingest.schemas import IngestResult, RejectedItem
@@ -45,10 +45,35 @@ class Limits:
     max_features: int = registry.DEFAULT_MAX_FEATURES
     max_record_age: timedelta = DEFAULT_MAX_AGE
     max_batch_partitions: int = DEFAULT_MAX_BATCH_PARTITIONS
+    # The size of the request body the batch came in (0: unknown, no bound by it).
+    body_bytes: int = 0
 
     @classmethod
-    def of(cls, settings: Any) -> Limits:
-        return cls(settings.max_features, settings.max_record_age, settings.max_batch_partitions)
+    def of(cls, settings: Any, body_bytes: int = 0) -> Limits:
+        return cls(settings.max_features, settings.max_record_age, settings.max_batch_partitions,
+                   body_bytes)  # fmt: skip
+
+
+# Predictions are held and stored densely: 8 bytes per feature per record, whether the record
+# gives the feature or not. A batch may cost that much up to this many times its body's size
+# (a record giving every feature of a model costs about half its JSON), or this floor: sparse
+# records of a wide model (one feature of 500 each) would otherwise cost over 100 times the
+# bytes received, and one key with several such requests at once the collector's memory.
+DENSE_BYTES_PER_BODY_BYTE = 16
+DENSE_FLOOR_BYTES = 16 * 1024 * 1024
+
+
+def _dense_within_body(records: int, features: int, body_bytes: int) -> None:
+    dense = records * features * 8
+    allowed = max(DENSE_FLOOR_BYTES, DENSE_BYTES_PER_BODY_BYTE * body_bytes)
+    if body_bytes and dense > allowed:
+        raise PayloadTooLarge(
+            f"this batch of {records} records for a model of {features} features is "
+            f"{dense / 2**20:.0f} MiB held and stored (8 bytes a feature a record, given or "
+            f"not), more than {DENSE_BYTES_PER_BODY_BYTE} times its {body_bytes}-byte body "
+            f"or {DENSE_FLOOR_BYTES // 2**20} MiB: send fewer records per batch (the SDK "
+            "splits a batch answered 413)"
+        )
 
 
 def _body_fields(body: Any, allowed: set[str]) -> dict[str, Any]:
@@ -214,6 +239,7 @@ def log_predictions(
             model = models.get(session, name=model_name, fresh=True)
     elif not batch.features.keys() <= {f.name for f in model.features}:
         model = models.get(session, name=model_name, fresh=True)  # added features
+    _dense_within_body(batch.count, len(model.features), limits.body_bytes)
     received_at = utcnow()
     valid = checked(
         session, model_id=model.id, task=model.task, fits=_predictions_fit,

@@ -30,7 +30,7 @@ from driftwatch.core.retention import describe as describe_age
 from driftwatch.core.specs import FeatureKind, FeatureSpec
 from driftwatch.core.time import iso
 from driftwatch.storage.columns import PredictionColumns
-from driftwatch.text import CONTROL
+from driftwatch.text import CONTROL, CONTROL_PROBLEM
 
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 1000
@@ -388,7 +388,7 @@ def bad_name(name: Any) -> str | None:
     if len(name) > MAX_ID_LENGTH:
         return f"longer than {MAX_ID_LENGTH} characters"
     if CONTROL.search(name):
-        return "must not contain NUL or control characters"
+        return CONTROL_PROBLEM
     return None
 
 
