@@ -124,6 +124,7 @@ def test_the_pages_show_the_budget_and_too_few_rows_apart_from_no_drift(
     assert 'data-verdict="calibrated"' in text
     assert re.search(r"data-budget>1<", text), text
     assert re.search(r"data-alpha>0.001389<", text)
+    assert "the budget over 720 windows a month" in text
     # per feature, how small a change the last window can detect, and its verdict
     table = text[text.index("data-detectable") :]
     assert re.search(r'data-column="age">.*?0\.23.*?not enough rows</span>', table, re.S)

@@ -92,8 +92,7 @@ function heatmap(el, data) {
   // the calibrated verdict's "insufficient" (too few rows to tell), drawn hatched grey apart
   // from "no drift": a window's own verdict, or every window of a column's
   const unsure = (c) => !c[4] && (windows ? Boolean(c[6]) : c[5] !== null && c[5] !== undefined && c[5] >= 1);
-  const told = h.cells.filter((c) => !unsure(c));
-  const untold = h.cells.filter(unsure);
+  const untold = h.cells.filter(unsure);  // drawn over their cells (the first series has all)
   const narrow = el.clientWidth < 500;
   const cellAt = new Map(h.cells.map((c) => [`${c[0]},${c[1]}`, c]));
   const chart = make(el, "heatmap", {
@@ -128,7 +127,7 @@ function heatmap(el, data) {
       },
     },
     series: [
-      { type: "heatmap", data: told.map((c) => [c[0], c[1], c[2]]), itemStyle: { borderColor: "#fff", borderWidth: 1 },
+      { type: "heatmap", data: h.cells.map((c) => [c[0], c[1], c[2]]), itemStyle: { borderColor: "#fff", borderWidth: 1 },
         emphasis: { itemStyle: { borderColor: "#111" } } },
       { type: "scatter", name: "drifted", data: drifted, symbolSize: 5, itemStyle: { color: "#111827" },
         silent: true, z: 3 },
@@ -136,7 +135,7 @@ function heatmap(el, data) {
         itemStyle: { color: "#e2e8f0", borderColor: "#fff", borderWidth: 1,
                      decal: { symbol: "rect", symbolSize: 1, color: "#94a3b8", dashArrayX: [1, 0],
                               dashArrayY: [2, 4], rotation: Math.PI / 4 } },
-        emphasis: { itemStyle: { borderColor: "#111" } } },
+        emphasis: { itemStyle: { borderColor: "#111" } }, z: 2 },
     ],
   });
   chart.on("click", (p) => {
