@@ -20,6 +20,10 @@ FEATURES: list[dict[str, str]] = [
     {"name": "age", "kind": "numerical"},
     {"name": "state", "kind": "categorical"},
 ]
+# The drift settings of a model whose runs must decide drift as Evidently 0.7 does (new models
+# are calibrated, CONTRACT section 7): a test of parity with Evidently's verdicts creates its
+# model with these.
+EVIDENTLY_RULE: dict[str, str] = {"verdict": "evidently"}
 
 
 # -- the monitored model most tests use: two numbers, one category, a score, drawn at random

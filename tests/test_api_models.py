@@ -6,7 +6,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
+from driftwatch.models import MonitoredModel
 from tests.conftest import create_model, unique
 
 
@@ -99,13 +102,16 @@ def test_drift_settings_window_and_new_features_are_updated(api: TestClient) -> 
     )
     assert response.status_code == 200, response.text
     updated = response.json()
-    assert updated["drift"] == drift
+    # a day's window: 30 windows a month, the default budget of one false alarm a month
+    reported = {**drift, "verdict": "calibrated", "false_alarms_per_month": 1.0,
+                "alpha_per_window": 1 / 30, "expected_false_alarms_per_month": 1.0}  # fmt: skip
+    assert updated["drift"] == reported
     assert updated["window"] == "1d"
     assert updated["features"] == [
         {"name": "age", "kind": "numerical"},
         {"name": "state", "kind": "categorical"},
     ]
-    assert api.get(f"/api/v1/models/{model['name']}").json()["drift"] == drift
+    assert api.get(f"/api/v1/models/{model['name']}").json()["drift"] == reported
 
 
 def test_a_stored_feature_keeps_its_kind(api: TestClient) -> None:
@@ -157,7 +163,7 @@ def test_per_feature_settings_for_a_feature_the_model_lacks_are_refused(api: Tes
     patched = api.patch(f"/api/v1/models/{model['name']}", json={"drift": drift})
     assert patched.status_code == 400
     assert "drift.per_feature.agee: not a feature" in patched.json()["detail"]
-    assert api.get(f"/api/v1/models/{model['name']}").json()["drift"] is None
+    assert api.get(f"/api/v1/models/{model['name']}").json()["drift"]["per_feature"] == {}
     # a feature added in the same PATCH may be set at once
     added = api.patch(f"/api/v1/models/{model['name']}", json={
         "features": [{"name": "agee", "kind": "numerical"}], "drift": drift})  # fmt: skip
@@ -211,3 +217,71 @@ def test_fisher_exact_may_be_set_for_a_feature_of_a_multiclass_model(api: TestCl
     features = [{"name": "smoker", "kind": "categorical"}]
     drift = {"per_feature": {"smoker": {"stattest": "fisher_exact"}}}
     assert create_model(api, task="multiclass_classification", features=features, drift=drift)
+
+
+def test_a_new_model_is_calibrated_and_reports_the_level_its_budget_sets(
+    api: TestClient, engine: Engine
+) -> None:
+    model = create_model(api, window="1h")
+    drift = model["drift"]
+    assert (drift["verdict"], drift["false_alarms_per_month"]) == ("calibrated", 1.0)
+    # 720 hourly windows in a 30-day month share one false alarm
+    assert drift["alpha_per_window"] == pytest.approx(1 / 720)
+    assert drift["expected_false_alarms_per_month"] == pytest.approx(1.0)
+    assert api.get(f"/api/v1/models/{model['name']}").json()["drift"] == drift
+    listed = {m["name"]: m for m in api.get("/api/v1/models").json()}
+    assert listed[model["name"]]["drift"] == drift
+    with Session(engine) as session:  # the verdict is written, not left to a default
+        stored = session.scalars(
+            select(MonitoredModel.drift).where(MonitoredModel.name == model["name"])
+        ).one()
+    assert stored is not None
+    assert (stored["verdict"], stored["false_alarms_per_month"]) == ("calibrated", 1.0)
+
+
+def test_the_per_window_level_is_capped_and_the_expected_false_alarms_say_so(
+    api: TestClient,
+) -> None:
+    model = create_model(api, window="1d", drift={"false_alarms_per_month": 6})
+    drift = model["drift"]
+    # 6 over 30 daily windows would be 0.2 a window; the level stops at 0.05
+    assert drift["alpha_per_window"] == pytest.approx(0.05)
+    assert drift["expected_false_alarms_per_month"] == pytest.approx(1.5)
+    assert drift["false_alarms_per_month"] == 6
+
+
+def test_patch_switches_the_verdict_and_other_drift_settings_keep_it(api: TestClient) -> None:
+    model = create_model(api, drift={"verdict": "evidently", "false_alarms_per_month": 2})
+    path = f"/api/v1/models/{model['name']}"
+    assert model["drift"]["verdict"] == "evidently"
+    kept = api.patch(path, json={"drift": {"drift_share": 0.3}})
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["drift"]["verdict"] == "evidently"
+    assert kept.json()["drift"]["false_alarms_per_month"] == 2
+    assert kept.json()["drift"]["drift_share"] == 0.3
+    switched = api.patch(path, json={"drift": {"verdict": "calibrated"}})
+    assert switched.status_code == 200, switched.text
+    assert api.get(path).json()["drift"]["verdict"] == "calibrated"
+    assert api.get(path).json()["drift"]["false_alarms_per_month"] == 2
+
+
+@pytest.mark.parametrize(
+    ("drift", "field"),
+    [
+        ({"verdict": "strict"}, "verdict"),
+        ({"false_alarms_per_month": 0}, "false_alarms_per_month"),
+        ({"false_alarms_per_month": -1}, "false_alarms_per_month"),
+        ({"false_alarms_per_month": "many"}, "false_alarms_per_month"),
+    ],
+)
+def test_an_unknown_verdict_or_a_budget_that_is_not_positive_is_refused(
+    api: TestClient, drift: dict[str, Any], field: str
+) -> None:
+    created = api.post("/api/v1/models", json={"name": unique(), "task": "regression",
+                                               "drift": drift})  # fmt: skip
+    assert created.status_code == 422, created.text
+    assert f"drift.{field}" in created.json()["detail"], created.json()["detail"]
+    model = create_model(api)
+    patched = api.patch(f"/api/v1/models/{model['name']}", json={"drift": drift})
+    assert patched.status_code == 422, patched.text
+    assert api.get(f"/api/v1/models/{model['name']}").json()["drift"]["verdict"] == "calibrated"

@@ -1,7 +1,10 @@
-"""The dashboard's time series: daily sums kept as runs are computed agree with the runs."""
+"""The dashboard's time series: daily sums kept as runs are computed agree with the runs; the
+pages show the calibrated verdict's budget, and windows too small to tell apart from no drift."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,8 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from driftwatch.app import create_app
+from driftwatch.config import Settings
 from driftwatch.dashboard import repository
-from tests.conftest import create_model
+from driftwatch.models import Run
+from tests.conftest import create_model, sign_in
 from tests.factories import MONITORED as FEATURES
 from tests.factories import frame, post
 from tests.factories import frame_baseline as baseline_records
@@ -64,3 +70,104 @@ def test_daily_sums_follow_runs_and_their_recomputations(api: TestClient, engine
         assert (share.low, share.high) == (min(shares), max(shares))
         assert share.mean == pytest.approx(sum(shares) / len(shares))
     assert by[("rows", int(DAY0.timestamp()) // 86400)].total == 50 + 30 + 60 + 70
+
+
+def _store_calibrated(engine: Engine, run_id: int, verdicts: dict[str, dict[str, Any]]) -> None:
+    """Give a stored run's features the calibrated verdict's fields (as the calibrated verdict
+    computes them), so that the pages can be checked apart from the statistics."""
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        assert run.result is not None
+        features = [f.model_copy(update=verdicts.get(f.name, {})) for f in run.result.features]
+        run.result = run.result.model_copy(update={"features": features})
+        session.commit()
+
+
+def _page_data(html: str) -> dict[str, Any]:
+    found = re.search(r'<script type="application/json" id="page-data">(.*?)</script>', html, re.S)
+    assert found is not None
+    data: dict[str, Any] = json.loads(found.group(1))
+    return data
+
+
+CALIBRATED = {
+    "age": {"drifted": False, "verdict": "insufficient", "p_value": 0.41, "detectable": 0.23,
+            "effect_interval": (0.0, 0.27)},
+    "income": {"drifted": True, "verdict": "drift", "p_value": 0.0004, "detectable": 0.11,
+               "effect_interval": (0.2, 0.4)},
+    "state": {"drifted": False, "verdict": "no_drift", "p_value": 0.62, "detectable": 0.12,
+              "effect_interval": (0.01, 0.05)},
+}  # fmt: skip
+
+
+def test_the_pages_show_the_budget_and_too_few_rows_apart_from_no_drift(
+    api: TestClient, engine: Engine, settings: Settings
+) -> None:
+    model = create_model(api, features=FEATURES, window="1h", drift={
+        "num_stattest": "wasserstein", "cat_stattest": "jensenshannon"})["name"]  # fmt: skip
+    post(api, f"/api/v1/models/{model}/baselines",
+         {"name": "b", "records": baseline_records(frame(300, seed=1))}, 201)  # fmt: skip
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    post(api, f"/api/v1/models/{model}/predictions",
+         {"records": records(frame(40, seed=2), prefix="w", start=start)})  # fmt: skip
+    run = _run(api, model, start)
+    _store_calibrated(engine, run["id"], CALIBRATED)
+    with TestClient(create_app(settings, engine)) as browser:
+        sign_in(browser, follow_redirects=False)
+        page = browser.get(f"/models/{model}")
+        feature = browser.get(f"/models/{model}/features/age")
+        other = browser.get(f"/models/{model}/features/income")
+    assert page.status_code == 200, page.text
+    text = page.text
+    # the budget: one false alarm a month over 720 hourly windows
+    assert 'data-verdict="calibrated"' in text
+    assert re.search(r"data-budget>1<", text), text
+    assert re.search(r"data-alpha>0.001389<", text)
+    assert "the budget over 720 windows a month" in text
+    # per feature, how small a change the last window can detect, and its verdict
+    table = text[text.index("data-detectable") :]
+    assert re.search(r'data-column="age">.*?0\.23.*?not enough rows</span>', table, re.S)
+    assert re.search(r'data-column="income">.*?0\.11.*?0\.0004.*?>drift</span>', table, re.S)
+    assert re.search(r'data-column="state">.*?>no drift</span>', table, re.S)
+    # the heatmap: the too-small window is its own kind of cell, with what it could detect
+    heat = _page_data(text)["heatmap"]
+    cells = {heat["features"][c[1]]: c for c in heat["cells"]}
+    assert cells["age"][4:] == [0, cells["age"][5], 1, 0.23, 0.41]  # not drifted, insufficient
+    assert cells["income"][4] == 1
+    assert cells["income"][6] == 0
+    assert cells["state"][6] == 0
+    assert cells["state"][8] == 0.62
+    assert heat["tests"][cells["age"][5]] == {"stattest": "wasserstein", "threshold": 0.1,
+                                              "pvalue": False}  # fmt: skip
+    # the feature page: the selected window's p-value, verdict, detectable and interval
+    assert feature.status_code == 200, feature.text
+    tile = {name: re.search(rf'data-tile="{name}">(.*?)</div></div>', feature.text, re.S)
+            for name in ("p_value", "verdict", "detectable", "effect_interval")}  # fmt: skip
+    assert all(tile.values()), feature.text
+    shown = {name: re.sub(r"<[^>]+>", " ", found.group(1)) for name, found in tile.items() if found}
+    assert "0.41" in shown["p_value"]
+    assert "not enough rows" in shown["verdict"]
+    assert "not enough rows to tell a change of 0.1 from noise" in feature.text
+    assert "0.23" in shown["detectable"]
+    assert "0 \u2013 0.27" in shown["effect_interval"]  # an en dash
+    assert "data-insufficient" in feature.text
+    assert "badge healthy" not in feature.text
+    scores = _page_data(feature.text)["scores"]
+    assert [p[3:] for p in scores[0]["points"]] == [[0, 1]]  # not drifted; too few rows
+    assert "badge drifting" in other.text
+    assert "data-insufficient" not in other.text
+
+
+def test_a_model_under_evidently_s_rule_shows_no_budget(
+    api: TestClient, engine: Engine, settings: Settings
+) -> None:
+    model = create_model(api, features=FEATURES, drift={"verdict": "evidently"})["name"]
+    with TestClient(create_app(settings, engine)) as browser:
+        sign_in(browser, follow_redirects=False)
+        page = browser.get(f"/models/{model}")
+    assert page.status_code == 200, page.text
+    assert 'data-verdict="evidently"' in page.text
+    assert "Verdict: Evidently&#39;s rule" in page.text or "Verdict: Evidently's rule" in page.text
+    assert "data-budget" not in page.text
+    assert "data-detectable" not in page.text

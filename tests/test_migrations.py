@@ -1,5 +1,6 @@
 """Migrations carry stored data over: 0005 partitions predictions by day (Postgres), splits
-chunks that span days, and fills the key table, without losing or changing a prediction."""
+chunks that span days, and fills the key table, without losing or changing a prediction; 0006
+gives runs their kind; 0009 keeps models stored before verdicts on Evidently's rule."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from driftwatch import db
 from driftwatch.core.result import RunResult
+from driftwatch.core.settings import DriftSettings
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.core.time import day_start
 from driftwatch.ingest import repository as ingest
@@ -343,3 +345,33 @@ def test_0006_records_the_empty_windows_the_old_scheduler_computed_as_stretches(
         # the alert and its events name the stretch that holds their window
         assert session.scalar(select(Alert.run_id)) == 2
         assert set(session.scalars(select(AlertEvent.run_id))) == {2}
+
+
+def test_0009_models_stored_before_verdicts_keep_evidently_s_rule(empty_database: str) -> None:
+    config = db.alembic_config(empty_database)
+    command.upgrade(config, "0008")
+    engine = db.get_engine(empty_database)
+    settings = {"plain": None, "tuned": {"num_stattest": "psi", "drift_share": 0.3}}
+    with db.session_scope(engine) as session:
+        session.execute(insert(MonitoredModel.__table__), [
+            {"name": name, "task": "regression", "window_seconds": 3600, "features": [],
+             "drift": drift, "created_at": MIDNIGHT, "updated_at": MIDNIGHT}
+            for name, drift in settings.items()
+        ])  # fmt: skip
+
+    command.upgrade(config, "head")
+
+    with Session(engine) as session:
+        stored = dict(session.execute(select(MonitoredModel.name, MonitoredModel.drift)).all())
+        assert stored == {
+            "plain": {"verdict": "evidently"},
+            "tuned": {"num_stattest": "psi", "drift_share": 0.3, "verdict": "evidently"},
+        }
+        model = session.scalars(select(MonitoredModel).where(MonitoredModel.name == "tuned")).one()
+        assert DriftSettings.from_model(model.drift).verdict == "evidently"
+
+    command.downgrade(config, "0008")
+
+    with Session(engine) as session:
+        stored = dict(session.execute(select(MonitoredModel.name, MonitoredModel.drift)).all())
+        assert stored == {"plain": None, "tuned": settings["tuned"]}

@@ -18,13 +18,14 @@ from sklearn import metrics
 
 from tests.conftest import create_model
 from tests.factories import (
-    MONITORED as FEATURES,
-)
-from tests.factories import (
+    EVIDENTLY_RULE,
     T0,
     frame,
     log,
     post,
+)
+from tests.factories import (
+    MONITORED as FEATURES,
 )
 from tests.factories import frame_baseline as baseline_records
 from tests.factories import frame_records as records
@@ -72,7 +73,8 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str,
 def test_a_run_agrees_with_evidently_per_column(
     api: TestClient, reference_rows: int, current_rows: int, shift: float, states: tuple[str, ...]
 ) -> None:
-    model = create_model(api, features=FEATURES, window="1h")["name"]
+    # Evidently's rule decides (new models are calibrated): the verdicts must be Evidently's
+    model = create_model(api, features=FEATURES, window="1h", drift=EVIDENTLY_RULE)["name"]
     reference = frame(reference_rows, seed=1)
     current = frame(current_rows, seed=2, shift=shift, states=states)
     post(api, f"/api/v1/models/{model}/baselines",
@@ -392,7 +394,7 @@ def test_binned_tests_on_an_integer_column_agree_with_evidently(
     from evidently.legacy.report import Report
 
     model = create_model(api, features=[{"name": "visits", "kind": "numerical"}],
-                         drift={"num_stattest": stattest})["name"]  # fmt: skip
+                         drift={**EVIDENTLY_RULE, "num_stattest": stattest})["name"]  # fmt: skip
     rng = np.random.default_rng(30)
     reference = pd.DataFrame({"visits": rng.poisson(30, 2000)})
     current = pd.DataFrame({"visits": rng.poisson(33, 1500)})

@@ -117,6 +117,51 @@ def test_the_most_drifted_features_come_first_whatever_their_test() -> None:
     assert len(payloads.most_drifted(features, limit=1)) == 1
 
 
+def test_insufficient_features_are_named_apart_from_drifted_ones_with_their_p_values() -> None:
+    """The calibrated verdict: a feature the window had too few rows to tell is listed on its
+    own (webhook data and Slack), never among the drifted; p-values are shown where present."""
+    features = [
+        FeatureDrift(name=name, kind="numerical", stattest=test, score=score, threshold=0.1,
+                     drifted=verdict == "drift", missing_share=0.0, p_value=p_value,
+                     verdict=verdict, detectable=detectable)
+        for name, test, score, verdict, p_value, detectable in [
+            ("income", "wasserstein", 0.31, "drift", 0.0004, 0.12),
+            ("age<b>", "wasserstein", 0.15, "insufficient", 0.2, 0.23),
+            ("tenure", "wasserstein", 0.02, "no_drift", 0.7, 0.08),
+        ]
+    ]  # fmt: skip
+    drifted = payloads.most_drifted(features)
+    unsure = payloads.insufficient(features)
+    assert [(f["name"], f["p_value"]) for f in drifted] == [("income", 0.0004)]
+    assert unsure == [{"name": "age<b>", "stattest": "wasserstein", "score": 0.15,
+                       "threshold": 0.1, "detectable": 0.23, "p_value": 0.2}]  # fmt: skip
+    data = {
+        "model": "m", "model_version": None, "rule": "drift", "severity": "warning",
+        "alert_id": 3, "run_id": 9,
+        "window": {"start": "2026-11-20T10:00:00Z", "end": "2026-11-20T11:00:00Z"},
+        "condition": "dataset.drifted_share > 0.3", "value": 0.5, "threshold": 0.3,
+        "drifted_features": drifted, "insufficient_features": unsure, "rows": 40,
+        "labeled_rows": 0, "dashboard_url": "http://127.0.0.1:8000/models/m",
+    }  # fmt: skip
+    sections = [b["text"]["text"] for b in payloads.slack_message("alert.firing", data)["blocks"]
+                if b["type"] == "section" and "fields" not in b]  # fmt: skip
+    assert sections == [
+        "*Most drifted features*\n- `income` wasserstein 0.31 (threshold 0.1, p = 0.0004)",
+        "*Not enough rows to tell* (not counted as drifted, nor as no drift)\n"
+        "- `age&lt;b&gt;` wasserstein 0.15 (detectable 0.23, threshold 0.1, p = 0.2)",
+    ]
+    # Evidently's rule: no p-value, no insufficient feature, the message as before
+    evidently = [f.model_copy(update={"p_value": None, "verdict": None, "detectable": None})
+                 for f in features]  # fmt: skip
+    assert payloads.insufficient(evidently) == []
+    assert payloads.most_drifted(evidently)[0]["p_value"] is None
+    plain = {**data, "drifted_features": payloads.most_drifted(evidently),
+             "insufficient_features": []}  # fmt: skip
+    text = str(payloads.slack_message("alert.firing", plain)["blocks"])
+    assert "p = " not in text
+    assert "Not enough rows" not in text
+
+
 def test_slack_text_escapes_markup_and_falls_back_to_plain_text() -> None:
     data = {
         "model": "m<1>", "model_version": None, "rule": "r&d", "severity": "warning",

@@ -58,9 +58,21 @@ def most_drifted(features: list[FeatureDrift], limit: int = MOST_DRIFTED_SHOWN) 
                if f.drifted and f.score is not None and f.threshold is not None]  # fmt: skip
     drifted.sort(key=severity, reverse=True)
     return [
-        {"name": f.name, "stattest": f.stattest, "score": f.score, "threshold": f.threshold}
+        {"name": f.name, "stattest": f.stattest, "score": f.score, "threshold": f.threshold,
+         "p_value": f.p_value}
         for f in drifted[:limit]
-    ]
+    ]  # fmt: skip
+
+
+def insufficient(features: list[FeatureDrift], limit: int = MOST_DRIFTED_SHOWN) -> list[Any]:
+    """The features the window had too few rows to tell (the calibrated verdict's
+    "insufficient": not drifted, and not known not to have), in the run's order: apart from
+    the drifted ones, and never counted as "no drift"."""
+    return [
+        {"name": f.name, "stattest": f.stattest, "score": f.score, "threshold": f.threshold,
+         "detectable": f.detectable, "p_value": f.p_value}
+        for f in features if f.verdict == "insufficient"
+    ][:limit]  # fmt: skip
 
 
 def alert_data(
@@ -84,6 +96,7 @@ def alert_data(
         "threshold": rule.when.value,
         "metrics": headline_metrics(metrics, rule.when.metric),
         "drifted_features": most_drifted(result.features),
+        "insufficient_features": insufficient(result.features),
         "baseline": baseline,
         "rows": result.rows,
         "labeled_rows": result.labeled_rows,
@@ -114,6 +127,23 @@ def _window(data: dict[str, Any]) -> str:
     same_day = start.date() == end.date()
     return (f"{start:%Y-%m-%d %H:%M} - {end:%H:%M} UTC" if same_day
             else f"{start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+
+
+def _p_value(feature: dict[str, Any]) -> str:
+    value = feature.get("p_value")
+    return "" if value is None else f", p = {_number(value)}"
+
+
+def _detectable(feature: dict[str, Any]) -> str:
+    """What the window could have told: for a distance, the smallest score it calls drift
+    against the threshold; for a p-value test, the largest p-value."""
+    test = stattests.STATTESTS.get(feature.get("stattest") or "")
+    detectable = feature.get("detectable")
+    if detectable is None:
+        return f"threshold {_number(feature['threshold'])}"
+    if test is not None and test.pvalue:
+        return f"drift at p <= {_number(detectable)}"
+    return f"detectable {_number(detectable)}, threshold {_number(feature['threshold'])}"
 
 
 def slack_text(message_type: str, data: dict[str, Any], *, repeat: bool = False) -> str:
@@ -159,11 +189,21 @@ def slack_message(
     if drifted and not resolved:
         lines = [
             f"- `{_escape(f['name'])}` {f['stattest']} {_number(f['score'])} "
-            f"(threshold {_number(f['threshold'])})"
+            f"(threshold {_number(f['threshold'])}{_p_value(f)})"
             for f in drifted
         ]
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
                        "text": "*Most drifted features*\n" + "\n".join(lines)}})  # fmt: skip
+    unsure = data.get("insufficient_features") or []
+    if unsure and not resolved:
+        lines = [
+            f"- `{_escape(f['name'])}` {f['stattest']} {_number(f['score'])} "
+            f"({_detectable(f)}{_p_value(f)})"
+            for f in unsure
+        ]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                       "text": "*Not enough rows to tell* (not counted as drifted, nor as no "
+                               "drift)\n" + "\n".join(lines)}})  # fmt: skip
     blocks.append({"type": "actions", "elements": [
         {"type": "button", "text": {"type": "plain_text", "text": "Open in driftwatch"},
          "url": data["dashboard_url"], "action_id": "open_dashboard"},

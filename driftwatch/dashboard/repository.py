@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    case,
     cast,
     column,
     func,
@@ -123,6 +124,12 @@ class TestedBucket:
     high: float | None
     drifted: bool  # the verdict of one run at least
     runs: int
+    # the calibrated verdict (CONTRACT section 7; none under Evidently's rule): whether one run
+    # at least found the window too small to tell (verdict "insufficient"), the largest
+    # ``detectable`` and the smallest ``p_value`` of the runs
+    insufficient: bool = False
+    detectable: float | None = None
+    p_value: float | None = None
 
 
 def feature_tests(
@@ -137,10 +144,12 @@ def feature_tests(
     if session.get_bind().dialect.name == "postgresql":  # each entry parsed once, typed
         entries = func.json_to_recordset(document["features"]).table_valued(
             column("name", String), column("stattest", String), column("threshold", Float),
-            column("score", Float), column("drifted", Boolean),
+            column("score", Float), column("drifted", Boolean), column("verdict", String),
+            column("detectable", Float), column("p_value", Float),
         ).render_derived(name="entry", with_types=True)  # fmt: skip
         fields = [entries.c.name, entries.c.stattest, entries.c.threshold, entries.c.score,
-                  cast(entries.c.drifted, Integer)]  # fmt: skip
+                  cast(entries.c.drifted, Integer), entries.c.verdict, entries.c.detectable,
+                  entries.c.p_value]  # fmt: skip
     else:
         entries = (
             func.json_each(document, "$.features")
@@ -150,12 +159,14 @@ def feature_tests(
         entry = entries.c.value
         fields = [entry["name"].as_string(), entry["stattest"].as_string(),
                   entry["threshold"].as_float(), entry["score"].as_float(),
-                  entry["drifted"].as_integer()]  # fmt: skip
+                  entry["drifted"].as_integer(), entry["verdict"].as_string(),
+                  entry["detectable"].as_float(), entry["p_value"].as_float()]  # fmt: skip
     tested = (
         select(
             _epoch_bucket(session, Run.window_start, bucket_seconds).label("bucket"),
             *(field.label(name) for field, name in zip(
-                fields, ("feature", "stattest", "threshold", "score", "drifted"), strict=True)),
+                fields, ("feature", "stattest", "threshold", "score", "drifted", "verdict",
+                         "detectable", "p_value"), strict=True)),
         )
         .select_from(Run)
         .join(entries, true())
@@ -169,7 +180,8 @@ def feature_tests(
         select(
             tested.c.feature, tested.c.bucket, tested.c.stattest, tested.c.threshold,
             func.min(tested.c.score), func.max(tested.c.score), func.max(tested.c.drifted),
-            func.count(),
+            func.count(), func.max(case((tested.c.verdict == "insufficient", 1), else_=0)),
+            func.max(tested.c.detectable), func.min(tested.c.p_value),
         )
         .where(tested.c.stattest.is_not(None), tested.c.threshold.is_not(None))
         .group_by(tested.c.feature, tested.c.bucket, tested.c.stattest, tested.c.threshold)
@@ -178,9 +190,11 @@ def feature_tests(
         query = query.where(tested.c.feature == feature)
     rows = session.execute(query)
     return [
-        TestedBucket(name, int(index), stattest, float(threshold), low, high, bool(drifted), runs)
-        for name, index, stattest, threshold, low, high, drifted, runs in rows
-    ]
+        TestedBucket(name, int(index), stattest, float(threshold), low, high, bool(drifted), runs,
+                     bool(insufficient), detectable, p_value)
+        for (name, index, stattest, threshold, low, high, drifted, runs, insufficient, detectable,
+             p_value) in rows
+    ]  # fmt: skip
 
 
 def latest_runs(

@@ -220,7 +220,10 @@ def _intensity(tested: TestedBucket) -> tuple[float, float] | None:
 def _window_cells(
     features: list[str], tested: list[TestedBucket], column: dict[int, int]
 ) -> tuple[list[list[Any]], list[dict[str, Any]]]:
-    """A cell per window and feature: its run's score against its run's own threshold."""
+    """A cell per window and feature: its run's score against its run's own threshold;
+    [x, y, intensity, score, drifted, test, insufficient, detectable, p-value] (the last three
+    from the calibrated verdict: 1 when the window had too few rows to tell, and null under
+    Evidently's rule)."""
     row = {name: y for y, name in enumerate(features)}
     tests: list[dict[str, Any]] = []
     test_ids: dict[tuple[str, float], int] = {}
@@ -233,15 +236,21 @@ def _window_cells(
         key = (entry.stattest, entry.threshold)
         if key not in test_ids:
             test_ids[key] = len(tests)
-            tests.append({"stattest": entry.stattest, "threshold": entry.threshold})
+            test = stattests.STATTESTS.get(entry.stattest)
+            tests.append({"stattest": entry.stattest, "threshold": entry.threshold,
+                          "pvalue": bool(test is not None and test.pvalue)})  # fmt: skip
         place = (column[entry.index], row[entry.feature])
         cell = worst.get(place)
         # a window compared with several baselines: its worst run, drifted if any run is
         if cell is None or intensity > cell[2]:
             drifted = bool(entry.drifted or (cell is not None and cell[4]))
-            worst[place] = [*place, round(intensity, 4), score, int(drifted), test_ids[key]]
+            worst[place] = [*place, round(intensity, 4), score, int(drifted), test_ids[key],
+                            int(entry.insufficient), entry.detectable, entry.p_value]  # fmt: skip
         elif entry.drifted:
             cell[4] = 1
+    for cell in worst.values():
+        if cell[4]:
+            cell[6] = 0  # a window that drifted (by one run at least) told enough
     return sorted(worst.values()), tests
 
 
@@ -249,10 +258,16 @@ def _share_cells(
     features: list[str], buckets: list[Bucket], column: dict[int, int]
 ) -> list[list[Any]]:
     """A cell per bucket of several windows and feature: the share of its windows whose run
-    found the feature drifted (each by its own test, threshold and verdict), and how many."""
+    found the feature drifted (each by its own test, threshold and verdict), how many, drifted
+    in one at least, and the share of them too small to tell (calibrated verdict; else null)."""
     row = {f"feature.{name}.drifted": y for y, name in enumerate(features)}
+    insufficient = {
+        (b.index, b.metric.removesuffix(".insufficient") + ".drifted"): b.mean
+        for b in buckets if b.metric.endswith(".insufficient") and b.mean is not None
+    }  # fmt: skip
     return sorted(
-        [column[b.index], row[b.metric], round(b.mean, 4), b.count, int(bool(b.high))]
+        [column[b.index], row[b.metric], round(b.mean, 4), b.count, int(bool(b.high)),
+         insufficient.get((b.index, b.metric))]
         for b in buckets if b.metric in row and b.mean is not None
     )  # fmt: skip
 
@@ -282,7 +297,8 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
     seconds = bucket_seconds(model.window_seconds, span.length)
     windows = seconds == model.window_seconds  # a column a window, else several a column
     accuracy_names = [f"accuracy.{m}" for m in ACCURACY_METRICS]  # the vocabulary's
-    metrics = [*([] if windows else (f"feature.{n}.drifted" for n in features)),
+    metrics = [*([] if windows else (f"feature.{n}.{m}" for n in features
+                                     for m in ("drifted", "insufficient"))),
                "dataset.drifted_share", "rows", "labeled_rows", *accuracy_names]  # fmt: skip
     buckets = repository.bucketed(session, model_id=model.id, metrics=metrics,
                                   start=span.start, end=span.end,
@@ -312,7 +328,39 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
         "rows": _series(buckets, "rows", seconds, "total"),
         "prediction": _prediction(last),
         "latest": None if last is None else run_summary(last),
+        "budget": budget(model),
+        "detectable": detectable(last),
     }  # fmt: skip
+
+
+def budget(model: MonitoredModel) -> dict[str, Any]:
+    """The model's verdict and false-alarm budget, as the API reports them."""
+    return registry.drift_out(model).model_dump(
+        include={"verdict", "false_alarms_per_month", "alpha_per_window",
+                 "expected_false_alarms_per_month"}
+    )  # fmt: skip
+
+
+def detectable(run: Run | None) -> list[dict[str, Any]]:
+    """Per tested column of the run (the features, then the prediction): how small a change
+    its traffic can tell from noise (the calibrated verdict's ``detectable``: for a distance,
+    the smallest score it calls drift; for a p-value test, the largest p-value), its verdict
+    and p-value. Empty under Evidently's rule (no column has a detectable)."""
+    if run is None or run.result is None:
+        return []
+    columns = [*run.result.features, *([run.result.prediction] if run.result.prediction else [])]
+    out = []
+    for column in columns:
+        if column.detectable is None:
+            continue
+        test = stattests.STATTESTS.get(column.stattest or "")
+        out.append({
+            "name": getattr(column, "name", None), "stattest": column.stattest,
+            "pvalue": bool(test is not None and test.pvalue), "threshold": column.threshold,
+            "score": column.score, "p_value": column.p_value, "verdict": column.verdict,
+            "detectable": column.detectable,
+        })  # fmt: skip
+    return out
 
 
 def run_summary(run: Run) -> dict[str, Any]:
@@ -350,9 +398,14 @@ def _score_series(tested: list[TestedBucket], seconds: int) -> list[dict[str, An
         point = points.get(entry.index)
         if point is None or (score < point[1] if pvalue else score > point[1]):
             points[entry.index] = [_bucket_time(entry.index, seconds), score, entry.threshold,
-                                   int(entry.drifted or bool(point and point[3]))]  # fmt: skip
+                                   int(entry.drifted or bool(point and point[3])),
+                                   int(entry.insufficient)]  # fmt: skip
         elif entry.drifted:
             point[3] = 1
+    for points in series.values():
+        for point in points.values():
+            if point[3]:
+                point[4] = 0  # drifted (by one run at least): not "too few rows to tell"
     out = []
     for name, points in series.items():
         test = stattests.STATTESTS.get(name)
@@ -375,7 +428,9 @@ def feature_page(
                                       feature=feature) if windows else []  # fmt: skip
     found = run.result.feature(feature) if run and run.result else None
     entry = found.model_dump(mode="json") if found else None
+    test = stattests.STATTESTS.get(found.stattest or "") if found else None
     return {
+        "pvalue": bool(test is not None and test.pvalue),  # the entry's test gives p-values
         "bucket_seconds": seconds,
         "mode": "windows" if windows else "share",
         "scores": _score_series(tested, seconds),

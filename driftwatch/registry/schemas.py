@@ -60,13 +60,50 @@ class FeatureDriftSetting(Strict):
     _stattest = field_validator("stattest")(_check_stattest)
 
 
+Verdict = Literal["calibrated", "evidently"]
+
+
 class DriftSettings(Strict):
     num_stattest: str | None = None
     cat_stattest: str | None = None
     per_feature: dict[str, FeatureDriftSetting] = Field(default_factory=dict)
     drift_share: float = Field(default=0.5, gt=0, le=1)
+    # CONTRACT section 7. Not given: "calibrated" for a new model; a PATCH keeps the stored one.
+    verdict: Verdict | None = Field(
+        default=None,
+        description="how a column's drift is decided: 'calibrated' (p-values at the window's "
+        "sample sizes, Benjamini-Hochberg across the window's columns at the level the "
+        "false-alarm budget sets; the default for new models) or 'evidently' (Evidently 0.7's "
+        "rule exactly). A PATCH that does not give it keeps the model's verdict",
+    )
+    false_alarms_per_month: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="calibrated verdict: about how many windows a month (30 days) may have a "
+        "drifted column when nothing drifts (default 1). A PATCH that does not give it keeps "
+        "the model's budget",
+    )
 
     _stattests = field_validator("num_stattest", "cat_stattest")(_check_stattest)
+
+
+class DriftSettingsOut(DriftSettings):
+    """A model's drift settings as stored, with the level its budget sets."""
+
+    verdict: Verdict = Field(description="how a column's drift is decided (see the request)")
+    false_alarms_per_month: float = Field(
+        description="calibrated verdict: the false-alarm budget, windows a month (30 days)"
+    )
+    alpha_per_window: float = Field(
+        description="calibrated verdict: the level one window is tested at, the budget over "
+        "the windows in a month, at most 0.05"
+    )
+    expected_false_alarms_per_month: float = Field(
+        description="calibrated verdict: windows a month with any drifted column expected when "
+        "nothing drifts (alpha_per_window times the windows in a month; below the budget when "
+        "the 0.05 cap binds)"
+    )
 
 
 def _check_window(value: str) -> str:
@@ -127,6 +164,6 @@ class ModelOut(BaseModel):
     task: Task
     features: list[FeatureOut]
     window: str
-    drift: DriftSettings | None
+    drift: DriftSettingsOut
     created_at: datetime
     counts: Counts | None = None

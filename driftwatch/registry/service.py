@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from driftwatch.core import settings as drift_settings
 from driftwatch.core.retention import KEEP_EVERYTHING, Retention, describe
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.core.time import format_duration, parse_duration
@@ -18,6 +20,8 @@ from driftwatch.models import MonitoredModel
 from driftwatch.registry import repository
 from driftwatch.registry.schemas import (
     Counts,
+    DriftSettings,
+    DriftSettingsOut,
     Feature,
     FeatureOut,
     ModelCreate,
@@ -117,6 +121,10 @@ def create(
         [f.model_dump() for f in body.features or []],
         model=body.name, task=body.task,
     )  # fmt: skip
+    drift = (body.drift or DriftSettings()).model_dump()
+    drift["verdict"] = drift["verdict"] or drift_settings.NEW_MODEL_VERDICT
+    if drift["false_alarms_per_month"] is None:
+        drift["false_alarms_per_month"] = drift_settings.DEFAULT_FALSE_ALARMS_PER_MONTH
     window_seconds = int(parse_duration(body.window).total_seconds())
     check_window(window_seconds, retention)
     model = MonitoredModel(
@@ -124,7 +132,7 @@ def create(
         task=body.task,
         window_seconds=window_seconds,
         features=[f.model_dump() for f in body.features or []],
-        drift=body.drift.model_dump() if body.drift else None,
+        drift=drift,
     )
     session.add(model)
     try:
@@ -151,6 +159,21 @@ def merge_features(current: list[dict[str, Any]], given: list[Feature]) -> list[
     return merged
 
 
+def _patched_drift(stored: dict[str, Any] | None, given: DriftSettings) -> dict[str, Any]:
+    """The drift settings a PATCH leaves: the ones given replace the stored ones as a whole,
+    except the verdict and the false-alarm budget, which stay as stored unless given (a PATCH
+    of a test or threshold never switches a model's verdict)."""
+    stored = stored or {}
+    drift = given.model_dump()
+    if drift["verdict"] is None:
+        drift["verdict"] = stored.get("verdict") or drift_settings.STORED_DEFAULT_VERDICT
+    if drift["false_alarms_per_month"] is None:
+        drift["false_alarms_per_month"] = stored.get(
+            "false_alarms_per_month", drift_settings.DEFAULT_FALSE_ALARMS_PER_MONTH
+        )
+    return drift
+
+
 def update(
     session: Session, *, name: str, body: ModelUpdate, retention: Retention = KEEP_EVERYTHING,
     max_features: int = DEFAULT_MAX_FEATURES,
@@ -164,7 +187,7 @@ def update(
         model.window_seconds = int(parse_duration(body.window).total_seconds())
         check_window(model.window_seconds, retention)
     if body.drift is not None:
-        model.drift = body.drift.model_dump()
+        model.drift = _patched_drift(model.drift, body.drift)
     if body.drift is not None or body.features is not None:
         check_drift_settings(model.drift, model.features or [], model=model.name, task=model.task)
     session.flush()
@@ -195,10 +218,26 @@ def to_out(model: MonitoredModel, counts: Counts | None = None) -> ModelOut:
         task=model.task,
         features=[FeatureOut(name=f["name"], kind=f["kind"]) for f in model.features or []],
         window=format_duration(model.window_seconds),
-        drift=model.drift,
+        drift=drift_out(model),
         created_at=model.created_at,
         counts=counts,
     )
+
+
+def drift_out(model: MonitoredModel) -> DriftSettingsOut:
+    """The model's drift settings as GET reports them: the stored ones (a model stored without
+    any: the defaults, under Evidently's rule), with the level the budget sets."""
+    stored = dict(model.drift or {})
+    window = timedelta(seconds=model.window_seconds)
+    settings = drift_settings.DriftSettings.from_model(stored, window)
+    alpha = settings.alpha_per_window
+    return DriftSettingsOut.model_validate({
+        **stored,
+        "verdict": settings.verdict,
+        "false_alarms_per_month": settings.false_alarms_per_month,
+        "alpha_per_window": alpha,
+        "expected_false_alarms_per_month": alpha * drift_settings.windows_per_month(window),
+    })  # fmt: skip
 
 
 def counts(session: Session, *, model: MonitoredModel) -> Counts:

@@ -89,6 +89,10 @@ function heatmap(el, data) {
   if (!h || !h.cells.length) { empty(el, data.empty || "No runs in this range."); return; }
   const windows = h.mode === "windows";  // a column a window; else a column of several windows
   const drifted = h.cells.filter((c) => c[4]).map((c) => [c[0], c[1]]);
+  // the calibrated verdict's "insufficient" (too few rows to tell), drawn hatched grey apart
+  // from "no drift": a window's own verdict, or every window of a column's
+  const unsure = (c) => !c[4] && (windows ? Boolean(c[6]) : c[5] !== null && c[5] !== undefined && c[5] >= 1);
+  const untold = h.cells.filter(unsure);  // drawn over their cells (the first series has all)
   const narrow = el.clientWidth < 500;
   const cellAt = new Map(h.cells.map((c) => [`${c[0]},${c[1]}`, c]));
   const chart = make(el, "heatmap", {
@@ -108,11 +112,18 @@ function heatmap(el, data) {
         const head = `<b>${esc(h.features[cell[1]])}</b><br>${utc(h.times[cell[0]], data.precise)} UTC<br>`;
         const verdict = cell[4] ? '<br><b style="color:#b91c1c">drifted</b>' : "";
         if (!windows) {
+          const few = cell[5] ? `<br>not enough rows to tell in ${Math.round(cell[5] * 100)}% of them` : "";
           return head + `drifted in ${Math.round(cell[2] * 100)}% of ${plural(cell[3], "window")}` +
-                 ` (each by its run's test and threshold)`;
+                 ` (each by its run's test and threshold)` + few;
         }
         const test = h.tests[cell[5]];
-        return head + `${esc(test.stattest)}: ${num(cell[3])} (threshold ${num(test.threshold)})` + verdict;
+        let calibrated = cell[8] !== null && cell[8] !== undefined ? `<br>p-value ${num(cell[8])}` : "";
+        if (unsure(cell)) {
+          calibrated += test.pvalue
+            ? `<br><b>not enough rows to tell a change worth an alarm from noise</b>; drift at p ≤ ${num(cell[7])}`
+            : `<br><b>not enough rows to tell a change of ${num(test.threshold)} from noise</b>; detectable ${num(cell[7])}`;
+        }
+        return head + `${esc(test.stattest)}: ${num(cell[3])} (threshold ${num(test.threshold)})` + calibrated + verdict;
       },
     },
     series: [
@@ -120,6 +131,11 @@ function heatmap(el, data) {
         emphasis: { itemStyle: { borderColor: "#111" } } },
       { type: "scatter", name: "drifted", data: drifted, symbolSize: 5, itemStyle: { color: "#111827" },
         silent: true, z: 3 },
+      { type: "heatmap", name: "not enough rows", data: untold.map((c) => [c[0], c[1], c[2]]),
+        itemStyle: { color: "#e2e8f0", borderColor: "#fff", borderWidth: 1,
+                     decal: { symbol: "rect", symbolSize: 1, color: "#94a3b8", dashArrayX: [1, 0],
+                              dashArrayY: [2, 4], rotation: Math.PI / 4 } },
+        emphasis: { itemStyle: { borderColor: "#111" } }, z: 2 },
     ],
   });
   chart.on("click", (p) => {
@@ -208,10 +224,11 @@ function score(el, data) {
     const color = palette[i % palette.length];
     const label = `${s.stattest} ${s.pvalue ? "p-value" : "distance"}`;
     series.push({ name: label, type: "line", yAxisIndex: axisOf(s.pvalue), showSymbol: true,
-                  data: s.points.map(([t, v, , d]) => ({ value: [t, s.pvalue ? Math.max(v, 1e-300) : v],
-                                                        drifted: d })),
-                  symbolSize: (v, p) => (p.data.drifted ? 7 : 4), lineStyle: { color },
-                  itemStyle: { color: (p) => (p.data.drifted ? COLORS.bad : color) } });
+                  data: s.points.map(([t, v, , d, few]) => ({ value: [t, s.pvalue ? Math.max(v, 1e-300) : v],
+                                                             drifted: d, few,
+                                                             ...(few ? { symbol: "emptyCircle" } : {}) })),
+                  symbolSize: (v, p) => (p.data.drifted ? 7 : p.data.few ? 6 : 4), lineStyle: { color },
+                  itemStyle: { color: (p) => (p.data.drifted ? COLORS.bad : p.data.few ? COLORS.baseline : color) } });
     series.push({ name: `${s.stattest} threshold`, type: "line", step: "middle", yAxisIndex: axisOf(s.pvalue),
                   data: s.points.map(([t, , threshold]) => [t, threshold]), showSymbol: false,
                   lineStyle: { color: COLORS.bad, type: "dashed", width: 1 }, itemStyle: { color: COLORS.bad } });
@@ -225,7 +242,8 @@ function score(el, data) {
       axisLabel: { formatter: (v) => (pvalue ? logLabel(v) : num(v)) } })),
     tooltip: { trigger: "axis", formatter: (items) => {
       const lines = items.map((p) => {
-        const drifted = p.data && p.data.drifted ? ' <b style="color:#b91c1c">drifted</b>' : "";
+        const drifted = p.data && p.data.drifted ? ' <b style="color:#b91c1c">drifted</b>'
+          : p.data && p.data.few ? " <b>not enough rows to tell</b>" : "";
         return `${p.marker}${esc(p.seriesName)}: ${num(p.value[1])}${drifted}`;
       });
       return [`${utc(items[0].value[0], data.precise)} UTC`, ...lines].join("<br>");
