@@ -211,12 +211,10 @@ def _sorted_draws(
     values: FloatArray, size: int, draws: int, rng: np.random.Generator
 ) -> FloatArray:
     """``draws`` samples of ``size`` values drawn with replacement from ascending ``values``,
-    each ascending, without a sort: the cumulated sums of exponentials, normed, are sorted
-    uniforms, and ``values`` is sorted already."""
-    spacings = rng.standard_exponential((draws, size + 1))
-    cumulated = np.cumsum(spacings, axis=1)
-    uniforms = cumulated[:, :-1] / cumulated[:, -1:]
-    positions = np.minimum((uniforms * values.size).astype(np.int64), values.size - 1)
+    each ascending: ``values`` is sorted, so sorting the drawn positions (small integers, the
+    fastest sort numpy has) sorts the sample."""
+    dtype = np.int32 if values.size < 2**31 else np.int64
+    positions = np.sort(rng.integers(0, values.size, (draws, size), dtype=dtype), axis=1)
     drawn: FloatArray = values[positions]
     return drawn
 
