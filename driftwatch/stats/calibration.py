@@ -18,12 +18,12 @@ says the same in prose):
   both are root-type (n m / (n + m) times the squared score converges in distribution), so
   the squared score scales with 1/n + 1/m. Prepared once per (baseline column, test, sizes)
   and kept in ``NULL_CACHE``.
-- the tail: with ``NULL_DRAWS`` draws an empirical p-value cannot go below 1/(R + 1), while
-  the levels after the correction are ~1e-5. A gamma distribution fitted by moments to the
-  null of T (the squared score for root-type distances: wasserstein, ed, jensenshannon,
-  hellinger; the score for divergences: psi, kl_div; T is then approximately a scaled
-  chi-square) gives p where fewer than ``TAIL_MIN_EXCEEDANCES`` null draws reach the
-  observed T; the empirical p elsewhere.
+- the tail: with R draws an empirical p-value cannot go below 1/(R + 1), while the levels
+  after the correction are ~1e-5. Where fewer than ``TAIL_MIN_EXCEEDANCES`` draws reach the
+  observed value, p comes from a fitted tail (see ``Null``): for the binned distances a gamma
+  fitted by moments to T (their squared score, or the divergence itself: asymptotically a
+  scaled chi-square); for wasserstein and ed a generalized Pareto fitted to the top 10% of
+  the draws (peaks over a threshold), never lighter than exponential.
 - Benjamini-Hochberg at the window's level across its tested columns; a distance must also
   reach its threshold.
 """
