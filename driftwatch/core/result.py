@@ -136,6 +136,7 @@ class RunResult(_Part):
             "dataset.drifted_share": self.dataset.drifted_share,
             "dataset.drifted_features": self.dataset.drifted_features,
             "dataset.drifted": _flag(self.dataset.drifted),
+            "dataset.insufficient_share": self.dataset.insufficient_share,
             "quality.missing_share": self.quality.missing_share,
             "quality.rejected": self.quality.rejected,
             "quality.new_categories": self.quality.unseen_categories(),
@@ -145,6 +146,10 @@ class RunResult(_Part):
             flat[f"{prefix}.score"] = feature.score
             flat[f"{prefix}.drifted"] = _flag(feature.drifted)
             flat[f"{prefix}.missing_share"] = feature.missing_share
+            flat[f"{prefix}.p_value"] = feature.p_value
+            flat[f"{prefix}.insufficient"] = (
+                None if feature.verdict is None else float(feature.verdict == "insufficient")
+            )
             if feature.kind == "numerical":
                 flat[f"{prefix}.out_of_range"] = (
                     self.quality.out_of_range.get(feature.name, 0.0) if self.rows else None
@@ -152,6 +157,7 @@ class RunResult(_Part):
         if self.prediction is not None:
             flat["prediction.score"] = self.prediction.score
             flat["prediction.drifted"] = _flag(self.prediction.drifted)
+            flat["prediction.p_value"] = self.prediction.p_value
         for name, value in (self.accuracy or {}).items():
             flat[f"accuracy.{name}"] = value
         return flat

@@ -30,10 +30,28 @@ METRICS: tuple[Metric, ...] = (
     Metric("dataset.drifted_share", "drifted features over tested features"),
     Metric("dataset.drifted_features", "how many features drifted"),
     Metric("dataset.drifted", "1 if drifted_share reached the model's drift_share, else 0"),
+    Metric(
+        "dataset.insufficient_share",
+        "calibrated verdict: features whose window cannot tell a change of the threshold's "
+        "size from noise, over tested features",
+    ),
     Metric("prediction.score", "the prediction's drift score (a p-value or a distance)"),
     Metric("prediction.drifted", "1 if the prediction drifted, else 0"),
+    Metric(
+        "prediction.p_value",
+        "calibrated verdict: the prediction's p-value at the window's sample sizes",
+    ),
     Metric("feature.<name>.score", "the feature's drift score (a p-value or a distance)"),
     Metric("feature.<name>.drifted", "1 if the feature drifted, else 0"),
+    Metric(
+        "feature.<name>.p_value",
+        "calibrated verdict: the feature's p-value at the window's sample sizes",
+    ),
+    Metric(
+        "feature.<name>.insufficient",
+        "calibrated verdict: 1 if the window cannot tell a change of the threshold's size "
+        "from noise, else 0",
+    ),
     Metric("feature.<name>.missing_share", "share of the window's rows without the feature"),
     Metric(
         "feature.<name>.out_of_range",

@@ -19,7 +19,7 @@ from driftwatch.core.settings import DriftSettings
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.monitoring import accuracy
 from driftwatch.monitoring.profiles import BaselineProfile, ColumnProfile, prediction_kind
-from driftwatch.stats import registry
+from driftwatch.stats import calibration, registry
 from driftwatch.stats.samples import CategoricalPair, NumericalPair, Pair
 from driftwatch.storage.chunks import WindowColumns
 
@@ -195,9 +195,22 @@ def distribution(pair: Pair) -> dict[str, Any] | None:
     }
 
 
+def _evidence(
+    pair: Pair, tested: ColumnDrift, settings: DriftSettings
+) -> calibration.ColumnEvidence | None:
+    """Under the calibrated verdict, a tested column's p-value at the window's sizes and what
+    its verdict needs (None: untested, or Evidently's rule)."""
+    if not settings.calibrated or tested.score is None or tested.drifted is None:
+        return None
+    assert tested.stattest is not None
+    assert tested.threshold is not None
+    test = registry.get(tested.stattest)
+    return calibration.evidence(pair, test, tested.score, tested.threshold)
+
+
 def _prediction_drift(
     baseline: BaselineProfile, window: WindowColumns, settings: DriftSettings
-) -> tuple[ColumnDrift, dict[str, Any] | None] | None:
+) -> tuple[ColumnDrift, dict[str, Any] | None, calibration.ColumnEvidence | None] | None:
     column = baseline.prediction
     kind = prediction_kind(window)
     if column is None or kind is None or kind != column.kind:
@@ -209,7 +222,8 @@ def _prediction_drift(
         values, names = window.class_codes, window.classes
     pair, _missing = _pair(column, values, names)
     stattest, threshold = settings.choice(None, kind)
-    return _test(pair, kind, stattest, threshold), distribution(pair)
+    tested = _test(pair, kind, stattest, threshold)
+    return tested, distribution(pair), _evidence(pair, tested, settings)
 
 
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
@@ -219,9 +233,17 @@ def _feature(
     item: tuple[FeatureSpec, ColumnProfile, tuple[npt.NDArray[Any], list[str] | None]],
     settings: DriftSettings,
     rows: int,
-) -> tuple[FeatureDrift, dict[str, Any] | None, int, tuple[list[str], int], int]:
+) -> tuple[
+    FeatureDrift,
+    dict[str, Any] | None,
+    int,
+    tuple[list[str], int],
+    int,
+    calibration.ColumnEvidence | None,
+]:
     """One feature: its drift entry, its distribution for charts, missing values, unseen
-    categories (the most frequent, and how many), values out of range."""
+    categories (the most frequent, and how many), values out of range, and its evidence under
+    the calibrated verdict."""
     feature, column, (values, names) = item
     pair, missing = _pair(column, values, names)
     stattest, threshold = settings.choice(feature.name, feature.kind)
@@ -229,7 +251,37 @@ def _feature(
     entry = FeatureDrift(name=feature.name, kind=feature.kind, **tested.model_dump(),
                          missing_share=missing / rows if rows else None)  # fmt: skip
     unseen, unseen_count, outside = _quality_of(pair)
-    return entry, distribution(pair), missing, (unseen, unseen_count), outside
+    evidence = _evidence(pair, tested, settings)
+    return entry, distribution(pair), missing, (unseen, unseen_count), outside, evidence
+
+
+def _calibrated(
+    features: list[FeatureDrift],
+    features_evidence: list[calibration.ColumnEvidence | None],
+    prediction: ColumnDrift | None,
+    prediction_evidence: calibration.ColumnEvidence | None,
+    alpha: float,
+) -> tuple[list[FeatureDrift], ColumnDrift | None]:
+    """The calibrated verdicts of the window's tested columns (features and prediction),
+    Benjamini-Hochberg across all of them at the window's level."""
+    columns: list[tuple[str | None, calibration.ColumnEvidence]] = [
+        (f.name, e) for f, e in zip(features, features_evidence, strict=True) if e is not None
+    ]
+    if prediction_evidence is not None:
+        columns.append((None, prediction_evidence))
+    decided = calibration.verdicts([e for _, e in columns], alpha)
+    updates: dict[str | None, dict[str, Any]] = {
+        name: {
+            "drifted": verdict.drifted, "verdict": verdict.verdict, "p_value": e.p_value,
+            "detectable": verdict.detectable, "effect_interval": e.effect_interval,
+        }
+        for (name, e), verdict in zip(columns, decided, strict=True)
+    }  # fmt: skip
+    new_features = [f.model_copy(update=updates[f.name]) if f.name in updates else f
+                    for f in features]  # fmt: skip
+    if prediction is not None and None in updates:
+        prediction = prediction.model_copy(update=updates[None])
+    return new_features, prediction
 
 
 def compute(
@@ -251,32 +303,42 @@ def compute(
         outcomes = list(pool.map(lambda item: _feature(item, settings, rows), work))
         prediction = prediction_future.result()
     feature_results = [entry for entry, *_ in outcomes]
+    prediction_result = prediction[0] if prediction else None
+    if settings.calibrated:
+        feature_results, prediction_result = _calibrated(
+            feature_results, [outcome[5] for outcome in outcomes], prediction_result,
+            prediction[2] if prediction else None, settings.alpha_per_window,
+        )  # fmt: skip
     distributions = {
         "features": {entry.name: shown for entry, shown, *_ in outcomes},
         "prediction": prediction[1] if prediction else None,
     }
-    missing_cells = sum(missing for _, _, missing, _, _ in outcomes)
+    missing_cells = sum(outcome[2] for outcome in outcomes)
     tested = [f for f in feature_results if f.drifted is not None]
     drifted = sum(1 for f in tested if f.drifted)
     share = drifted / len(tested) if tested else None
+    insufficient = sum(1 for f in tested if f.verdict == "insufficient")
     result = RunResult(
         rows=rows,
         labeled_rows=len(labeled),
         features=feature_results,
-        prediction=prediction[0] if prediction else None,
+        prediction=prediction_result,
         dataset=DatasetDrift(
             drifted_features=drifted if tested else None,
             drifted_share=share,
             drifted=None if share is None else share >= settings.drift_share,
+            insufficient_share=(
+                insufficient / len(tested) if tested and settings.calibrated else None
+            ),
         ),
         accuracy=accuracy.compute(task, labeled),
         quality=Quality(
             missing_share=missing_cells / (rows * len(features)) if rows and features else None,
-            new_categories={f.name: unseen for f, (*_, (unseen, _), _) in zip(
+            new_categories={f.name: unseen for f, (*_, (unseen, _), _, _) in zip(
                 features, outcomes, strict=True) if unseen},
-            new_categories_total={f.name: total for f, (*_, (_, total), _) in zip(
+            new_categories_total={f.name: total for f, (*_, (_, total), _, _) in zip(
                 features, outcomes, strict=True) if total},
-            out_of_range={f.name: outside / rows for f, (*_, outside) in zip(
+            out_of_range={f.name: outside / rows for f, (*_, outside, _) in zip(
                 features, outcomes, strict=True) if outside},
             rejected=rejected,
         ),
