@@ -18,12 +18,12 @@ says the same in prose):
   both are root-type (n m / (n + m) times the squared score converges in distribution), so
   the squared score scales with 1/n + 1/m. Prepared once per (baseline column, test, sizes)
   and kept in ``NULL_CACHE``.
-- the tail: with ``NULL_DRAWS`` draws an empirical p-value cannot go below 1/(R + 1), while
-  the levels after the correction are ~1e-5. A gamma distribution fitted by moments to the
-  null of T (the squared score for root-type distances: wasserstein, ed, jensenshannon,
-  hellinger; the score for divergences: psi, kl_div; T is then approximately a scaled
-  chi-square) gives p where fewer than ``TAIL_MIN_EXCEEDANCES`` null draws reach the
-  observed T; the empirical p elsewhere.
+- the tail: with R draws an empirical p-value cannot go below 1/(R + 1), while the levels
+  after the correction are ~1e-5. Where fewer than ``TAIL_MIN_EXCEEDANCES`` draws reach the
+  observed value, p comes from a fitted tail (see ``Null``): for the binned distances a gamma
+  fitted by moments to T (their squared score, or the divergence itself: asymptotically a
+  scaled chi-square); for wasserstein and ed a generalized Pareto fitted to the top 10% of
+  the draws (peaks over a threshold), never lighter than exponential.
 - Benjamini-Hochberg at the window's level across its tested columns; a distance must also
   reach its threshold.
 """
@@ -40,25 +40,31 @@ from threading import Lock
 import numpy as np
 from scipy import special, stats
 
-from driftwatch.stats import binning
+from driftwatch.stats import binning, ecdf_tests
 from driftwatch.stats.registry import StatTest
 from driftwatch.stats.samples import CategoricalPair, FloatArray, IntArray, NumericalPair, Pair
 
-NULL_DRAWS = 400  # R: draws of the no-drift distribution
-INTERVAL_DRAWS = 200  # bootstrap draws of the effect interval
-MAX_SIMULATED_ROWS = 2_000  # bootstrap samples (wasserstein, ed) are at most this large
+NULL_DRAWS = 400  # R: draws of the no-drift distribution (binned distances, per window)
+BOOTSTRAP_NULL_DRAWS = 1000  # R for wasserstein and ed (prepared once, cached)
+PARETO_TAIL_SHARE = 0.1  # the generalized Pareto tail is fitted to the top 10% of draws
+INTERVAL_DRAWS = 100  # bootstrap draws of the effect interval
+MAX_SIMULATED_ROWS = 1_000  # bootstrap samples (wasserstein, ed) are at most this large
 EXACT_SIZE_MAX_ROWS = 64  # up to this many rows a sample is simulated at its exact size
 TAIL_MIN_EXCEEDANCES = 10  # fewer null draws at or above the observed: the gamma tail
 INTERVAL_LEVEL = 0.95
 SEED = 14
 # Power the window must have against a change of the threshold's size (p-value tests).
-POWER = 0.8
+REQUIRED_POWER = 0.8
 MEAN_SHIFT_SD = 0.5  # numerical: a shift of the mean by half a standard deviation
 MASS_MOVED = 0.1  # categorical: 10% of the rows move from one category to another
 
 BINNED = frozenset({"jensenshannon", "psi", "kl_div", "hellinger"})
 BOOTSTRAPPED = frozenset({"wasserstein", "ed"})
 ROOT_TYPE = frozenset({"wasserstein", "ed", "jensenshannon", "hellinger"})  # else divergence
+# T = score**power, the statistic whose tail is fitted: the squared score of a root-type
+# distance (then ~ a weighted chi-square), the score of a divergence; but the normed
+# Wasserstein distance itself (an L1 norm: its square's tail is too variable to fit).
+POWER = {"wasserstein": 1, "ed": 2, "jensenshannon": 2, "hellinger": 2, "psi": 1, "kl_div": 1}
 
 
 # -- the null distribution ---------------------------------------------------------------------
@@ -66,31 +72,61 @@ ROOT_TYPE = frozenset({"wasserstein", "ed", "jensenshannon", "hellinger"})  # el
 
 @dataclass(frozen=True)
 class Null:
-    """Draws of T under no drift, T = score**power (power 2 for root-type distances, 1 for
-    divergences), and the gamma fitted to them by moments."""
+    """Draws of T = score**power under no drift, and the tail fitted to them.
+
+    ``tail`` "gamma": a gamma fitted by moments to all draws (``shape``, ``scale``), for the
+    binned distances, whose T is asymptotically a scaled chi-square. "pareto": peaks over a
+    threshold, a generalized Pareto fitted by maximum likelihood to the excesses of the top
+    ``PARETO_TAIL_SHARE`` of draws over ``threshold`` (``shape`` its xi, never below 0: an
+    exponential tail at the lightest), for wasserstein and ed, whose null has no closed form
+    and, for heavy-tailed columns, a heavy tail."""
 
     draws: FloatArray  # ascending
     power: int
+    tail: str
     shape: float
     scale: float
+    threshold: float = 0.0
+    share: float = 1.0  # the share of draws above ``threshold``
 
     @classmethod
-    def of(cls, scores: FloatArray, power: int) -> Null:
+    def of(cls, scores: FloatArray, power: int, tail: str) -> Null:
         draws = np.sort(np.asarray(scores, dtype=np.float64) ** power)
         mean, variance = float(draws.mean()), float(draws.var(ddof=1))
-        if mean > 0 and variance > 0:
-            shape, scale = mean * mean / variance, variance / mean
-        else:
-            shape, scale = math.nan, math.nan
-        return cls(draws, power, shape, scale)
+        if not (mean > 0 and variance > 0):
+            return cls(draws, power, tail, math.nan, math.nan)
+        if tail == "gamma":
+            return cls(draws, power, tail, mean * mean / variance, variance / mean)
+        kept = max(TAIL_MIN_EXCEEDANCES * 2, int(draws.size * PARETO_TAIL_SHARE))
+        threshold = float(draws[draws.size - kept - 1] + draws[draws.size - kept]) / 2
+        excesses = draws[draws.size - kept :] - threshold
+        shape, _, scale = stats.genpareto.fit(excesses, floc=0)
+        if not shape > 0:  # a bounded tail is not trusted beyond the draws: exponential
+            shape, scale = 0.0, float(excesses.mean())
+        return cls(draws, power, tail, float(shape), float(scale), threshold, kept / draws.size)
 
     def scaled(self, factor: float) -> Null:
-        """The null of T at sizes whose 1/n + 1/m is ``factor`` times the simulated ones."""
-        return Null(self.draws * factor, self.power, self.shape, self.scale * factor)
+        """The null at sizes whose 1/n + 1/m is ``factor`` times the simulated ones (root-type
+        distances: the squared score scales with 1/n + 1/m)."""
+        t = factor ** (self.power / 2)
+        return Null(self.draws * t, self.power, self.tail, self.shape, self.scale * t,
+                    self.threshold * t, self.share)  # fmt: skip
 
     @property
     def degenerate(self) -> bool:
         return math.isnan(self.shape)
+
+    def _tail_sf(self, t: float) -> float:
+        if self.tail == "gamma":
+            return float(stats.gamma.sf(t, self.shape, scale=self.scale))
+        excess = max(0.0, t - self.threshold)
+        return self.share * float(stats.genpareto.sf(excess, self.shape, scale=self.scale))
+
+    def _tail_isf(self, level: float) -> float:
+        if self.tail == "gamma":
+            return float(stats.gamma.isf(level, self.shape, scale=self.scale))
+        excess = float(stats.genpareto.isf(level / self.share, self.shape, scale=self.scale))
+        return self.threshold + excess
 
     def p_value(self, score: float) -> float:
         t = score**self.power
@@ -100,7 +136,7 @@ class Null:
         exceed = draws.size - int(np.searchsorted(draws, t, side="left"))
         if exceed >= TAIL_MIN_EXCEEDANCES:
             return (1 + exceed) / (draws.size + 1)
-        return float(stats.gamma.sf(t, self.shape, scale=self.scale))
+        return self._tail_sf(t)
 
     def critical(self, level: float) -> float:
         """The smallest score whose p-value is at most ``level``."""
@@ -113,7 +149,7 @@ class Null:
             t = float(draws[draws.size - allowed - 1]) if allowed < draws.size else 0.0
             t = math.nextafter(t, math.inf)
         else:
-            t = float(stats.gamma.isf(level, self.shape, scale=self.scale))
+            t = self._tail_isf(level)
         return float(t ** (1 / self.power))
 
 
@@ -171,14 +207,57 @@ class NullCache:
 NULL_CACHE = NullCache()
 
 
+def _sorted_draws(
+    values: FloatArray, size: int, draws: int, rng: np.random.Generator
+) -> FloatArray:
+    """``draws`` samples of ``size`` values drawn with replacement from ascending ``values``,
+    each ascending: ``values`` is sorted, so sorting the drawn positions (small integers, the
+    fastest sort numpy has) sorts the sample."""
+    dtype = np.int32 if values.size < 2**31 else np.int64
+    positions = np.sort(rng.integers(0, values.size, (draws, size), dtype=dtype), axis=1)
+    drawn: FloatArray = values[positions]
+    return drawn
+
+
+def _quantile_grid(n: int, m: int) -> tuple[FloatArray, IntArray, IntArray]:
+    """The steps of two empirical quantile functions of n and m values: widths, and which
+    order statistic of each sample holds on each step."""
+    grid = np.union1d(np.arange(1, n + 1) / n, np.arange(1, m + 1) / m)
+    widths = np.diff(grid, prepend=0.0)
+    middles = grid - widths / 2
+    return widths, (middles * n).astype(np.int64), (middles * m).astype(np.int64)
+
+
+def _batch_scores(test: StatTest, reference: FloatArray, current: FloatArray) -> FloatArray:
+    """The test's score on each row of two stacks of ascending samples."""
+    if test.name == "wasserstein":
+        # W1 is the integral of the gap between the two quantile functions (scipy's value)
+        widths, at_reference, at_current = _quantile_grid(reference.shape[1], current.shape[1])
+        gaps = np.abs(reference[:, at_reference] - current[:, at_current])
+        norms = np.maximum(reference.std(axis=1), ecdf_tests.WASSERSTEIN_MIN_NORM)
+        scores: FloatArray = (gaps @ widths) / norms
+        return scores
+    if test.name == "ed":
+        # scipy's energy_distance: sqrt(2 * integral of (F - G)^2) over the pooled values
+        n, m = reference.shape[1], current.shape[1]
+        pooled = np.concatenate((reference, current), axis=1)
+        order = np.argsort(pooled, axis=1, kind="stable")
+        values = np.take_along_axis(pooled, order, axis=1)
+        seen = np.cumsum(order < n, axis=1)[:, :-1]
+        gaps = seen / n - (np.arange(1, n + m) - seen) / m
+        integral = np.sum(gaps * gaps * np.diff(values, axis=1), axis=1)
+        energy: FloatArray = np.sqrt(2) * np.sqrt(integral)
+        return energy
+    return np.array(
+        [test.score(NumericalPair(r, c)) for r, c in zip(reference, current, strict=True)]
+    )
+
+
 def _bootstrap_null(baseline: FloatArray, test: StatTest, n: int, m: int) -> Null:
     rng = np.random.default_rng([SEED, n, m])
-    scores = np.empty(NULL_DRAWS)
-    for i in range(NULL_DRAWS):
-        reference = np.sort(baseline[rng.integers(0, baseline.size, n)])
-        current = np.sort(baseline[rng.integers(0, baseline.size, m)])
-        scores[i] = test.score(NumericalPair(reference, current))
-    return Null.of(scores, 2)
+    reference = _sorted_draws(baseline, n, BOOTSTRAP_NULL_DRAWS, rng)
+    current = _sorted_draws(baseline, m, BOOTSTRAP_NULL_DRAWS, rng)
+    return Null.of(_batch_scores(test, reference, current), POWER[test.name], "pareto")
 
 
 # -- binned distances on many count tables at once ---------------------------------------------
@@ -234,7 +313,7 @@ def _permutation_null(test: StatTest, reference: IntArray, current: IntArray) ->
     rng = np.random.default_rng([SEED, n, int(current.sum())])
     drawn = rng.multivariate_hypergeometric(total, n, size=NULL_DRAWS)
     scores = binned_scores(test.name, drawn, total - drawn)
-    return Null.of(scores, 2 if test.name in ROOT_TYPE else 1)
+    return Null.of(scores, POWER[test.name], "gamma")
 
 
 # -- one column ---------------------------------------------------------------------------------
@@ -279,7 +358,7 @@ def required_n_eff(level: float, *, categorical: bool) -> float:
     numerical, against a mean shift of 0.5 sd; categorical, against 10% of the rows moving
     between two categories (a change of 0.1 in one category's share, at the largest
     variance, share 0.5)."""
-    z = float(stats.norm.isf(level / 2) + stats.norm.isf(1 - POWER))
+    z = float(stats.norm.isf(level / 2) + stats.norm.isf(1 - REQUIRED_POWER))
     if categorical:
         return z * z * 0.25 / MASS_MOVED**2
     return (z / MEAN_SHIFT_SD) ** 2
@@ -291,8 +370,11 @@ def _percentiles(values: FloatArray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def evidence(pair: Pair, test: StatTest, score: float, threshold: float) -> ColumnEvidence:
-    """The column's p-value at its sizes, its null (distance tests) and its effect interval."""
+def evidence(
+    pair: Pair, test: StatTest, score: float, threshold: float, *, interval: bool = True
+) -> ColumnEvidence:
+    """The column's p-value at its sizes, its null (distance tests) and its effect interval
+    (``interval`` False: none, for simulations that need only the p-value)."""
     n, m = pair.n_reference, pair.n_current
     n_eff = n * m / (n + m)
     if test.pvalue:
@@ -300,21 +382,19 @@ def evidence(pair: Pair, test: StatTest, score: float, threshold: float) -> Colu
     if test.name in BINNED:
         reference, current = _binned_counts(pair, test)
         null = _permutation_null(test, reference, current)
-        interval = _binned_interval(test, reference, current, score)
+        effect = _binned_interval(test, reference, current) if interval else None
     elif test.name in BOOTSTRAPPED:
         assert isinstance(pair, NumericalPair)
         n_sim, m_sim = _size_class(n), _size_class(m)
         null = NULL_CACHE.get(pair.reference, test, n_sim, m_sim)
         null = null.scaled(_rate(n, m) / _rate(n_sim, m_sim))
-        interval = _bootstrap_interval(pair, test, score)
+        effect = _bootstrap_interval(pair, test, score) if interval else None
     else:  # a distance this module does not know: no calibration
         raise ValueError(f"no calibrated null for stattest {test.name!r}")
-    return ColumnEvidence(test, score, threshold, null.p_value(score), null, n_eff, interval)
+    return ColumnEvidence(test, score, threshold, null.p_value(score), null, n_eff, effect)
 
 
-def _binned_interval(
-    test: StatTest, reference: IntArray, current: IntArray, score: float
-) -> tuple[float, float]:
+def _binned_interval(test: StatTest, reference: IntArray, current: IntArray) -> tuple[float, float]:
     """Percentile bootstrap: each sample's counts redrawn from its own proportions."""
     rng = np.random.default_rng([SEED + 1, int(reference.sum()), int(current.sum())])
     n, m = int(reference.sum()), int(current.sum())
@@ -330,11 +410,11 @@ def _bootstrap_interval(pair: NumericalPair, test: StatTest, score: float) -> tu
     n, m = pair.n_reference, pair.n_current
     n_sim, m_sim = min(n, MAX_SIMULATED_ROWS), min(m, MAX_SIMULATED_ROWS)
     rng = np.random.default_rng([SEED + 2, n, m])
-    scores = np.empty(INTERVAL_DRAWS)
-    for i in range(INTERVAL_DRAWS):
-        reference = np.sort(pair.reference[rng.integers(0, n, n_sim)])
-        current = np.sort(pair.current[rng.integers(0, m, m_sim)])
-        scores[i] = test.score(NumericalPair(reference, current))
+    scores = _batch_scores(
+        test,
+        _sorted_draws(pair.reference, n_sim, INTERVAL_DRAWS, rng),
+        _sorted_draws(pair.current, m_sim, INTERVAL_DRAWS, rng),
+    )
     if n_sim == n and m_sim == m:
         return _percentiles(scores)
     factor = math.sqrt(_rate(n, m) / _rate(n_sim, m_sim))
