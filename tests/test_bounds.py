@@ -76,6 +76,18 @@ def test_a_first_baseline_of_more_features_than_the_limit_is_refused(
         assert "4 features; a model has at most 3" in answer.json()["detail"]
 
 
+def _post_measured(api: TestClient, name: str, body: bytes) -> tuple[Any, int]:
+    """The answer to a prediction batch, and the peak memory (tracemalloc) its request took."""
+    tracemalloc.start()
+    try:
+        answer = api.post(f"/api/v1/models/{name}/predictions", content=body,
+                          headers={"content-type": "application/json"})  # fmt: skip
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return answer, peak
+
+
 def test_a_wide_sparse_batch_costs_memory_in_proportion_to_its_body(api: TestClient) -> None:
     """500 features (the limit), 4,000 records each giving one of them: the body is ~280 kB.
     Stored, the batch is a dense matrix (8 bytes a feature a record: 16 MB, 57 times the body);
@@ -87,13 +99,7 @@ def test_a_wide_sparse_batch_costs_memory_in_proportion_to_its_body(api: TestCli
                for j in range(4000)]  # fmt: skip
     body = orjson.dumps({"records": records})
     del records
-    tracemalloc.start()
-    try:
-        answer = api.post(f"/api/v1/models/{name}/predictions", content=body,
-                          headers={"content-type": "application/json"})  # fmt: skip
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    answer, peak = _post_measured(api, name, body)
     assert answer.json()["accepted"] == 4000, answer.text
     assert peak < 100 * len(body), f"{peak / len(body):.0f} times the body"
 
@@ -108,13 +114,7 @@ def test_a_batch_too_sparse_for_its_width_is_refused_before_it_is_held(api: Test
                 "prediction": 0.5} for j in range(50_000)]  # fmt: skip
     body = orjson.dumps({"records": records})
     del records
-    tracemalloc.start()
-    try:
-        answer = api.post(f"/api/v1/models/{name}/predictions", content=body,
-                          headers={"content-type": "application/json"})  # fmt: skip
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    answer, peak = _post_measured(api, name, body)
     assert answer.status_code == 413, answer.text
     assert "50000 records" in answer.json()["detail"]
     assert "fewer records per batch" in answer.json()["detail"]

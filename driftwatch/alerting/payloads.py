@@ -6,6 +6,7 @@ retry sends the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -185,25 +186,17 @@ def slack_message(
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{mark} *{_escape(data['rule'])}*"},
          "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
     ]  # fmt: skip
-    drifted = data.get("drifted_features") or []
-    if drifted and not resolved:
-        lines = [
-            f"- `{_escape(f['name'])}` {f['stattest']} {_number(f['score'])} "
-            f"(threshold {_number(f['threshold'])}{_p_value(f)})"
-            for f in drifted
-        ]
-        blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                       "text": "*Most drifted features*\n" + "\n".join(lines)}})  # fmt: skip
-    unsure = data.get("insufficient_features") or []
-    if unsure and not resolved:
-        lines = [
-            f"- `{_escape(f['name'])}` {f['stattest']} {_number(f['score'])} "
-            f"({_detectable(f)}{_p_value(f)})"
-            for f in unsure
-        ]
-        blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                       "text": "*Not enough rows to tell* (not counted as drifted, nor as no "
-                               "drift)\n" + "\n".join(lines)}})  # fmt: skip
+    if not resolved:
+        blocks += _feature_section(
+            "*Most drifted features*",
+            data.get("drifted_features"),
+            lambda f: f"threshold {_number(f['threshold'])}{_p_value(f)}",
+        )
+        blocks += _feature_section(
+            "*Not enough rows to tell* (not counted as drifted, nor as no drift)",
+            data.get("insufficient_features"),
+            lambda f: f"{_detectable(f)}{_p_value(f)}",
+        )
     blocks.append({"type": "actions", "elements": [
         {"type": "button", "text": {"type": "plain_text", "text": "Open in driftwatch"},
          "url": data["dashboard_url"], "action_id": "open_dashboard"},
@@ -213,3 +206,16 @@ def slack_message(
          "text": f"alert #{data['alert_id']} - run #{data['run_id']} - driftwatch"},
     ]})  # fmt: skip
     return {"text": slack_text(message_type, data, repeat=repeat), "blocks": blocks}
+
+
+def _feature_section(
+    title: str, features: list[dict[str, Any]] | None, note: Callable[[dict[str, Any]], str]
+) -> list[dict[str, Any]]:
+    """A section listing features (test, score and ``note``), or nothing without features."""
+    if not features:
+        return []
+    lines = [f"- `{_escape(f['name'])}` {f['stattest']} {_number(f['score'])} ({note(f)})"
+             for f in features]  # fmt: skip
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": title + "\n" + "\n".join(lines)}}
+    ]

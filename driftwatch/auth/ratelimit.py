@@ -28,29 +28,28 @@ class RateLimiter:
     def take(self, key: Hashable, cost: int, now: float | None = None) -> int | None:
         """Spend ``cost`` records of the key's allowance; None if allowed, else the whole
         seconds to wait before the batch would be."""
+        return self._ask(key, cost, now, spend=True)
+
+    def wait(self, key: Hashable, cost: int = 1, now: float | None = None) -> int | None:
+        """Like ``take`` but spends nothing: None if ``cost`` would be allowed now."""
+        return self._ask(key, cost, now, spend=False)
+
+    def _ask(self, key: Hashable, cost: int, now: float | None, *, spend: bool) -> int | None:
         if self.rate <= 0:
             return None
         now = time.monotonic() if now is None else now
         # a batch larger than the burst is let through once the bucket is full
-        spend = min(float(cost), self.capacity)
+        needed = min(float(cost), self.capacity)
         with self._lock:
             tokens = self._tokens(key, now)
-            if tokens >= spend:
-                self._buckets[key] = (tokens - spend, now)
-                self._prune(now)
+            if tokens >= needed:
+                if spend:
+                    self._buckets[key] = (tokens - needed, now)
+                    self._prune(now)
                 return None
-            self._buckets[key] = (tokens, now)
-            return max(1, math.ceil((spend - tokens) / self.rate))
-
-    def wait(self, key: Hashable, cost: int = 1, now: float | None = None) -> int | None:
-        """Like ``take`` but spends nothing: None if ``cost`` would be allowed now."""
-        if self.rate <= 0:
-            return None
-        now = time.monotonic() if now is None else now
-        spend = min(float(cost), self.capacity)
-        with self._lock:
-            tokens = self._tokens(key, now)
-        return None if tokens >= spend else max(1, math.ceil((spend - tokens) / self.rate))
+            if spend:
+                self._buckets[key] = (tokens, now)
+        return max(1, math.ceil((needed - tokens) / self.rate))
 
     def refund(self, key: Hashable, cost: int, now: float | None = None) -> None:
         """Give back what ``take`` spent (an attempt that turned out not to count)."""

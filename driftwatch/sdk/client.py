@@ -871,10 +871,13 @@ class Client:
             return [None] * batch.count
         return [_record_id(r) if isinstance(r, tuple | dict) else None for r in records]
 
+    def _list_rejected(self, batch: Batch, reason: str) -> None:
+        for pid in self._record_ids(batch):
+            self.rejected.append(RejectedRecord(batch.model, batch.kind, pid, reason))
+
     def _reject_batch(self, batch: Batch, response: httpx.Response) -> None:
         error = _detail(response)
-        for pid in self._record_ids(batch):
-            self.rejected.append(RejectedRecord(batch.model, batch.kind, pid, error))
+        self._list_rejected(batch, error)
         log.error(
             "driftwatch: the collector refused a batch of %d %s of model %r (%d: %s); not retried",
             batch.count,
@@ -890,8 +893,7 @@ class Client:
             f"({_detail(response)}) {tries} times over {since:.0f} s"
         )
         self.set_aside += batch.count
-        for pid in self._record_ids(batch):
-            self.rejected.append(RejectedRecord(batch.model, batch.kind, pid, reason))
+        self._list_rejected(batch, reason)
         log.error(
             "driftwatch: %d %s of model %r %s; listed in client.rejected, not sent",
             batch.count,
