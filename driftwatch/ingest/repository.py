@@ -175,21 +175,30 @@ def insert_predictions(
     session: Session, *, model_id: int, columns: PredictionColumns, retention: Retention,
     max_partitions: int = DEFAULT_MAX_BATCH_PARTITIONS,
 ) -> int:  # fmt: skip
-    """Store validated predictions that are new; returns how many that was.
+    """Store validated predictions that are new; returns how many that was."""
+    return len(store_predictions(session, model_id=model_id, columns=columns,
+                                 retention=retention, max_partitions=max_partitions))  # fmt: skip
+
+
+def store_predictions(
+    session: Session, *, model_id: int, columns: PredictionColumns, retention: Retention,
+    max_partitions: int = DEFAULT_MAX_BATCH_PARTITIONS,
+) -> PredictionColumns:  # fmt: skip
+    """Store validated predictions that are new; returns those (the ones stored).
 
     Each day's records of the batch go into one chunk, and each prediction gets a key and a
     narrow row pointing at its chunk. Records already stored (an SDK retry) are left out of
     all three, so no window counts a prediction twice.
     """
     if not len(columns):
-        return 0
+        return columns
     if session.get_bind().dialect.name == "postgresql":
         return _insert_predictions_postgres(session, model_id, columns, retention, max_partitions)
     # SQLite: the transaction holds the write lock from BEGIN IMMEDIATE, so nothing can slip
     # in between this check and the insert.
     columns = _without(columns, _existing_ids(session, model_id, columns.prediction_ids))
     if not len(columns):
-        return 0
+        return columns
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     times = _sqlite_times(columns.timestamps_us)
     cursor.executemany(
@@ -210,7 +219,7 @@ def insert_predictions(
             "model_version, prediction_value, prediction_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-    return len(columns)
+    return columns
 
 
 def _no_partition(error: psycopg.errors.CheckViolation) -> bool:
@@ -238,7 +247,7 @@ def _ensure_partitions(
 def _insert_predictions_postgres(
     session: Session, model_id: int, columns: PredictionColumns, retention: Retention,
     max_partitions: int,
-) -> int:  # fmt: skip
+) -> PredictionColumns:  # fmt: skip
     driver = postgres.psycopg_connection(session)
     keys = postgres.copy_statement("prediction_keys", copy_binary.KEY_COLUMNS)
     rows = postgres.copy_statement("predictions", copy_binary.COLUMNS)
@@ -265,11 +274,11 @@ def _insert_predictions_postgres(
                     chunk_id = _insert_chunk(session, model_id, day)
                     with cursor.copy(rows) as copy:
                         copy.write(copy_binary.encode_predictions(model_id, chunk_id, day))
-            return len(columns)
+            return columns
         except psycopg.errors.UniqueViolation:
             columns = _without(columns, _existing_ids(session, model_id, columns.prediction_ids))
             if not len(columns):
-                return 0
+                return columns
             days = _by_day(columns)
         except psycopg.errors.CheckViolation as error:
             if not _no_partition(error):

@@ -20,6 +20,7 @@ from driftwatch.models.ingest import (
 )
 from driftwatch.models.monitoring import Baseline, BaselineColumn, Run, RunMetric, RunMetricDay
 from driftwatch.models.registry import MonitoredModel
+from driftwatch.models.summaries import ColumnSummary
 
 __all__ = [
     "Alert",
@@ -30,6 +31,7 @@ __all__ = [
     "Base",
     "Baseline",
     "BaselineColumn",
+    "ColumnSummary",
     "DashboardSession",
     "Delivery",
     "DeliveryAttempt",
