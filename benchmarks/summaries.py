@@ -113,6 +113,15 @@ def main() -> None:
         f"{merge_seconds * ms:7.1f} ms for all columns, {merged_size / 1024:.1f} KiB stored "
         f"(KLL {merged_kll / 1024:.1f} KiB)"
     )
+    # A week of an hourly model: 168 stored hour summaries per column, decoded and merged.
+    stored_hours = [[sm.dumps(s) for s in merged] for _ in range(168)]
+    start = time.perf_counter()
+    week = [sm.merge([sm.loads(hour[i]) for hour in stored_hours]) for i in range(N_NUM + N_CAT)]
+    week_seconds = time.perf_counter() - start
+    print(
+        f"a week of such hours (168 per column) decoded and merged: {week_seconds * ms:7.1f} ms "
+        f"for all columns ({week[0].rows:,} rows a column)"
+    )
     print()
     print(
         f"largest CDF error over 1000 points, {args.batches * rows:,} rows "

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from driftwatch.stats import summaries as sm
@@ -223,7 +224,11 @@ def test_the_stored_form_reads_back_the_same_summary(shape: str) -> None:
     assert (back_categories.count, back_categories.missing, back_categories.counts) == (
         3, 1, {"a": 2, "b": 1},
     )  # fmt: skip
-    document = summary.to_document()
+    document = orjson.loads(orjson.dumps(summary.to_document()))  # the portable JSON form
+    from_json = sm.from_document(document)
+    assert isinstance(from_json, sm.NumericalSummary)
+    assert_same_numerical(from_json, summary)
+    assert from_json.kll.serialize() == summary.kll.serialize()
     assert document["version"] == sm.SUMMARY_VERSION == 1
     assert document["bins"]["mantissa_bits"] == sm.MANTISSA_BITS
 

@@ -143,9 +143,10 @@ class NumericalSummary:
         largest bin's share (0 for an empty column)."""
         return float(self.counts.max()) / self.count if self.count else 0.0
 
-    def to_document(self, *, with_kll: bool = True) -> dict[str, Any]:
+    def to_document(self, *, with_kll: bool = True, with_bins: bool = True) -> dict[str, Any]:
         empty = self.count == 0
-        document = {
+        bins: dict[str, Any] = {"mantissa_bits": MANTISSA_BITS}
+        document: dict[str, Any] = {
             "version": SUMMARY_VERSION,
             "kind": NUMERICAL,
             "count": self.count,
@@ -154,14 +155,12 @@ class NumericalSummary:
             "max": None if empty else self.maximum,
             "mean": self.mean,
             "m2": self.m2,
-            "bins": {
-                "mantissa_bits": MANTISSA_BITS,
-                # the first key, then differences (small positive numbers)
-                "keys": np.diff(self.keys, prepend=np.int64(0)).tolist(),
-                "counts": self.counts.tolist(),
-            },
+            "bins": bins,
             "values": None if self.values is None else [[v, c] for v, c in self.values.items()],
         }
+        if with_bins:  # the first key, then differences (small positive numbers)
+            bins["keys"] = np.diff(self.keys, prepend=np.int64(0)).tolist()
+            bins["counts"] = self.counts.tolist()
         if with_kll:
             document["kll"] = base64.b64encode(self.kll.serialize()).decode()
         return document
@@ -219,6 +218,26 @@ def _merge_values(
     return dict(sorted(merged.items()))
 
 
+_KEY_SPAN = 1 << (63 - _SHIFT)  # keys lie in [-_KEY_SPAN, _KEY_SPAN)
+
+
+def _merge_bins(parts: Sequence[NumericalSummary]) -> tuple[IntArray, IntArray]:
+    empty = np.zeros(0, dtype=np.int64)
+    keys = np.concatenate([p.keys for p in parts] or [empty])
+    counts = np.concatenate([p.counts for p in parts] or [empty])
+    if len(keys) > 65_536:  # many parts (a week of hours): one pass over every possible key
+        # float64 sums are exact below 2**53 rows
+        total = np.bincount(keys + _KEY_SPAN, weights=counts, minlength=2 * _KEY_SPAN)
+        found = np.flatnonzero(total)
+        return found - _KEY_SPAN, total[found].astype(np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys, counts = keys[order], counts[order]
+    if not len(keys):
+        return empty, empty
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return keys[starts], np.add.reduceat(counts, starts).astype(np.int64)
+
+
 def merge_numerical(parts: Sequence[NumericalSummary]) -> NumericalSummary:
     # Moments in a canonical order, so that the result does not depend on the parts' order
     # (but for float rounding in Chan's formula, which the order fixes).
@@ -228,14 +247,7 @@ def merge_numerical(parts: Sequence[NumericalSummary]) -> NumericalSummary:
         _merge_moments(total, part)
         total.missing += part.missing
         total.kll.merge(part.kll)
-    keys = np.concatenate([p.keys for p in parts] or [np.zeros(0, dtype=np.int64)])
-    counts = np.concatenate([p.counts for p in parts] or [np.zeros(0, dtype=np.int64)])
-    order = np.argsort(keys, kind="stable")
-    keys, counts = keys[order], counts[order]
-    total.keys, _ = _runs(keys)
-    if len(keys):
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        total.counts = np.add.reduceat(counts, starts).astype(np.int64)
+    total.keys, total.counts = _merge_bins(parts)
     total.values = _merge_values([p.values for p in parts])
     return total
 
@@ -360,24 +372,37 @@ def from_document(document: dict[str, Any]) -> ColumnSummary:
     raise SummaryFormatError(f"summary kind {document.get('kind')!r}")
 
 
-_HEAD = struct.Struct("<I")
+_HEAD = struct.Struct("<II")
 
 
 def dumps(summary: ColumnSummary) -> bytes:
-    """The stored form: the JSON document zlib-compressed, its KLL sketch apart and raw (random
-    doubles: compressing them costs time and saves nothing). Bytes: a little-endian uint32 n,
-    n bytes of zlib-compressed JSON (the document without ``kll``), then the sketch's
-    DataSketches serialization (nothing for a categorical column)."""
-    if isinstance(summary, NumericalSummary):
-        text = zlib.compress(orjson.dumps(summary.to_document(with_kll=False)), 1)
-        return _HEAD.pack(len(text)) + text + bytes(summary.kll.serialize())
-    text = zlib.compress(orjson.dumps(summary.to_document()), 1)
-    return _HEAD.pack(len(text)) + text
+    """The stored form, quicker to write and read than the JSON document, same content.
+
+    Bytes: two little-endian uint32 (n, m); n bytes of zlib-compressed JSON (the document,
+    without ``kll`` and, for a numerical column, without the bins' ``keys`` and ``counts``);
+    m bytes of zlib-compressed bins: the key differences as int32, then the counts as int64,
+    little-endian; then the KLL sketch's own DataSketches serialization, uncompressed (random
+    doubles: compressing them costs time and saves nothing). A categorical column has m = 0
+    and no sketch after."""
+    if isinstance(summary, CategoricalSummary):
+        text = zlib.compress(orjson.dumps(summary.to_document()), 1)
+        return _HEAD.pack(len(text), 0) + text
+    document = summary.to_document(with_kll=False, with_bins=False)
+    text = zlib.compress(orjson.dumps(document), 1)
+    deltas = np.diff(summary.keys, prepend=np.int64(0)).astype("<i4")  # |key| < 2**18
+    bins = zlib.compress(deltas.tobytes() + summary.counts.astype("<i8").tobytes(), 1)
+    return _HEAD.pack(len(text), len(bins)) + text + bins + bytes(summary.kll.serialize())
 
 
 def loads(data: bytes) -> ColumnSummary:
-    (length,) = _HEAD.unpack_from(data)
-    document = orjson.loads(zlib.decompress(data[_HEAD.size : _HEAD.size + length]))
-    if document.get("version") == SUMMARY_VERSION and document.get("kind") == NUMERICAL:
-        return NumericalSummary.from_document(document, bytes(data[_HEAD.size + length :]))
-    return from_document(document)
+    text_length, bins_length = _HEAD.unpack_from(data)
+    start = _HEAD.size
+    document = orjson.loads(zlib.decompress(data[start : start + text_length]))
+    if document.get("version") != SUMMARY_VERSION or document.get("kind") != NUMERICAL:
+        return from_document(document)
+    start += text_length
+    bins = zlib.decompress(data[start : start + bins_length])
+    size = len(bins) // 12  # 4 bytes a key difference, 8 a count
+    document["bins"]["keys"] = np.frombuffer(bins, dtype="<i4", count=size).astype(np.int64)
+    document["bins"]["counts"] = np.frombuffer(bins, dtype="<i8", offset=4 * size)
+    return NumericalSummary.from_document(document, bytes(data[start + bins_length :]))
