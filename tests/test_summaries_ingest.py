@@ -223,3 +223,41 @@ def test_summaries_outlive_the_raw_rows_retention_removes(own_database: str) -> 
         gone = repository.read_window(session, model_id=model_id(engine, name), num_width=1,
                                       cat_width=1, start=days[0][0], end=days[4][1])  # fmt: skip
     assert len(gone) == 0
+
+
+def test_compactors_racing_on_the_same_buckets_neither_lose_nor_double_a_count(
+    api: TestClient, engine: Engine
+) -> None:
+    name = create_model(api, features=FEATURES, window="1h")["name"]
+    sent = records("z", 4000, T0, timedelta(seconds=10))  # 11.1 hours
+    touched = 0  # (batch, bucket) pairs: the summaries each column gets
+    for start in range(0, len(sent), 100):  # 40 batches, some straddling two buckets
+        batch = sent[start : start + 100]
+        assert post(api, name, batch)["accepted"] == 100
+        touched += len({datetime.fromisoformat(r["timestamp"]).hour for r in batch})
+    assert touched > 40
+    barrier = threading.Barrier(3)
+
+    def compact() -> None:
+        barrier.wait()
+        service.compact(engine, now=datetime.now(UTC))
+
+    racers = [threading.Thread(target=compact) for _ in range(3)]
+    for thread in racers:
+        thread.start()
+    for thread in racers:
+        thread.join()
+    ours = model_id(engine, name)
+    with engine.connect() as connection:
+        groups = connection.execute(
+            select(ColumnSummary.bucket_start, ColumnSummary.name, func.count(),
+                   func.sum(ColumnSummary.parts))
+            .where(ColumnSummary.model_id == ours)
+            .group_by(ColumnSummary.bucket_start, ColumnSummary.name)
+        ).all()  # fmt: skip
+    assert len(groups) == 12 * 3  # twelve hours touched, three columns
+    assert all(rows == 1 for _, _, rows, _ in groups)
+    # every batch's summary merged exactly once, by one of the racers
+    assert sum(parts for _, column, _, parts in groups if column == "age") == touched
+    summary = assert_summarizes_the_stored_rows(engine, name, T0, T0 + timedelta(hours=12))
+    assert summary.rows == 4000
