@@ -116,6 +116,16 @@ def test_summaries_count_exactly_the_rows_stored_despite_retries_and_rejections(
         )
     whole = assert_summarizes_the_stored_rows(engine, name, T0, T0 + timedelta(hours=2))
     assert (whole.rows, whole.buckets, whole.bucket_seconds) == (600, 2, {3600})
+    with Session(engine) as session:
+        ages = service.span_summary(
+            session, model_id=model_id(engine, name), start=T0, end=T0 + timedelta(hours=2),
+            columns=[("feature", "age")],
+        )  # fmt: skip
+    assert list(ages.columns) == [("feature", "age")]
+    age, want = ages.feature("age"), whole.feature("age")
+    assert isinstance(age, sm.NumericalSummary)
+    assert isinstance(want, sm.NumericalSummary)
+    assert_same_numerical(age, want)
 
 
 def test_two_concurrent_writers_to_one_bucket_count_each_row_once(

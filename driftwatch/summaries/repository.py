@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import and_, delete, false, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from driftwatch.core.time import utcnow
@@ -61,18 +61,26 @@ def insert_parts(session: Session, *, model_id: int, parts: Sequence[Part]) -> N
 
 
 def read_span(
-    session: Session, *, model_id: int, start: datetime, end: datetime
+    session: Session, *, model_id: int, start: datetime, end: datetime,
+    columns: Sequence[tuple[str, str]] | None = None,
 ) -> list[Part]:  # fmt: skip
-    """Every stored summary of the model's buckets that start in [start, end)."""
+    """Every stored summary of the model's buckets that start in [start, end), of these
+    (role, name) columns only when given."""
+    conditions = [
+        ColumnSummary.model_id == model_id,
+        ColumnSummary.bucket_start >= start,
+        ColumnSummary.bucket_start < end,
+    ]
+    if columns is not None:
+        conditions.append(
+            or_(false(), *(and_(ColumnSummary.role == role, ColumnSummary.name == name)
+                           for role, name in columns))
+        )  # fmt: skip
     found = session.execute(
         select(
             ColumnSummary.bucket_start, ColumnSummary.bucket_seconds, ColumnSummary.role,
             ColumnSummary.name, ColumnSummary.parts, ColumnSummary.body,
-        ).where(
-            ColumnSummary.model_id == model_id,
-            ColumnSummary.bucket_start >= start,
-            ColumnSummary.bucket_start < end,
-        )
+        ).where(*conditions)
     )  # fmt: skip
     return [
         Part(bucket_start, seconds, role, name, summaries.loads(body), parts)

@@ -112,10 +112,15 @@ class SpanSummary:
         return self.columns.get((FEATURE, name))
 
 
-def span_summary(session: Session, *, model_id: int, start: datetime, end: datetime) -> SpanSummary:
+def span_summary(
+    session: Session, *, model_id: int, start: datetime, end: datetime,
+    columns: Sequence[ColumnKey] | None = None,
+) -> SpanSummary:  # fmt: skip
     """The merged summary of the model's buckets starting in [start, end): the span's rows
-    when its bounds fall on bucket bounds (a window, or any whole number of buckets)."""
-    parts = repository.read_span(session, model_id=model_id, start=start, end=end)
+    when its bounds fall on bucket bounds (a window, or any whole number of buckets). Only
+    the ``columns`` given ((role, name) pairs) when given; ``rows`` then counts theirs."""
+    parts = repository.read_span(session, model_id=model_id, start=start, end=end,
+                                 columns=columns)  # fmt: skip
     by_column: dict[ColumnKey, list[summaries.ColumnSummary]] = defaultdict(list)
     rows_by_bucket: dict[tuple[datetime, int], dict[ColumnKey, int]] = defaultdict(
         lambda: defaultdict(int)
