@@ -271,3 +271,24 @@ def test_compactors_racing_on_the_same_buckets_neither_lose_nor_double_a_count(
     assert sum(parts for _, column, _, parts in groups if column == "age") == touched
     summary = assert_summarizes_the_stored_rows(engine, name, T0, T0 + timedelta(hours=12))
     assert summary.rows == 4000
+    with engine.connect() as connection:
+        unsettled = connection.execute(
+            select(func.count()).where(ColumnSummary.model_id == ours, ~ColumnSummary.settled)
+        ).scalar_one()
+    assert unsettled == 0
+    # a late record for a settled bucket: one more row, merged into it at the next pass
+    late = rec("z-late", T0 + timedelta(minutes=5), 1.5, "CA")
+    assert post(api, name, [late])["accepted"] == 1
+    first_hour = [p for b, column, _, p in groups if b == T0 and column == "age"]
+    service.compact(engine, now=datetime.now(UTC))
+    with engine.connect() as connection:
+        now_first_hour = connection.execute(
+            select(func.count(), func.sum(ColumnSummary.parts)).where(
+                ColumnSummary.model_id == ours, ColumnSummary.bucket_start == T0,
+                ColumnSummary.name == "age",
+            )
+        ).one()  # fmt: skip
+    assert tuple(now_first_hour) == (1, first_hour[0] + 1)
+    assert (
+        assert_summarizes_the_stored_rows(engine, name, T0, T0 + timedelta(hours=12)).rows == 4001
+    )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, false, func, insert, or_, select
+from sqlalchemy import and_, delete, false, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from driftwatch.core.time import utcnow
@@ -26,20 +26,21 @@ class Part:
     name: str
     summary: summaries.ColumnSummary
     parts: int = 1
+    settled: bool = False  # compaction has seen it (see ``ColumnSummary.settled``)
 
 
 _COLUMNS = (
     "model_id", "bucket_start", "bucket_seconds", "role", "name", "kind", "rows", "parts",
-    "version", "body", "created_at",
+    "settled", "version", "body", "created_at",
 )  # fmt: skip
 _PG_TYPES = ("int4", "timestamptz", "int4", "varchar", "text", "varchar", "int4", "int4",
-             "int2", "bytea", "timestamptz")  # fmt: skip
+             "bool", "int2", "bytea", "timestamptz")  # fmt: skip
 
 
 def _row(model_id: int, part: Part, created_at: datetime) -> tuple[Any, ...]:
     return (
         model_id, part.bucket_start, part.bucket_seconds, part.role, part.name,
-        part.summary.kind, part.summary.rows, part.parts, summaries.SUMMARY_VERSION,
+        part.summary.kind, part.summary.rows, part.parts, part.settled, summaries.SUMMARY_VERSION,
         summaries.dumps(part.summary), created_at,
     )  # fmt: skip
 
@@ -98,23 +99,27 @@ class Group:
 
 
 def groups_to_compact(session: Session, *, closed_before: datetime, limit: int) -> list[Group]:
-    """(model, bucket, column)s of buckets ended by ``closed_before`` with several rows."""
+    """(model, bucket, column)s of buckets ended by ``closed_before`` holding a row compaction
+    has not seen (a partial index keeps these few rows apart from the settled history)."""
     key = (ColumnSummary.model_id, ColumnSummary.bucket_start, ColumnSummary.bucket_seconds,
            ColumnSummary.role, ColumnSummary.name)  # fmt: skip
     found = session.execute(
         select(*key)
-        # a bucket is at most an hour long (summaries.service.bucket_seconds)
-        .where(ColumnSummary.bucket_start < closed_before - timedelta(hours=1))
-        .group_by(*key)
-        .having(func.count() > 1)
+        .where(
+            ColumnSummary.settled.is_(False),
+            # a bucket is at most an hour long (summaries.service.bucket_seconds)
+            ColumnSummary.bucket_start < closed_before - timedelta(hours=1),
+        )
+        .distinct()
         .limit(limit)
     )
     return [Group(*row) for row in found]
 
 
 def compact(session: Session, group: Group) -> int:
-    """Replace the group's rows by their merge; returns how many rows were merged (0 when a
-    concurrent compaction took some of them first: then nothing changes)."""
+    """Replace the group's rows by their merge, settled; returns how many rows were merged
+    (0 when there was one, now settled, or when a concurrent compaction took some of them
+    first: then nothing changes)."""
     conditions = (
         ColumnSummary.model_id == group.model_id,
         ColumnSummary.bucket_start == group.bucket_start,
@@ -130,15 +135,20 @@ def compact(session: Session, group: Group) -> int:
             .with_for_update()
         ).all()
         ids = [row.id for row in rows]
+        if len(rows) == 1:
+            session.execute(update(ColumnSummary).where(ColumnSummary.id == ids[0])
+                            .values(settled=True))  # fmt: skip
+            savepoint.commit()
+            return 0
         deleted = session.execute(
             delete(ColumnSummary).where(ColumnSummary.id.in_(ids)).returning(ColumnSummary.id)
         ).all()
-        if len(rows) < 2 or len(deleted) != len(ids):  # another compactor merged them first
+        if not rows or len(deleted) != len(ids):  # another compactor merged them first
             savepoint.rollback()
             return 0
         merged = summaries.merge([summaries.loads(row.body) for row in rows])
         part = Part(group.bucket_start, group.bucket_seconds, group.role, group.name, merged,
-                    sum(row.parts for row in rows))  # fmt: skip
+                    sum(row.parts for row in rows), settled=True)  # fmt: skip
         insert_parts(session, model_id=group.model_id, parts=[part])
         savepoint.commit()
     except BaseException:

@@ -5,7 +5,8 @@ Revises: 0009
 Create Date: 2026-12-03 15:26:19
 
 One row per (model, time bucket, column) and accepted batch, merged later per closed bucket
-(``driftwatch.models.summaries``). Predictions stored before this revision have no summaries:
+into one settled row (``driftwatch.models.summaries``); a partial index holds the rows not
+settled yet, all compaction looks at. Predictions stored before this revision have no summaries:
 their windows are computed from rows, as before.
 """
 
@@ -35,6 +36,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('rows', sa.Integer(), nullable=False),
     sa.Column('parts', sa.Integer(), nullable=False),
+    sa.Column('settled', sa.Boolean(), nullable=False),
     sa.Column('version', sa.SmallInteger(), nullable=False),
     sa.Column('body', sa.LargeBinary(), nullable=False),
     sa.Column('created_at', driftwatch.models.base.UTCDateTime(timezone=True), nullable=False),
@@ -43,11 +45,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('column_summaries', schema=None) as batch_op:
         batch_op.create_index('ix_column_summaries_model_id_bucket_start', ['model_id', 'bucket_start'], unique=False)
-
+        batch_op.create_index('ix_column_summaries_unsettled', ['bucket_start'], unique=False, postgresql_where=sa.text('NOT settled'), sqlite_where=sa.text('NOT settled'))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('column_summaries', schema=None) as batch_op:
+        batch_op.drop_index('ix_column_summaries_unsettled', postgresql_where=sa.text('NOT settled'), sqlite_where=sa.text('NOT settled'))
         batch_op.drop_index('ix_column_summaries_model_id_bucket_start')
 
     op.drop_table('column_summaries')
