@@ -92,9 +92,11 @@ def assert_summarizes_the_stored_rows(
 
 
 def test_bucket_lengths_divide_the_window_and_an_hour() -> None:
-    assert [service.bucket_seconds(s) for s in (900, 3600, 5400, 86400, 604800)] == [
-        900, 3600, 1800, 3600, 3600,
+    windows = (900, 3600, 5400, 86400, 604800, 420, 7, 3601)
+    assert [service.bucket_seconds(s) for s in windows] == [
+        900, 3600, 1800, 3600, 3600, 60, 7, 3601,
     ]  # fmt: skip
+    assert all(window % service.bucket_seconds(window) == 0 for window in windows)
 
 
 def test_summaries_count_exactly_the_rows_stored_despite_retries_and_rejections(

@@ -107,7 +107,8 @@ def groups_to_compact(session: Session, *, closed_before: datetime, limit: int) 
         select(*key)
         .where(
             ColumnSummary.settled.is_(False),
-            # a bucket is at most an hour long (summaries.service.bucket_seconds)
+            # buckets are an hour long at most but for odd windows (service.bucket_seconds);
+            # compacting one still open is harmless: later rows merge at a later pass
             ColumnSummary.bucket_start < closed_before - timedelta(hours=1),
         )
         .distinct()

@@ -1,7 +1,7 @@
 """Summaries kept at ingest, and a span's summary read back.
 
 A model's summaries are kept per bucket of ``bucket_seconds(window)``: the greatest common
-divisor of its window and an hour. Windows start at multiples of their length since the epoch,
+divisor of its window and an hour (the window itself where that is under a minute). Windows start at multiples of their length since the epoch,
 so buckets tile every window exactly (15m windows: 15-minute buckets; 1h, 1d, 7d windows:
 hourly ones), and hour-long buckets also let a trailing or lagged span of any whole number of
 hours be merged from them. A batch's stored rows are split by bucket and summarized per column
@@ -36,7 +36,11 @@ ColumnKey = tuple[str, str]  # (role, name)
 
 
 def bucket_seconds(window_seconds: int) -> int:
-    return math.gcd(int(window_seconds), HOUR_SECONDS)
+    """The greatest common divisor of the window and an hour; the window itself where that
+    is under a minute (a 7s or 3601s window: second-long buckets would make a part per
+    second a batch spans)."""
+    common = math.gcd(int(window_seconds), HOUR_SECONDS)
+    return common if common >= 60 else int(window_seconds)
 
 
 def _column_summaries(
