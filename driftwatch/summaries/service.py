@@ -1,12 +1,13 @@
 """Summaries kept at ingest, and a span's summary read back.
 
 A model's summaries are kept per bucket of ``bucket_seconds(window)``: the greatest common
-divisor of its window and an hour (the window itself where that is under a minute). Windows start at multiples of their length since the epoch,
-so buckets tile every window exactly (15m windows: 15-minute buckets; 1h, 1d, 7d windows:
-hourly ones), and hour-long buckets also let a trailing or lagged span of any whole number of
-hours be merged from them. A batch's stored rows are split by bucket and summarized per column
-(every feature, and the prediction as ``value`` when numeric, ``class`` when a class name);
-one row per (bucket, column) is appended in the batch's transaction.
+divisor of its window and an hour (the window itself where that is under a minute). Windows
+start at multiples of their length since the epoch, so buckets tile every window exactly (15m
+windows: 15-minute buckets; 1h, 1d, 7d windows: hourly ones), and hour-long buckets also let a
+trailing or lagged span of any whole number of hours be merged from them. A batch's stored
+rows are split by bucket and summarized per column (every feature, and the prediction as
+``value`` when numeric, ``class`` when a class name); one row per (bucket, column) is appended
+in the batch's transaction.
 """
 
 from __future__ import annotations
