@@ -12,8 +12,10 @@ Numerical column (finite values; NaN is missing):
 - exact value counts while the column has at most ``DISTINCT_VALUES_LIMIT`` distinct values
   (then ``None``): Evidently gives such columns one bin per value;
 - an Apache DataSketches KLL sketch (k = ``KLL_K``): ranks within ``KLL_RANK_ERROR`` (1.33%)
-  with 99% confidence whatever the data's scale, where the bins alone are blind to spread that
-  is small against magnitude (values near 1e6 with sd 1 fall into one bin).
+  with 99% confidence whatever the data's scale, kept where the bins rank worse than that
+  (spread small against magnitude: values near 1e6 with sd 1 fall into one bin) and the values
+  are not counted exactly; a merge keeps one when every part with values has one.
+  ``rank_error()`` bounds the CDF's error from whichever parts are kept.
 
 Categorical column: exact ``count`` and ``missing``; exact category counts while the column has
 at most ``CATEGORY_LIMIT`` categories, past that a DataSketches frequent-items sketch
@@ -22,9 +24,11 @@ at most ``CATEGORY_LIMIT`` categories, past that a DataSketches frequent-items s
 
 Merging is associative and commutative exactly for every part but the two sketches, whose merge
 is randomized (KLL) or order-dependent (frequent items past the limit): any order gives a
-result within the stated error. Serialization: a versioned JSON document (``to_document``),
-sketches as base64 of their DataSketches bytes, stored zlib-compressed (``dumps``).
-Pure: numpy and datasketches only.
+result within the stated error (and whether a merge keeps a KLL sketch depends on its parts:
+the summary of the union may have one where a merge of parts has none, or the other way).
+Serialization: a versioned JSON document (``to_document``), sketches as base64 of their
+DataSketches bytes; stored in a binary form of the same content (``dumps``). Pure: numpy and
+datasketches only.
 """
 
 from __future__ import annotations
@@ -91,10 +95,6 @@ def _runs(sorted_keys: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], IntArray]:
     return sorted_keys[starts], np.diff(np.r_[starts, len(sorted_keys)]).astype(np.int64)
 
 
-def _copy_kll(sketch: kll_doubles_sketch) -> kll_doubles_sketch:
-    return kll_doubles_sketch.deserialize(sketch.serialize())
-
-
 @dataclass(slots=True, eq=False)
 class NumericalSummary:
     count: int = 0  # finite values
@@ -106,7 +106,8 @@ class NumericalSummary:
     keys: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # sorted
     counts: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     values: dict[float, int] | None = field(default_factory=dict)  # None: too many distinct
-    kll: kll_doubles_sketch = field(default_factory=lambda: kll_doubles_sketch(KLL_K))
+    # Only where the bins and values cannot rank as well (see ``of``); None otherwise.
+    kll: kll_doubles_sketch | None = None
     kind: str = NUMERICAL
 
     @property
@@ -135,8 +136,21 @@ class NumericalSummary:
                 summary.values = None
         else:
             summary.values = None
-        summary.kll.update(present)
+        # The sketch costs half the build and most of the bytes: kept only where the bins rank
+        # worse than it does (values spread little against their magnitude) and the values
+        # are not counted exactly.
+        if summary.values is None and summary.bins_rank_error() > KLL_RANK_ERROR:
+            summary.kll = kll_doubles_sketch(KLL_K)
+            summary.kll.update(present)
         return summary
+
+    def rank_error(self) -> float:
+        """A bound on the error of the CDF this summary gives anywhere: 0 with exact values,
+        else the bins' bound or, when smaller and a sketch is kept, KLL's (99% confidence)."""
+        if self.values is not None:
+            return 0.0
+        bound = self.bins_rank_error()
+        return min(bound, KLL_RANK_ERROR) if self.kll is not None else bound
 
     def bins_rank_error(self) -> float:
         """How far the CDF between bin edges may be from the one known at the edges: the
@@ -162,7 +176,9 @@ class NumericalSummary:
             bins["keys"] = np.diff(self.keys, prepend=np.int64(0)).tolist()
             bins["counts"] = self.counts.tolist()
         if with_kll:
-            document["kll"] = base64.b64encode(self.kll.serialize()).decode()
+            document["kll"] = (
+                None if self.kll is None else base64.b64encode(self.kll.serialize()).decode()
+            )
         return document
 
     @classmethod
@@ -184,10 +200,15 @@ class NumericalSummary:
             keys=np.cumsum(np.asarray(bins["keys"], dtype=np.int64)),
             counts=np.asarray(bins["counts"], dtype=np.int64),
             values=None if values is None else {float(v): int(c) for v, c in values},
-            kll=kll_doubles_sketch.deserialize(
-                base64.b64decode(document["kll"]) if kll is None else kll
-            ),
+            kll=_kll_of(document.get("kll") if kll is None else kll),
         )
+
+
+def _kll_of(stored: str | bytes | None) -> kll_doubles_sketch | None:
+    if not stored:
+        return None
+    raw = base64.b64decode(stored) if isinstance(stored, str) else stored
+    return kll_doubles_sketch.deserialize(raw)
 
 
 def _merge_moments(total: NumericalSummary, part: NumericalSummary) -> None:
@@ -243,10 +264,15 @@ def merge_numerical(parts: Sequence[NumericalSummary]) -> NumericalSummary:
     # (but for float rounding in Chan's formula, which the order fixes).
     ordered = sorted(parts, key=lambda p: (p.count, p.mean, p.m2, p.missing))
     total = NumericalSummary()
+    # A sketch of the union only when every part with values has one
+    present = [part for part in ordered if part.count]
+    if present and all(part.kll is not None for part in present):
+        total.kll = kll_doubles_sketch(KLL_K)
     for part in ordered:
         _merge_moments(total, part)
         total.missing += part.missing
-        total.kll.merge(part.kll)
+        if total.kll is not None and part.kll is not None:
+            total.kll.merge(part.kll)
     total.keys, total.counts = _merge_bins(parts)
     total.values = _merge_values([p.values for p in parts])
     return total
@@ -382,8 +408,8 @@ def dumps(summary: ColumnSummary) -> bytes:
     without ``kll`` and, for a numerical column, without the bins' ``keys`` and ``counts``);
     m bytes of zlib-compressed bins: the key differences as int32, then the counts as int64,
     little-endian; then the KLL sketch's own DataSketches serialization, uncompressed (random
-    doubles: compressing them costs time and saves nothing). A categorical column has m = 0
-    and no sketch after."""
+    doubles: compressing them costs time and saves nothing), or nothing when none is kept. A
+    categorical column has m = 0 and no sketch after."""
     if isinstance(summary, CategoricalSummary):
         text = zlib.compress(orjson.dumps(summary.to_document()), 1)
         return _HEAD.pack(len(text), 0) + text
@@ -391,7 +417,8 @@ def dumps(summary: ColumnSummary) -> bytes:
     text = zlib.compress(orjson.dumps(document), 1)
     deltas = np.diff(summary.keys, prepend=np.int64(0)).astype("<i4")  # |key| < 2**18
     bins = zlib.compress(deltas.tobytes() + summary.counts.astype("<i8").tobytes(), 1)
-    return _HEAD.pack(len(text), len(bins)) + text + bins + bytes(summary.kll.serialize())
+    sketch = b"" if summary.kll is None else bytes(summary.kll.serialize())
+    return _HEAD.pack(len(text), len(bins)) + text + bins + sketch
 
 
 def loads(data: bytes) -> ColumnSummary:
