@@ -64,6 +64,14 @@ class DatasetDrift(_Part):
         description="calibrated verdict: tested features whose verdict is insufficient, over "
         "tested features",
     )
+    cluster_by: str | None = Field(
+        default=None,
+        description="calibrated verdict: the cluster key (drift.cluster_by) whose whole "
+        "clusters the no-drift null moved; null when rows were taken as independent",
+    )
+    clusters: int | None = Field(
+        default=None, description="calibrated verdict with cluster_by: clusters in the window"
+    )
 
 
 class Quality(_Part):

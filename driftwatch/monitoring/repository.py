@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import (
     BigInteger,
     Integer,
@@ -84,6 +85,10 @@ def insert_baseline(
                 ),
                 "categories": column.categories,
                 "counts": None if column.counts is None else column.counts.astype(COUNT).tobytes(),
+                "cluster_units": (
+                    None if column.cluster_units is None
+                    else column.cluster_units.astype(UNIT).tobytes()
+                ),
             }
             for position, column in prepared
         ],
@@ -93,7 +98,16 @@ def insert_baseline(
 
 _COLUMN_FIELDS = (
     "position", "name", "kind", "rows", "missing", "sorted_values", "categories", "counts",
+    "cluster_units",
 )  # fmt: skip
+UNIT = np.dtype("<i4")  # a cluster number (at most one per row of a baseline)
+
+
+def _cluster_units(row: dict[str, Any]) -> npt.NDArray[np.int64] | None:
+    if row["cluster_units"] is None:
+        return None
+    units = np.frombuffer(row["cluster_units"], dtype=UNIT).astype(np.int64)
+    return units.reshape(2, -1) if row["kind"] == "categorical" else units
 
 
 def _baseline_columns(session: Session, baseline_id: int) -> list[dict[str, Any]]:
@@ -129,6 +143,7 @@ def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
             ),
             categories=row["categories"],
             counts=None if row["counts"] is None else np.frombuffer(row["counts"], dtype=COUNT),
+            cluster_units=_cluster_units(row),
         )  # fmt: skip
         if row["position"] == PREDICTION_POSITION:
             prediction = column

@@ -164,7 +164,7 @@ def baseline_from_raw(
             f"{len(valid.rejected)} of {raw.count} baseline records are invalid: "
             + _describe_rejections(valid.rejected, where)
         )
-    profile = profiles.profile(chunks.window_of(valid.columns), features)
+    profile = profiles.profile(chunks.window_of(valid.columns), features, _cluster_by(model))
     warnings = list(use.warnings)
     if use.prediction is not None and profile.prediction is None:
         warnings.append(
@@ -219,6 +219,12 @@ def baseline_from_table(
     )  # fmt: skip
 
 
+def _cluster_by(model: MonitoredModel) -> str | None:
+    """drift.cluster_by: a baseline made while it is set keeps each value's cluster."""
+    key = (model.drift or {}).get("cluster_by")
+    return key if isinstance(key, str) else None
+
+
 def _declared(model: MonitoredModel) -> list[str]:
     return [f.name for f in registry.feature_specs(model)]
 
@@ -237,7 +243,7 @@ def baseline_from_window(
             f"from_window: model {model.name!r} has no predictions from {start.isoformat()} "
             f"to {end.isoformat()}"
         )
-    profile = profiles.profile(window, features)
+    profile = profiles.profile(window, features, _cluster_by(model))
     use = columns.ColumnUse(
         features=[f.name for f in features],
         prediction=columns.PREDICTION if profile.prediction is not None else None,
