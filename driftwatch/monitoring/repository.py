@@ -209,7 +209,7 @@ def labeled(session: Session, *, model_id: int, start: datetime, end: datetime) 
     rows = session.execute(
         select(
             Prediction.prediction_value, Prediction.prediction_class,
-            GroundTruth.label_value, GroundTruth.label_class,
+            GroundTruth.label_value, GroundTruth.label_class, Prediction.model_version,
         )
         .join(
             GroundTruth,
@@ -223,7 +223,33 @@ def labeled(session: Session, *, model_id: int, start: datetime, end: datetime) 
         prediction_classes=[r[1] for r in rows],
         label_values=np.array([np.nan if r[2] is None else r[2] for r in rows]),
         label_classes=[r[3] for r in rows],
+        versions=[r[4] for r in rows],
     )
+
+
+def version_counts(
+    session: Session, *, model_id: int, start: datetime, end: datetime
+) -> dict[str | None, int]:
+    """How many of the window's predictions each model_version logged (one aggregate)."""
+    rows = session.execute(
+        select(Prediction.model_version, func.count())
+        .where(Prediction.model_id == model_id, Prediction.ts >= start, Prediction.ts < end)
+        .group_by(Prediction.model_version)
+    ).all()
+    return {version: int(count) for version, count in rows}
+
+
+def version_predictions(
+    session: Session, *, model_id: int, start: datetime, end: datetime
+) -> tuple[list[str | None], list[float | None], list[str | None]]:
+    """Each of the window's predictions: its model_version, value and class (read only when
+    the window holds more than one version)."""
+    rows = session.execute(
+        select(
+            Prediction.model_version, Prediction.prediction_value, Prediction.prediction_class
+        ).where(Prediction.model_id == model_id, Prediction.ts >= start, Prediction.ts < end)
+    ).all()
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 def count_rejected(session: Session, *, model_id: int, start: datetime, end: datetime) -> int:
