@@ -102,6 +102,7 @@ def test_a_run_agrees_with_evidently_per_column(
     assert run["dataset"] == {
         "drifted_features": drifted, "drifted_share": drifted / 3, "drifted": drifted / 3 >= 0.5,
         "insufficient_share": None,  # Evidently's verdict: no calibrated numbers
+        "cluster_by": None, "clusters": None,
     }  # fmt: skip
 
 

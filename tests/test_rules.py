@@ -231,7 +231,7 @@ def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     example = Path(__file__).parent.parent / "rules" / "examples" / "credit-risk.yaml"
     done = run_check(str(example), env={"RETRAIN_CREDIT_SECRET": SECRET})
     assert done.returncode == 0, done.stderr
-    assert "4 rules, 2 channels, all valid" in done.stdout
+    assert "5 rules, 2 channels, all valid" in done.stdout
     without_secret = run_check(str(example), env={"RETRAIN_CREDIT_SECRET": ""})
     assert without_secret.returncode == 1
     assert "the variable RETRAIN_CREDIT_SECRET is not set" in without_secret.stderr

@@ -322,7 +322,8 @@ def test_stretches_without_traffic_are_listed_with_the_result_of_an_empty_window
         # the shape of any run (CONTRACT section 3): rows 0, every feature untested
         assert (run["rows"], run["labeled_rows"], run["accuracy"]) == (0, 0, None)
         assert run["dataset"] == {"drifted_features": None, "drifted_share": None,
-                                  "drifted": None, "insufficient_share": None}  # fmt: skip
+                                  "drifted": None, "insufficient_share": None,
+                                  "cluster_by": None, "clusters": None}  # fmt: skip
         assert [(f["name"], f["kind"], f["score"], f["drifted"], f["missing_share"])
                 for f in run["features"]] == [
             (f["name"], f["kind"], None, None, None) for f in FEATURES

@@ -64,6 +64,14 @@ class DatasetDrift(_Part):
         description="calibrated verdict: tested features whose verdict is insufficient, over "
         "tested features",
     )
+    cluster_by: str | None = Field(
+        default=None,
+        description="calibrated verdict: the cluster key (drift.cluster_by) whose whole "
+        "clusters the no-drift null moved; null when rows were taken as independent",
+    )
+    clusters: int | None = Field(
+        default=None, description="calibrated verdict with cluster_by: clusters in the window"
+    )
 
 
 class Quality(_Part):
@@ -92,6 +100,21 @@ class Quality(_Part):
         )
 
 
+class VersionSlice(_Part):
+    """The rows of one model version served in the window (CONTRACT section 10)."""
+
+    model_version: str | None = Field(description="null: predictions logged without a version")
+    role: Literal["served", "shadow"] = "served"
+    rows: int
+    labeled_rows: int
+    accuracy: dict[str, float] | None = Field(
+        default=None, description="metrics over this version's labeled predictions"
+    )
+    prediction: ColumnDrift | None = Field(
+        default=None, description="this version's predictions against the baseline's"
+    )
+
+
 class RunResult(_Part):
     """One window compared with a baseline (CONTRACT section 3, Runs)."""
 
@@ -104,6 +127,11 @@ class RunResult(_Part):
         description="metrics over the window's labeled predictions; null without labels"
     )
     quality: Quality
+    versions: list[VersionSlice] = Field(
+        default_factory=list,
+        description="the window split by model_version: each served version's rows, accuracy "
+        "and prediction drift, largest first",
+    )
 
     @classmethod
     def empty(cls, features: Sequence[FeatureSpec], *, rejected: int = 0) -> RunResult:
@@ -160,6 +188,17 @@ class RunResult(_Part):
             flat["prediction.p_value"] = self.prediction.p_value
         for name, value in (self.accuracy or {}).items():
             flat[f"accuracy.{name}"] = value
+        for version in self.versions:
+            if version.model_version is None:
+                continue
+            prefix = f"version[{version.model_version}]"
+            flat[f"{prefix}.rows"] = version.rows
+            flat[f"{prefix}.labeled_rows"] = version.labeled_rows
+            for name, value in (version.accuracy or {}).items():
+                flat[f"{prefix}.accuracy.{name}"] = value
+            if version.prediction is not None:
+                flat[f"{prefix}.prediction.score"] = version.prediction.score
+                flat[f"{prefix}.prediction.drifted"] = _flag(version.prediction.drifted)
         return flat
 
     def stored(self) -> dict[str, Any]:

@@ -46,6 +46,9 @@ class DriftSettings:
     false_alarms_per_month: float = DEFAULT_FALSE_ALARMS_PER_MONTH
     # The level of one window under the calibrated verdict (from the budget and the window).
     alpha_per_window: float = MAX_ALPHA_PER_WINDOW
+    # The feature naming the unit rows come in (a user, a session): not tested itself, and
+    # under the calibrated verdict the no-drift null moves whole clusters of rows.
+    cluster_by: str | None = None
 
     @classmethod
     def from_model(
@@ -68,6 +71,7 @@ class DriftSettings:
             alpha_per_window=(
                 alpha_per_window(budget, window) if window is not None else MAX_ALPHA_PER_WINDOW
             ),
+            cluster_by=drift.get("cluster_by"),
         )
 
     @property

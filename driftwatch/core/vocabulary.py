@@ -21,6 +21,7 @@ class Metric:
     def pattern(self) -> re.Pattern[str]:
         escaped = re.escape(self.name).replace(re.escape("<name>"), r"(?P<name>.+)")
         escaped = escaped.replace(re.escape("<metric>"), r"(?P<metric>[a-z0-9_]+)")
+        escaped = escaped.replace(re.escape("<version>"), r"(?P<version>[^\]]+)")
         return re.compile(f"^{escaped}$")
 
 
@@ -68,6 +69,14 @@ METRICS: tuple[Metric, ...] = (
         "accuracy.<metric>",
         "over the labeled predictions: " + ", ".join(ACCURACY_METRICS),
     ),
+    Metric("version[<version>].rows", "the window's predictions logged with that model_version"),
+    Metric("version[<version>].labeled_rows", "those of them that have a label"),
+    Metric("version[<version>].accuracy.<metric>", "accuracy.<metric> over that version's rows"),
+    Metric(
+        "version[<version>].prediction.score",
+        "that version's prediction drift score against the baseline's predictions",
+    ),
+    Metric("version[<version>].prediction.drifted", "1 if that version's prediction drifted"),
 )
 
 

@@ -101,6 +101,12 @@ def _bucket_time(index: int, seconds: int) -> str:
     return iso(datetime.fromtimestamp(index * seconds, UTC))
 
 
+def _first(buckets: list[Bucket], seconds: int) -> str | None:
+    """The start of the range's first bucket with a run: the time charts start there, not at
+    a range start months before a backfilled model's first window."""
+    return _bucket_time(min(b.index for b in buckets), seconds) if buckets else None
+
+
 def status(last: Run | None, firing: int) -> str:
     """alerting (an alert fires), no data (no window with predictions computed yet), drifting
     (the dataset of the last window with data drifted) or healthy."""
@@ -320,6 +326,7 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
                 if (series := _series(buckets, name, seconds))}  # fmt: skip
     return {
         "bucket_seconds": seconds,
+        "first": _first(buckets, seconds),
         "heatmap": heatmap(features, buckets, tested, seconds, model.window_seconds),
         "drifted_share": {"mean": _series(buckets, "dataset.drifted_share", seconds),
                           "max": _series(buckets, "dataset.drifted_share", seconds, "high")},
@@ -337,7 +344,7 @@ def budget(model: MonitoredModel) -> dict[str, Any]:
     """The model's verdict and false-alarm budget, as the API reports them."""
     return registry.drift_out(model).model_dump(
         include={"verdict", "false_alarms_per_month", "alpha_per_window",
-                 "expected_false_alarms_per_month"}
+                 "expected_false_alarms_per_month", "cluster_by"}
     )  # fmt: skip
 
 
@@ -432,6 +439,7 @@ def feature_page(
     return {
         "pvalue": bool(test is not None and test.pvalue),  # the entry's test gives p-values
         "bucket_seconds": seconds,
+        "first": _first(buckets, seconds),
         "mode": "windows" if windows else "share",
         "scores": _score_series(tested, seconds),
         "drifted_share": [

@@ -61,6 +61,9 @@ class BaselineColumn(Base):
     # categorical: category names, and their counts as little-endian int64
     categories: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     counts: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # drift.cluster_by: the cluster of each value as little-endian int32 (numerical: aligned
+    # with sorted_values; categorical: each present value's category index, then its cluster)
+    cluster_units: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 WINDOW, CUSTOM, NO_TRAFFIC = "window", "custom", "no_traffic"

@@ -18,7 +18,12 @@ from driftwatch.core.result import ColumnDrift, DatasetDrift, FeatureDrift, Qual
 from driftwatch.core.settings import DriftSettings
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.monitoring import accuracy
-from driftwatch.monitoring.profiles import BaselineProfile, ColumnProfile, prediction_kind
+from driftwatch.monitoring.profiles import (
+    BaselineProfile,
+    ColumnProfile,
+    cluster_units,
+    prediction_kind,
+)
 from driftwatch.stats import calibration, registry
 from driftwatch.stats.samples import CategoricalPair, NumericalPair, Pair
 from driftwatch.storage.chunks import WindowColumns
@@ -195,21 +200,52 @@ def distribution(pair: Pair) -> dict[str, Any] | None:
     }
 
 
+def _clusters(
+    baseline: ColumnProfile, pair: Pair, values: npt.NDArray[Any], names: list[str] | None,
+    units: npt.NDArray[np.int64] | None,
+) -> calibration.Clusters | None:  # fmt: skip
+    """The cluster of each value of the column's pair (drift.cluster_by), or None when the
+    window or the baseline has no cluster key."""
+    if units is None or baseline.cluster_units is None:
+        return None
+    if isinstance(pair, NumericalPair):
+        current = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(current)
+        order = np.argsort(current[finite], kind="stable")  # as the pair's sorted values
+        return calibration.Clusters(reference=baseline.cluster_units,
+                                    current=units[finite][order])  # fmt: skip
+    codes = np.asarray(values)
+    present = codes >= 0
+    position = {name: i for i, name in enumerate(pair.categories)}
+    lookup = np.array([position.get(name, -1) for name in names or []], dtype=np.int64)
+    return calibration.Clusters(
+        reference=baseline.cluster_units[1], current=units[present],
+        reference_categories=baseline.cluster_units[0], current_categories=lookup[codes[present]],
+    )  # fmt: skip
+
+
 def _evidence(
-    pair: Pair, tested: ColumnDrift, settings: DriftSettings
-) -> calibration.ColumnEvidence | None:
+    pair: Pair, tested: ColumnDrift, settings: DriftSettings,
+    clusters: calibration.Clusters | None = None,
+) -> calibration.ColumnEvidence | None:  # fmt: skip
     """Under the calibrated verdict, a tested column's p-value at the window's sizes and what
-    its verdict needs (None: untested, or Evidently's rule)."""
+    its verdict needs (None: untested, or Evidently's rule); with ``clusters``, from whole
+    clusters permuted."""
     if not settings.calibrated or tested.score is None or tested.drifted is None:
         return None
     assert tested.stattest is not None
     assert tested.threshold is not None
     test = registry.get(tested.stattest)
+    if clusters is not None:
+        return calibration.cluster_evidence(pair, test, tested.score, tested.threshold, clusters)
     return calibration.evidence(pair, test, tested.score, tested.threshold)
 
 
 def _prediction_drift(
-    baseline: BaselineProfile, window: WindowColumns, settings: DriftSettings
+    baseline: BaselineProfile,
+    window: WindowColumns,
+    settings: DriftSettings,
+    units: npt.NDArray[np.int64] | None,
 ) -> tuple[ColumnDrift, dict[str, Any] | None, calibration.ColumnEvidence | None] | None:
     column = baseline.prediction
     kind = prediction_kind(window)
@@ -223,16 +259,38 @@ def _prediction_drift(
     pair, _missing = _pair(column, values, names)
     stattest, threshold = settings.choice(None, kind)
     tested = _test(pair, kind, stattest, threshold)
-    return tested, distribution(pair), _evidence(pair, tested, settings)
+    clusters = _clusters(column, pair, values, names, units) if settings.calibrated else None
+    return tested, distribution(pair), _evidence(pair, tested, settings, clusters)
+
+
+def column_drift(
+    column: ColumnProfile, values: npt.NDArray[Any], names: list[str] | None, kind: str,
+    settings: DriftSettings,
+) -> ColumnDrift:  # fmt: skip
+    """One column alone against its baseline column, under the model's verdict (calibrated:
+    the column is its own family, at the window's level): a slice's prediction drift."""
+    pair, _missing = _pair(column, values, names)
+    stattest, threshold = settings.choice(None, kind)
+    tested = _test(pair, kind, stattest, threshold)
+    evidence = _evidence(pair, tested, settings)
+    if evidence is None:
+        return tested
+    (verdict,) = calibration.verdicts([evidence], settings.alpha_per_window)
+    return tested.model_copy(update={
+        "drifted": verdict.drifted, "verdict": verdict.verdict, "p_value": evidence.p_value,
+        "detectable": verdict.detectable, "effect_interval": evidence.effect_interval,
+    })  # fmt: skip
 
 
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
+CLUSTER_KEY_UNTESTED = "the cluster key (drift.cluster_by): not tested for drift"
 
 
 def _feature(
     item: tuple[FeatureSpec, ColumnProfile, tuple[npt.NDArray[Any], list[str] | None]],
     settings: DriftSettings,
     rows: int,
+    units: npt.NDArray[np.int64] | None,
 ) -> tuple[
     FeatureDrift,
     dict[str, Any] | None,
@@ -247,11 +305,16 @@ def _feature(
     feature, column, (values, names) = item
     pair, missing = _pair(column, values, names)
     stattest, threshold = settings.choice(feature.name, feature.kind)
-    tested = _test(pair, feature.kind, stattest, threshold)
+    if feature.name == settings.cluster_by:  # an identifier: new ones every window, by nature
+        tested = ColumnDrift(stattest=None, score=None, threshold=None, drifted=None,
+                             error=CLUSTER_KEY_UNTESTED)  # fmt: skip
+    else:
+        tested = _test(pair, feature.kind, stattest, threshold)
     entry = FeatureDrift(name=feature.name, kind=feature.kind, **tested.model_dump(),
                          missing_share=missing / rows if rows else None)  # fmt: skip
     unseen, unseen_count, outside = _quality_of(pair)
-    evidence = _evidence(pair, tested, settings)
+    clusters = _clusters(column, pair, values, names, units) if settings.calibrated else None
+    evidence = _evidence(pair, tested, settings, clusters)
     return entry, distribution(pair), missing, (unseen, unseen_count), outside, evidence
 
 
@@ -284,6 +347,26 @@ def _calibrated(
     return new_features, prediction
 
 
+def _window_units(
+    window: WindowColumns, features: list[FeatureSpec], settings: DriftSettings,
+    baseline: BaselineProfile,
+) -> npt.NDArray[np.int64] | None:  # fmt: skip
+    """The cluster of each window row, when the calibrated verdict permutes clusters: the
+    model names a key and the baseline kept its clusters."""
+    if not settings.calibrated or not clustered(baseline, settings):
+        return None
+    return cluster_units(window, features, settings.cluster_by)
+
+
+def clustered(baseline: BaselineProfile, settings: DriftSettings) -> bool:
+    """Whether runs against ``baseline`` permute clusters: the model names a cluster key and
+    the baseline was made with it (a baseline made before keeps row-level nulls)."""
+    if settings.cluster_by is None:
+        return False
+    columns = [*baseline.features, *([baseline.prediction] if baseline.prediction else [])]
+    return any(c.cluster_units is not None for c in columns)
+
+
 def compute(
     *,
     task: str,
@@ -298,9 +381,10 @@ def compute(
     caller: every API listing carries the result, only charts read the histograms)."""
     rows = len(window)
     work = list(zip(features, baseline.features, _feature_values(window, features), strict=True))
+    units = _window_units(window, features, settings, baseline)
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:  # numpy sorts release the GIL
-        prediction_future = pool.submit(_prediction_drift, baseline, window, settings)
-        outcomes = list(pool.map(lambda item: _feature(item, settings, rows), work))
+        prediction_future = pool.submit(_prediction_drift, baseline, window, settings, units)
+        outcomes = list(pool.map(lambda item: _feature(item, settings, rows, units), work))
         prediction = prediction_future.result()
     feature_results = [entry for entry, *_ in outcomes]
     prediction_result = prediction[0] if prediction else None
@@ -330,6 +414,8 @@ def compute(
             insufficient_share=(
                 insufficient / len(tested) if tested and settings.calibrated else None
             ),
+            cluster_by=settings.cluster_by if units is not None else None,
+            clusters=int(units.max()) + 1 if units is not None and units.size else None,
         ),
         accuracy=accuracy.compute(task, labeled),
         quality=Quality(

@@ -8,6 +8,7 @@ category. Pure: no database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,10 +29,15 @@ class ColumnProfile:
     sorted_values: npt.NDArray[np.float64] | None = None
     categories: list[str] | None = None
     counts: npt.NDArray[np.int64] | None = None
+    # drift.cluster_by: the cluster of each value. Numerical: aligned with ``sorted_values``;
+    # categorical: two rows, each present value's category (an index into ``categories``) and
+    # its cluster. None: the model had no cluster key when the baseline was made.
+    cluster_units: npt.NDArray[np.int64] | None = None
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.sorted_values, self.counts) if a is not None)
+        arrays = (self.sorted_values, self.counts, self.cluster_units)
+        return sum(a.nbytes for a in arrays if a is not None)
 
 
 @dataclass(slots=True)
@@ -46,22 +52,66 @@ class BaselineProfile:
         return sum(c.nbytes for c in columns)
 
 
-def numerical(name: str | None, values: npt.NDArray[np.float64]) -> ColumnProfile:
-    finite = values[np.isfinite(values)]
+def numerical(
+    name: str | None, values: npt.NDArray[np.float64], units: npt.NDArray[np.int64] | None = None
+) -> ColumnProfile:
+    finite = np.isfinite(values)
+    present = values[finite]
+    order = np.argsort(present, kind="stable") if units is not None else None
     return ColumnProfile(
-        name, "numerical", rows=len(values), missing=len(values) - len(finite),
-        sorted_values=np.sort(finite).astype(FLOAT),
+        name, "numerical", rows=len(values), missing=len(values) - len(present),
+        sorted_values=(np.sort(present) if order is None else present[order]).astype(FLOAT),
+        cluster_units=None if units is None or order is None else units[finite][order],
     )  # fmt: skip
 
 
-def categorical(name: str | None, codes: npt.NDArray[np.int32], names: list[str]) -> ColumnProfile:
+def categorical(
+    name: str | None, codes: npt.NDArray[np.int32], names: list[str],
+    units: npt.NDArray[np.int64] | None = None,
+) -> ColumnProfile:  # fmt: skip
     present = codes[codes >= 0]
     counts = np.bincount(present, minlength=len(names)).astype(COUNT)
     seen = np.flatnonzero(counts)
+    clustered = None
+    if units is not None:
+        position = np.full(len(names), -1, dtype=np.int64)
+        position[seen] = np.arange(seen.size)
+        clustered = np.stack((position[present], units[codes >= 0])).astype(np.int64)
     return ColumnProfile(
         name, "categorical", rows=len(codes), missing=len(codes) - len(present),
-        categories=[names[i] for i in seen], counts=counts[seen],
+        categories=[names[i] for i in seen], counts=counts[seen], cluster_units=clustered,
     )  # fmt: skip
+
+
+def cluster_units(
+    window: WindowColumns, features: list[FeatureSpec], cluster_by: str | None
+) -> npt.NDArray[np.int64] | None:
+    """The cluster of each row of ``window`` (drift.cluster_by names the feature holding it):
+    rows with the same key share a number; a row without one is a cluster of its own. None
+    without a key, or when the window lacks the feature."""
+    if cluster_by is None:
+        return None
+    num_position = cat_position = 0
+    for feature in features:
+        if feature.name == cluster_by:
+            if feature.kind == "numerical":
+                return _units(window.num_values[:, num_position], np.isfinite)
+            return _units(window.cat_codes[:, cat_position].astype(np.int64), lambda c: c >= 0)
+        if feature.kind == "numerical":
+            num_position += 1
+        else:
+            cat_position += 1
+    return None
+
+
+def _units(keys: npt.NDArray[Any], present: Any) -> npt.NDArray[np.int64]:
+    has_key = present(keys)
+    units = np.empty(len(keys), dtype=np.int64)
+    _, inverse = np.unique(keys[has_key], return_inverse=True)
+    units[has_key] = inverse
+    start = int(inverse.max()) + 1 if inverse.size else 0
+    units[~has_key] = np.arange(start, start + int(np.count_nonzero(~has_key)))
+    return units
 
 
 def prediction_kind(window: WindowColumns) -> str | None:
@@ -74,31 +124,39 @@ def prediction_kind(window: WindowColumns) -> str | None:
     return "categorical" if classes > numbers else "numerical"
 
 
-def prediction_profile(window: WindowColumns, kind: str | None) -> ColumnProfile | None:
+def prediction_profile(
+    window: WindowColumns, kind: str | None, units: npt.NDArray[np.int64] | None = None
+) -> ColumnProfile | None:
     if kind == "numerical":
-        return numerical(None, window.prediction_values)
+        return numerical(None, window.prediction_values, units)
     if kind == "categorical":
-        return categorical(None, window.class_codes, window.classes)
+        return categorical(None, window.class_codes, window.classes, units)
     return None
 
 
-def profile(window: WindowColumns, features: list[FeatureSpec]) -> BaselineProfile:
+def profile(
+    window: WindowColumns, features: list[FeatureSpec], cluster_by: str | None = None
+) -> BaselineProfile:
+    """The baseline's profile; with ``cluster_by`` (drift.cluster_by) each value also keeps
+    its cluster, for the calibrated verdict's cluster permutation null."""
+    units = cluster_units(window, features, cluster_by)
     columns: list[ColumnProfile] = []
     num_position = cat_position = 0
     for feature in features:
+        own = None if feature.name == cluster_by else units  # the key itself is not tested
         if feature.kind == "numerical":
-            columns.append(numerical(feature.name, window.num_values[:, num_position]))
+            columns.append(numerical(feature.name, window.num_values[:, num_position], own))
             num_position += 1
         else:
             columns.append(
                 categorical(
                     feature.name, window.cat_codes[:, cat_position],
-                    window.categories[cat_position],
+                    window.categories[cat_position], own,
                 )
             )  # fmt: skip
             cat_position += 1
     return BaselineProfile(
         rows=len(window),
         features=columns,
-        prediction=prediction_profile(window, prediction_kind(window)),
+        prediction=prediction_profile(window, prediction_kind(window), units),
     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import (
     BigInteger,
     Integer,
@@ -84,6 +85,10 @@ def insert_baseline(
                 ),
                 "categories": column.categories,
                 "counts": None if column.counts is None else column.counts.astype(COUNT).tobytes(),
+                "cluster_units": (
+                    None if column.cluster_units is None
+                    else column.cluster_units.astype(UNIT).tobytes()
+                ),
             }
             for position, column in prepared
         ],
@@ -93,7 +98,16 @@ def insert_baseline(
 
 _COLUMN_FIELDS = (
     "position", "name", "kind", "rows", "missing", "sorted_values", "categories", "counts",
+    "cluster_units",
 )  # fmt: skip
+UNIT = np.dtype("<i4")  # a cluster number (at most one per row of a baseline)
+
+
+def _cluster_units(row: dict[str, Any]) -> npt.NDArray[np.int64] | None:
+    if row["cluster_units"] is None:
+        return None
+    units = np.frombuffer(row["cluster_units"], dtype=UNIT).astype(np.int64)
+    return units.reshape(2, -1) if row["kind"] == "categorical" else units
 
 
 def _baseline_columns(session: Session, baseline_id: int) -> list[dict[str, Any]]:
@@ -129,6 +143,7 @@ def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
             ),
             categories=row["categories"],
             counts=None if row["counts"] is None else np.frombuffer(row["counts"], dtype=COUNT),
+            cluster_units=_cluster_units(row),
         )  # fmt: skip
         if row["position"] == PREDICTION_POSITION:
             prediction = column
@@ -194,7 +209,7 @@ def labeled(session: Session, *, model_id: int, start: datetime, end: datetime) 
     rows = session.execute(
         select(
             Prediction.prediction_value, Prediction.prediction_class,
-            GroundTruth.label_value, GroundTruth.label_class,
+            GroundTruth.label_value, GroundTruth.label_class, Prediction.model_version,
         )
         .join(
             GroundTruth,
@@ -208,7 +223,33 @@ def labeled(session: Session, *, model_id: int, start: datetime, end: datetime) 
         prediction_classes=[r[1] for r in rows],
         label_values=np.array([np.nan if r[2] is None else r[2] for r in rows]),
         label_classes=[r[3] for r in rows],
+        versions=[r[4] for r in rows],
     )
+
+
+def version_counts(
+    session: Session, *, model_id: int, start: datetime, end: datetime
+) -> dict[str | None, int]:
+    """How many of the window's predictions each model_version logged (one aggregate)."""
+    rows = session.execute(
+        select(Prediction.model_version, func.count())
+        .where(Prediction.model_id == model_id, Prediction.ts >= start, Prediction.ts < end)
+        .group_by(Prediction.model_version)
+    ).all()
+    return {version: int(count) for version, count in rows}
+
+
+def version_predictions(
+    session: Session, *, model_id: int, start: datetime, end: datetime
+) -> tuple[list[str | None], list[float | None], list[str | None]]:
+    """Each of the window's predictions: its model_version, value and class (read only when
+    the window holds more than one version)."""
+    rows = session.execute(
+        select(
+            Prediction.model_version, Prediction.prediction_value, Prediction.prediction_class
+        ).where(Prediction.model_id == model_id, Prediction.ts >= start, Prediction.ts < end)
+    ).all()
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 def count_rejected(session: Session, *, model_id: int, start: datetime, end: datetime) -> int:

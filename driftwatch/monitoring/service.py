@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from driftwatch import metrics
 from driftwatch.alerting import service as alerts
 from driftwatch.alerting.service import AlertingContext
+from driftwatch.core.result import RunResult, VersionSlice
 from driftwatch.core.retention import KEEP_EVERYTHING, Retention, describe
 from driftwatch.core.settings import DriftSettings
 from driftwatch.core.specs import FeatureSpec
@@ -32,7 +33,7 @@ from driftwatch.ingest.validation import (
 )
 from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
-from driftwatch.monitoring import columns, compute, files, profiles, repository
+from driftwatch.monitoring import accuracy, columns, compute, files, profiles, repository, versions
 from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
 from driftwatch.registry import service as registry
 from driftwatch.stats import registry as stattests
@@ -164,7 +165,7 @@ def baseline_from_raw(
             f"{len(valid.rejected)} of {raw.count} baseline records are invalid: "
             + _describe_rejections(valid.rejected, where)
         )
-    profile = profiles.profile(chunks.window_of(valid.columns), features)
+    profile = profiles.profile(chunks.window_of(valid.columns), features, _cluster_by(model))
     warnings = list(use.warnings)
     if use.prediction is not None and profile.prediction is None:
         warnings.append(
@@ -219,6 +220,12 @@ def baseline_from_table(
     )  # fmt: skip
 
 
+def _cluster_by(model: MonitoredModel) -> str | None:
+    """drift.cluster_by: a baseline made while it is set keeps each value's cluster."""
+    key = (model.drift or {}).get("cluster_by")
+    return key if isinstance(key, str) else None
+
+
 def _declared(model: MonitoredModel) -> list[str]:
     return [f.name for f in registry.feature_specs(model)]
 
@@ -237,7 +244,7 @@ def baseline_from_window(
             f"from_window: model {model.name!r} has no predictions from {start.isoformat()} "
             f"to {end.isoformat()}"
         )
-    profile = profiles.profile(window, features)
+    profile = profiles.profile(window, features, _cluster_by(model))
     use = columns.ColumnUse(
         features=[f.name for f in features],
         prediction=columns.PREDICTION if profile.prediction is not None else None,
@@ -343,19 +350,21 @@ def compute_run(
     if len(profile.features) != len(features):
         # Features were added after the baseline was prepared: compare those it has.
         features = [f for f in features if f.name in {c.name for c in profile.features}]
+    labeled = repository.labeled(
+        session, model_id=model.id, start=run.window_start, end=run.window_end
+    )
     result, distributions = compute.compute(
         task=model.task,
         features=features,
         settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
         baseline=profile,
         window=narrow(window, model, features),
-        labeled=repository.labeled(
-            session, model_id=model.id, start=run.window_start, end=run.window_end
-        ),
+        labeled=labeled,
         rejected=repository.count_rejected(
             session, model_id=model.id, start=run.window_start, end=run.window_end
         ),
     )
+    result.versions = _versions(session, model, run, result, profile, labeled)
     run.distributions = distributions
     run.result = result
     run.rows = result.rows
@@ -376,6 +385,25 @@ def compute_run(
     alerts.evaluate_run(session, model=model, run=run, context=alerting)
     metrics.record_run(model.name, "done", run.duration_seconds)
     return run
+
+
+def _versions(
+    session: Session, model: MonitoredModel, run: Run, result: RunResult,
+    profile: profiles.BaselineProfile, labeled: accuracy.Labeled,
+) -> list[VersionSlice]:  # fmt: skip
+    """The run's window split by model version: one aggregate, and the window's versions and
+    predictions read again only when it holds several."""
+    span: dict[str, Any] = {"model_id": model.id, "start": run.window_start,
+                            "end": run.window_end}  # fmt: skip
+    counts = repository.version_counts(session, **span)
+    if not counts:
+        return []
+    return versions.slices(
+        result, task=model.task, counts=counts, baseline=profile,
+        labeled=labeled,
+        settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
+        predictions=repository.version_predictions(session, **span) if len(counts) > 1 else None,
+    )  # fmt: skip
 
 
 def shrunk_since_computed(run: Run, held: int) -> bool:

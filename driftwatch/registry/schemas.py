@@ -85,6 +85,14 @@ class DriftSettings(Strict):
         "the model's budget",
     )
 
+    cluster_by: FeatureName | None = Field(
+        default=None,
+        description="the feature naming the unit rows come in (a user, a session) when one "
+        "unit sends many rows: it is not tested itself, and under the calibrated verdict the "
+        "no-drift null moves whole clusters. Baselines made while it is set keep each value's "
+        "cluster. A PATCH that does not give it keeps the model's; null removes it",
+    )
+
     _stattests = field_validator("num_stattest", "cat_stattest")(_check_stattest)
 
 

@@ -57,6 +57,13 @@ def check_drift_settings(
             raise BadRequest(f"{where}: {refusal}")
 
     kinds = {f["name"]: f["kind"] for f in features}
+    cluster_by = drift.get("cluster_by")
+    if cluster_by is not None and cluster_by not in kinds:
+        raise BadRequest(
+            f"drift.cluster_by: {cluster_by!r} is not a feature of this model "
+            + (f"(its features: {', '.join(kinds)})" if kinds else "(it declares none yet)")
+            + "; the cluster key is a feature holding the unit's id (a user, a session)"
+        )
     per_feature = drift.get("per_feature") or {}
     for feature in per_feature:
         if not kinds:
@@ -161,10 +168,12 @@ def merge_features(current: list[dict[str, Any]], given: list[Feature]) -> list[
 
 def _patched_drift(stored: dict[str, Any] | None, given: DriftSettings) -> dict[str, Any]:
     """The drift settings a PATCH leaves: the ones given replace the stored ones as a whole,
-    except the verdict and the false-alarm budget, which stay as stored unless given (a PATCH
-    of a test or threshold never switches a model's verdict)."""
+    except the verdict, the false-alarm budget and the cluster key, which stay as stored unless
+    given (a PATCH of a test or threshold never switches a model's verdict)."""
     stored = stored or {}
     drift = given.model_dump()
+    if "cluster_by" not in given.model_fields_set:
+        drift["cluster_by"] = stored.get("cluster_by")
     if drift["verdict"] is None:
         drift["verdict"] = stored.get("verdict") or drift_settings.STORED_DEFAULT_VERDICT
     if drift["false_alarms_per_month"] is None:

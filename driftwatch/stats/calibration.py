@@ -26,6 +26,9 @@ says the same in prose):
   the draws (peaks over a threshold), never lighter than exponential.
 - Benjamini-Hochberg at the window's level across its tested columns; a distance must also
   reach its threshold.
+- clustered rows (``drift.cluster_by``: many rows per user or session are not independent, and
+  every null above then is too narrow): the null is a permutation of whole clusters between
+  baseline and window, made for each window (see ``cluster_evidence``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ from scipy import special, stats
 from driftwatch.stats import binning, ecdf_tests
 from driftwatch.stats.registry import StatTest
 from driftwatch.stats.samples import CategoricalPair, FloatArray, IntArray, NumericalPair, Pair
+
+# Clustered rows (drift.cluster_by): draws of the cluster permutation null, per window and
+# column, and the pooled rows each draw holds at most (whole clusters are sampled down to it).
+CLUSTER_NULL_DRAWS = 400
+CLUSTER_MAX_ROWS = 4_000
 
 NULL_DRAWS = 400  # R: draws of the no-drift distribution (binned distances, per window)
 BOOTSTRAP_NULL_DRAWS = 1000  # R for wasserstein and ed (prepared once, cached)
@@ -468,3 +476,204 @@ def verdicts(columns: Sequence[ColumnEvidence], alpha: float) -> list[Verdict]:
             verdict = "no_drift"
         out.append(Verdict(drifted, verdict, level, column.detectable(level)))
     return out
+
+
+# -- clustered rows: whole clusters permuted ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """Which cluster (the unit rows come in: a user, a session) each value of a column's two
+    samples belongs to. ``reference`` and ``current`` hold one cluster number per value, aligned
+    with the pair: a numerical pair's sorted values; a categorical pair's rows, whose category
+    (an index into the pair's categories) ``reference_categories`` and ``current_categories``
+    give. Cluster numbers are per sample: the same user in baseline and window is two clusters
+    (their rows lie in different times)."""
+
+    reference: IntArray
+    current: IntArray
+    reference_categories: IntArray | None = None
+    current_categories: IntArray | None = None
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """How many clusters each sample holds."""
+        return _clusters_in(self.reference), _clusters_in(self.current)
+
+
+def _clusters_in(units: IntArray) -> int:
+    return int(np.unique(units).size)
+
+
+@dataclass(frozen=True)
+class _Pooled:
+    """Both samples' values grouped by cluster: ``order`` lists the pooled rows cluster by
+    cluster, ``starts``/``sizes`` each cluster's run in it; clusters ``[0, k_reference)`` are
+    the reference's."""
+
+    values: FloatArray | IntArray  # numerical values, or category indexes
+    order: IntArray
+    starts: IntArray
+    sizes: IntArray
+    k_reference: int
+    k_current: int
+
+    @classmethod
+    def of(cls, values: FloatArray | IntArray, reference: IntArray, current: IntArray) -> _Pooled:
+        _, reference_units = np.unique(reference, return_inverse=True)
+        _, current_units = np.unique(current, return_inverse=True)
+        k_reference = int(reference_units.max()) + 1 if reference.size else 0
+        units = np.concatenate((reference_units, current_units + k_reference))
+        order = np.argsort(units, kind="stable")
+        sizes = np.bincount(units, minlength=k_reference + int(current_units.max(initial=-1)) + 1)
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        k_current = sizes.size - k_reference
+        return cls(values, order, starts, sizes, k_reference, k_current)
+
+    def rows(self, clusters: IntArray) -> IntArray:
+        """The pooled rows of ``clusters``, in one vectorised gather."""
+        sizes = self.sizes[clusters]
+        total = int(sizes.sum())
+        offsets = np.repeat(self.starts[clusters] - np.cumsum(sizes) + sizes, sizes)
+        rows: IntArray = self.order[offsets + np.arange(total)]
+        return rows
+
+    def drawn(self, k_reference: int, k_current: int, rng: np.random.Generator,
+              *, replace: bool) -> tuple[IntArray, IntArray]:  # fmt: skip
+        """Clusters for one draw. ``replace`` False: a permutation, ``k_reference`` and
+        ``k_current`` disjoint clusters from all of them; True: a bootstrap, each sample's
+        clusters drawn with replacement from its own."""
+        if replace:
+            return (
+                rng.integers(0, self.k_reference, k_reference),
+                self.k_reference + rng.integers(0, self.k_current, k_current),
+            )
+        chosen = rng.permutation(self.k_reference + self.k_current)[: k_reference + k_current]
+        return chosen[:k_reference], chosen[k_reference:]
+
+
+def _cluster_pair(pooled: _Pooled, pair: Pair, reference: IntArray, current: IntArray) -> Pair:
+    if isinstance(pair, NumericalPair):
+        return NumericalPair(
+            np.sort(pooled.values[pooled.rows(reference)]),
+            np.sort(pooled.values[pooled.rows(current)]),
+            integer_dtype=pair.integer_dtype,
+        )
+    size = len(pair.categories)
+    return CategoricalPair(
+        reference_counts=np.bincount(pooled.values[pooled.rows(reference)], minlength=size),
+        current_counts=np.bincount(pooled.values[pooled.rows(current)], minlength=size),
+        categories=pair.categories,
+    )
+
+
+def _pooled(pair: Pair, clusters: Clusters) -> _Pooled:
+    if isinstance(pair, NumericalPair):
+        values: FloatArray | IntArray = np.concatenate((pair.reference, pair.current))
+    else:
+        assert clusters.reference_categories is not None
+        assert clusters.current_categories is not None
+        values = np.concatenate((clusters.reference_categories, clusters.current_categories))
+    return _Pooled.of(values, clusters.reference, clusters.current)
+
+
+def _ks_statistic(pair: Pair) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic D of sorted samples."""
+    assert isinstance(pair, NumericalPair)
+    reference, current = pair.reference, pair.current
+    if reference.size == 0 or current.size == 0:
+        return 0.0
+    pooled = np.concatenate((reference, current))
+    gaps = (np.searchsorted(reference, pooled, side="right") / reference.size
+            - np.searchsorted(current, pooled, side="right") / current.size)  # fmt: skip
+    return float(np.abs(gaps).max())
+
+
+# p-value tests whose cluster null is built on a cheaper statistic that orders windows as the
+# p-value does at fixed sizes, root-type (sqrt(n m / (n + m)) times it converges), so that its
+# draws are scaled to the real sizes as a distance's: ks's D (scipy's exact p-value costs
+# milliseconds a draw).
+CLUSTER_STATISTICS = {"ks": _ks_statistic}
+
+
+def _cluster_scores(
+    test: StatTest, pair: Pair, pooled: _Pooled, draws: int, *, replace: bool, seed: int
+) -> tuple[FloatArray, FloatArray]:
+    """The test's score on ``draws`` draws of whole clusters, and each draw's 1/n + 1/m.
+    Every draw holds about ``CLUSTER_MAX_ROWS`` pooled rows at most: each sample keeps the same
+    share of its clusters."""
+    n, m = pair.n_reference, pair.n_current
+    share = min(1.0, CLUSTER_MAX_ROWS / (n + m))
+    k_reference = max(2, round(pooled.k_reference * share))
+    k_current = max(2, round(pooled.k_current * share))
+    if not replace:
+        k_reference = min(k_reference, pooled.k_reference)
+        k_current = min(k_current, pooled.k_current)
+    rng = np.random.default_rng([seed, n, m, pooled.k_reference, pooled.k_current])
+    scores = np.empty(draws)
+    rates = np.empty(draws)
+    score = CLUSTER_STATISTICS.get(test.name, test.score) if not replace else test.score
+    for draw in range(draws):
+        reference, current = pooled.drawn(k_reference, k_current, rng, replace=replace)
+        drawn = _cluster_pair(pooled, pair, reference, current)
+        scores[draw] = score(drawn)
+        rates[draw] = _rate(max(drawn.n_reference, 1), max(drawn.n_current, 1))
+    return scores, rates
+
+
+def _minus_log(p_values: FloatArray | float) -> FloatArray:
+    clipped: FloatArray = -np.log(np.clip(p_values, 1e-300, 1.0))
+    return clipped
+
+
+def cluster_evidence(
+    pair: Pair, test: StatTest, score: float, threshold: float, clusters: Clusters,
+    *, interval: bool = True,
+) -> ColumnEvidence:  # fmt: skip
+    """The column's evidence when its rows come in clusters: the null of its score from
+    ``CLUSTER_NULL_DRAWS`` permutations of whole clusters between baseline and window.
+
+    Draws are made at most ``CLUSTER_MAX_ROWS`` pooled rows large (each sample keeps the same
+    share of its clusters, so the cluster sizes, and with them the design effect, stay what they
+    are). A distance's draws are scaled to the window's real sizes by sqrt(1/n + 1/m) over the
+    draw's, as the bootstrap null is; a p-value test's statistic is -log p, whose distribution
+    under a cluster null depends on the design effect and not on the number of clusters, so it
+    is taken as drawn (ks: its D instead, scaled as a distance, see ``CLUSTER_STATISTICS``).
+    The tail beyond the draws is a generalized Pareto, as for the bootstrap
+    null. For p-value tests the window's sample size in the power check counts clusters, not
+    rows (conservative: a design effect of the whole cluster size)."""
+    pooled = _pooled(pair, clusters)
+    n, m = pair.n_reference, pair.n_current
+    scores, rates = _cluster_scores(
+        test, pair, pooled, CLUSTER_NULL_DRAWS, replace=False, seed=SEED
+    )
+    k_reference, k_current = pooled.k_reference, pooled.k_current
+    n_eff = k_reference * k_current / max(1, k_reference + k_current)
+    statistic = CLUSTER_STATISTICS.get(test.name)
+    if statistic is not None:
+        null = Null.of(scores * np.sqrt(_rate(n, m) / rates), 2, "pareto")
+        p_value = null.p_value(statistic(pair))
+        return ColumnEvidence(test, score, threshold, p_value, None, n_eff, None)
+    if test.pvalue:
+        null = Null.of(_minus_log(scores), 1, "pareto")
+        p_value = null.p_value(float(_minus_log(score)))
+        return ColumnEvidence(test, score, threshold, p_value, None, n_eff, None)
+    power = POWER.get(test.name, 1)
+    scaled = scores * np.sqrt(_rate(n, m) / rates)
+    null = Null.of(scaled, power, "pareto")
+    effect = _cluster_interval(test, pair, pooled, score) if interval else None
+    return ColumnEvidence(test, score, threshold, null.p_value(score), null, n_eff, effect)
+
+
+def _cluster_interval(
+    test: StatTest, pair: Pair, pooled: _Pooled, score: float
+) -> tuple[float, float]:
+    """A cluster bootstrap: each sample's clusters redrawn with replacement from its own,
+    spread scaled to the real sizes as in ``_bootstrap_interval``."""
+    scores, rates = _cluster_scores(test, pair, pooled, INTERVAL_DRAWS, replace=True,
+                                    seed=SEED + 3)  # fmt: skip
+    factor = np.sqrt(_rate(pair.n_reference, pair.n_current) / rates)
+    middle = float(np.median(scores))
+    deviations = (scores - middle) * factor
+    low, high = _percentiles(deviations)
+    return max(0.0, score + low), score + high

@@ -59,8 +59,14 @@ function empty(el, text) {
 }
 
 const timeAxis = { type: "time", axisLabel: { hideOverlap: true }, splitLine: { show: false } };
-// the page's whole range, so that a few windows are drawn where they lie in it
-const rangeAxis = (data) => ({ ...timeAxis, min: data.range ? data.range[0] : null,
+// the page's range, so that a few windows are drawn where they lie in it; but from the first
+// window with a run when that comes later (a model backfilled last month, seen over a year,
+// is not a sliver at the right edge)
+const rangeStart = (data) => {
+  if (!data.range) return null;
+  return data.first && Date.parse(data.first) > Date.parse(data.range[0]) ? data.first : data.range[0];
+};
+const rangeAxis = (data) => ({ ...timeAxis, min: rangeStart(data),
                                max: data.range ? data.range[1] : null });
 const shareAxis = { type: "value", min: 0, max: 1, axisLabel: { formatter: (v) => `${Math.round(v * 100)}%` },
                     splitLine: { lineStyle: { color: COLORS.grid } } };
