@@ -1,7 +1,7 @@
 """Keep column summaries at ingest
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-03 15:26:19
 
 One row per (model, time bucket, column) and accepted batch, merged later per closed bucket
@@ -19,8 +19,8 @@ from alembic import op
 
 import driftwatch.models.base
 
-revision: str = '0010'
-down_revision: str | None = '0009'
+revision: str = '0011'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
