@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # Keep per-bucket column summaries of every stored batch (README, Summaries). Off only to
     # measure what they cost: windows whose rows retention removed then have nothing to read.
     summaries: bool = True
+    # A run over a window holding more predictions than this is computed from the window's
+    # summaries, not its raw rows (README, Summaries); "exact": true reads the rows.
+    exact_max_rows: PositiveInt = 200_000
     # Seconds /metrics serves the database's gauges from this process's cache, whatever the
     # scrape rate (0: read at every scrape).
     metrics_cache_seconds: float = Field(default=5.0, ge=0)

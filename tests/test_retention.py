@@ -173,9 +173,19 @@ def test_old_raw_data_goes_and_the_history_stays(own_database: str, backend: str
         assert ok(api.get(f"/api/v1/models/{name}"))["counts"] == {
             "predictions": 240, "labeled": 240}  # fmt: skip
 
-        # an expired window cannot be computed again (that would overwrite its run with less)
+        # an expired window is computed again from its summaries (its accuracy, computed
+        # while the labels existed, stays); its raw rows cannot be read any more
         expired = {"start": runs[2]["window"]["start"], "end": runs[2]["window"]["end"]}
-        refused = api.post(f"/api/v1/models/{name}/runs", json=expired)
+        recomputed = ok(api.post(f"/api/v1/models/{name}/runs", json=expired))
+        assert recomputed["source"] == "summaries"
+        assert (recomputed["id"], recomputed["rows"], recomputed["accuracy"]) == (
+            runs[2]["id"], runs[2]["rows"], runs[2]["accuracy"])  # fmt: skip
+        assert set(recomputed["max_error"]) == {f["name"] for f in runs[2]["features"]
+                                                if f["score"] is not None}  # fmt: skip
+        for before, now in zip(runs[2]["features"], recomputed["features"], strict=True):
+            if before["score"] is not None:
+                assert abs(now["score"] - before["score"]) <= now["max_error"] + 1e-12
+        refused = api.post(f"/api/v1/models/{name}/runs", json={**expired, "exact": True})
         assert refused.status_code == 409, refused.text
         assert "removed by the retention policy" in refused.json()["detail"]
         refused = api.post(f"/api/v1/models/{name}/baselines",
@@ -318,7 +328,8 @@ def test_a_process_without_the_policy_never_overwrites_a_run_whose_data_went(
 ) -> None:
     """Another process (a replica with an older setting, a CLI run) removed the raw data: a
     window computed before now reads fewer predictions than it had. Recomputing it, on demand
-    or because a late label arrived, keeps the run as it was instead of storing an empty one."""
+    or because a late label arrived, reads its summaries (its rows and accuracy as they were)
+    instead of storing an empty run; reading its raw rows ("exact") is refused."""
     from driftwatch.monitoring.scheduler import Scheduler
 
     engine = db.get_engine(own_database)
@@ -330,10 +341,12 @@ def test_a_process_without_the_policy_never_overwrites_a_run_whose_data_went(
     assert [rows for rows, _, _ in before.values()] == [PER_DAY, PER_DAY]
     with client(own_database, retention=None) as api:  # this process keeps everything
         day = days_ago(33)
-        again = api.post(f"/api/v1/models/{name}/runs", json={
-            "start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()})  # fmt: skip
+        window = {"start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()}
+        again = api.post(f"/api/v1/models/{name}/runs", json={**window, "exact": True})
         assert again.status_code == 409, again.text
         assert f"now holds 0 predictions where it held {PER_DAY}" in again.json()["detail"]
+        again = ok(api.post(f"/api/v1/models/{name}/runs", json=window))
+        assert again["source"] == "summaries"
     with db.session_scope(engine) as session:  # queued again (say a late label came)
         session.execute(text("UPDATE runs SET status = 'pending' WHERE id = :id"),
                         {"id": runs[1]["id"]})  # fmt: skip
@@ -345,7 +358,8 @@ def test_a_process_without_the_policy_never_overwrites_a_run_whose_data_went(
     for run_id, (rows, labeled, computed_at) in before.items():
         assert after[run_id]["status"] == "done"
         assert (after[run_id]["rows"], after[run_id]["labeled_rows"]) == (rows, labeled)
-        assert after[run_id]["computed_at"] == computed_at
+        assert after[run_id]["source"] == "summaries"
+        assert after[run_id]["computed_at"] > computed_at
 
 
 def test_partitions_on_postgres(own_database: str, backend: str) -> None:

@@ -47,6 +47,11 @@ class ColumnDrift(_Part):
     effect_interval: tuple[float, float] | None = Field(
         default=None, description="calibrated verdict: a 95% interval for the score"
     )
+    # CONTRACT section 8: a run computed from summaries (null on rows).
+    max_error: float | None = Field(
+        default=None,
+        description="computed from summaries: a bound on the score's error (0: exact)",
+    )
 
 
 class FeatureDrift(ColumnDrift):
@@ -127,6 +132,15 @@ class RunResult(_Part):
         description="metrics over the window's labeled predictions; null without labels"
     )
     quality: Quality
+    source: Literal["rows", "summaries"] = Field(
+        default="rows",
+        description="rows: computed from the window's raw rows; summaries: from its summaries "
+        "kept at ingest (a window above DRIFTWATCH_EXACT_MAX_ROWS, or whose rows were removed)",
+    )
+    max_error: dict[str, float] = Field(
+        default_factory=dict,
+        description="computed from summaries: per tested feature, a bound on its score's error",
+    )
     versions: list[VersionSlice] = Field(
         default_factory=list,
         description="the window split by model_version: each served version's rows, accuracy "

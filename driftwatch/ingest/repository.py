@@ -370,6 +370,16 @@ def list_rejections(
     return list(session.scalars(query.order_by(RejectedRecord.id.desc()).limit(limit)))
 
 
+def window_capacity(session: Session, *, model_id: int, start: datetime, end: datetime) -> int:
+    """The rows of the chunks overlapping [start, end): at least the window's predictions
+    (a chunk may straddle its bounds), read without decoding any."""
+    overlapping = _overlapping(session, model_id=model_id, start=start, end=end)
+    return int(
+        session.scalar(select(func.coalesce(func.sum(PredictionChunk.rows), 0))
+                       .where(*overlapping)) or 0
+    )  # fmt: skip
+
+
 def read_window(
     session: Session, *, model_id: int, num_width: int, cat_width: int,
     start: datetime, end: datetime,

@@ -165,7 +165,8 @@ def create_run(
     context = AlertingContext(request.app.state.rules.current(), settings.public_url)
     run = service.run_now(session, model=model, start=body.start, end=body.end,
                           alerting=context, baseline_id=body.baseline,
-                          retention=settings.retention_policy())  # fmt: skip
+                          retention=settings.retention_policy(), exact=body.exact,
+                          exact_max_rows=settings.exact_max_rows)  # fmt: skip
     return service.run_out(session, model=model, run=run)
 
 

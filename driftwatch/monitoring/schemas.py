@@ -85,6 +85,11 @@ class RunCreate(Strict):
     baseline: int | None = Field(
         default=None, ge=1, le=2**31 - 1, description="a baseline id; default: the active one"
     )
+    exact: bool = Field(
+        default=False,
+        description="read the window's raw rows (while they exist) even above "
+        "DRIFTWATCH_EXACT_MAX_ROWS; the result replaces the stored run's",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> RunCreate:

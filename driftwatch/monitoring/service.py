@@ -33,13 +33,26 @@ from driftwatch.ingest.validation import (
 )
 from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
-from driftwatch.monitoring import accuracy, columns, compute, files, profiles, repository, versions
+from driftwatch.monitoring import (
+    accuracy,
+    columns,
+    compute,
+    files,
+    from_summaries,
+    profiles,
+    repository,
+    versions,
+)
 from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
 from driftwatch.registry import service as registry
+from driftwatch.stats import from_summary
 from driftwatch.stats import registry as stattests
 from driftwatch.storage import chunks
+from driftwatch.summaries import service as summary_service
+from driftwatch.summaries.service import SpanSummary
 
 MAX_ERRORS_SHOWN = 20
+DEFAULT_EXACT_MAX_ROWS = 200_000  # DRIFTWATCH_EXACT_MAX_ROWS
 RUN_WAIT_SECONDS = 30.0  # how long a request waits for another process computing its window
 
 
@@ -313,11 +326,22 @@ def read_window(
 
 
 def compute_run(
-    session: Session, *, model: MonitoredModel, run: Run, alerting: AlertingContext
-) -> Run:
+    session: Session, *, model: MonitoredModel, run: Run, alerting: AlertingContext,
+    exact: bool = False, exact_max_rows: int = DEFAULT_EXACT_MAX_ROWS,
+) -> Run:  # fmt: skip
     """Compute the run's window now, store the result on it, and apply the alert rules (the
-    transitions and notifications they cause commit with the run)."""
+    transitions and notifications they cause commit with the run). A window holding more than
+    ``exact_max_rows`` predictions, or whose raw rows retention removed while its summaries
+    cover it, is computed from summaries unless ``exact``."""
     started = time.perf_counter()
+    if not exact:
+        span = _summaries_instead(session, model=model, run=run, exact_max_rows=exact_max_rows)
+        if span is not None:
+            try:
+                return _compute_from_summaries(session, model=model, run=run, span=span,
+                                               alerting=alerting, started=started)  # fmt: skip
+            except from_summary.NeedsRows:
+                pass  # a column needs rows, and they exist
     baseline = session.get(Baseline, run.baseline_id)
     if baseline is None:
         raise NotFound(f"baseline {run.baseline_id} does not exist")
@@ -365,6 +389,71 @@ def compute_run(
         ),
     )
     result.versions = _versions(session, model, run, result, profile, labeled)
+    return _store(session, model=model, run=run, result=result, distributions=distributions,
+                  alerting=alerting, started=started)  # fmt: skip
+
+
+def _summaries_instead(
+    session: Session, *, model: MonitoredModel, run: Run, exact_max_rows: int
+) -> SpanSummary | None:
+    """The window's summaries when the run is to be computed from them: more predictions
+    than ``exact_max_rows``, or fewer raw rows than its summaries hold (retention removed
+    them); None: from rows, as always."""
+    held = ingest_repository.window_capacity(
+        session, model_id=model.id, start=run.window_start, end=run.window_end
+    )
+    if held <= exact_max_rows and not (held == 0 or shrunk_since_computed(run, held)):
+        return None  # under the limit, rows there: exactly as before
+    span = summary_service.span_summary(session, model_id=model.id, start=run.window_start,
+                                        end=run.window_end)  # fmt: skip
+    if held <= exact_max_rows:  # rows removed: summaries when they hold more
+        return span if span.rows > held else None
+    return span if span.rows > exact_max_rows else None  # (chunks may straddle the window)
+
+
+def _compute_from_summaries(
+    session: Session, *, model: MonitoredModel, run: Run, span: SpanSummary,
+    alerting: AlertingContext, started: float,
+) -> Run:  # fmt: skip
+    baseline = session.get(Baseline, run.baseline_id)
+    if baseline is None:
+        raise NotFound(f"baseline {run.baseline_id} does not exist")
+    if baseline.deleted_at is not None:
+        raise Conflict(f"run {run.id}: its baseline {baseline.id} ({baseline.name!r}) was "
+                       "deleted")  # fmt: skip
+    profile = PROFILES.get(session, baseline)
+    features = registry.feature_specs(model)
+    known = {c.name for c in profile.features}
+    features = [f for f in features if f.name in known]
+    labeled = repository.labeled(
+        session, model_id=model.id, start=run.window_start, end=run.window_end
+    )
+    held = ingest_repository.window_capacity(
+        session, model_id=model.id, start=run.window_start, end=run.window_end
+    )
+    result, distributions = from_summaries.compute_from_summaries(
+        task=model.task, features=features,
+        settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
+        baseline=profile, span=span, labeled=labeled,
+        rejected=repository.count_rejected(
+            session, model_id=model.id, start=run.window_start, end=run.window_end
+        ),
+        rows_exist=held >= span.rows,
+    )  # fmt: skip
+    result.versions = _versions(session, model, run, result, profile, labeled)
+    earlier = run.result
+    if earlier is not None and len(labeled) < earlier.labeled_rows:
+        # retention removed the labels too: the accuracy computed while they existed stays
+        result.labeled_rows, result.accuracy = earlier.labeled_rows, earlier.accuracy
+        result.versions = result.versions or earlier.versions
+    return _store(session, model=model, run=run, result=result, distributions=distributions,
+                  alerting=alerting, started=started)  # fmt: skip
+
+
+def _store(
+    session: Session, *, model: MonitoredModel, run: Run, result: RunResult,
+    distributions: dict[str, Any], alerting: AlertingContext, started: float,
+) -> Run:  # fmt: skip
     run.distributions = distributions
     run.result = result
     run.rows = result.rows
@@ -460,7 +549,8 @@ def _check_retained(retention: Retention, start: datetime, field: str | None = N
 def run_now(
     session: Session, *, model: MonitoredModel, start: datetime, end: datetime,
     alerting: AlertingContext, baseline_id: int | None = None,
-    retention: Retention = KEEP_EVERYTHING,
+    retention: Retention = KEEP_EVERYTHING, exact: bool = False,
+    exact_max_rows: int = DEFAULT_EXACT_MAX_ROWS,
 ) -> Run:  # fmt: skip
     """Compute a window on demand (the API and ``driftwatch run``); the same window and
     baseline computed again updates its run. A window the scheduler is computing at this
@@ -476,7 +566,11 @@ def run_now(
             f"'end' ({iso(end)}) is in the future (now {iso(now)}): a run covers time that has "
             "passed; the window still open is computed when it closes"
         )
-    _check_retained(retention, start)
+    if exact or not summary_service.span_summary(
+        session, model_id=model.id, start=start, end=end, columns=[("prediction", "value"),
+                                                                   ("prediction", "class")]
+    ).rows:  # fmt: skip
+        _check_retained(retention, start)  # (without summaries, or reading raw rows)
     if baseline_id is None:
         baseline = active_baseline(session, model=model)
         if baseline is None:
@@ -503,7 +597,8 @@ def run_now(
         run.kind = kind  # a stretch without traffic computed on demand is a run like any other
     elif run.status == "done" and (run.computations or 0) > computed_before:
         return run  # computed by the process this request waited for (no clocks compared)
-    return compute_run(session, model=model, run=run, alerting=alerting)
+    return compute_run(session, model=model, run=run, alerting=alerting, exact=exact,
+                       exact_max_rows=exact_max_rows)  # fmt: skip
 
 
 def _set_apart_from_stretches(
