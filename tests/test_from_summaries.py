@@ -192,3 +192,18 @@ def test_a_window_under_the_limit_is_computed_from_rows_as_before(small_limit: T
     assert all(f["max_error"] is None for f in run["features"])
     again = api.post(f"/api/v1/models/{name}/runs", json={**window, "exact": True}).json()
     assert again["features"] == run["features"]
+
+
+def test_a_test_without_a_bound_reads_the_rows_while_they_exist(small_limit: TestClient) -> None:
+    api = small_limit
+    drift = {"verdict": "evidently", "num_stattest": "anderson"}
+    name = create_model(api, features=FEATURES, window="1d", drift=drift)["name"]
+    rng = np.random.default_rng(9)
+    baseline = {"name": "training", "records": _records(rng, 500, None, 0.0)}
+    assert api.post(f"/api/v1/models/{name}/baselines", json=baseline).status_code == 201
+    batch = _records(rng, 2 * LIMIT, DAY, 0.3)
+    api.post(f"/api/v1/models/{name}/predictions", content=orjson.dumps({"records": batch}))
+    window = {"start": DAY.isoformat(), "end": (DAY + timedelta(days=1)).isoformat()}
+    run = api.post(f"/api/v1/models/{name}/runs", json=window).json()
+    assert run["source"] == "rows"  # anderson has no bound from summaries: rows, as before
+    assert run["features"][1]["stattest"] == "anderson"
