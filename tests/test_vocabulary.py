@@ -104,7 +104,9 @@ def test_the_runs_api_answers_the_typed_result_it_stores(api: TestClient) -> Non
     for entry in answered["features"]:
         assert set(entry) == {"name", "kind", "stattest", "score", "threshold", "drifted",
                               "missing_share", "error", "p_value", "verdict", "detectable",
-                              "effect_interval"}  # fmt: skip
+                              "effect_interval", "max_error"}  # fmt: skip
+        assert entry["max_error"] is None  # a run from rows (CONTRACT section 8)
+    assert (answered["source"], answered["max_error"]) == ("rows", {})
     # every field of the result, whatever it grows, is answered; the run's own fields first
     assert set(RunResult.model_fields) <= set(answered)
     assert list(answered)[:6] == ["id", "model", "kind", "window", "baseline", "status"]
@@ -124,6 +126,7 @@ def test_a_result_stored_by_an_older_version_reads_back() -> None:
     result = RunResult.model_validate(stored)
     assert result.features[0].error is None
     assert result.metrics()["feature.age.drifted"] == 0.0
+    assert (result.source, result.max_error, result.features[0].max_error) == ("rows", {}, None)
 
 
 def test_prometheus_exports_the_vocabulary_of_the_last_window(api: TestClient) -> None:
