@@ -24,6 +24,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy.spatial import distance
@@ -36,6 +37,9 @@ from driftwatch.stats.summaries import KLL_RANK_ERROR, NumericalSummary, bin_bou
 
 # Tests computed from a summary with a bound; any other needs raw rows (or exact values).
 BOUNDED = frozenset({"ks", "wasserstein", "jensenshannon", "psi", "kl_div"})
+
+
+SKETCH_GRID = 2000  # pieces cut at the sketch's quantiles, where one is kept
 
 
 class NeedsRows(ValueError):
@@ -109,14 +113,63 @@ class Bounded:
 
 
 def _grid(reference: FloatArray, cdf: WindowCdf) -> FloatArray:
-    """Every point where the reference CDF or the window's bounds change."""
+    """The points where the window's bounds change (its bins' edges, just past their upper
+    ends, its min and max), and the reference's ends: on each piece between two consecutive
+    points the bounds are constant, and the reference CDF is read at the piece's ends."""
     low = min(float(reference[0]), cdf.minimum)
     high = max(float(reference[-1]), cdf.maximum)
     points = np.concatenate((
-        reference, cdf.low, cdf.high, np.nextafter(cdf.high, np.inf), [cdf.minimum, cdf.maximum],
+        cdf.low, cdf.high, np.nextafter(cdf.high, np.inf),
+        [cdf.minimum, cdf.maximum, reference[0], reference[-1], np.nextafter(high, np.inf)],
     ))  # fmt: skip
+    if cdf.kll is not None:  # the sketch's ranks change at its items: pieces between them
+        shares = np.linspace(0.0, 1.0, SKETCH_GRID + 1).tolist()
+        points = np.concatenate((points, np.asarray(cdf.kll.get_quantiles(shares))))
     points = points[np.isfinite(points)]
-    return np.unique(np.clip(points, low, high))
+    return np.unique(np.clip(points, low, np.nextafter(high, np.inf)))
+
+
+class ReferenceCdf:
+    """The baseline's exact CDF ``F(t) = #{ref <= t} / n``, its integral and its quantiles,
+    at any points, by binary search (no pass over the values per point)."""
+
+    def __init__(self, reference: FloatArray) -> None:
+        self.values = reference
+        self.n = len(reference)
+        steps = np.arange(1, self.n + 1) / self.n  # F on [ref[k], ref[k+1])
+        self.integral = np.concatenate(([0.0], np.cumsum(np.diff(reference) * steps[:-1])))
+
+    def at(self, points: FloatArray, *, left: bool = False) -> FloatArray:
+        side: Literal["left", "right"] = "left" if left else "right"
+        found: FloatArray = np.searchsorted(self.values, points, side=side) / self.n
+        return found
+
+    def integrate(self, points: FloatArray) -> FloatArray:
+        """integral of F from ref[0] to each point (0 below ref[0])."""
+        k = np.searchsorted(self.values, points, side="right") - 1
+        inside = np.clip(k, 0, None)
+        value = self.integral[inside] + (points - self.values[inside]) * (inside + 1) / self.n
+        out: FloatArray = np.where(k < 0, 0.0, value)
+        return out
+
+    def quantile(self, shares: FloatArray) -> FloatArray:
+        """The smallest t with F(t) >= share (-inf for shares <= 0, +inf above 1)."""
+        rank = np.ceil(shares * self.n - 1e-9).astype(np.int64)
+        inside = self.values[np.clip(rank - 1, 0, self.n - 1)]
+        out: FloatArray = np.where(rank <= 0, -np.inf, np.where(rank > self.n, np.inf, inside))
+        return out
+
+    def above(self, level: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
+        """integral over [a, b] of max(F - level, 0), per piece."""
+        start = np.clip(self.quantile(level), a, b)
+        out: FloatArray = self.integrate(b) - self.integrate(start) - level * (b - start)
+        return np.maximum(out, 0.0)
+
+    def below(self, level: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
+        """integral over [a, b] of max(level - F, 0), per piece."""
+        stop = np.clip(self.quantile(level), a, b)
+        out: FloatArray = level * (stop - a) - (self.integrate(stop) - self.integrate(a))
+        return np.maximum(out, 0.0)
 
 
 def ks_p_value(statistic: float, n: int, m: int) -> float:
@@ -138,44 +191,54 @@ def ks_p_value(statistic: float, n: int, m: int) -> float:
 
 
 def ks(reference: FloatArray, summary: NumericalSummary) -> Bounded:
-    """D between the bounds over the grid (sup |F_ref - F_cur| lies between the largest
-    certain gap and the largest possible one); the p-value at D estimated, and at D - bound."""
+    """D between the bounds over the pieces where the window's bounds L, U are constant (the
+    reference CDF is monotone, so its extremes on a piece are at its ends): D_high = max of
+    F_ref(b-) - L and U - F_ref(a), D_low = max of F_ref(b-) - U and L - F_ref(a); the
+    p-value at D estimated, and at D_low (the verdict's)."""
     cdf = WindowCdf(summary)
+    ref = ReferenceCdf(reference)
     n, m = len(reference), cdf.n
     points = _grid(reference, cdf)
-    f_ref = np.searchsorted(reference, points, side="right") / n
-    f_ref_left = np.searchsorted(reference, points, side="left") / n
-    lower, upper = cdf.bounds(points)
+    a, b = points[:-1], points[1:]
+    lower, upper = cdf.bounds(a)
     lower, upper = lower / m, upper / m
-    if cdf.kll is not None:  # between grid points the sketch's ranks may rise: next point's
-        upper = np.append(upper[1:], 1.0)
-    d_high = float(np.max(np.maximum(f_ref - lower, upper - f_ref)))
-    d_low = float(np.max(np.maximum.reduce([f_ref - upper, lower - f_ref, f_ref_left - upper,
-                                            np.zeros(len(points))])))  # fmt: skip
-    d_hat = float(np.clip(np.max(np.abs(f_ref - cdf.estimate(points) / m)), d_low, d_high))
+    if cdf.kll is not None:  # the sketch's ranks may rise inside a piece: its end's bound
+        upper = np.maximum(upper, cdf.bounds(np.nextafter(b, -np.inf))[1] / m)
+    f_start, f_end = ref.at(a), ref.at(b, left=True)
+    d_high = float(np.max(np.maximum(f_end - lower, upper - f_start), initial=0.0))
+    d_low = float(np.max(np.maximum(f_end - upper, lower - f_start), initial=0.0))
+    estimate = cdf.estimate(points) / m
+    d_hat = max(
+        float(np.max(np.abs(ref.at(points) - estimate))),
+        float(np.max(np.abs(f_end - cdf.estimate(np.nextafter(b, -np.inf)) / m))),
+    )
+    d_hat = min(max(d_hat, d_low), d_high)
     p = ks_p_value(d_hat, n, m)
     p_low, p_high = ks_p_value(d_high, n, m), ks_p_value(d_low, n, m)
     return Bounded(score=p, low=p_low, high=p_high, conservative=p_high)
 
 
 def wasserstein(reference: FloatArray, summary: NumericalSummary) -> Bounded:
-    """W1 = integral of |F_ref - F_cur| over the grid's pieces, on each between the smallest
-    and the largest distance the bounds allow; normed by max(std(ref), 0.001) as Evidently."""
+    """W1 = integral of |F_ref - F_cur| over the pieces where the window's bounds L <= U are
+    constant, each piece's integral taken exactly against the reference's CDF (by its
+    integral and quantiles): at most |F_ref - (L+U)/2| + (U-L)/2, at least
+    max(0, F_ref - U, L - F_ref); the estimate with the window's CDF at the piece's middle.
+    Normed by max(std(ref), 0.001) as Evidently."""
     cdf = WindowCdf(summary)
-    n, m = len(reference), cdf.n
+    ref = ReferenceCdf(reference)
+    m = cdf.n
     points = _grid(reference, cdf)
-    widths = np.diff(points)
-    left = points[:-1]
-    f_ref = np.searchsorted(reference, left, side="right") / n
-    lower, upper = cdf.bounds(left)
+    a, b = points[:-1], points[1:]
+    lower, upper = cdf.bounds(a)
     lower, upper = lower / m, upper / m
     if cdf.kll is not None:
-        upper = np.maximum(upper, cdf.bounds(points[1:])[1] / m)
-    high = float(np.dot(np.maximum(f_ref - lower, upper - f_ref), widths))
-    low = float(np.dot(np.maximum.reduce([f_ref - upper, lower - f_ref, np.zeros(len(left))]),
-                       widths))  # fmt: skip
-    middle = (left + points[1:]) / 2
-    guess = float(np.dot(np.abs(f_ref - cdf.estimate(middle) / m), widths))
+        upper = np.maximum(upper, cdf.bounds(np.nextafter(b, -np.inf))[1] / m)
+    middle = (lower + upper) / 2
+    spread = ref.above(middle, a, b) + ref.below(middle, a, b)
+    high = float(np.sum(spread + (upper - lower) / 2 * (b - a)))
+    low = float(np.sum(ref.above(upper, a, b) + ref.below(lower, a, b)))
+    guess_level = np.clip(cdf.estimate((a + b) / 2) / m, lower, upper)
+    guess = float(np.sum(ref.above(guess_level, a, b) + ref.below(guess_level, a, b)))
     guess = min(max(guess, low), high)
     norm = max(float(np.std(reference)), ecdf_tests.WASSERSTEIN_MIN_NORM)
     return Bounded(score=guess / norm, low=low / norm, high=high / norm, conservative=guess / norm)

@@ -1,0 +1,134 @@
+"""Size sweep: a run from summaries next to the exact run, on the same window, in one process.
+
+Usage: python benchmarks/drift_sweep.py [--sizes 200000 1000000] [--baseline 200000] [--repeat 3]
+
+For each window size (20 numerical + 5 categorical features, some drifted, as
+``benchmarks/drift.py``), against one baseline of --baseline rows: the window's summaries are
+built as ingest builds them (batches of 100,000 rows, not timed), then timed, each --repeat
+times (medians printed):
+- exact: ``compute.compute`` on the window's arrays already in memory (the database read,
+  about 3 s per million rows in ``benchmarks/drift.py``, is not counted: the ratio here is a
+  lower bound on the real one);
+- summaries: the merge of the window's batch summaries and ``compute_from_summaries``;
+and checks every feature's score from summaries is within its ``max_error`` of the exact one.
+No database: the storage of summaries is measured by ``benchmarks/summaries.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from datetime import UTC, datetime
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+import numpy as np
+
+from driftwatch.core.settings import DriftSettings
+from driftwatch.core.specs import FeatureSpec
+from driftwatch.monitoring import accuracy, compute, from_summaries, profiles
+from driftwatch.stats import summaries
+from driftwatch.storage.chunks import WindowColumns
+from driftwatch.summaries.service import FEATURE, PREDICTION, SpanSummary
+
+N_NUM, N_CAT = 20, 5
+DRIFTED_NUM = {0, 3, 7, 12, 18}
+DRIFTED_CAT = {1, 4}
+BATCH = 100_000
+FEATURES = [FeatureSpec(name=f"num_{i}", kind="numerical") for i in range(N_NUM)] + [
+    FeatureSpec(name=f"cat_{i}", kind="categorical") for i in range(N_CAT)
+]
+CATEGORIES = [[f"v{j}" for j in range(8 + 4 * i)] for i in range(N_CAT)]
+
+
+def window(rows: int, *, seed: int, drifted: bool) -> WindowColumns:
+    rng = np.random.default_rng(seed)
+    num = np.empty((rows, N_NUM))
+    for i in range(N_NUM):
+        shift = 0.3 if drifted and i in DRIFTED_NUM else 0.0
+        if i % 3 == 0:
+            num[:, i] = rng.normal(shift, 1.0, rows)
+        elif i % 3 == 1:
+            num[:, i] = rng.lognormal(shift, 0.6, rows)
+        else:
+            num[:, i] = rng.gamma(2.0 + shift * 3, 1.5, rows)
+    cat = np.empty((rows, N_CAT), dtype=np.int32)
+    for i in range(N_CAT):
+        k = len(CATEGORIES[i])
+        weights = np.linspace(1, 2, k) if drifted and i in DRIFTED_CAT else np.ones(k)
+        cat[:, i] = rng.choice(k, rows, p=weights / weights.sum())
+    return WindowColumns(
+        timestamps_us=np.zeros(rows, dtype=np.int64), num_values=num, cat_codes=cat,
+        categories=CATEGORIES, prediction_values=rng.random(rows),
+        class_codes=np.full(rows, -1, dtype=np.int32), classes=[],
+    )  # fmt: skip
+
+
+def batch_summaries(data: WindowColumns) -> list[dict[tuple[str, str], summaries.ColumnSummary]]:
+    parts = []
+    for start in range(0, len(data), BATCH):
+        part: dict[tuple[str, str], summaries.ColumnSummary] = {}
+        piece = slice(start, start + BATCH)
+        for i in range(N_NUM):
+            part[(FEATURE, f"num_{i}")] = summaries.NumericalSummary.of(data.num_values[piece, i])
+        for i in range(N_CAT):
+            codes = data.cat_codes[piece, i]
+            counts = np.bincount(codes, minlength=len(CATEGORIES[i]))
+            summary = summaries.CategoricalSummary(count=int(counts.sum()), counts={
+                CATEGORIES[i][j]: int(c) for j, c in enumerate(counts.tolist()) if c})  # fmt: skip
+            part[(FEATURE, f"cat_{i}")] = summary
+        part[(PREDICTION, "value")] = summaries.NumericalSummary.of(data.prediction_values[piece])
+        parts.append(part)
+    return parts
+
+
+def merged(parts: list[dict[tuple[str, str], summaries.ColumnSummary]], rows: int) -> SpanSummary:
+    span = SpanSummary(start=datetime.now(UTC), end=datetime.now(UTC), rows=rows)
+    span.columns = {key: summaries.merge([p[key] for p in parts]) for key in parts[0]}
+    return span
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
+    parser.add_argument("--baseline", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    settings = DriftSettings.from_model({"verdict": "evidently"})
+    baseline = profiles.profile(window(args.baseline, seed=1, drifted=False), FEATURES)
+    labeled = accuracy.Labeled(np.zeros(0), [], np.zeros(0), [])
+    print(f"baseline {args.baseline:,} rows; {N_NUM} numerical + {N_CAT} categorical features")
+    print(f"{'window':>10} {'exact s':>9} {'summaries s':>12} {'ratio':>7} {'max |err|':>10}"
+          f" {'max bound':>10} {'within':>7}")  # fmt: skip
+    for rows in args.sizes:
+        data = window(rows, seed=2, drifted=True)
+        parts = batch_summaries(data)
+        exact_times, summary_times = [], []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            exact, _ = compute.compute(task="regression", features=FEATURES, settings=settings,
+                                       baseline=baseline, window=data, labeled=labeled,
+                                       rejected=0)  # fmt: skip
+            exact_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            approximate, _ = from_summaries.compute_from_summaries(
+                task="regression", features=FEATURES, settings=settings, baseline=baseline,
+                span=merged(parts, rows), labeled=labeled, rejected=0, rows_exist=False,
+            )  # fmt: skip
+            summary_times.append(time.perf_counter() - started)
+        errors = [abs((a.score or 0) - (e.score or 0)) for a, e in
+                  zip(approximate.features, exact.features, strict=True)]  # fmt: skip
+        bounds = [a.max_error or 0.0 for a in approximate.features]
+        within = all(err <= bound + 1e-12 for err, bound in zip(errors, bounds, strict=True))
+        same_verdicts = all(a.drifted == e.drifted for a, e in
+                            zip(approximate.features, exact.features, strict=True))  # fmt: skip
+        exact_s, summary_s = statistics.median(exact_times), statistics.median(summary_times)
+        print(f"{rows:>10,} {exact_s:>9.3f} {summary_s:>12.3f} {exact_s / summary_s:>7.1f}"
+              f" {max(errors):>10.2g} {max(bounds):>10.2g} {within!s:>7}"
+              f"  verdicts agree: {same_verdicts}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
