@@ -12,6 +12,7 @@ In one invocation, on a scratch Postgres database it creates and drops:
    ``Report([DataDriftPreset()])`` and its peak memory;
 then prints both, their ratios, and whether every column's test and verdict agree.
 Peak memory is the growth of the process's peak RSS during the timed step.
+``benchmarks/drift_sweep.py`` is the size sweep of runs from summaries next to exact runs.
 """
 
 from __future__ import annotations

@@ -327,15 +327,17 @@ def read_window(
 
 def compute_run(
     session: Session, *, model: MonitoredModel, run: Run, alerting: AlertingContext,
-    exact: bool = False, exact_max_rows: int = DEFAULT_EXACT_MAX_ROWS,
+    exact: bool = False, exact_max_rows: int = DEFAULT_EXACT_MAX_ROWS, expired: bool = False,
 ) -> Run:  # fmt: skip
     """Compute the run's window now, store the result on it, and apply the alert rules (the
     transitions and notifications they cause commit with the run). A window holding more than
     ``exact_max_rows`` predictions, or whose raw rows retention removed while its summaries
-    cover it, is computed from summaries unless ``exact``."""
+    cover it (``expired``: the retention policy removed some), is computed from summaries
+    unless ``exact``."""
     started = time.perf_counter()
     if not exact:
-        span = _summaries_instead(session, model=model, run=run, exact_max_rows=exact_max_rows)
+        span = _summaries_instead(session, model=model, run=run, exact_max_rows=exact_max_rows,
+                                  expired=expired)  # fmt: skip
         if span is not None:
             try:
                 return _compute_from_summaries(session, model=model, run=run, span=span,
@@ -394,7 +396,7 @@ def compute_run(
 
 
 def _summaries_instead(
-    session: Session, *, model: MonitoredModel, run: Run, exact_max_rows: int
+    session: Session, *, model: MonitoredModel, run: Run, exact_max_rows: int, expired: bool
 ) -> SpanSummary | None:
     """The window's summaries when the run is to be computed from them: more predictions
     than ``exact_max_rows``, or fewer raw rows than its summaries hold (retention removed
@@ -402,10 +404,13 @@ def _summaries_instead(
     held = ingest_repository.window_capacity(
         session, model_id=model.id, start=run.window_start, end=run.window_end
     )
-    if held <= exact_max_rows and not (held == 0 or shrunk_since_computed(run, held)):
+    gone = expired or held == 0 or shrunk_since_computed(run, held)
+    if held <= exact_max_rows and not gone:
         return None  # under the limit, rows there: exactly as before
     span = summary_service.span_summary(session, model_id=model.id, start=run.window_start,
                                         end=run.window_end)  # fmt: skip
+    if expired:  # (part of) the window is past the retention cutoff: what its summaries hold
+        return span if span.rows else None
     if held <= exact_max_rows:  # rows removed: summaries when they hold more
         return span if span.rows > held else None
     return span if span.rows > exact_max_rows else None  # (chunks may straddle the window)
@@ -566,10 +571,11 @@ def run_now(
             f"'end' ({iso(end)}) is in the future (now {iso(now)}): a run covers time that has "
             "passed; the window still open is computed when it closes"
         )
-    if exact or not summary_service.span_summary(
+    expired = retention.expired(start, utcnow()) is not None
+    if expired and (exact or not summary_service.span_summary(
         session, model_id=model.id, start=start, end=end, columns=[("prediction", "value"),
                                                                    ("prediction", "class")]
-    ).rows:  # fmt: skip
+    ).rows):  # fmt: skip
         _check_retained(retention, start)  # (without summaries, or reading raw rows)
     if baseline_id is None:
         baseline = active_baseline(session, model=model)
@@ -598,7 +604,7 @@ def run_now(
     elif run.status == "done" and (run.computations or 0) > computed_before:
         return run  # computed by the process this request waited for (no clocks compared)
     return compute_run(session, model=model, run=run, alerting=alerting, exact=exact,
-                       exact_max_rows=exact_max_rows)  # fmt: skip
+                       exact_max_rows=exact_max_rows, expired=expired)  # fmt: skip
 
 
 def _set_apart_from_stretches(
