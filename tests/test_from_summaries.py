@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from driftwatch.app import create_app
 from driftwatch.config import Settings
 from driftwatch.stats import from_summary, registry, summaries
-from driftwatch.stats.samples import NumericalPair
+from driftwatch.stats.samples import CategoricalPair, NumericalPair
 from tests.conftest import ADMIN_KEY, create_model
 
 Sample = Callable[[np.random.Generator, int], np.ndarray]
@@ -207,3 +207,58 @@ def test_a_test_without_a_bound_reads_the_rows_while_they_exist(small_limit: Tes
     run = api.post(f"/api/v1/models/{name}/runs", json=window).json()
     assert run["source"] == "rows"  # anderson has no bound from summaries: rows, as before
     assert run["features"][1]["stattest"] == "anderson"
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.5])
+def test_many_categories_past_the_limit_are_bounded_from_frequent_items(shift: float) -> None:
+    rng = np.random.default_rng([3, int(shift * 10)])
+    names = np.array([f"c{i}" for i in range(5000)])
+    weights = 1.0 / np.arange(1, 5001) ** 1.1  # a long tail: thousands of rare categories
+    reference = rng.choice(5000, 20_000, p=weights / weights.sum())
+    drifted = np.roll(weights, int(shift * 40))
+    current = rng.choice(5000, 60_000, p=drifted / drifted.sum())
+    summary = summaries.CategoricalSummary.of(names[current].tolist())
+    assert summary.frequent is not None  # past the limit: frequent items
+    kept = np.unique(reference)
+    categories = names[kept].tolist()
+    counts = np.bincount(reference, minlength=5000)[kept]
+    pair = CategoricalPair.from_values(names[reference].tolist(), names[current].tolist())
+    exact = registry.get("jensenshannon").score(pair)
+    bounded = from_summary.categorical_jensenshannon(categories, counts, summary)
+    assert bounded.low - 1e-12 <= exact <= bounded.high + 1e-12, (exact, bounded)
+    assert abs(bounded.score - exact) <= bounded.max_error + 1e-12
+
+
+def test_a_window_past_the_category_limit_is_bounded_through_the_api(
+    small_limit: TestClient,
+) -> None:
+    api = small_limit
+    features = [{"name": "x", "kind": "numerical"}, {"name": "city", "kind": "categorical"}]
+    name = create_model(api, features=features, window="1d", drift={"verdict": "evidently"})["name"]
+    rng = np.random.default_rng(11)
+
+    def rows(count: int, start: datetime | None) -> list[dict[str, Any]]:
+        cities = rng.integers(0, 3000, count)
+        out: list[dict[str, Any]] = []
+        for i in range(count):
+            record: dict[str, Any] = {
+                "features": {"x": float(rng.normal()), "city": f"c{int(cities[i])}"},
+                "prediction": 0.5,
+            }
+            if start is not None:
+                when = start + timedelta(seconds=30 * i)
+                record |= {"prediction_id": f"q{i}", "timestamp": when.isoformat()}
+            out.append(record)
+        return out
+
+    baseline = {"name": "training", "records": rows(1500, None)}
+    assert api.post(f"/api/v1/models/{name}/baselines", json=baseline).status_code == 201
+    batch = rows(2500, DAY)
+    api.post(f"/api/v1/models/{name}/predictions", content=orjson.dumps({"records": batch}))
+    window = {"start": DAY.isoformat(), "end": (DAY + timedelta(days=1)).isoformat()}
+    approximate = api.post(f"/api/v1/models/{name}/runs", json=window).json()
+    exact = api.post(f"/api/v1/models/{name}/runs", json={**window, "exact": True}).json()
+    assert approximate["source"] == "summaries"
+    city, exact_city = approximate["features"][1], exact["features"][1]
+    assert city["stattest"] == exact_city["stattest"] == "jensenshannon"
+    assert abs(city["score"] - exact_city["score"]) <= city["max_error"] + 1e-12

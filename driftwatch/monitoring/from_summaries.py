@@ -114,6 +114,45 @@ def _distribution(reference: np.ndarray, summary: summaries.NumericalSummary) ->
             "below": [below_ref, below], "above": [above_ref, above]}  # fmt: skip
 
 
+def _frequent(
+    profile: ColumnProfile, summary: summaries.CategoricalSummary, stattest: str | None,
+    threshold: float | None, settings: DriftSettings, *, rows_exist: bool,
+) -> Outcome:  # fmt: skip
+    """A categorical window past the category limit: jensenshannon (Evidently's choice above
+    1000 baseline rows) from its frequent items; another test needs the rows."""
+    assert profile.categories is not None
+    assert profile.counts is not None
+    test = (
+        registry.get(stattest)
+        if stattest
+        else registry.default_stattest("categorical", int(profile.counts.sum()), 3)
+    )
+    limit = test.default_threshold if threshold is None else float(threshold)
+    if test.name != "jensenshannon" or not profile.categories:
+        reason = (f"more than {summaries.CATEGORY_LIMIT} categories in the window: "
+                  f"{test.name!r} needs the raw rows (from summaries: jensenshannon)")  # fmt: skip
+        if rows_exist:
+            raise NeedsRows(reason)
+        return _untested(test.name, limit, reason), None, summary.missing, ([], 0), 0, None
+    bounded = from_summary.categorical_jensenshannon(profile.categories, profile.counts, summary)
+    tested = ColumnDrift(stattest=test.name, score=bounded.score, threshold=limit,
+                         drifted=test.is_drift(bounded.score, limit),
+                         max_error=bounded.max_error)  # fmt: skip
+    estimate, _low, _high, unseen = from_summary.frequent_counts(profile.categories, summary)
+    top = sorted(unseen, key=lambda name: (-unseen[name], name))[: compute.NEW_CATEGORIES_KEPT]
+    evidence = None
+    if settings.calibrated:
+        reference = np.append(profile.counts, 0).astype(np.int64)
+        current = np.rint(estimate).astype(np.int64)
+        null = calibration._permutation_null(test, reference, current)
+        n, m = int(profile.counts.sum()), summary.count
+        evidence = calibration.ColumnEvidence(
+            test, bounded.score, limit, null.p_value(bounded.score), null, n * m / (n + m),
+            calibration._binned_interval(test, reference, current),
+        )  # fmt: skip
+    return tested, None, summary.missing, (top, len(unseen)), 0, evidence
+
+
 def column(
     profile: ColumnProfile, summary: summaries.ColumnSummary | None, kind: str,
     stattest: str | None, threshold: float | None, settings: DriftSettings, *, rows_exist: bool,
@@ -134,11 +173,7 @@ def column(
         return (tested, compute.distribution(pair), summary.missing, (unseen, unseen_count),
                 outside, evidence)  # fmt: skip
     if isinstance(summary, summaries.CategoricalSummary):
-        reason = (f"more than {summaries.CATEGORY_LIMIT} categories in the window: its test "
-                  "needs the raw rows, which are gone")  # fmt: skip
-        if rows_exist:
-            raise NeedsRows(reason)
-        return _untested(stattest, threshold, reason), None, summary.missing, ([], 0), 0, None
+        return _frequent(profile, summary, stattest, threshold, settings, rows_exist=rows_exist)
     assert profile.sorted_values is not None
     reference = profile.sorted_values
     test = (

@@ -27,19 +27,28 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from datasketches import frequent_items_error_type
 from scipy.spatial import distance
 from scipy.stats import _stats_py
 
 from driftwatch.stats import binning, ecdf_tests
 from driftwatch.stats.kolmogorov import kstwo_sf
 from driftwatch.stats.samples import FloatArray, IntArray
-from driftwatch.stats.summaries import KLL_RANK_ERROR, NumericalSummary, bin_bounds
+from driftwatch.stats.summaries import (
+    FREQUENT_EPSILON,
+    KLL_RANK_ERROR,
+    CategoricalSummary,
+    NumericalSummary,
+    bin_bounds,
+)
 
 # Tests computed from a summary with a bound; any other needs raw rows (or exact values).
 BOUNDED = frozenset({"ks", "wasserstein", "jensenshannon", "psi", "kl_div"})
 
 
+_NO_FALSE_NEGATIVES = frequent_items_error_type.NO_FALSE_NEGATIVES
 SKETCH_GRID = 2000  # pieces cut at the sketch's quantiles, where one is kept
+JS_MAX = math.log(2)  # the largest JS divergence (natural log): disjoint supports
 
 
 class NeedsRows(ValueError):
@@ -323,7 +332,7 @@ def binned(name: str, reference: FloatArray, summary: NumericalSummary) -> Bound
     if name == "jensenshannon":
         score = float(distance.jensenshannon(p, q, None))
         total_low, total_high = _extremes(_js_term, p, low, high)
-        return _clamped(score, math.sqrt(max(total_low, 0.0)), math.sqrt(max(total_high, 0.0)))
+        return _clamped(score, math.sqrt(max(total_low, 0.0)), math.sqrt(min(total_high, JS_MAX)))
     p_filled = binning.fill_empty_bins(p)
     q_filled = binning.fill_empty_bins(q)
     low, high = _filled_range(low, high, m)
@@ -349,6 +358,50 @@ def binned(name: str, reference: FloatArray, summary: NumericalSummary) -> Bound
         return _clamped(score, entropy_part + cross_low, entropy_part + cross_high
                         + math.log(sum_high))  # fmt: skip
     raise NeedsRows(f"{name!r} is not computed from summaries")
+
+
+def frequent_counts(
+    categories: list[str], summary: CategoricalSummary
+) -> tuple[FloatArray, FloatArray, FloatArray, dict[str, int]]:
+    """A window past the category limit (frequent items) against the baseline's categories:
+    per baseline category its estimated count and bounds, then one last entry for the rest
+    (categories the baseline never saw, whose own split no distance with p = 0 terms linear
+    in q needs); and the unseen categories the sketch lists, with their estimates."""
+    assert summary.frequent is not None
+    m = summary.count
+    error = math.ceil(FREQUENT_EPSILON * m)  # any category's count is within this
+    listed = {item[0]: item for item in summary.frequent.get_frequent_items(_NO_FALSE_NEGATIVES)}
+    estimate: list[float] = []
+    low: list[float] = []
+    high: list[float] = []
+    for name in categories:
+        found = listed.get(name)
+        counted = (0.0, 0.0, float(error)) if found is None else (
+            float(found[1]), float(found[2]), float(found[3]))  # fmt: skip
+        estimate.append(counted[0])
+        low.append(counted[1])
+        high.append(counted[2])
+    known = set(categories)
+    unseen = {name: int(item[1]) for name, item in listed.items() if name not in known}
+    estimate.append(max(0.0, m - sum(estimate)))
+    low.append(max(0.0, m - sum(high)))
+    high.append(max(0.0, m - sum(low[:-1])))
+    return np.asarray(estimate), np.asarray(low), np.asarray(high), unseen
+
+
+def categorical_jensenshannon(
+    categories: list[str], reference_counts: IntArray, summary: CategoricalSummary
+) -> Bounded:
+    """jensenshannon of a categorical column past the category limit: the baseline's exact
+    frequencies against the window's frequent-items estimates (every count within
+    ``FREQUENT_EPSILON`` of the window's size), the categories the baseline never saw pooled
+    (their JS terms, q ln 2 / 2, are linear in q); bounds as for the binned distances."""
+    estimate, low, high, _unseen = frequent_counts(categories, summary)
+    m = summary.count
+    p = np.append(reference_counts / reference_counts.sum(), 0.0)
+    score = float(distance.jensenshannon(p, estimate / m, None))
+    total_low, total_high = _extremes(_js_term, p, low / m, high / m)
+    return _clamped(score, math.sqrt(max(total_low, 0.0)), math.sqrt(min(total_high, JS_MAX)))
 
 
 def _clamped(score: float, low: float, high: float) -> Bounded:
