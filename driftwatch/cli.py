@@ -126,7 +126,8 @@ def _run(args: argparse.Namespace) -> int:
             start, end = _window(args.start, args.end, timedelta(seconds=model.window_seconds))
             context = AlertingContext(rules, settings.public_url)
             run = service.run_now(session, model=model, start=start, end=end, alerting=context,
-                                  retention=settings.retention_policy())  # fmt: skip
+                                  retention=settings.retention_policy(),
+                                  label_horizon=settings.label_horizon)  # fmt: skip
             baseline = service.active_baseline(session, model=model)
             out = service.to_out(run, model=model, baseline=baseline)
     except DriftwatchError as error:

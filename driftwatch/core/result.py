@@ -100,6 +100,28 @@ class Quality(_Part):
         )
 
 
+class Labels(_Part):
+    """How far the window's labels have come (CONTRACT section 9)."""
+
+    coverage: float | None = Field(
+        description="labeled predictions over predictions; null for a window without any"
+    )
+    mature: bool = Field(
+        description="coverage reached the model's label_coverage_min, or the window is older "
+        "than the label horizon (DRIFTWATCH_LABEL_HORIZON): its labels are as complete as "
+        "they will get"
+    )
+
+
+class Estimate(_Part):
+    """A metric estimated before labels arrive, with a 95% interval for the value the realized
+    metric takes once they do (CONTRACT section 9)."""
+
+    value: float
+    lower: float
+    upper: float
+
+
 class RunResult(_Part):
     """One window compared with a baseline (CONTRACT section 3, Runs)."""
 
@@ -112,6 +134,22 @@ class RunResult(_Part):
         description="metrics over the window's labeled predictions; null without labels"
     )
     quality: Quality
+    labels: Labels | None = Field(
+        default=None, description="label coverage and maturity (null in runs stored before)"
+    )
+    accuracy_intervals: dict[str, tuple[float, float]] | None = Field(
+        default=None,
+        description="per realized metric of ``accuracy``, a 95% interval [lower, upper]",
+    )
+    estimated: dict[str, Estimate] | None = Field(
+        default=None,
+        description="binary classification: metrics estimated from the calibrated scores "
+        "alone (CBPE), each with a 95% interval for its realized value; null when they cannot "
+        "be trusted (estimated_reason says why)",
+    )
+    estimated_reason: str | None = Field(
+        default=None, description="why there is no estimate (null when there is one)"
+    )
 
     @classmethod
     def empty(cls, features: Sequence[FeatureSpec], *, rejected: int = 0) -> RunResult:
@@ -130,6 +168,7 @@ class RunResult(_Part):
             dataset=DatasetDrift(drifted_features=None, drifted_share=None, drifted=None),
             accuracy=None,
             quality=Quality(missing_share=None, rejected=rejected),
+            labels=Labels(coverage=None, mature=True),  # no prediction waits for a label
         )  # fmt: skip
 
     def feature(self, name: str) -> FeatureDrift | None:
@@ -168,6 +207,12 @@ class RunResult(_Part):
             flat["prediction.p_value"] = self.prediction.p_value
         for name, value in (self.accuracy or {}).items():
             flat[f"accuracy.{name}"] = value
+        if self.labels is not None:
+            flat["labels.coverage"] = self.labels.coverage
+        for name, estimate in (self.estimated or {}).items():
+            flat[f"estimated.{name}"] = estimate.value
+            flat[f"estimated.{name}.lower"] = estimate.lower
+            flat[f"estimated.{name}.upper"] = estimate.upper
         return flat
 
     def stored(self) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
 ACCURACY_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
+# CONTRACT section 9: what is estimated before labels arrive (binary classification, CBPE).
+ESTIMATED_METRICS = ("roc_auc", "accuracy", "f1", "precision", "recall")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ METRICS: tuple[Metric, ...] = (
         "accuracy.<metric>",
         "over the labeled predictions: " + ", ".join(ACCURACY_METRICS),
     ),
+    Metric("labels.coverage", "the window's labeled predictions over its predictions"),
 )
 
 
@@ -77,11 +80,10 @@ def metric_problem(metric: str) -> str | None:
         match = known.pattern.match(metric)
         if match is None:
             continue
-        if "metric" in match.groupdict() and match["metric"] not in ACCURACY_METRICS:
-            return (
-                f"unknown accuracy metric {match['metric']!r} "
-                f"(known: {', '.join(ACCURACY_METRICS)})"
-            )
+        known_names = ESTIMATED_METRICS if metric.startswith("estimated.") else ACCURACY_METRICS
+        if "metric" in match.groupdict() and match["metric"] not in known_names:
+            what = "estimated" if metric.startswith("estimated.") else "accuracy"
+            return f"unknown {what} metric {match['metric']!r} (known: {', '.join(known_names)})"
         return None
     names = ", ".join(m.name for m in METRICS)
     return f"unknown metric {metric!r}; the metrics are: {names}"

@@ -165,7 +165,8 @@ def create_run(
     context = AlertingContext(request.app.state.rules.current(), settings.public_url)
     run = service.run_now(session, model=model, start=body.start, end=body.end,
                           alerting=context, baseline_id=body.baseline,
-                          retention=settings.retention_policy())  # fmt: skip
+                          retention=settings.retention_policy(),
+                          label_horizon=settings.label_horizon)  # fmt: skip
     return service.run_out(session, model=model, run=run)
 
 

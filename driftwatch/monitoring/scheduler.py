@@ -182,7 +182,13 @@ class Scheduler:
                     return
                 context = self._alerting()
                 try:
-                    service.compute_run(session, model=model, run=run, alerting=context)
+                    service.compute_run(
+                        session,
+                        model=model,
+                        run=run,
+                        alerting=context,
+                        label_horizon=self.settings.label_horizon,
+                    )
                 except service.RawDataGone as gone:  # raised before anything is written
                     log.warning("%s", gone, extra={"run_id": run_id})
                     _keep_computed(run)

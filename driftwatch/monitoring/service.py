@@ -17,7 +17,7 @@ from driftwatch import metrics
 from driftwatch.alerting import service as alerts
 from driftwatch.alerting.service import AlertingContext
 from driftwatch.core.retention import KEEP_EVERYTHING, Retention, describe
-from driftwatch.core.settings import DriftSettings
+from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.core.status import RunStatus
 from driftwatch.core.time import is_window, iso, utcnow
@@ -40,6 +40,7 @@ from driftwatch.storage import chunks
 
 MAX_ERRORS_SHOWN = 20
 RUN_WAIT_SECONDS = 30.0  # how long a request waits for another process computing its window
+DEFAULT_LABEL_HORIZON = timedelta(days=30)  # as DRIFTWATCH_LABEL_HORIZON's default
 
 
 class RawDataGone(Conflict):
@@ -312,10 +313,12 @@ def read_window(
 
 
 def compute_run(
-    session: Session, *, model: MonitoredModel, run: Run, alerting: AlertingContext
-) -> Run:
+    session: Session, *, model: MonitoredModel, run: Run, alerting: AlertingContext,
+    label_horizon: timedelta = DEFAULT_LABEL_HORIZON,
+) -> Run:  # fmt: skip
     """Compute the run's window now, store the result on it, and apply the alert rules (the
-    transitions and notifications they cause commit with the run)."""
+    transitions and notifications they cause commit with the run). A window older than
+    ``label_horizon`` (DRIFTWATCH_LABEL_HORIZON) is mature whatever its label coverage."""
     started = time.perf_counter()
     baseline = session.get(Baseline, run.baseline_id)
     if baseline is None:
@@ -361,6 +364,8 @@ def compute_run(
         rejected=repository.count_rejected(
             session, model_id=model.id, start=run.window_start, end=run.window_end
         ),
+        performance=PerformanceSettings.from_model(model.performance),
+        past_horizon=run.window_end < utcnow() - label_horizon,
     )
     run.distributions = distributions
     run.result = result
@@ -438,7 +443,7 @@ def _check_retained(retention: Retention, start: datetime, field: str | None = N
 def run_now(
     session: Session, *, model: MonitoredModel, start: datetime, end: datetime,
     alerting: AlertingContext, baseline_id: int | None = None,
-    retention: Retention = KEEP_EVERYTHING,
+    retention: Retention = KEEP_EVERYTHING, label_horizon: timedelta = DEFAULT_LABEL_HORIZON,
 ) -> Run:  # fmt: skip
     """Compute a window on demand (the API and ``driftwatch run``); the same window and
     baseline computed again updates its run. A window the scheduler is computing at this
@@ -481,7 +486,8 @@ def run_now(
         run.kind = kind  # a stretch without traffic computed on demand is a run like any other
     elif run.status == "done" and (run.computations or 0) > computed_before:
         return run  # computed by the process this request waited for (no clocks compared)
-    return compute_run(session, model=model, run=run, alerting=alerting)
+    return compute_run(session, model=model, run=run, alerting=alerting,
+                       label_horizon=label_horizon)  # fmt: skip
 
 
 def _set_apart_from_stretches(
