@@ -71,6 +71,19 @@ METRICS: tuple[Metric, ...] = (
         "over the labeled predictions: " + ", ".join(ACCURACY_METRICS),
     ),
     Metric("labels.coverage", "the window's labeled predictions over its predictions"),
+    Metric(
+        "estimated.<metric>",
+        "binary classification, before labels arrive: the metric estimated from the "
+        "calibrated scores (CBPE): " + ", ".join(ESTIMATED_METRICS),
+    ),
+    Metric(
+        "estimated.<metric>.lower",
+        "the lower end of a 95% interval for the value the realized metric will take",
+    ),
+    Metric(
+        "estimated.<metric>.upper",
+        "the upper end of a 95% interval for the value the realized metric will take",
+    ),
 )
 
 

@@ -24,7 +24,8 @@ from driftwatch.core.result import (
 )
 from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import FeatureSpec
-from driftwatch.monitoring import accuracy, intervals
+from driftwatch.ingest.validation import BINARY
+from driftwatch.monitoring import accuracy, estimation, intervals
 from driftwatch.monitoring.profiles import (
     BaselineProfile,
     ColumnProfile,
@@ -406,6 +407,11 @@ def compute(
     share = drifted / len(tested) if tested else None
     insufficient = sum(1 for f in tested if f.verdict == "insufficient")
     evaluated = accuracy.evaluate(task, labeled, performance.decision_threshold)
+    estimated, estimated_reason = (
+        estimation.estimate(window.prediction_values, baseline.labeled,
+                            performance.decision_threshold)
+        if task == BINARY else (None, estimation.UNSUPPORTED_TASK)
+    )  # fmt: skip
     result = RunResult(
         rows=rows,
         labeled_rows=len(labeled),
@@ -425,6 +431,8 @@ def compute(
         accuracy_intervals=None if evaluated is None else intervals.intervals(evaluated[1],
                                                                              evaluated[0]),
         labels=labels_of(rows, len(labeled), performance, past_horizon),
+        estimated=estimated,
+        estimated_reason=estimated_reason,
         quality=Quality(
             missing_share=missing_cells / (rows * len(features)) if rows and features else None,
             new_categories={f.name: unseen for f, (*_, (unseen, _), _, _) in zip(

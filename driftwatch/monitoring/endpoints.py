@@ -39,7 +39,8 @@ def _baseline_out(baseline: Baseline, active_id: int | None) -> BaselineOut:
                        active=baseline.id == active_id, window=window,
                        columns=BaselineColumns.model_validate(baseline.columns)
                        if baseline.columns else None,
-                       warnings=baseline.warnings or [])  # fmt: skip
+                       warnings=baseline.warnings or [],
+                       calibration=baseline.calibration)  # fmt: skip
 
 
 _UPLOAD_DOC: dict[str, Any] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
@@ -25,14 +27,26 @@ from driftwatch.errors import BadRequest, Conflict, InvalidPayload, NotFound, Se
 from driftwatch.ingest import repository as ingest_repository
 from driftwatch.ingest import service as ingest
 from driftwatch.ingest.validation import (
+    BINARY,
     RawColumns,
+    ValidPredictions,
     columns_from_records,
     infer_features,
+    label_value,
     validate_columns,
 )
 from driftwatch.models import Baseline, MonitoredModel, Run
 from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
-from driftwatch.monitoring import columns, compute, files, profiles, repository
+from driftwatch.monitoring import (
+    accuracy,
+    columns,
+    compute,
+    estimation,
+    files,
+    profiles,
+    repository,
+)
+from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
 from driftwatch.registry import service as registry
 from driftwatch.stats import registry as stattests
@@ -166,6 +180,8 @@ def baseline_from_raw(
             + _describe_rejections(valid.rejected, where)
         )
     profile = profiles.profile(chunks.window_of(valid.columns), features, _cluster_by(model))
+    if model.task == BINARY:
+        profile.labeled = _records_labeled_scores(raw, valid)
     warnings = list(use.warnings)
     if use.prediction is not None and profile.prediction is None:
         warnings.append(
@@ -179,6 +195,38 @@ def baseline_from_raw(
     model.active_baseline_id = baseline.id
     session.flush()
     return baseline
+
+
+def _records_labeled_scores(raw: RawColumns, valid: ValidPredictions) -> LabeledScores:
+    """A binary baseline's labeled (score, label) pairs, read as runs read a window's."""
+    if raw.label is None or len(valid.columns) != raw.count:
+        return estimation.unusable(estimation.BASELINE_WITHOUT_LABELS)
+    rows = [i for i, label in enumerate(raw.label) if label is not None]
+    numbers: list[float] = []
+    names: list[str | None] = []
+    for index in rows:
+        number, name = label_value(raw.label[index], BINARY, valid.classes)
+        numbers.append(math.nan if number is None else number)
+        names.append(name)
+    columns = valid.columns
+    return _labeled_scores(accuracy.Labeled(
+        prediction_values=columns.prediction_values[rows],
+        prediction_classes=[columns.prediction_classes[i] for i in rows],
+        label_values=np.array(numbers, dtype=np.float64), label_classes=names,
+    ))  # fmt: skip
+
+
+def _labeled_scores(labeled: accuracy.Labeled) -> LabeledScores:
+    """The pairs whose labels compare with scores, as accuracy scores them; checked."""
+    evaluated = accuracy.evaluate(BINARY, labeled) if len(labeled) else None
+    if evaluated is None:
+        return estimation.unusable(estimation.BASELINE_WITHOUT_LABELS)
+    scored = evaluated[1]
+    if scored.kind != "binary":
+        return estimation.unusable(estimation.BASELINE_WITHOUT_SCORES)
+    if scored.scores is None:
+        return estimation.unusable(estimation.BASELINE_SCORES_OUTSIDE_UNIT_INTERVAL)
+    return estimation.labeled_scores(scored.scores, scored.y_true)
 
 
 def baseline_from_records(
@@ -245,6 +293,10 @@ def baseline_from_window(
             f"to {end.isoformat()}"
         )
     profile = profiles.profile(window, features, _cluster_by(model))
+    if model.task == BINARY:
+        profile.labeled = _labeled_scores(
+            repository.labeled(session, model_id=model.id, start=start, end=end)
+        )
     use = columns.ColumnUse(
         features=[f.name for f in features],
         prediction=columns.PREDICTION if profile.prediction is not None else None,
