@@ -14,12 +14,17 @@ import pytest
 from fastapi.testclient import TestClient
 from scipy import stats
 from sklearn import metrics
+from sqlalchemy import Engine, select
 
 from driftwatch.alerting import rules
 from driftwatch.alerting.evaluate import AlertState, evaluate
+from driftwatch.alerting.service import AlertingContext
 from driftwatch.core.time import utcnow
-from driftwatch.monitoring import intervals
+from driftwatch.db import session_scope
+from driftwatch.models import AlertRuleState
+from driftwatch.monitoring import intervals, service
 from driftwatch.monitoring.accuracy import Scored
+from driftwatch.registry import service as registry
 from tests import factories
 
 T0 = factories.T0
@@ -267,3 +272,30 @@ def test_a_window_older_than_the_label_horizon_is_mature_without_labels(
     model.log(factories.predictions(50, start=old, prefix="old"))
     run = model.run(old, old + timedelta(hours=1))
     assert run["labels"] == {"coverage": 0.0, "mature": True}
+
+
+def test_a_rule_with_min_label_coverage_waits_for_the_labels(
+    api: TestClient, engine: Engine
+) -> None:
+    """Through the real run path: the rule sees the window once its coverage reached 0.5."""
+    ruleset, problems = _parse("    min_label_coverage: 0.5\n", when="accuracy.accuracy < 2")
+    assert problems == []
+    model = _model(api)
+    sent = factories.predictions(100, start=T0, step=timedelta(seconds=30))
+    model.log(sent)
+    end = T0 + timedelta(hours=1)
+
+    def run_and_state() -> tuple[str, Any]:
+        with session_scope(engine) as session:
+            stored = registry.get_by_name(session, name=model.name)
+            service.run_now(session, model=stored, start=T0, end=end,
+                            alerting=AlertingContext(ruleset))  # fmt: skip
+            state = session.scalars(
+                select(AlertRuleState).where(AlertRuleState.model_id == stored.id)
+            ).one()
+            return state.state, state.last_window_end
+
+    model.label(factories.labels([r["prediction_id"] for r in sent[:30]]))
+    assert run_and_state() == ("ok", None)  # 30% labeled: not evaluated, not even seen
+    model.label(factories.labels([r["prediction_id"] for r in sent[30:60]]))
+    assert run_and_state() == ("firing", end)
