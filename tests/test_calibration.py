@@ -332,6 +332,29 @@ def test_compute_gives_every_column_a_calibrated_verdict() -> None:
     assert small.metrics()["feature.y.insufficient"] == 1
 
 
+def test_the_next_run_against_a_baseline_prepares_no_null() -> None:
+    """The bootstrap nulls are prepared by a baseline's first calibrated run and only then:
+    the next window of a size class already seen prepares none, and gets the same p-value from
+    the same null; a window of another size class prepares its own, once."""
+    baseline = profiles.profile(columns(3000, 1), SPECS)
+    settings = DriftSettings.from_model({"verdict": "calibrated"}, timedelta(days=1))
+    cache = calibration.NULL_CACHE
+    before = cache.prepared
+    first = run(settings, columns(2000, 2), baseline)
+    prepared = cache.prepared - before
+    assert prepared == 3  # x, y and the prediction (wasserstein; c is jensenshannon, per window)
+    again = run(settings, columns(2000, 2), baseline)
+    assert cache.prepared - before == prepared
+    assert [f.p_value for f in again.features] == [f.p_value for f in first.features]
+    run(settings, columns(1500, 3), baseline)  # 1500 rows: the 1000-row class, as 2000
+    assert cache.prepared - before == prepared
+    run(settings, columns(200, 4), baseline)  # the 181-row class: its own nulls
+    assert cache.prepared - before == 2 * prepared
+    run(settings, columns(5000, 5), baseline)
+    run(settings, columns(190, 6), baseline)
+    assert cache.prepared - before == 2 * prepared
+
+
 def test_compute_under_evidently_leaves_the_calibrated_fields_null() -> None:
     baseline = profiles.profile(columns(3000, 1), SPECS)
     result = run(DriftSettings(), columns(100, 2), baseline)

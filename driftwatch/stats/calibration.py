@@ -274,8 +274,12 @@ def _sorted_uniforms(draws: int, size: int, stream: int) -> FloatArray:
     with _uniforms_lock:
         found = _uniforms.get(key)
         if found is None:
+            # the order statistics of ``size`` uniforms are the partial sums of size + 1
+            # exponentials over their total (Renyi's representation): sorted with no sort
             rng = np.random.default_rng([SEED, stream, size, draws])
-            found = np.sort(rng.random((draws, size)), axis=1)
+            sums = np.cumsum(rng.standard_exponential((draws, size + 1)), axis=1)
+            found = np.divide(sums[:, :size], sums[:, size:], out=sums[:, :size])
+            found = np.ascontiguousarray(found)
             found.flags.writeable = False
             _uniforms[key] = found
             while len(_uniforms) > UNIFORMS_KEPT:
@@ -335,10 +339,19 @@ def _batch_scores(test: StatTest, reference: FloatArray, current: FloatArray) ->
     )
 
 
+NULL_BLOCK_DRAWS = 100  # draws scored at a time: their arrays stay in the CPU's caches
+
+
 def _bootstrap_null(baseline: FloatArray, test: StatTest, n: int, m: int) -> Null:
-    reference = _resampled(baseline, _sorted_uniforms(BOOTSTRAP_NULL_DRAWS, n, 0))
-    current = _resampled(baseline, _sorted_uniforms(BOOTSTRAP_NULL_DRAWS, m, 1))
-    return Null.of(_batch_scores(test, reference, current), POWER[test.name], "pareto")
+    references = _sorted_uniforms(BOOTSTRAP_NULL_DRAWS, n, 0)
+    currents = _sorted_uniforms(BOOTSTRAP_NULL_DRAWS, m, 1)
+    blocks = range(0, BOOTSTRAP_NULL_DRAWS, NULL_BLOCK_DRAWS)
+    scores = np.concatenate([
+        _batch_scores(test, _resampled(baseline, references[start : start + NULL_BLOCK_DRAWS]),
+                      _resampled(baseline, currents[start : start + NULL_BLOCK_DRAWS]))
+        for start in blocks
+    ])  # fmt: skip
+    return Null.of(scores, POWER[test.name], "pareto")
 
 
 # -- binned distances on many count tables at once ---------------------------------------------
