@@ -100,6 +100,12 @@ class Quality(_Part):
         )
 
 
+class Difference(_Part):
+    value: float
+    lower: float
+    upper: float
+
+
 class VersionSlice(_Part):
     """The rows of one model version served in the window (CONTRACT section 10)."""
 
@@ -112,6 +118,17 @@ class VersionSlice(_Part):
     )
     prediction: ColumnDrift | None = Field(
         default=None, description="this version's predictions against the baseline's"
+    )
+    agreement: float | None = Field(
+        default=None,
+        description="shadow: the share of the shared prediction ids whose classes agree with "
+        "the served model's (regression: one minus the mean absolute difference over the "
+        "served predictions' standard deviation)",
+    )
+    delta: dict[str, Difference] = Field(
+        default_factory=dict,
+        description="shadow: its metric minus the served model's on the same labeled ids, "
+        "with a paired 95% interval",
     )
 
 
@@ -199,6 +216,12 @@ class RunResult(_Part):
             if version.prediction is not None:
                 flat[f"{prefix}.prediction.score"] = version.prediction.score
                 flat[f"{prefix}.prediction.drifted"] = _flag(version.prediction.drifted)
+            if version.role == "shadow":
+                flat[f"{prefix}.agreement"] = version.agreement
+            for name, difference in version.delta.items():
+                flat[f"{prefix}.delta.{name}"] = difference.value
+                flat[f"{prefix}.delta.{name}.lower"] = difference.lower
+                flat[f"{prefix}.delta.{name}.upper"] = difference.upper
         return flat
 
     def stored(self) -> dict[str, Any]:

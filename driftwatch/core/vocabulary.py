@@ -77,6 +77,17 @@ METRICS: tuple[Metric, ...] = (
         "that version's prediction drift score against the baseline's predictions",
     ),
     Metric("version[<version>].prediction.drifted", "1 if that version's prediction drifted"),
+    Metric(
+        "version[<version>].agreement",
+        "shadow version: share of the shared prediction ids where its class agrees with the "
+        "served one (regression: 1 - mean absolute difference / the served predictions' sd)",
+    ),
+    Metric(
+        "version[<version>].delta.<metric>",
+        "shadow version: its accuracy.<metric> minus the served model's on the same labeled ids",
+    ),
+    Metric("version[<version>].delta.<metric>.lower", "the paired 95% interval's lower end"),
+    Metric("version[<version>].delta.<metric>.upper", "the paired 95% interval's upper end"),
 )
 
 

@@ -41,6 +41,7 @@ from driftwatch.models import (
     Run,
     RunMetric,
     RunMetricDay,
+    ShadowPrediction,
 )
 from driftwatch.models.base import UTCDateTime, utcnow
 from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
@@ -237,6 +238,33 @@ def version_counts(
         .group_by(Prediction.model_version)
     ).all()
     return {version: int(count) for version, count in rows}
+
+
+def shadowed(session: Session, *, model_id: int, start: datetime, end: datetime) -> list[Any]:
+    """The shadow predictions of the window's served predictions, joined by id, with the
+    served prediction and the label where there is one: rows (shadow version, shadow value,
+    shadow class, served value, served class, label value, label class)."""
+    return list(
+        session.execute(
+            select(
+                ShadowPrediction.model_version, ShadowPrediction.prediction_value,
+                ShadowPrediction.prediction_class, Prediction.prediction_value,
+                Prediction.prediction_class, GroundTruth.label_value, GroundTruth.label_class,
+            )
+            .join(
+                Prediction,
+                (Prediction.model_id == ShadowPrediction.model_id)
+                & (Prediction.prediction_id == ShadowPrediction.prediction_id),
+            )
+            .outerjoin(
+                GroundTruth,
+                (GroundTruth.model_id == Prediction.model_id)
+                & (GroundTruth.prediction_id == Prediction.prediction_id),
+            )
+            .where(ShadowPrediction.model_id == model_id, Prediction.ts >= start,
+                   Prediction.ts < end)
+        ).all()
+    )  # fmt: skip
 
 
 def version_predictions(

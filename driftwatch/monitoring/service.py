@@ -398,12 +398,18 @@ def _versions(
     counts = repository.version_counts(session, **span)
     if not counts:
         return []
-    return versions.slices(
+    shadows = versions.shadows(model.task, repository.shadowed(session, **span))
+    return shadows_after(versions.slices(
         result, task=model.task, counts=counts, baseline=profile,
         labeled=labeled,
         settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
         predictions=repository.version_predictions(session, **span) if len(counts) > 1 else None,
-    )  # fmt: skip
+    ), shadows)  # fmt: skip
+
+
+def shadows_after(served: list[VersionSlice], shadows: list[VersionSlice]) -> list[VersionSlice]:
+    """The served versions, then the shadow ones."""
+    return [*served, *shadows]
 
 
 def shrunk_since_computed(run: Run, held: int) -> bool:
