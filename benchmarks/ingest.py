@@ -8,8 +8,10 @@ In one run, on a scratch database it creates and drops:
   typed column per feature and no index: the floor of what Postgres can take;
 - sdk: ``driftwatch.Client.log_prediction`` for every record against a ``driftwatch serve``
   subprocess, timed until ``flush()`` says every record is acknowledged (validated, de-duplicated,
-  stored with its keys and indexes).
-Prints the median rate of each over --repeat rounds, their ratio, and the median cost of one
+  stored with its keys and indexes, and its column summaries kept);
+- sdk, no summaries: the same against a second ``driftwatch serve`` on the same database with
+  ``DRIFTWATCH_SUMMARIES=0`` (the two SDK paths alternate which goes first in each round).
+Prints the median rate of each over --repeat rounds, their ratios, and the median cost of one
 ``log_prediction`` call in the caller's thread.
 """
 
@@ -134,10 +136,15 @@ def main() -> None:
     url = raw_url.replace("postgresql://", "postgresql+psycopg://")
     key = "bench-" + uuid.uuid4().hex
     workdir = Path(tempfile.mkdtemp(prefix="driftwatch-bench-"))
-    server = start_serve(url, args.port, workdir / "serve.log", env={"DRIFTWATCH_ADMIN_KEY": key})
+    servers = [
+        start_serve(url, args.port, workdir / "serve.log", env={"DRIFTWATCH_ADMIN_KEY": key})
+    ]
     base = f"http://127.0.0.1:{args.port}"
+    plain_base = f"http://127.0.0.1:{args.port + 1}"
     try:
-        raw_rates, sdk_rates, all_costs = [], [], []
+        no_summaries = {"DRIFTWATCH_ADMIN_KEY": key, "DRIFTWATCH_SUMMARIES": "0"}
+        servers.append(start_serve(url, args.port + 1, workdir / "plain.log", env=no_summaries))
+        raw_rates, sdk_rates, plain_rates, all_costs = [], [], [], []
         for round_number in range(args.repeat):
             records = make_records(args.rows, seed=round_number)
             # The input data is the same for both paths; keep the collector from walking its
@@ -145,20 +152,25 @@ def main() -> None:
             gc.collect()
             gc.freeze()
             raw_rates.append(raw_copy(raw_url, records))
-            model = f"bench-{round_number}-{uuid.uuid4().hex[:6]}"
-            httpx.post(
-                f"{base}/api/v1/models",
-                headers={"Authorization": f"Bearer {key}"},
-                json={"name": model, "task": "binary_classification"},
-            ).raise_for_status()
-            rate, costs = sdk_path(base, key, model, records, workdir / f"spool-{round_number}")
-            sdk_rates.append(rate)
-            all_costs.extend(costs)
+            paths = [(base, sdk_rates, "sdk"), (plain_base, plain_rates, "plain")]
+            for server_url, rates, label in paths[:: 1 if round_number % 2 == 0 else -1]:
+                model = f"bench-{round_number}-{label}-{uuid.uuid4().hex[:6]}"
+                httpx.post(
+                    f"{server_url}/api/v1/models",
+                    headers={"Authorization": f"Bearer {key}"},
+                    json={"name": model, "task": "binary_classification"},
+                ).raise_for_status()
+                spool = workdir / f"spool-{round_number}-{label}"
+                rate, costs = sdk_path(server_url, key, model, records, spool)
+                rates.append(rate)
+                if label == "sdk":
+                    all_costs.extend(costs)
             del records
             gc.unfreeze()
             print(
                 f"round {round_number + 1}: raw COPY {raw_rates[-1]:>9,.0f} rows/s   "
-                f"SDK -> serve {rate:>9,.0f} rows/s",
+                f"SDK -> serve {sdk_rates[-1]:>9,.0f} rows/s   "
+                f"without summaries {plain_rates[-1]:>9,.0f} rows/s",
                 flush=True,
             )
         raw, sdk = statistics.median(raw_rates), statistics.median(sdk_rates)
@@ -169,6 +181,8 @@ def main() -> None:
         )
         print(f"raw psycopg COPY into a bare table : {raw:>9,.0f} rows/s")
         print(f"SDK -> driftwatch serve -> Postgres : {sdk:>9,.0f} rows/s")
+        plain = statistics.median(plain_rates)
+        print(f"the same, DRIFTWATCH_SUMMARIES=0     : {plain:>9,.0f} rows/s")
         # Each round measures both paths back to back, so the ratio within a round is the
         # figure least moved by the machine's noise between rounds.
         ratios = [s / r for s, r in zip(sdk_rates, raw_rates, strict=True)]
@@ -177,6 +191,11 @@ def main() -> None:
             f"(median of rounds {', '.join(f'{x:.2f}' for x in ratios)}; "
             "aim >= 0.50, floor 0.25)"
         )
+        kept = [s / p for s, p in zip(sdk_rates, plain_rates, strict=True)]
+        print(
+            f"ratio with / without summaries      : {statistics.median(kept):>9.2f}  "
+            f"(median of rounds {', '.join(f'{x:.2f}' for x in kept)}; aim >= 0.80)"
+        )
         median_us = statistics.median(all_costs) / 1000
         p99_us = np.percentile(all_costs, 99) / 1000
         print(
@@ -184,8 +203,9 @@ def main() -> None:
             f"  (p99 {p99_us:.2f} us; aim < 10 us)"
         )
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in servers:
+            process.terminate()
+            process.wait(timeout=30)
         with psycopg.connect(args.postgres, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 

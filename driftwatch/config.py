@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # refused whole with 413, as a body too large is (the SDK splits it in halves and resends).
     # A year's backfill into an empty database without retention needs about 75.
     max_batch_partitions: PositiveInt = 100
+    # Keep per-bucket column summaries of every stored batch (README, Summaries). Off only to
+    # measure what they cost: windows whose rows retention removed then have nothing to read.
+    summaries: bool = True
     # Seconds /metrics serves the database's gauges from this process's cache, whatever the
     # scrape rate (0: read at every scrape).
     metrics_cache_seconds: float = Field(default=5.0, ge=0)

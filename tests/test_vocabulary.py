@@ -38,9 +38,14 @@ def _computed_run(api: TestClient) -> dict[str, Any]:
         200, features=lambda i: {"age": 30 + i % 20, "state": "CA" if i % 3 else "NY"},
         label=lambda i: i % 2))  # fmt: skip
     sent = factories.predictions(150, start=T0, features=lambda i: {
-        "age": 35 + i % 30, "state": "TX" if i % 5 == 0 else "CA"})  # fmt: skip
+        "age": 35 + i % 30, "state": "TX" if i % 5 == 0 else "CA"},
+        model_version="v1")  # fmt: skip
     assert model.log(sent)["accepted"] == 150
     model.label(factories.labels([r["prediction_id"] for r in sent[:100]]))
+    shadow = [{"prediction_id": r["prediction_id"], "model_version": "v2",
+               "prediction": 1 - r["prediction"]} for r in sent]  # fmt: skip
+    assert api.post(f"{model.path}/shadow-predictions",
+                    json={"records": shadow}).json()["accepted"] == 150  # fmt: skip
     return model.run(T0, T0 + timedelta(hours=1))
 
 
@@ -50,7 +55,8 @@ def test_every_number_a_run_computes_is_a_metric_rules_accept(api: TestClient) -
     produced = result.metrics()
     # the names the issue found refused by `rules check` though runs compute them
     for name in ("labeled_rows", "quality.rejected", "prediction.drifted",
-                 "feature.age.missing_share", "feature.state.missing_share"):  # fmt: skip
+                 "feature.age.missing_share", "feature.state.missing_share",
+                 "version[v1].accuracy.f1", "version[v2].delta.f1.lower"):  # fmt: skip
         assert name in produced
     assert produced["rows"] == 150
     assert produced["labeled_rows"] == 100

@@ -122,6 +122,38 @@ class Estimate(_Part):
     upper: float
 
 
+class Difference(_Part):
+    value: float
+    lower: float
+    upper: float
+
+
+class VersionSlice(_Part):
+    """The rows of one model version served in the window (CONTRACT section 10)."""
+
+    model_version: str | None = Field(description="null: predictions logged without a version")
+    role: Literal["served", "shadow"] = "served"
+    rows: int
+    labeled_rows: int
+    accuracy: dict[str, float] | None = Field(
+        default=None, description="metrics over this version's labeled predictions"
+    )
+    prediction: ColumnDrift | None = Field(
+        default=None, description="this version's predictions against the baseline's"
+    )
+    agreement: float | None = Field(
+        default=None,
+        description="shadow: the share of the shared prediction ids whose classes agree with "
+        "the served model's (regression: one minus the mean absolute difference over the "
+        "served predictions' standard deviation)",
+    )
+    delta: dict[str, Difference] = Field(
+        default_factory=dict,
+        description="shadow: its metric minus the served model's on the same labeled ids, "
+        "with a paired 95% interval",
+    )
+
+
 class RunResult(_Part):
     """One window compared with a baseline (CONTRACT section 3, Runs)."""
 
@@ -149,6 +181,11 @@ class RunResult(_Part):
     )
     estimated_reason: str | None = Field(
         default=None, description="why there is no estimate (null when there is one)"
+    )
+    versions: list[VersionSlice] = Field(
+        default_factory=list,
+        description="the window split by model_version: each served version's rows, accuracy "
+        "and prediction drift, largest first",
     )
 
     @classmethod
@@ -213,6 +250,23 @@ class RunResult(_Part):
             flat[f"estimated.{name}"] = estimate.value
             flat[f"estimated.{name}.lower"] = estimate.lower
             flat[f"estimated.{name}.upper"] = estimate.upper
+        for version in self.versions:
+            if version.model_version is None:
+                continue
+            prefix = f"version[{version.model_version}]"
+            flat[f"{prefix}.rows"] = version.rows
+            flat[f"{prefix}.labeled_rows"] = version.labeled_rows
+            for name, value in (version.accuracy or {}).items():
+                flat[f"{prefix}.accuracy.{name}"] = value
+            if version.prediction is not None:
+                flat[f"{prefix}.prediction.score"] = version.prediction.score
+                flat[f"{prefix}.prediction.drifted"] = _flag(version.prediction.drifted)
+            if version.role == "shadow":
+                flat[f"{prefix}.agreement"] = version.agreement
+            for name, difference in version.delta.items():
+                flat[f"{prefix}.delta.{name}"] = difference.value
+                flat[f"{prefix}.delta.{name}.lower"] = difference.lower
+                flat[f"{prefix}.delta.{name}.upper"] = difference.upper
         return flat
 
     def stored(self) -> dict[str, Any]:

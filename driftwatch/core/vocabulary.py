@@ -23,6 +23,7 @@ class Metric:
     def pattern(self) -> re.Pattern[str]:
         escaped = re.escape(self.name).replace(re.escape("<name>"), r"(?P<name>.+)")
         escaped = escaped.replace(re.escape("<metric>"), r"(?P<metric>[a-z0-9_]+)")
+        escaped = escaped.replace(re.escape("<version>"), r"(?P<version>[^\]]+)")
         return re.compile(f"^{escaped}$")
 
 
@@ -84,6 +85,25 @@ METRICS: tuple[Metric, ...] = (
         "estimated.<metric>.upper",
         "the upper end of a 95% interval for the value the realized metric will take",
     ),
+    Metric("version[<version>].rows", "the window's predictions logged with that model_version"),
+    Metric("version[<version>].labeled_rows", "those of them that have a label"),
+    Metric("version[<version>].accuracy.<metric>", "accuracy.<metric> over that version's rows"),
+    Metric(
+        "version[<version>].prediction.score",
+        "that version's prediction drift score against the baseline's predictions",
+    ),
+    Metric("version[<version>].prediction.drifted", "1 if that version's prediction drifted"),
+    Metric(
+        "version[<version>].agreement",
+        "shadow version: share of the shared prediction ids where its class agrees with the "
+        "served one (regression: 1 - mean absolute difference / the served predictions' sd)",
+    ),
+    Metric(
+        "version[<version>].delta.<metric>",
+        "shadow version: its accuracy.<metric> minus the served model's on the same labeled ids",
+    ),
+    Metric("version[<version>].delta.<metric>.lower", "the paired 95% interval's lower end"),
+    Metric("version[<version>].delta.<metric>.upper", "the paired 95% interval's upper end"),
 )
 
 

@@ -43,6 +43,12 @@ GROUND_TRUTH_COLUMNS = (
 )  # fmt: skip
 GROUND_TRUTH_PG_TYPES = ("int4", "text", "float8", "text", "timestamptz", "timestamptz")
 
+SHADOW_COLUMNS = (
+    "model_id", "prediction_id", "model_version", "prediction_value", "prediction_class",
+    "received_at",
+)  # fmt: skip
+SHADOW_PG_TYPES = ("int4", "text", "text", "float8", "text", "timestamptz")
+
 Load = Callable[[psycopg.Cursor[Any], str], None]
 
 
@@ -175,21 +181,30 @@ def insert_predictions(
     session: Session, *, model_id: int, columns: PredictionColumns, retention: Retention,
     max_partitions: int = DEFAULT_MAX_BATCH_PARTITIONS,
 ) -> int:  # fmt: skip
-    """Store validated predictions that are new; returns how many that was.
+    """Store validated predictions that are new; returns how many that was."""
+    return len(store_predictions(session, model_id=model_id, columns=columns,
+                                 retention=retention, max_partitions=max_partitions))  # fmt: skip
+
+
+def store_predictions(
+    session: Session, *, model_id: int, columns: PredictionColumns, retention: Retention,
+    max_partitions: int = DEFAULT_MAX_BATCH_PARTITIONS,
+) -> PredictionColumns:  # fmt: skip
+    """Store validated predictions that are new; returns those (the ones stored).
 
     Each day's records of the batch go into one chunk, and each prediction gets a key and a
     narrow row pointing at its chunk. Records already stored (an SDK retry) are left out of
     all three, so no window counts a prediction twice.
     """
     if not len(columns):
-        return 0
+        return columns
     if session.get_bind().dialect.name == "postgresql":
         return _insert_predictions_postgres(session, model_id, columns, retention, max_partitions)
     # SQLite: the transaction holds the write lock from BEGIN IMMEDIATE, so nothing can slip
     # in between this check and the insert.
     columns = _without(columns, _existing_ids(session, model_id, columns.prediction_ids))
     if not len(columns):
-        return 0
+        return columns
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     times = _sqlite_times(columns.timestamps_us)
     cursor.executemany(
@@ -210,7 +225,7 @@ def insert_predictions(
             "model_version, prediction_value, prediction_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-    return len(columns)
+    return columns
 
 
 def _no_partition(error: psycopg.errors.CheckViolation) -> bool:
@@ -238,7 +253,7 @@ def _ensure_partitions(
 def _insert_predictions_postgres(
     session: Session, model_id: int, columns: PredictionColumns, retention: Retention,
     max_partitions: int,
-) -> int:  # fmt: skip
+) -> PredictionColumns:  # fmt: skip
     driver = postgres.psycopg_connection(session)
     keys = postgres.copy_statement("prediction_keys", copy_binary.KEY_COLUMNS)
     rows = postgres.copy_statement("predictions", copy_binary.COLUMNS)
@@ -265,11 +280,11 @@ def _insert_predictions_postgres(
                     chunk_id = _insert_chunk(session, model_id, day)
                     with cursor.copy(rows) as copy:
                         copy.write(copy_binary.encode_predictions(model_id, chunk_id, day))
-            return len(columns)
+            return columns
         except psycopg.errors.UniqueViolation:
             columns = _without(columns, _existing_ids(session, model_id, columns.prediction_ids))
             if not len(columns):
-                return 0
+                return columns
             days = _by_day(columns)
         except psycopg.errors.CheckViolation as error:
             if not _no_partition(error):
@@ -306,6 +321,29 @@ def insert_ground_truth(session: Session, *, model_id: int, rows: Sequence[tuple
         for pid, value, label, ts in rows
     ]
     return _insert_ignore_sqlite(session, "ground_truth", GROUND_TRUTH_COLUMNS, sqlite_rows)
+
+
+def insert_shadow_predictions(
+    session: Session, *, model_id: int, rows: Sequence[tuple[Any, ...]]
+) -> int:
+    """Store validated shadow rows (see ``validate_shadow_predictions``); returns how many were
+    new (one per prediction id and version: a record sent again is a duplicate)."""
+    if not rows:
+        return 0
+    received_at = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        full = [(model_id, *row, received_at) for row in rows]
+
+        def load(cursor: psycopg.Cursor[Any], table: str) -> None:
+            with cursor.copy(postgres.copy_statement(table, SHADOW_COLUMNS)) as copy:
+                copy.set_types(list(SHADOW_PG_TYPES))
+                for row in full:
+                    copy.write_row(row)
+
+        return _insert_ignore_postgres(session, "shadow_predictions", SHADOW_COLUMNS, load,
+                                       len(full))  # fmt: skip
+    sqlite_rows = [(model_id, *row, _sqlite_time(received_at)) for row in rows]
+    return _insert_ignore_sqlite(session, "shadow_predictions", SHADOW_COLUMNS, sqlite_rows)
 
 
 def _json_safe(record: Any) -> Any:

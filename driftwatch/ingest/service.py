@@ -34,8 +34,10 @@ from driftwatch.ingest.validation import (
     infer_features,
     validate_columns,
     validate_ground_truth,
+    validate_shadow_predictions,
 )
 from driftwatch.registry import service as registry
+from driftwatch.summaries import service as summaries
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +49,13 @@ class Limits:
     max_batch_partitions: int = DEFAULT_MAX_BATCH_PARTITIONS
     # The size of the request body the batch came in (0: unknown, no bound by it).
     body_bytes: int = 0
+    # Keep column summaries of the stored rows (DRIFTWATCH_SUMMARIES).
+    summaries: bool = True
 
     @classmethod
     def of(cls, settings: Any, body_bytes: int = 0) -> Limits:
         return cls(settings.max_features, settings.max_record_age, settings.max_batch_partitions,
-                   body_bytes)  # fmt: skip
+                   body_bytes, settings.summaries)  # fmt: skip
 
 
 # Predictions are held and stored densely: 8 bytes per feature per record, whether the record
@@ -248,10 +252,14 @@ def log_predictions(
             retention=retention, known_classes=classes, max_age=limits.max_record_age,
         ),
     )  # fmt: skip
-    accepted = repository.insert_predictions(
+    stored = repository.store_predictions(
         session, model_id=model.id, columns=valid.columns, retention=retention,
         max_partitions=limits.max_batch_partitions,
     )  # fmt: skip
+    if limits.summaries and len(stored):
+        summaries.add_batch(session, model_id=model.id, features=model.features,
+                            window_seconds=model.window_seconds, stored=stored)  # fmt: skip
+    accepted = len(stored)
     return _settle(
         session,
         model.id,
@@ -287,3 +295,17 @@ def log_ground_truth(
         valid.in_batch_duplicates + len(valid.rows) - accepted,
         valid.rejected,
     )
+
+
+def log_shadow_predictions(
+    session: Session, *, model_name: str, records: list[Any]
+) -> IngestResult:  # fmt: skip
+    """Shadow predictions (CONTRACT section 10), idempotent per prediction id and version; the
+    served prediction they shadow may arrive before or after them."""
+    model = registry.get_by_name(session, name=model_name)
+    valid = validate_shadow_predictions(records, task=model.task)
+    accepted = repository.insert_shadow_predictions(session, model_id=model.id, rows=valid.rows)
+    return _settle(
+        session, model.id, model.name, "shadow_prediction", accepted,
+        valid.in_batch_duplicates + len(valid.rows) - accepted, valid.rejected,
+    )  # fmt: skip

@@ -17,9 +17,11 @@ from driftwatch.models.ingest import (
     PredictionChunk,
     PredictionKey,
     RejectedRecord,
+    ShadowPrediction,
 )
 from driftwatch.models.monitoring import Baseline, BaselineColumn, Run, RunMetric, RunMetricDay
 from driftwatch.models.registry import MonitoredModel
+from driftwatch.models.summaries import ColumnSummary
 
 __all__ = [
     "Alert",
@@ -30,6 +32,7 @@ __all__ = [
     "Base",
     "Baseline",
     "BaselineColumn",
+    "ColumnSummary",
     "DashboardSession",
     "Delivery",
     "DeliveryAttempt",
@@ -43,5 +46,6 @@ __all__ = [
     "Run",
     "RunMetric",
     "RunMetricDay",
+    "ShadowPrediction",
     "Silence",
 ]

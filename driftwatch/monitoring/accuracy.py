@@ -40,9 +40,23 @@ class Labeled:
     prediction_classes: list[str | None]
     label_values: FloatArray  # NaN where the label is a class
     label_classes: list[str | None]
+    # the model_version each prediction was logged with (None: not read)
+    versions: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.prediction_values)
+
+    def of_version(self, version: str | None) -> Labeled:
+        """The labeled predictions logged with ``version``."""
+        assert self.versions is not None
+        keep = [i for i, v in enumerate(self.versions) if v == version]
+        return Labeled(
+            prediction_values=self.prediction_values[keep],
+            prediction_classes=[self.prediction_classes[i] for i in keep],
+            label_values=self.label_values[keep],
+            label_classes=[self.label_classes[i] for i in keep],
+            versions=[version] * len(keep),
+        )
 
 
 @dataclass(slots=True)

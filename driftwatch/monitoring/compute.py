@@ -271,6 +271,25 @@ def _prediction_drift(
     return tested, distribution(pair), _evidence(pair, tested, settings, clusters)
 
 
+def column_drift(
+    column: ColumnProfile, values: npt.NDArray[Any], names: list[str] | None, kind: str,
+    settings: DriftSettings,
+) -> ColumnDrift:  # fmt: skip
+    """One column alone against its baseline column, under the model's verdict (calibrated:
+    the column is its own family, at the window's level): a slice's prediction drift."""
+    pair, _missing = _pair(column, values, names)
+    stattest, threshold = settings.choice(None, kind)
+    tested = _test(pair, kind, stattest, threshold)
+    evidence = _evidence(pair, tested, settings)
+    if evidence is None:
+        return tested
+    (verdict,) = calibration.verdicts([evidence], settings.alpha_per_window)
+    return tested.model_copy(update={
+        "drifted": verdict.drifted, "verdict": verdict.verdict, "p_value": evidence.p_value,
+        "detectable": verdict.detectable, "effect_interval": evidence.effect_interval,
+    })  # fmt: skip
+
+
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
 CLUSTER_KEY_UNTESTED = "the cluster key (drift.cluster_by): not tested for drift"
 

@@ -41,6 +41,7 @@ from driftwatch.models import (
     Run,
     RunMetric,
     RunMetricDay,
+    ShadowPrediction,
 )
 from driftwatch.models.base import UTCDateTime, utcnow
 from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
@@ -226,7 +227,7 @@ def labeled(session: Session, *, model_id: int, start: datetime, end: datetime) 
     rows = session.execute(
         select(
             Prediction.prediction_value, Prediction.prediction_class,
-            GroundTruth.label_value, GroundTruth.label_class,
+            GroundTruth.label_value, GroundTruth.label_class, Prediction.model_version,
         )
         .join(
             GroundTruth,
@@ -240,7 +241,60 @@ def labeled(session: Session, *, model_id: int, start: datetime, end: datetime) 
         prediction_classes=[r[1] for r in rows],
         label_values=np.array([np.nan if r[2] is None else r[2] for r in rows]),
         label_classes=[r[3] for r in rows],
+        versions=[r[4] for r in rows],
     )
+
+
+def version_counts(
+    session: Session, *, model_id: int, start: datetime, end: datetime
+) -> dict[str | None, int]:
+    """How many of the window's predictions each model_version logged (one aggregate)."""
+    rows = session.execute(
+        select(Prediction.model_version, func.count())
+        .where(Prediction.model_id == model_id, Prediction.ts >= start, Prediction.ts < end)
+        .group_by(Prediction.model_version)
+    ).all()
+    return {version: int(count) for version, count in rows}
+
+
+def shadowed(session: Session, *, model_id: int, start: datetime, end: datetime) -> list[Any]:
+    """The shadow predictions of the window's served predictions, joined by id, with the
+    served prediction and the label where there is one: rows (shadow version, shadow value,
+    shadow class, served value, served class, label value, label class)."""
+    return list(
+        session.execute(
+            select(
+                ShadowPrediction.model_version, ShadowPrediction.prediction_value,
+                ShadowPrediction.prediction_class, Prediction.prediction_value,
+                Prediction.prediction_class, GroundTruth.label_value, GroundTruth.label_class,
+            )
+            .join(
+                Prediction,
+                (Prediction.model_id == ShadowPrediction.model_id)
+                & (Prediction.prediction_id == ShadowPrediction.prediction_id),
+            )
+            .outerjoin(
+                GroundTruth,
+                (GroundTruth.model_id == Prediction.model_id)
+                & (GroundTruth.prediction_id == Prediction.prediction_id),
+            )
+            .where(ShadowPrediction.model_id == model_id, Prediction.ts >= start,
+                   Prediction.ts < end)
+        ).all()
+    )  # fmt: skip
+
+
+def version_predictions(
+    session: Session, *, model_id: int, start: datetime, end: datetime
+) -> tuple[list[str | None], list[float | None], list[str | None]]:
+    """Each of the window's predictions: its model_version, value and class (read only when
+    the window holds more than one version)."""
+    rows = session.execute(
+        select(
+            Prediction.model_version, Prediction.prediction_value, Prediction.prediction_class
+        ).where(Prediction.model_id == model_id, Prediction.ts >= start, Prediction.ts < end)
+    ).all()
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 def count_rejected(session: Session, *, model_id: int, start: datetime, end: datetime) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from driftwatch import metrics
 from driftwatch.alerting import service as alerts
 from driftwatch.alerting.service import AlertingContext
+from driftwatch.core.result import RunResult, VersionSlice
 from driftwatch.core.retention import KEEP_EVERYTHING, Retention, describe
 from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import FeatureSpec
@@ -45,6 +46,7 @@ from driftwatch.monitoring import (
     files,
     profiles,
     repository,
+    versions,
 )
 from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
@@ -404,21 +406,23 @@ def compute_run(
     if len(profile.features) != len(features):
         # Features were added after the baseline was prepared: compare those it has.
         features = [f for f in features if f.name in {c.name for c in profile.features}]
+    labeled = repository.labeled(
+        session, model_id=model.id, start=run.window_start, end=run.window_end
+    )
     result, distributions = compute.compute(
         task=model.task,
         features=features,
         settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
         baseline=profile,
         window=narrow(window, model, features),
-        labeled=repository.labeled(
-            session, model_id=model.id, start=run.window_start, end=run.window_end
-        ),
+        labeled=labeled,
         rejected=repository.count_rejected(
             session, model_id=model.id, start=run.window_start, end=run.window_end
         ),
         performance=PerformanceSettings.from_model(model.performance),
         past_horizon=run.window_end < utcnow() - label_horizon,
     )
+    result.versions = _versions(session, model, run, result, profile, labeled)
     run.distributions = distributions
     run.result = result
     run.rows = result.rows
@@ -439,6 +443,33 @@ def compute_run(
     alerts.evaluate_run(session, model=model, run=run, context=alerting)
     metrics.record_run(model.name, "done", run.duration_seconds)
     return run
+
+
+def _versions(
+    session: Session, model: MonitoredModel, run: Run, result: RunResult,
+    profile: profiles.BaselineProfile, labeled: accuracy.Labeled,
+) -> list[VersionSlice]:  # fmt: skip
+    """The run's window split by model version: one aggregate, and the window's versions and
+    predictions read again only when it holds several."""
+    span: dict[str, Any] = {"model_id": model.id, "start": run.window_start,
+                            "end": run.window_end}  # fmt: skip
+    counts = repository.version_counts(session, **span)
+    if not counts:
+        return []
+    threshold = PerformanceSettings.from_model(model.performance).decision_threshold
+    shadows = versions.shadows(model.task, repository.shadowed(session, **span), threshold)
+    return shadows_after(versions.slices(
+        result, task=model.task, counts=counts, baseline=profile,
+        labeled=labeled,
+        settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
+        predictions=repository.version_predictions(session, **span) if len(counts) > 1 else None,
+        threshold=threshold,
+    ), shadows)  # fmt: skip
+
+
+def shadows_after(served: list[VersionSlice], shadows: list[VersionSlice]) -> list[VersionSlice]:
+    """The served versions, then the shadow ones."""
+    return [*served, *shadows]
 
 
 def shrunk_since_computed(run: Run, held: int) -> bool:

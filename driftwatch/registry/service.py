@@ -284,6 +284,7 @@ class ModelSnapshot:
     name: str
     task: str
     features: tuple[FeatureSpec, ...]
+    window_seconds: int = 3600
 
 
 class ModelCache:
@@ -305,7 +306,9 @@ class ModelCache:
         if entry is not None and not fresh and now - entry[0] < self.seconds:
             return entry[1]
         model = get_by_name(session, name=name)
-        snapshot = ModelSnapshot(model.id, model.name, model.task, tuple(feature_specs(model)))
+        snapshot = ModelSnapshot(
+            model.id, model.name, model.task, tuple(feature_specs(model)), model.window_seconds
+        )
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()

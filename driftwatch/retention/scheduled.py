@@ -15,6 +15,7 @@ from driftwatch.core.retention import describe
 from driftwatch.core.time import iso, utcnow
 from driftwatch.retention import service
 from driftwatch.retention.service import Report
+from driftwatch.summaries import service as summaries
 
 log = logging.getLogger("driftwatch.retention")
 
@@ -39,6 +40,7 @@ class RetentionWorker:
         self._ticker.shutdown(wait=True)
 
     def run_once(self) -> Report | None:
+        self.compact_summaries()
         try:
             report = service.apply(self.engine, self.settings.retention_policy(), now=utcnow())
         except Exception:
@@ -52,6 +54,14 @@ class RetentionWorker:
                      iso(report.cutoff) if report.cutoff else "-",
                      len(report.dropped_partitions), rows)  # fmt: skip
         return report
+
+    def compact_summaries(self) -> None:
+        """Closed buckets' batch summaries merged into one row per column (summaries stay
+        when retention removes raw rows; they have no retention of their own)."""
+        try:
+            summaries.compact(self.engine, now=utcnow())
+        except Exception:
+            log.exception("summaries: compaction failed; the next pass tries again")
 
 
 def record_retention(report: Report | None) -> None:

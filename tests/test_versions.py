@@ -1,0 +1,99 @@
+"""Every run splits its window by model_version (CONTRACT section 10): a rollout is visible as
+each served version's rows, accuracy and prediction drift."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sklearn import metrics
+
+from driftwatch.core.result import RunResult
+from driftwatch.core.vocabulary import metric_problem
+from tests.factories import T0, baseline_records, labels, model, predictions
+
+HOUR = timedelta(hours=1)
+
+
+def _scores(seed: int, count: int, shift: float = 0.0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return [round(float(v), 4) for v in np.clip(rng.beta(2, 2, count) + shift, 0, 1)]
+
+
+def test_a_window_of_one_version_is_that_version(api: TestClient) -> None:
+    m = model(api)
+    scores = _scores(1, 2000)
+    m.baseline(baseline_records(2000, prediction=lambda i: scores[i]))
+    window = _scores(2, 300)
+    m.log(predictions(300, prediction=lambda i: window[i], model_version="v1"))
+    m.label(labels([f"p-{i}" for i in range(300)], label=lambda i: int(window[i] > 0.5)))
+    run = m.run(T0, T0 + HOUR)
+    assert len(run["versions"]) == 1
+    (only,) = run["versions"]
+    assert (only["model_version"], only["role"], only["rows"], only["labeled_rows"]) == (
+        "v1", "served", 300, 300,
+    )  # fmt: skip
+    assert only["accuracy"] == run["accuracy"]
+    assert only["prediction"] == run["prediction"]
+
+
+def test_a_rollout_shows_each_versions_drift_and_accuracy(api: TestClient) -> None:
+    m = model(api)
+    scores = _scores(3, 3000)
+    m.baseline(baseline_records(3000, prediction=lambda i: scores[i]))
+    old, new = _scores(4, 600), _scores(5, 400, shift=0.35)  # the new version scores higher
+    records = predictions(600, prediction=lambda i: old[i], model_version="v1")
+    records += predictions(400, prediction=lambda i: new[i], model_version="v2", prefix="q",
+                           start=T0 + timedelta(seconds=1))  # fmt: skip
+    m.log(records)
+    truth = np.random.default_rng(6)
+    old_labels = (truth.random(600) < 0.5).astype(int).tolist()
+    new_labels = (truth.random(300) < 0.5).astype(int).tolist()  # 300 of 400 labeled
+    m.label(labels([f"p-{i}" for i in range(600)], label=lambda i: old_labels[i]))
+    m.label(labels([f"q-{i}" for i in range(300)], label=lambda i: new_labels[i]))
+    run = m.run(T0, T0 + HOUR)
+    assert run["rows"] == 1000
+    by_version = {v["model_version"]: v for v in run["versions"]}
+    assert [v["model_version"] for v in run["versions"]] == ["v1", "v2"]  # largest first
+    assert (by_version["v1"]["rows"], by_version["v1"]["labeled_rows"]) == (600, 600)
+    assert (by_version["v2"]["rows"], by_version["v2"]["labeled_rows"]) == (400, 300)
+    assert by_version["v2"]["prediction"]["drifted"] is True
+    assert by_version["v1"]["prediction"]["drifted"] is False
+    expected = metrics.accuracy_score(new_labels, [int(s >= 0.5) for s in new[:300]])
+    assert by_version["v2"]["accuracy"]["accuracy"] == pytest.approx(expected)
+    expected = metrics.roc_auc_score(old_labels, old)
+    assert by_version["v1"]["accuracy"]["roc_auc"] == pytest.approx(expected)
+
+    # the rule metrics of each version
+    flat = RunResult.model_validate(run).metrics()
+    assert flat["version[v2].prediction.drifted"] == 1.0
+    assert flat["version[v2].labeled_rows"] == 300
+    assert flat["version[v1].accuracy.roc_auc"] == pytest.approx(expected)
+
+
+def test_predictions_without_a_version_are_one_slice(api: TestClient) -> None:
+    m = model(api)
+    m.baseline(baseline_records(500))
+    m.log(predictions(40))
+    m.log(predictions(10, prefix="v", model_version="canary"))
+    run = m.run(T0, T0 + HOUR)
+    assert [(v["model_version"], v["rows"]) for v in run["versions"]] == [
+        (None, 40),
+        ("canary", 10),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("metric", "known"),
+    [
+        ("version[v5].accuracy.f1", True),
+        ("version[2026-11.b].rows", True),
+        ("version[v5].prediction.drifted", True),
+        ("version[v5].accuracy.nope", False),
+        ("version[].rows", False),
+    ],
+)
+def test_version_metrics_are_in_the_vocabulary(metric: str, known: bool) -> None:
+    assert (metric_problem(metric) is None) is known
