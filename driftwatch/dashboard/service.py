@@ -392,6 +392,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "dataset": result.get("dataset") or {}, "accuracy": result.get("accuracy") or {},
         "quality": result.get("quality") or {}, "prediction": result.get("prediction"),
         "features": result.get("features") or [],
+        "versions": result.get("versions") or [],
     }  # fmt: skip
 
 
