@@ -127,7 +127,8 @@ def _run(args: argparse.Namespace) -> int:
             context = AlertingContext(rules, settings.public_url)
             run = service.run_now(session, model=model, start=start, end=end, alerting=context,
                                   retention=settings.retention_policy(),
-                                  exact_max_rows=settings.exact_max_rows)  # fmt: skip
+                                  exact_max_rows=settings.exact_max_rows,
+                                  label_horizon=settings.label_horizon)  # fmt: skip
             baseline = service.active_baseline(session, model=model)
             out = service.to_out(run, model=model, baseline=baseline)
     except DriftwatchError as error:

@@ -175,6 +175,75 @@ def test_binned_scores_are_the_tests_own(name: str, kind: str) -> None:
     assert scores[0] == pytest.approx(registry.get(name).score(pair), rel=1e-9, abs=1e-12)
 
 
+@pytest.mark.parametrize("name", sorted(calibration.BOOTSTRAPPED))
+@pytest.mark.parametrize(("n", "m"), [(300, 300), (300, 181), (64, 1000)])
+def test_batch_scores_are_the_tests_own(name: str, n: int, m: int) -> None:
+    """The bootstrap null scores a stack of samples at once (of equal sizes, wasserstein as the
+    mean gap between order statistics): each row is the test's own score of that pair."""
+    rng = np.random.default_rng(11)
+    reference = np.sort(rng.lognormal(0, 0.8, (5, n)), axis=1)
+    current = np.sort(rng.lognormal(0.1, 0.8, (5, m)), axis=1)
+    scores = calibration._batch_scores(registry.get(name), reference, current)
+    for row, score in enumerate(scores):
+        own = registry.get(name).score(NumericalPair(reference[row], current[row]))
+        assert score == pytest.approx(own, rel=1e-12)
+
+
+def test_bootstrap_samples_draw_every_baseline_row_alike() -> None:
+    """Samples drawn with replacement from the sorted baseline come out sorted, each of its
+    rows drawn equally often (chi-square over 1000 samples of 200), and the reference's and the
+    current's draws are independent streams."""
+    values = np.arange(50, dtype=np.float64)
+    drawn = calibration._resampled(values, calibration._sorted_uniforms(1000, 200, 0))
+    assert drawn.shape == (1000, 200)
+    assert np.all(np.diff(drawn, axis=1) >= 0)
+    counts = np.bincount(drawn.astype(np.int64).ravel(), minlength=50)
+    assert stats.chisquare(counts).pvalue > 0.001
+    other = calibration._resampled(values, calibration._sorted_uniforms(1000, 200, 1))
+    means = (drawn.mean(axis=1), other.mean(axis=1))
+    assert abs(stats.pearsonr(*means).statistic) < 0.15  # 1000 pairs: sd 0.03
+    assert calibration._sorted_uniforms(1000, 200, 0) is calibration._sorted_uniforms(1000, 200, 0)
+
+
+def _scipy_pareto_fit(excesses: np.ndarray) -> tuple[float, float]:
+    shape, _, scale = stats.genpareto.fit(excesses, floc=0)
+    return (float(shape), float(scale)) if shape > 0 else (0.0, float(excesses.mean()))
+
+
+@pytest.mark.parametrize("source", ["normal", "lognormal", "uniform", "t3", "pareto"])
+def test_the_pareto_tail_is_scipys_maximum_likelihood(source: str) -> None:
+    """The tail fitted to the top 10% of null draws is the maximum likelihood fit scipy's
+    ``genpareto.fit`` finds, shape clipped at 0: at least as likely, the same exponential or
+    Pareto choice, and survival beyond the draws within 5% of scipy's (its optimizer stops at
+    a tolerance)."""
+    rng = np.random.default_rng(12)
+    for attempt in range(8):
+        if source == "pareto":
+            excesses = stats.genpareto.rvs(0.05 + 0.1 * attempt, scale=2, size=100,
+                                           random_state=rng)  # fmt: skip
+        else:
+            draw = {"normal": rng.normal, "lognormal": rng.lognormal, "uniform": rng.random,
+                    "t3": lambda size: rng.standard_t(3, size)}[source]  # fmt: skip
+            baseline = np.sort(draw(size=3000))
+            null = calibration._bootstrap_null(baseline, registry.get("wasserstein"), 181, 724)
+            kept = int(null.draws.size * calibration.PARETO_TAIL_SHARE)
+            excesses = null.draws[-kept:] - null.threshold
+        ours, theirs = calibration.pareto_fit(excesses), _scipy_pareto_fit(excesses)
+        if theirs[0] > 0.002:  # near 0 either choice is the same tail
+            assert ours[0] > 0
+        if theirs[0] == 0:
+            assert ours[0] < 0.002
+
+        def loss(shape: float, scale: float, excesses: np.ndarray = excesses) -> float:
+            return -float(stats.genpareto.logpdf(excesses, shape, scale=scale).sum())
+
+        assert loss(*ours) <= loss(*theirs) + 1e-6
+        far = np.max(excesses) * np.array([1.0, 3.0, 10.0])
+        assert stats.genpareto.sf(far, ours[0], scale=ours[1]) == pytest.approx(
+            stats.genpareto.sf(far, theirs[0], scale=theirs[1]), rel=0.05
+        )
+
+
 def test_effect_interval_covers_the_score_it_estimates() -> None:
     """The 95% interval of the normed Wasserstein distance of a 0.3 sd shift covers the
     population value (0.3 / 1, for big samples where the estimator's bias is small) in most
@@ -261,6 +330,29 @@ def test_compute_gives_every_column_a_calibrated_verdict() -> None:
     small = run(settings, columns(20, 3), baseline)
     assert small.dataset.insufficient_share == 1
     assert small.metrics()["feature.y.insufficient"] == 1
+
+
+def test_the_next_run_against_a_baseline_prepares_no_null() -> None:
+    """The bootstrap nulls are prepared by a baseline's first calibrated run and only then:
+    the next window of a size class already seen prepares none, and gets the same p-value from
+    the same null; a window of another size class prepares its own, once."""
+    baseline = profiles.profile(columns(3000, 1), SPECS)
+    settings = DriftSettings.from_model({"verdict": "calibrated"}, timedelta(days=1))
+    cache = calibration.NULL_CACHE
+    before = cache.prepared
+    first = run(settings, columns(2000, 2), baseline)
+    prepared = cache.prepared - before
+    assert prepared == 3  # x, y and the prediction (wasserstein; c is jensenshannon, per window)
+    again = run(settings, columns(2000, 2), baseline)
+    assert cache.prepared - before == prepared
+    assert [f.p_value for f in again.features] == [f.p_value for f in first.features]
+    run(settings, columns(1500, 3), baseline)  # 1500 rows: the 1000-row class, as 2000
+    assert cache.prepared - before == prepared
+    run(settings, columns(200, 4), baseline)  # the 181-row class: its own nulls
+    assert cache.prepared - before == 2 * prepared
+    run(settings, columns(5000, 5), baseline)
+    run(settings, columns(190, 6), baseline)
+    assert cache.prepared - before == 2 * prepared
 
 
 def test_compute_under_evidently_leaves_the_calibrated_fields_null() -> None:

@@ -123,7 +123,12 @@ rules:
             json={
                 "name": "training",
                 "records": [
-                    {"features": r["features"], "prediction": r["prediction"]} for r in base
+                    {
+                        "features": r["features"],
+                        "prediction": r["prediction"],
+                        "label": int(r["prediction"] > 0.3),
+                    }
+                    for r in base
                 ],
             },
         ).status_code
@@ -289,6 +294,33 @@ def test_the_model_page_draws_heatmap_drift_accuracy_and_predictions(tab: Tab, s
     prediction = tab.chart("prediction")["series"]
     assert sum(prediction[1]["data"]) == pytest.approx(1.0)  # shares of the last window
     tab.shot("model")
+
+
+def test_the_model_page_draws_the_estimate_its_band_the_realized_metric_and_coverage(
+    tab: Tab, site: Site
+) -> None:
+    tab.sign_in(ADMIN_KEY)
+    page = tab.open(f"/models/{site.model}")
+    runs = site.runs()
+    chart = {s["name"]: s["data"] for s in tab.chart("performance")["series"]}
+    auc = [r["estimated"]["roc_auc"] for r in runs]
+    assert [v for _, v in chart["estimated"]] == pytest.approx([e["value"] for e in auc])
+    assert [v for _, v in chart["band-low"]] == pytest.approx([e["lower"] for e in auc])
+    assert [v for _, v in chart["95% band"]] == pytest.approx(
+        [e["upper"] - e["lower"] for e in auc])  # fmt: skip
+    assert [v for _, v in chart["realized"]] == pytest.approx(
+        [r["accuracy"]["roc_auc"] for r in runs])  # fmt: skip
+    assert [v for _, v in chart["labeled"]] == pytest.approx([0.75] * WINDOWS)
+    assert page.locator("#estimated-metric option").all_inner_texts() == [
+        "roc_auc", "accuracy", "f1", "precision", "recall"]  # fmt: skip
+    page.select_option("#estimated-metric", "f1")
+    switched = {s["name"]: s["data"] for s in tab.chart("performance")["series"]}
+    assert [v for _, v in switched["estimated"]] == pytest.approx(
+        [r["estimated"]["f1"]["value"] for r in runs])  # fmt: skip
+    shot = page.locator("#chart-performance").screenshot()
+    assert len(shot) > 5000  # drawn, not blank
+    if SHOTS is not None:
+        (SHOTS / "model-performance.png").write_bytes(shot)
 
 
 def test_the_time_range_picker_narrows_every_chart(tab: Tab, site: Site) -> None:

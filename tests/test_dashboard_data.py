@@ -171,3 +171,36 @@ def test_a_model_under_evidently_s_rule_shows_no_budget(
     assert "Verdict: Evidently&#39;s rule" in page.text or "Verdict: Evidently's rule" in page.text
     assert "data-budget" not in page.text
     assert "data-detectable" not in page.text
+
+
+def test_the_model_page_lists_the_last_windows_versions_and_shadows(
+    api: TestClient, engine: Engine, settings: Settings
+) -> None:
+    model = create_model(api, features=FEATURES, window="1h")["name"]
+    post(api, f"/api/v1/models/{model}/baselines",
+         {"name": "b", "records": baseline_records(frame(300, seed=1))}, 201)  # fmt: skip
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    sent = records(frame(60, seed=2), prefix="w", start=start)
+    for i, record in enumerate(sent):
+        record["model_version"] = "v4" if i < 40 else "v4.1"
+    post(api, f"/api/v1/models/{model}/predictions", {"records": sent})
+    post(api, f"/api/v1/models/{model}/ground-truth", {"records": [
+        {"prediction_id": r["prediction_id"], "label": int(r["prediction"] >= 0.5)}
+        for r in sent]})  # fmt: skip
+    post(api, f"/api/v1/models/{model}/shadow-predictions", {"records": [
+        {"prediction_id": r["prediction_id"], "model_version": "v5",
+         "prediction": 1 - r["prediction"]} for r in sent]})  # fmt: skip
+    _run(api, model, start)
+    with TestClient(create_app(settings, engine)) as browser:
+        sign_in(browser, follow_redirects=False)
+        page = browser.get(f"/models/{model}")
+    assert page.status_code == 200, page.text
+    table = page.text[page.text.index("data-versions") :]
+    rows = re.findall(r'data-version="([^"]*)" data-role="(\w+)">(.*?)</tr>', table, re.S)
+    assert [(v, role) for v, role, _ in rows] == [("v4", "served"), ("v4.1", "served"),
+                                                   ("v5", "shadow")]  # fmt: skip
+    served, _, shadow = (re.sub(r"<[^>]+>", " ", cells) for _, _, cells in rows)
+    assert " 40 " in served
+    assert " 1 " in served  # the served model's accuracy on its own labels
+    assert " 0 " in shadow  # it never agrees: its classes are the served ones flipped
+    assert "worse" in shadow  # -1 accuracy, its interval below 0

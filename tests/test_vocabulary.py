@@ -42,6 +42,10 @@ def _computed_run(api: TestClient) -> dict[str, Any]:
         model_version="v1")  # fmt: skip
     assert model.log(sent)["accepted"] == 150
     model.label(factories.labels([r["prediction_id"] for r in sent[:100]]))
+    shadow = [{"prediction_id": r["prediction_id"], "model_version": "v2",
+               "prediction": 1 - r["prediction"]} for r in sent]  # fmt: skip
+    assert api.post(f"{model.path}/shadow-predictions",
+                    json={"records": shadow}).json()["accepted"] == 150  # fmt: skip
     return model.run(T0, T0 + timedelta(hours=1))
 
 
@@ -52,7 +56,7 @@ def test_every_number_a_run_computes_is_a_metric_rules_accept(api: TestClient) -
     # the names the issue found refused by `rules check` though runs compute them
     for name in ("labeled_rows", "quality.rejected", "prediction.drifted",
                  "feature.age.missing_share", "feature.state.missing_share",
-                 "version[v1].accuracy.f1"):  # fmt: skip
+                 "version[v1].accuracy.f1", "version[v2].delta.f1.lower"):  # fmt: skip
         assert name in produced
     assert produced["rows"] == 150
     assert produced["labeled_rows"] == 100

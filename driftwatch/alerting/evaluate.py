@@ -42,13 +42,20 @@ class Transition:
 
 
 def evaluate(
-    rule: Rule, current: AlertState, *, value: float | None, window_end: datetime, now: datetime
-) -> tuple[AlertState, Transition | None]:
-    """The alert's next state after one window, and what happened (None: nothing to record)."""
+    rule: Rule, current: AlertState, *, value: float | None, window_end: datetime, now: datetime,
+    label_coverage: float | None = None,
+) -> tuple[AlertState, Transition | None]:  # fmt: skip
+    """The alert's next state after one window, and what happened (None: nothing to record).
+    A rule with ``min_label_coverage`` skips a window whose ``label_coverage`` is below it, as
+    if its metric were missing (computed again once more labels came, it is evaluated then)."""
     if current.last_window_end is not None and window_end <= current.last_window_end:
         return current, None  # history: an older window recomputed changes no alert
     if value is None:
         return current, None  # no data or no labels: neither a breach nor a recovery
+    if rule.min_label_coverage is not None and (
+        label_coverage is None or label_coverage < rule.min_label_coverage
+    ):
+        return current, None  # too few labels yet: the metric says too little
     moved = replace(current, last_window_end=window_end)
     if not rule.when.holds(value):
         if current.state == "firing":

@@ -8,6 +8,7 @@ keeps the line it came from.
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -86,6 +87,8 @@ class Rule:
     notify: tuple[str, ...] = ()
     retrain: tuple[str, ...] = ()
     repeat: timedelta | None = None
+    # accuracy.* rules: evaluated only on windows whose label coverage reached it
+    min_label_coverage: float | None = None
 
     def applies_to(self, model: str) -> bool:
         return fnmatch.fnmatchcase(model, self.model)
@@ -226,7 +229,32 @@ def _condition(reader: _Reader, node: yaml.Node, what: str) -> Condition | None:
     return Condition(match["metric"], match["op"], value)
 
 
-_RULE_KEYS = ("name", "model", "when", "for", "severity", "notify", "retrain", "repeat")
+_RULE_KEYS = (
+    "name", "model", "when", "for", "severity", "notify", "retrain", "repeat",
+    "min_label_coverage",
+)  # fmt: skip
+
+
+def _min_label_coverage(
+    reader: _Reader, node: yaml.Node, when: Condition | None, what: str
+) -> float | None:
+    """``min_label_coverage``: a number from 0 to 1, on a rule whose ``when`` tests an
+    ``accuracy.*`` metric (the only ones labels make)."""
+    key = f"{what}: min_label_coverage"
+    try:
+        value = float(node.value) if isinstance(node, yaml.ScalarNode) else math.nan
+    except ValueError:
+        value = math.nan
+    if not (0 <= value <= 1):  # NaN too
+        shown = node.value if isinstance(node, yaml.ScalarNode) else "a list or mapping"
+        reader.problem(node, f"{key}: must be a number from 0 to 1 (a share of the window's "
+                             f"predictions that have labels), got {shown!r}")  # fmt: skip
+        return None
+    if when is not None and not when.metric.startswith("accuracy."):
+        reader.problem(node, f"{key}: applies to rules on accuracy.* metrics only; this rule's "
+                             f"'when' tests {when.metric!r}")  # fmt: skip
+        return None
+    return value
 
 
 def _rule(
@@ -271,6 +299,9 @@ def _rule(
             repeat = parse_duration(text or "")
         except ValueError as error:
             reader.problem(keys["repeat"][1], f"{what}: repeat: {error}")
+    min_coverage = None
+    if "min_label_coverage" in keys:
+        min_coverage = _min_label_coverage(reader, keys["min_label_coverage"][1], when, what)
     notify = _channel_list(reader, keys, "notify", what, channels, webhook_only=False)
     retrain = _channel_list(reader, keys, "retrain", what, channels, webhook_only=True)
     if not notify and not retrain and "notify" not in keys and "retrain" not in keys:
@@ -288,6 +319,7 @@ def _rule(
         notify=notify,
         retrain=retrain,
         repeat=repeat,
+        min_label_coverage=min_coverage,
     )
 
 

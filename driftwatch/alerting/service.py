@@ -173,8 +173,9 @@ def evaluate_window(
         )
         value = metrics.get(rule.when.metric)
         following, transition = evaluate(
-            rule, current, value=value, window_end=window.window_end, now=now
-        )
+            rule, current, value=value, window_end=window.window_end, now=now,
+            label_coverage=metrics.get("labels.coverage"),
+        )  # fmt: skip
         rule_state.state = following.state
         rule_state.breaches = following.breaches
         rule_state.last_window_end = following.last_window_end

@@ -105,6 +105,34 @@ class Quality(_Part):
         )
 
 
+class Labels(_Part):
+    """How far the window's labels have come (CONTRACT section 9)."""
+
+    coverage: float | None = Field(
+        description="labeled predictions over predictions; null for a window without any"
+    )
+    mature: bool = Field(
+        description="coverage reached the model's label_coverage_min, or the window is older "
+        "than the label horizon (DRIFTWATCH_LABEL_HORIZON): its labels are as complete as "
+        "they will get"
+    )
+
+
+class Estimate(_Part):
+    """A metric estimated before labels arrive, with a 95% interval for the value the realized
+    metric takes once they do (CONTRACT section 9)."""
+
+    value: float
+    lower: float
+    upper: float
+
+
+class Difference(_Part):
+    value: float
+    lower: float
+    upper: float
+
+
 class VersionSlice(_Part):
     """The rows of one model version served in the window (CONTRACT section 10)."""
 
@@ -117,6 +145,17 @@ class VersionSlice(_Part):
     )
     prediction: ColumnDrift | None = Field(
         default=None, description="this version's predictions against the baseline's"
+    )
+    agreement: float | None = Field(
+        default=None,
+        description="shadow: the share of the shared prediction ids whose classes agree with "
+        "the served model's (regression: one minus the mean absolute difference over the "
+        "served predictions' standard deviation)",
+    )
+    delta: dict[str, Difference] = Field(
+        default_factory=dict,
+        description="shadow: its metric minus the served model's on the same labeled ids, "
+        "with a paired 95% interval",
     )
 
 
@@ -141,6 +180,22 @@ class RunResult(_Part):
         default_factory=dict,
         description="computed from summaries: per tested feature, a bound on its score's error",
     )
+    labels: Labels | None = Field(
+        default=None, description="label coverage and maturity (null in runs stored before)"
+    )
+    accuracy_intervals: dict[str, tuple[float, float]] | None = Field(
+        default=None,
+        description="per realized metric of ``accuracy``, a 95% interval [lower, upper]",
+    )
+    estimated: dict[str, Estimate] | None = Field(
+        default=None,
+        description="binary classification: metrics estimated from the calibrated scores "
+        "alone (CBPE), each with a 95% interval for its realized value; null when they cannot "
+        "be trusted (estimated_reason says why)",
+    )
+    estimated_reason: str | None = Field(
+        default=None, description="why there is no estimate (null when there is one)"
+    )
     versions: list[VersionSlice] = Field(
         default_factory=list,
         description="the window split by model_version: each served version's rows, accuracy "
@@ -164,6 +219,7 @@ class RunResult(_Part):
             dataset=DatasetDrift(drifted_features=None, drifted_share=None, drifted=None),
             accuracy=None,
             quality=Quality(missing_share=None, rejected=rejected),
+            labels=Labels(coverage=None, mature=True),  # no prediction waits for a label
         )  # fmt: skip
 
     def feature(self, name: str) -> FeatureDrift | None:
@@ -202,6 +258,12 @@ class RunResult(_Part):
             flat["prediction.p_value"] = self.prediction.p_value
         for name, value in (self.accuracy or {}).items():
             flat[f"accuracy.{name}"] = value
+        if self.labels is not None:
+            flat["labels.coverage"] = self.labels.coverage
+        for name, estimate in (self.estimated or {}).items():
+            flat[f"estimated.{name}"] = estimate.value
+            flat[f"estimated.{name}.lower"] = estimate.lower
+            flat[f"estimated.{name}.upper"] = estimate.upper
         for version in self.versions:
             if version.model_version is None:
                 continue
@@ -213,6 +275,12 @@ class RunResult(_Part):
             if version.prediction is not None:
                 flat[f"{prefix}.prediction.score"] = version.prediction.score
                 flat[f"{prefix}.prediction.drifted"] = _flag(version.prediction.drifted)
+            if version.role == "shadow":
+                flat[f"{prefix}.agreement"] = version.agreement
+            for name, difference in version.delta.items():
+                flat[f"{prefix}.delta.{name}"] = difference.value
+                flat[f"{prefix}.delta.{name}.lower"] = difference.lower
+                flat[f"{prefix}.delta.{name}.upper"] = difference.upper
         return flat
 
     def stored(self) -> dict[str, Any]:

@@ -84,3 +84,26 @@ class DriftSettings:
         own = self.per_feature.get(name, {}) if name is not None else {}
         default = self.num_stattest if kind == "numerical" else self.cat_stattest
         return own.get("stattest") or default, own.get("threshold")
+
+
+# CONTRACT section 9: performance before labels arrive.
+DEFAULT_DECISION_THRESHOLD = 0.5
+DEFAULT_LABEL_COVERAGE_MIN = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceSettings:
+    # A binary score at or above it is the positive class.
+    decision_threshold: float = DEFAULT_DECISION_THRESHOLD
+    # A window whose labeled share reached it is mature (its labels are as good as complete).
+    label_coverage_min: float = DEFAULT_LABEL_COVERAGE_MIN
+
+    @classmethod
+    def from_model(cls, performance: dict[str, Any] | None) -> PerformanceSettings:
+        stored = performance or {}
+        threshold = stored.get("decision_threshold")
+        coverage = stored.get("label_coverage_min")
+        return cls(
+            decision_threshold=DEFAULT_DECISION_THRESHOLD if threshold is None else threshold,
+            label_coverage_min=DEFAULT_LABEL_COVERAGE_MIN if coverage is None else coverage,
+        )

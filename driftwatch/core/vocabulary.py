@@ -10,6 +10,8 @@ from dataclasses import dataclass
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
 ACCURACY_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
+# CONTRACT section 9: what is estimated before labels arrive (binary classification, CBPE).
+ESTIMATED_METRICS = ("roc_auc", "accuracy", "f1", "precision", "recall")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,20 @@ METRICS: tuple[Metric, ...] = (
         "accuracy.<metric>",
         "over the labeled predictions: " + ", ".join(ACCURACY_METRICS),
     ),
+    Metric("labels.coverage", "the window's labeled predictions over its predictions"),
+    Metric(
+        "estimated.<metric>",
+        "binary classification, before labels arrive: the metric estimated from the "
+        "calibrated scores (CBPE): " + ", ".join(ESTIMATED_METRICS),
+    ),
+    Metric(
+        "estimated.<metric>.lower",
+        "the lower end of a 95% interval for the value the realized metric will take",
+    ),
+    Metric(
+        "estimated.<metric>.upper",
+        "the upper end of a 95% interval for the value the realized metric will take",
+    ),
     Metric("version[<version>].rows", "the window's predictions logged with that model_version"),
     Metric("version[<version>].labeled_rows", "those of them that have a label"),
     Metric("version[<version>].accuracy.<metric>", "accuracy.<metric> over that version's rows"),
@@ -77,6 +93,17 @@ METRICS: tuple[Metric, ...] = (
         "that version's prediction drift score against the baseline's predictions",
     ),
     Metric("version[<version>].prediction.drifted", "1 if that version's prediction drifted"),
+    Metric(
+        "version[<version>].agreement",
+        "shadow version: share of the shared prediction ids where its class agrees with the "
+        "served one (regression: 1 - mean absolute difference / the served predictions' sd)",
+    ),
+    Metric(
+        "version[<version>].delta.<metric>",
+        "shadow version: its accuracy.<metric> minus the served model's on the same labeled ids",
+    ),
+    Metric("version[<version>].delta.<metric>.lower", "the paired 95% interval's lower end"),
+    Metric("version[<version>].delta.<metric>.upper", "the paired 95% interval's upper end"),
 )
 
 
@@ -86,11 +113,10 @@ def metric_problem(metric: str) -> str | None:
         match = known.pattern.match(metric)
         if match is None:
             continue
-        if "metric" in match.groupdict() and match["metric"] not in ACCURACY_METRICS:
-            return (
-                f"unknown accuracy metric {match['metric']!r} "
-                f"(known: {', '.join(ACCURACY_METRICS)})"
-            )
+        known_names = ESTIMATED_METRICS if metric.startswith("estimated.") else ACCURACY_METRICS
+        if "metric" in match.groupdict() and match["metric"] not in known_names:
+            what = "estimated" if metric.startswith("estimated.") else "accuracy"
+            return f"unknown {what} metric {match['metric']!r} (known: {', '.join(known_names)})"
         return None
     names = ", ".join(m.name for m in METRICS)
     return f"unknown metric {metric!r}; the metrics are: {names}"

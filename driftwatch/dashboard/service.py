@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from driftwatch.core import time as core_time
 from driftwatch.core.time import iso, window_start
-from driftwatch.core.vocabulary import ACCURACY_METRICS
+from driftwatch.core.vocabulary import ACCURACY_METRICS, ESTIMATED_METRICS
 from driftwatch.dashboard import repository
 from driftwatch.dashboard.repository import Bucket, TestedBucket
 from driftwatch.models import MonitoredModel, Run
@@ -303,9 +303,12 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
     seconds = bucket_seconds(model.window_seconds, span.length)
     windows = seconds == model.window_seconds  # a column a window, else several a column
     accuracy_names = [f"accuracy.{m}" for m in ACCURACY_METRICS]  # the vocabulary's
+    estimated_names = [f"estimated.{m}{end}" for m in ESTIMATED_METRICS
+                       for end in ("", ".lower", ".upper")]  # fmt: skip
     metrics = [*([] if windows else (f"feature.{n}.{m}" for n in features
                                      for m in ("drifted", "insufficient"))),
-               "dataset.drifted_share", "rows", "labeled_rows", *accuracy_names]  # fmt: skip
+               "dataset.drifted_share", "rows", "labeled_rows", *accuracy_names,
+               *estimated_names]  # fmt: skip
     buckets = repository.bucketed(session, model_id=model.id, metrics=metrics,
                                   start=span.start, end=span.end,
                                   bucket_seconds=seconds)  # fmt: skip
@@ -324,6 +327,15 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
                 for i, total in sorted(rows.items()) if total]  # fmt: skip
     accuracy = {name.split(".", 1)[1]: series for name in accuracy_names
                 if (series := _series(buckets, name, seconds))}  # fmt: skip
+    # CONTRACT section 9: per estimated metric its value and band (a bucket of several
+    # windows: the mean of each), drawn with the realized metric and the label coverage
+    estimated = {
+        metric: {"value": value,
+                 "lower": _series(buckets, f"estimated.{metric}.lower", seconds),
+                 "upper": _series(buckets, f"estimated.{metric}.upper", seconds)}
+        for metric in ESTIMATED_METRICS
+        if (value := _series(buckets, f"estimated.{metric}", seconds))
+    }  # fmt: skip
     return {
         "bucket_seconds": seconds,
         "first": _first(buckets, seconds),
@@ -331,6 +343,7 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
         "drifted_share": {"mean": _series(buckets, "dataset.drifted_share", seconds),
                           "max": _series(buckets, "dataset.drifted_share", seconds, "high")},
         "accuracy": accuracy,
+        "estimated": estimated,
         "coverage": coverage,
         "rows": _series(buckets, "rows", seconds, "total"),
         "prediction": _prediction(last),
@@ -379,6 +392,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "dataset": result.get("dataset") or {}, "accuracy": result.get("accuracy") or {},
         "quality": result.get("quality") or {}, "prediction": result.get("prediction"),
         "features": result.get("features") or [],
+        "versions": result.get("versions") or [],
     }  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from driftwatch.ingest.schemas import (
     IngestResult,
     PredictionBatch,
     RejectedRecordOut,
+    ShadowPredictionBatch,
     inline_schema,
 )
 from driftwatch.registry import service as registry
@@ -88,6 +89,22 @@ async def post_ground_truth(
         retention=request.app.state.settings.retention_policy(),
         limits=service.Limits.of(request.app.state.settings),
     )  # fmt: skip
+
+
+@router.post(
+    "/shadow-predictions", response_model=IngestResult,
+    openapi_extra=_body_doc(ShadowPredictionBatch),
+)  # fmt: skip
+async def post_shadow_predictions(
+    name: str, request: Request, session: SessionDep, key: IngestKey
+) -> IngestResult:
+    """What shadow versions predicted for served predictions, joined by prediction id."""
+    body = await read_json(request)
+    records = service.batch_records(body, max_records=request.app.state.settings.max_batch_records)
+    _within_rate(request, key, len(records))
+    return await run_in_threadpool(
+        service.log_shadow_predictions, session, model_name=name, records=records
+    )
 
 
 @router.get("/rejected", response_model=list[RejectedRecordOut])

@@ -43,6 +43,12 @@ GROUND_TRUTH_COLUMNS = (
 )  # fmt: skip
 GROUND_TRUTH_PG_TYPES = ("int4", "text", "float8", "text", "timestamptz", "timestamptz")
 
+SHADOW_COLUMNS = (
+    "model_id", "prediction_id", "model_version", "prediction_value", "prediction_class",
+    "received_at",
+)  # fmt: skip
+SHADOW_PG_TYPES = ("int4", "text", "text", "float8", "text", "timestamptz")
+
 Load = Callable[[psycopg.Cursor[Any], str], None]
 
 
@@ -315,6 +321,29 @@ def insert_ground_truth(session: Session, *, model_id: int, rows: Sequence[tuple
         for pid, value, label, ts in rows
     ]
     return _insert_ignore_sqlite(session, "ground_truth", GROUND_TRUTH_COLUMNS, sqlite_rows)
+
+
+def insert_shadow_predictions(
+    session: Session, *, model_id: int, rows: Sequence[tuple[Any, ...]]
+) -> int:
+    """Store validated shadow rows (see ``validate_shadow_predictions``); returns how many were
+    new (one per prediction id and version: a record sent again is a duplicate)."""
+    if not rows:
+        return 0
+    received_at = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        full = [(model_id, *row, received_at) for row in rows]
+
+        def load(cursor: psycopg.Cursor[Any], table: str) -> None:
+            with cursor.copy(postgres.copy_statement(table, SHADOW_COLUMNS)) as copy:
+                copy.set_types(list(SHADOW_PG_TYPES))
+                for row in full:
+                    copy.write_row(row)
+
+        return _insert_ignore_postgres(session, "shadow_predictions", SHADOW_COLUMNS, load,
+                                       len(full))  # fmt: skip
+    sqlite_rows = [(model_id, *row, _sqlite_time(received_at)) for row in rows]
+    return _insert_ignore_sqlite(session, "shadow_predictions", SHADOW_COLUMNS, sqlite_rows)
 
 
 def _json_safe(record: Any) -> Any:

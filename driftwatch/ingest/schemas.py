@@ -56,6 +56,16 @@ class GroundTruthBatch(BaseModel):
     records: list[GroundTruthRecord]
 
 
+class ShadowPredictionRecord(BaseModel):
+    prediction_id: str = Field(description="the served prediction this one shadows")
+    model_version: str = Field(description="the shadow (challenger) version")
+    prediction: float | str | bool
+
+
+class ShadowPredictionBatch(BaseModel):
+    records: list[ShadowPredictionRecord]
+
+
 class RejectedItem(BaseModel):
     index: int
     prediction_id: str | None

@@ -34,6 +34,7 @@ from driftwatch.ingest.validation import (
     infer_features,
     validate_columns,
     validate_ground_truth,
+    validate_shadow_predictions,
 )
 from driftwatch.registry import service as registry
 from driftwatch.summaries import service as summaries
@@ -294,3 +295,17 @@ def log_ground_truth(
         valid.in_batch_duplicates + len(valid.rows) - accepted,
         valid.rejected,
     )
+
+
+def log_shadow_predictions(
+    session: Session, *, model_name: str, records: list[Any]
+) -> IngestResult:  # fmt: skip
+    """Shadow predictions (CONTRACT section 10), idempotent per prediction id and version; the
+    served prediction they shadow may arrive before or after them."""
+    model = registry.get_by_name(session, name=model_name)
+    valid = validate_shadow_predictions(records, task=model.task)
+    accepted = repository.insert_shadow_predictions(session, model_id=model.id, rows=valid.rows)
+    return _settle(
+        session, model.id, model.name, "shadow_prediction", accepted,
+        valid.in_batch_duplicates + len(valid.rows) - accepted, valid.rejected,
+    )  # fmt: skip

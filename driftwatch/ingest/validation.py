@@ -983,3 +983,38 @@ def validate_ground_truth(
         seen.add(prediction_id)
         result.rows.append((prediction_id, value, label, ts))
     return result
+
+
+def validate_shadow_predictions(records: list[Any], *, task: str) -> ValidGroundTruth:
+    """Rows ``(prediction_id, model_version, prediction_value, prediction_class)`` of shadow
+    predictions (CONTRACT section 10): each names the served prediction it shadows and its
+    version, and predicts in the form of the task. A record repeated in the batch (same id
+    and version) counts once."""
+    result = ValidGroundTruth()
+    seen: set[tuple[str, str]] = set()
+    for index, record in enumerate(records):
+        try:
+            if isinstance(record, Unreadable):
+                raise RecordError(record.error)
+            if not isinstance(record, dict):
+                raise RecordError(f"expected an object, got {describe(record)}")
+            if record.get("prediction_id") is None:
+                raise RecordError(
+                    "prediction_id: required, to join the shadow prediction to the served one"
+                )
+            prediction_id = identifier(record["prediction_id"], "prediction_id")
+            if record.get("model_version") is None:
+                raise RecordError("model_version: required, the shadow version's name")
+            version = identifier(record["model_version"], "model_version")
+            if "prediction" not in record or record["prediction"] is None:
+                raise RecordError("prediction: required")
+            value, name = prediction_value(record["prediction"], task)
+        except RecordError as error:
+            result.rejected.append(Rejection(index, _record_id(record), str(error), record))
+            continue
+        if (prediction_id, version) in seen:
+            result.in_batch_duplicates += 1
+            continue
+        seen.add((prediction_id, version))
+        result.rows.append((prediction_id, version, value, name))
+    return result

@@ -17,6 +17,7 @@ from driftwatch.models.ingest import (
     PredictionChunk,
     PredictionKey,
     RejectedRecord,
+    ShadowPrediction,
 )
 from driftwatch.models.monitoring import Baseline, BaselineColumn, Run, RunMetric, RunMetricDay
 from driftwatch.models.registry import MonitoredModel
@@ -45,5 +46,6 @@ __all__ = [
     "Run",
     "RunMetric",
     "RunMetricDay",
+    "ShadowPrediction",
     "Silence",
 ]

@@ -116,6 +116,21 @@ class GroundTruth(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ShadowPrediction(Base):
+    """What a shadow (challenger) version predicted for a served prediction, joined to it by
+    ``prediction_id``; either may arrive first (CONTRACT section 10)."""
+
+    __tablename__ = "shadow_predictions"
+    __table_args__ = (Index("ix_shadow_predictions_received_at", "received_at"),)
+
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(Name, primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(200), primary_key=True)
+    prediction_value: Mapped[float | None] = mapped_column(Float(53), nullable=True)
+    prediction_class: Mapped[str | None] = mapped_column(Text, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class RejectedRecord(Base):
     """A record the collector refused, kept with its reason for operators."""
 

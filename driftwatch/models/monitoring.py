@@ -37,6 +37,11 @@ class Baseline(Base):
     # {"features": [...], "prediction": name | null, "label": name | null, "ignored": [...]}
     columns: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     warnings: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # said when made
+    # CONTRACT section 9, binary classification: the labeled (score, label) pairs as
+    # little-endian float64, scores then labels; and the calibration check made on them
+    # (null: a baseline without them, or made before revision 0011)
+    labeled_scores: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # A deleted baseline loses its prepared columns but keeps this row: the runs computed
     # against it are history, and keep naming it.

@@ -23,6 +23,9 @@ class MonitoredModel(Base):
     # feature values in prediction rows and never changes once values are stored.
     features: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     drift: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # CONTRACT section 9: {"decision_threshold": ..., "label_coverage_min": ...} (null before
+    # revision 0011: the defaults)
+    performance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The baseline runs compare against: the newest one, or the one activated since.
     active_baseline_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The scheduler has queued every window ending at or before this time.

@@ -12,6 +12,7 @@ import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +59,19 @@ class Labeled:
         )
 
 
+@dataclass(slots=True)
+class Scored:
+    """What a window's metrics were computed on, aligned (for their intervals): binary 0/1
+    labels and predicted classes (and the scores, when they are probabilities), class names,
+    or regression values."""
+
+    kind: Literal["binary", "classes", "regression"]
+    y_true: npt.NDArray[np.float64]  # binary: 0/1; regression: values; classes: class codes
+    y_pred: npt.NDArray[np.float64]
+    scores: FloatArray | None = None  # binary probabilities in [0, 1]
+    classes: int = 2  # classes: how many distinct names the codes count
+
+
 def _finite(values: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
 
@@ -89,7 +103,7 @@ def _left_out(total: int, kept: int, why: Counter[str]) -> None:
         )  # fmt: skip
 
 
-def regression(labeled: Labeled) -> dict[str, float] | None:
+def regression(labeled: Labeled) -> tuple[dict[str, float], Scored] | None:
     y_true = _numbers(labeled.label_values, labeled.label_classes)
     y_pred = _numbers(labeled.prediction_values, labeled.prediction_classes)
     keep = np.isfinite(y_true) & np.isfinite(y_pred)
@@ -109,7 +123,7 @@ def regression(labeled: Labeled) -> dict[str, float] | None:
         result["mape"] = float(
             np.mean(np.abs((y_true[nonzero] - y_pred[nonzero]) / y_true[nonzero]))
         )
-    return _finite(result)
+    return _finite(result), Scored("regression", y_true, y_pred)
 
 
 def _binary_labels(labeled: Labeled) -> tuple[FloatArray, list[str | None]]:
@@ -139,8 +153,9 @@ def _binary_predictions(labeled: Labeled) -> tuple[FloatArray, list[str | None]]
     return scores, names
 
 
-def binary(labeled: Labeled) -> dict[str, float] | None:
-    """Scores in [0, 1] are probabilities of the positive class (threshold 0.5), other scores
+def binary(labeled: Labeled, threshold: float = 0.5) -> tuple[dict[str, float], Scored] | None:
+    """Scores in [0, 1] are probabilities of the positive class (a class at ``threshold``, the
+    model's decision_threshold: positive at or above it), other scores
     margins (threshold 0), against labels 0/1; a model whose predictions are class names is
     scored on those names. Rows of the other form than most of the window's are left out."""
     truth, truth_names = _binary_labels(labeled)
@@ -162,7 +177,7 @@ def binary(labeled: Labeled) -> dict[str, float] | None:
         return None
     y_true, scores = truth[keep].astype(int), scores[keep]
     probabilistic = bool(((scores >= 0) & (scores <= 1)).all())
-    y_pred = (scores >= 0.5).astype(int) if probabilistic else (scores > 0).astype(int)
+    y_pred = (scores >= threshold).astype(int) if probabilistic else (scores > 0).astype(int)
     result = {
         "accuracy": metrics.accuracy_score(y_true, y_pred),
         "precision": metrics.precision_score(y_true, y_pred, zero_division=0),
@@ -174,7 +189,9 @@ def binary(labeled: Labeled) -> dict[str, float] | None:
         result["log_loss"] = metrics.log_loss(
             y_true, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]
         )
-    return _finite(result)
+    probabilities: FloatArray | None = scores.astype(np.float64) if probabilistic else None
+    used = Scored("binary", y_true.astype(np.float64), y_pred.astype(np.float64), probabilities)
+    return _finite(result), used
 
 
 def _binary_names(
@@ -182,7 +199,7 @@ def _binary_names(
     truth_names: list[str | None],
     predicted_names: list[str | None],
     named: npt.NDArray[np.bool_],
-) -> dict[str, float] | None:
+) -> tuple[dict[str, float], Scored] | None:
     """A binary model that predicts class names, scored on the rows whose label is a name."""
     keep = [i for i in np.flatnonzero(named).tolist() if truth_names[i] is not None]
     why = Counter({"a score for a prediction": int((~named).sum())})
@@ -194,29 +211,45 @@ def _binary_names(
                           [predicted_names[i] or "" for i in keep])  # fmt: skip
 
 
-def _class_metrics(y_true: list[str], y_pred: list[str]) -> dict[str, float]:
+def _class_metrics(y_true: list[str], y_pred: list[str]) -> tuple[dict[str, float], Scored]:
+    names = sorted(set(y_true) | set(y_pred))
+    code = {name: float(i) for i, name in enumerate(names)}
+    scored = Scored(
+        "classes",
+        np.array([code[n] for n in y_true], dtype=np.float64),
+        np.array([code[n] for n in y_pred], dtype=np.float64),
+        classes=len(names),
+    )
     return _finite({
         "accuracy": metrics.accuracy_score(y_true, y_pred),
         "precision": metrics.precision_score(y_true, y_pred, average="macro", zero_division=0),
         "recall": metrics.recall_score(y_true, y_pred, average="macro", zero_division=0),
         "f1": metrics.f1_score(y_true, y_pred, average="macro", zero_division=0),
-    })  # fmt: skip
+    }), scored  # fmt: skip
 
 
-def multiclass(labeled: Labeled) -> dict[str, float]:
+def multiclass(labeled: Labeled) -> tuple[dict[str, float], Scored]:
     return _class_metrics(
         _texts(labeled.label_values, labeled.label_classes),
         _texts(labeled.prediction_values, labeled.prediction_classes),
     )
 
 
-def compute(task: str, labeled: Labeled) -> dict[str, float] | None:
-    """The task's metrics, or None when no prediction of the window has a label (or none
-    whose label compares with it)."""
+def evaluate(
+    task: str, labeled: Labeled, threshold: float = 0.5
+) -> tuple[dict[str, float], Scored] | None:
+    """The task's metrics and what they were computed on, or None when no prediction of the
+    window has a label (or none whose label compares with it)."""
     if len(labeled) == 0:
         return None
     if task == REGRESSION:
         return regression(labeled)
     if task == BINARY:
-        return binary(labeled)
+        return binary(labeled, threshold)
     return multiclass(labeled)
+
+
+def compute(task: str, labeled: Labeled, threshold: float = 0.5) -> dict[str, float] | None:
+    """The task's metrics (``evaluate``), or None."""
+    evaluated = evaluate(task, labeled, threshold)
+    return None if evaluated is None else evaluated[0]

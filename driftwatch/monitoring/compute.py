@@ -14,10 +14,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftwatch.core.result import ColumnDrift, DatasetDrift, FeatureDrift, Quality, RunResult
-from driftwatch.core.settings import DriftSettings
+from driftwatch.core.result import (
+    ColumnDrift,
+    DatasetDrift,
+    FeatureDrift,
+    Labels,
+    Quality,
+    RunResult,
+)
+from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import FeatureSpec
-from driftwatch.monitoring import accuracy
+from driftwatch.ingest.validation import BINARY
+from driftwatch.monitoring import accuracy, estimation, intervals
 from driftwatch.monitoring.profiles import (
     BaselineProfile,
     ColumnProfile,
@@ -367,6 +375,17 @@ def clustered(baseline: BaselineProfile, settings: DriftSettings) -> bool:
     return any(c.cluster_units is not None for c in columns)
 
 
+def labels_of(
+    rows: int, labeled_rows: int, performance: PerformanceSettings, past_horizon: bool
+) -> Labels:
+    """The window's label coverage, and whether it is mature: coverage reached the model's
+    ``label_coverage_min``, or the window is older than the label horizon (``past_horizon``:
+    no label that comes now makes it be computed again)."""
+    coverage = labeled_rows / rows if rows else None
+    reached = coverage is not None and coverage >= performance.label_coverage_min
+    return Labels(coverage=coverage, mature=reached or past_horizon)
+
+
 def compute(
     *,
     task: str,
@@ -376,9 +395,13 @@ def compute(
     window: WindowColumns,
     labeled: accuracy.Labeled,
     rejected: int,
+    performance: PerformanceSettings | None = None,
+    past_horizon: bool = False,
 ) -> tuple[RunResult, dict[str, Any]]:
     """The run's result, and the histograms of each column for charts (stored apart by the
-    caller: every API listing carries the result, only charts read the histograms)."""
+    caller: every API listing carries the result, only charts read the histograms).
+    ``past_horizon``: the window is older than the label horizon."""
+    performance = performance or PerformanceSettings()
     rows = len(window)
     work = list(zip(features, baseline.features, _feature_values(window, features), strict=True))
     units = _window_units(window, features, settings, baseline)
@@ -402,6 +425,12 @@ def compute(
     drifted = sum(1 for f in tested if f.drifted)
     share = drifted / len(tested) if tested else None
     insufficient = sum(1 for f in tested if f.verdict == "insufficient")
+    evaluated = accuracy.evaluate(task, labeled, performance.decision_threshold)
+    estimated, estimated_reason = (
+        estimation.estimate(window.prediction_values, baseline.labeled,
+                            performance.decision_threshold)
+        if task == BINARY else (None, estimation.UNSUPPORTED_TASK)
+    )  # fmt: skip
     result = RunResult(
         rows=rows,
         labeled_rows=len(labeled),
@@ -417,7 +446,12 @@ def compute(
             cluster_by=settings.cluster_by if units is not None else None,
             clusters=int(units.max()) + 1 if units is not None and units.size else None,
         ),
-        accuracy=accuracy.compute(task, labeled),
+        accuracy=None if evaluated is None else evaluated[0],
+        accuracy_intervals=None if evaluated is None else intervals.intervals(evaluated[1],
+                                                                             evaluated[0]),
+        labels=labels_of(rows, len(labeled), performance, past_horizon),
+        estimated=estimated,
+        estimated_reason=estimated_reason,
         quality=Quality(
             missing_share=missing_cells / (rows * len(features)) if rows and features else None,
             new_categories={f.name: unseen for f, (*_, (unseen, _), _, _) in zip(

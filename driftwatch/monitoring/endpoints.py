@@ -39,7 +39,8 @@ def _baseline_out(baseline: Baseline, active_id: int | None) -> BaselineOut:
                        active=baseline.id == active_id, window=window,
                        columns=BaselineColumns.model_validate(baseline.columns)
                        if baseline.columns else None,
-                       warnings=baseline.warnings or [])  # fmt: skip
+                       warnings=baseline.warnings or [],
+                       calibration=baseline.calibration)  # fmt: skip
 
 
 _UPLOAD_DOC: dict[str, Any] = {
@@ -166,7 +167,8 @@ def create_run(
     run = service.run_now(session, model=model, start=body.start, end=body.end,
                           alerting=context, baseline_id=body.baseline,
                           retention=settings.retention_policy(), exact=body.exact,
-                          exact_max_rows=settings.exact_max_rows)  # fmt: skip
+                          exact_max_rows=settings.exact_max_rows,
+                          label_horizon=settings.label_horizon)  # fmt: skip
     return service.run_out(session, model=model, run=run)
 
 

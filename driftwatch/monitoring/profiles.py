@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftwatch.core.specs import FeatureSpec
+from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.storage.chunks import WindowColumns
 
 FLOAT = np.dtype("<f8")
@@ -45,11 +46,14 @@ class BaselineProfile:
     rows: int
     features: list[ColumnProfile]  # in the model's feature order
     prediction: ColumnProfile | None
+    # binary classification: the labeled (score, label) pairs performance estimates read
+    # (CONTRACT section 9); None for other tasks and baselines made before
+    labeled: LabeledScores | None = None
 
     @property
     def nbytes(self) -> int:
         columns = [*self.features, *([self.prediction] if self.prediction else [])]
-        return sum(c.nbytes for c in columns)
+        return sum(c.nbytes for c in columns) + (self.labeled.nbytes if self.labeled else 0)
 
 
 def numerical(

@@ -41,10 +41,13 @@ from driftwatch.models import (
     Run,
     RunMetric,
     RunMetricDay,
+    ShadowPrediction,
 )
 from driftwatch.models.base import UTCDateTime, utcnow
 from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
+from driftwatch.monitoring import estimation
 from driftwatch.monitoring.accuracy import Labeled
+from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.monitoring.profiles import COUNT, FLOAT, BaselineProfile, ColumnProfile
 from driftwatch.storage.postgres import stream_binary
 
@@ -60,9 +63,13 @@ def insert_baseline(
     columns: dict[str, Any], warnings: list[str],
     window_start: datetime | None = None, window_end: datetime | None = None,
 ) -> Baseline:  # fmt: skip
+    labeled = profile.labeled
     baseline = Baseline(
         model_id=model_id, name=name, source=source, rows=profile.rows,
         columns=columns, warnings=warnings, window_start=window_start, window_end=window_end,
+        labeled_scores=None if labeled is None or not labeled.usable else np.concatenate(
+            [labeled.scores, labeled.labels]).astype(FLOAT).tobytes(),
+        calibration=None if labeled is None else labeled.check,
     )  # fmt: skip
     session.add(baseline)
     session.flush()
@@ -149,7 +156,18 @@ def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
             prediction = column
         else:
             features.append(column)
-    return BaselineProfile(rows=baseline.rows, features=features, prediction=prediction)
+    return BaselineProfile(rows=baseline.rows, features=features, prediction=prediction,
+                           labeled=_labeled_scores(baseline))  # fmt: skip
+
+
+def _labeled_scores(baseline: Baseline) -> LabeledScores | None:
+    if baseline.calibration is None:
+        return None  # not a binary model's, or made before estimates
+    if baseline.labeled_scores is None:
+        return estimation.unusable(str(baseline.calibration.get("reason")))
+    pairs = np.frombuffer(baseline.labeled_scores, dtype=FLOAT)
+    half = len(pairs) // 2
+    return LabeledScores(pairs[:half], pairs[half:], dict(baseline.calibration))
 
 
 def baseline_by_id(session: Session, baseline_id: int) -> Baseline | None:
@@ -237,6 +255,33 @@ def version_counts(
         .group_by(Prediction.model_version)
     ).all()
     return {version: int(count) for version, count in rows}
+
+
+def shadowed(session: Session, *, model_id: int, start: datetime, end: datetime) -> list[Any]:
+    """The shadow predictions of the window's served predictions, joined by id, with the
+    served prediction and the label where there is one: rows (shadow version, shadow value,
+    shadow class, served value, served class, label value, label class)."""
+    return list(
+        session.execute(
+            select(
+                ShadowPrediction.model_version, ShadowPrediction.prediction_value,
+                ShadowPrediction.prediction_class, Prediction.prediction_value,
+                Prediction.prediction_class, GroundTruth.label_value, GroundTruth.label_class,
+            )
+            .join(
+                Prediction,
+                (Prediction.model_id == ShadowPrediction.model_id)
+                & (Prediction.prediction_id == ShadowPrediction.prediction_id),
+            )
+            .outerjoin(
+                GroundTruth,
+                (GroundTruth.model_id == Prediction.model_id)
+                & (GroundTruth.prediction_id == Prediction.prediction_id),
+            )
+            .where(ShadowPrediction.model_id == model_id, Prediction.ts >= start,
+                   Prediction.ts < end)
+        ).all()
+    )  # fmt: skip
 
 
 def version_predictions(

@@ -183,7 +183,8 @@ class Scheduler:
                 context = self._alerting()
                 try:
                     service.compute_run(session, model=model, run=run, alerting=context,
-                                        exact_max_rows=self.settings.exact_max_rows)  # fmt: skip
+                                        exact_max_rows=self.settings.exact_max_rows,
+                                        label_horizon=self.settings.label_horizon)  # fmt: skip
                 except service.RawDataGone as gone:  # raised before anything is written
                     log.warning("%s", gone, extra={"run_id": run_id})
                     _keep_computed(run)

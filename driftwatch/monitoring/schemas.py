@@ -74,6 +74,13 @@ class BaselineOut(BaseModel):
     warnings: list[str] = Field(
         default_factory=list, description="what was noticed in its data when it was made"
     )
+    calibration: dict[str, Any] | None = Field(
+        default=None,
+        description="binary classification: the calibration check of its labeled scores "
+        "(method, bins, statistic, p_value, ece, labeled_rows, calibrated, calibrator: identity "
+        "or isotonic), or {'reason': ...} why it cannot back performance estimates; null for "
+        "other tasks and baselines made before",
+    )
 
 
 RunKind = Literal["window", "custom", "no_traffic"]  # Run.kind

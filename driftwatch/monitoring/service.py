@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
@@ -18,7 +20,7 @@ from driftwatch.alerting import service as alerts
 from driftwatch.alerting.service import AlertingContext
 from driftwatch.core.result import RunResult, VersionSlice
 from driftwatch.core.retention import KEEP_EVERYTHING, Retention, describe
-from driftwatch.core.settings import DriftSettings
+from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.core.status import RunStatus
 from driftwatch.core.time import is_window, iso, utcnow
@@ -26,9 +28,12 @@ from driftwatch.errors import BadRequest, Conflict, InvalidPayload, NotFound, Se
 from driftwatch.ingest import repository as ingest_repository
 from driftwatch.ingest import service as ingest
 from driftwatch.ingest.validation import (
+    BINARY,
     RawColumns,
+    ValidPredictions,
     columns_from_records,
     infer_features,
+    label_value,
     validate_columns,
 )
 from driftwatch.models import Baseline, MonitoredModel, Run
@@ -37,12 +42,15 @@ from driftwatch.monitoring import (
     accuracy,
     columns,
     compute,
+    estimation,
     files,
     from_summaries,
+    intervals,
     profiles,
     repository,
     versions,
 )
+from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
 from driftwatch.registry import service as registry
 from driftwatch.stats import from_summary
@@ -54,6 +62,7 @@ from driftwatch.summaries.service import SpanSummary
 MAX_ERRORS_SHOWN = 20
 DEFAULT_EXACT_MAX_ROWS = 200_000  # DRIFTWATCH_EXACT_MAX_ROWS
 RUN_WAIT_SECONDS = 30.0  # how long a request waits for another process computing its window
+DEFAULT_LABEL_HORIZON = timedelta(days=30)  # as DRIFTWATCH_LABEL_HORIZON's default
 
 
 class RawDataGone(Conflict):
@@ -179,6 +188,8 @@ def baseline_from_raw(
             + _describe_rejections(valid.rejected, where)
         )
     profile = profiles.profile(chunks.window_of(valid.columns), features, _cluster_by(model))
+    if model.task == BINARY:
+        profile.labeled = _records_labeled_scores(raw, valid)
     warnings = list(use.warnings)
     if use.prediction is not None and profile.prediction is None:
         warnings.append(
@@ -192,6 +203,38 @@ def baseline_from_raw(
     model.active_baseline_id = baseline.id
     session.flush()
     return baseline
+
+
+def _records_labeled_scores(raw: RawColumns, valid: ValidPredictions) -> LabeledScores:
+    """A binary baseline's labeled (score, label) pairs, read as runs read a window's."""
+    if raw.label is None or len(valid.columns) != raw.count:
+        return estimation.unusable(estimation.BASELINE_WITHOUT_LABELS)
+    rows = [i for i, label in enumerate(raw.label) if label is not None]
+    numbers: list[float] = []
+    names: list[str | None] = []
+    for index in rows:
+        number, name = label_value(raw.label[index], BINARY, valid.classes)
+        numbers.append(math.nan if number is None else number)
+        names.append(name)
+    columns = valid.columns
+    return _labeled_scores(accuracy.Labeled(
+        prediction_values=columns.prediction_values[rows],
+        prediction_classes=[columns.prediction_classes[i] for i in rows],
+        label_values=np.array(numbers, dtype=np.float64), label_classes=names,
+    ))  # fmt: skip
+
+
+def _labeled_scores(labeled: accuracy.Labeled) -> LabeledScores:
+    """The pairs whose labels compare with scores, as accuracy scores them; checked."""
+    evaluated = accuracy.evaluate(BINARY, labeled) if len(labeled) else None
+    if evaluated is None:
+        return estimation.unusable(estimation.BASELINE_WITHOUT_LABELS)
+    scored = evaluated[1]
+    if scored.kind != "binary":
+        return estimation.unusable(estimation.BASELINE_WITHOUT_SCORES)
+    if scored.scores is None:
+        return estimation.unusable(estimation.BASELINE_SCORES_OUTSIDE_UNIT_INTERVAL)
+    return estimation.labeled_scores(scored.scores, scored.y_true)
 
 
 def baseline_from_records(
@@ -258,6 +301,10 @@ def baseline_from_window(
             f"to {end.isoformat()}"
         )
     profile = profiles.profile(window, features, _cluster_by(model))
+    if model.task == BINARY:
+        profile.labeled = _labeled_scores(
+            repository.labeled(session, model_id=model.id, start=start, end=end)
+        )
     use = columns.ColumnUse(
         features=[f.name for f in features],
         prediction=columns.PREDICTION if profile.prediction is not None else None,
@@ -328,12 +375,14 @@ def read_window(
 def compute_run(
     session: Session, *, model: MonitoredModel, run: Run, alerting: AlertingContext,
     exact: bool = False, exact_max_rows: int = DEFAULT_EXACT_MAX_ROWS, expired: bool = False,
+    label_horizon: timedelta = DEFAULT_LABEL_HORIZON,
 ) -> Run:  # fmt: skip
     """Compute the run's window now, store the result on it, and apply the alert rules (the
     transitions and notifications they cause commit with the run). A window holding more than
     ``exact_max_rows`` predictions, or whose raw rows retention removed while its summaries
     cover it (``expired``: the retention policy removed some), is computed from summaries
-    unless ``exact``."""
+    unless ``exact``. A window older than ``label_horizon`` (DRIFTWATCH_LABEL_HORIZON) is
+    mature whatever its label coverage."""
     started = time.perf_counter()
     if not exact:
         span = _summaries_instead(session, model=model, run=run, exact_max_rows=exact_max_rows,
@@ -341,7 +390,8 @@ def compute_run(
         if span is not None:
             try:
                 return _compute_from_summaries(session, model=model, run=run, span=span,
-                                               alerting=alerting, started=started)  # fmt: skip
+                                               alerting=alerting, started=started,
+                                               label_horizon=label_horizon)  # fmt: skip
             except from_summary.NeedsRows:
                 pass  # a column needs rows, and they exist
     baseline = session.get(Baseline, run.baseline_id)
@@ -389,6 +439,8 @@ def compute_run(
         rejected=repository.count_rejected(
             session, model_id=model.id, start=run.window_start, end=run.window_end
         ),
+        performance=PerformanceSettings.from_model(model.performance),
+        past_horizon=run.window_end < utcnow() - label_horizon,
     )
     result.versions = _versions(session, model, run, result, profile, labeled)
     return _store(session, model=model, run=run, result=result, distributions=distributions,
@@ -418,7 +470,7 @@ def _summaries_instead(
 
 def _compute_from_summaries(
     session: Session, *, model: MonitoredModel, run: Run, span: SpanSummary,
-    alerting: AlertingContext, started: float,
+    alerting: AlertingContext, started: float, label_horizon: timedelta,
 ) -> Run:  # fmt: skip
     baseline = session.get(Baseline, run.baseline_id)
     if baseline is None:
@@ -445,6 +497,7 @@ def _compute_from_summaries(
         ),
         rows_exist=held >= span.rows,
     )  # fmt: skip
+    _label_fields(result, model=model, run=run, labeled=labeled, label_horizon=label_horizon)
     result.versions = _versions(session, model, run, result, profile, labeled)
     earlier = run.result
     if earlier is not None and len(labeled) < earlier.labeled_rows:
@@ -453,6 +506,28 @@ def _compute_from_summaries(
         result.versions = result.versions or earlier.versions
     return _store(session, model=model, run=run, result=result, distributions=distributions,
                   alerting=alerting, started=started)  # fmt: skip
+
+
+def _label_fields(
+    result: RunResult,
+    *,
+    model: MonitoredModel,
+    run: Run,
+    labeled: accuracy.Labeled,
+    label_horizon: timedelta,
+) -> None:
+    """A run from summaries: its accuracy (at the model's decision threshold), the realized
+    intervals and label coverage as a run from rows gives them; no estimate (CBPE needs the
+    window's scores row by row)."""
+    performance = PerformanceSettings.from_model(model.performance)
+    evaluated = accuracy.evaluate(model.task, labeled, performance.decision_threshold)
+    result.accuracy = None if evaluated is None else evaluated[0]
+    result.accuracy_intervals = (
+        None if evaluated is None else intervals.intervals(evaluated[1], evaluated[0])
+    )
+    result.labels = compute.labels_of(result.rows, len(labeled), performance,
+                                      run.window_end < utcnow() - label_horizon)  # fmt: skip
+    result.estimated, result.estimated_reason = None, estimation.FROM_SUMMARIES
 
 
 def _store(
@@ -492,12 +567,20 @@ def _versions(
     counts = repository.version_counts(session, **span)
     if not counts:
         return []
-    return versions.slices(
+    threshold = PerformanceSettings.from_model(model.performance).decision_threshold
+    shadows = versions.shadows(model.task, repository.shadowed(session, **span), threshold)
+    return shadows_after(versions.slices(
         result, task=model.task, counts=counts, baseline=profile,
         labeled=labeled,
         settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
         predictions=repository.version_predictions(session, **span) if len(counts) > 1 else None,
-    )  # fmt: skip
+        threshold=threshold,
+    ), shadows)  # fmt: skip
+
+
+def shadows_after(served: list[VersionSlice], shadows: list[VersionSlice]) -> list[VersionSlice]:
+    """The served versions, then the shadow ones."""
+    return [*served, *shadows]
 
 
 def shrunk_since_computed(run: Run, held: int) -> bool:
@@ -555,7 +638,7 @@ def run_now(
     session: Session, *, model: MonitoredModel, start: datetime, end: datetime,
     alerting: AlertingContext, baseline_id: int | None = None,
     retention: Retention = KEEP_EVERYTHING, exact: bool = False,
-    exact_max_rows: int = DEFAULT_EXACT_MAX_ROWS,
+    exact_max_rows: int = DEFAULT_EXACT_MAX_ROWS, label_horizon: timedelta = DEFAULT_LABEL_HORIZON,
 ) -> Run:  # fmt: skip
     """Compute a window on demand (the API and ``driftwatch run``); the same window and
     baseline computed again updates its run. A window the scheduler is computing at this
@@ -604,7 +687,8 @@ def run_now(
     elif run.status == "done" and (run.computations or 0) > computed_before:
         return run  # computed by the process this request waited for (no clocks compared)
     return compute_run(session, model=model, run=run, alerting=alerting, exact=exact,
-                       exact_max_rows=exact_max_rows, expired=expired)  # fmt: skip
+                       exact_max_rows=exact_max_rows, expired=expired,
+                       label_horizon=label_horizon)  # fmt: skip
 
 
 def _set_apart_from_stretches(

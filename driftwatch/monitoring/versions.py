@@ -1,5 +1,6 @@
 """The window split by model version (CONTRACT section 10): each served version's rows,
-accuracy and prediction drift, so that a rollout is visible. Pure.
+accuracy and prediction drift, so that a rollout is visible; and each shadow version's
+agreement with the served model and its accuracy against it on the same labeled ids. Pure.
 
 Only a window that holds two versions or more is read again (its versions, values and classes
 of the narrow prediction rows); a window of one version is that version: its slice repeats the
@@ -7,12 +8,16 @@ run's own prediction drift and accuracy."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from driftwatch.core.result import ColumnDrift, RunResult, VersionSlice
+from driftwatch.core.result import ColumnDrift, Difference, RunResult, VersionSlice
 from driftwatch.core.settings import DriftSettings
+from driftwatch.ingest.validation import class_name
 from driftwatch.monitoring import accuracy, compute
 from driftwatch.monitoring.profiles import BaselineProfile
 
@@ -43,6 +48,7 @@ def slices(
     result: RunResult, *, task: str, counts: dict[str | None, int], labeled: accuracy.Labeled,
     baseline: BaselineProfile, settings: DriftSettings,
     predictions: tuple[list[str | None], list[float | None], list[str | None]] | None,
+    threshold: float = 0.5,
 ) -> list[VersionSlice]:  # fmt: skip
     """The served versions of the window, largest first (at most ``MAX_VERSIONS``).
     ``predictions``: every row's version, value and class, when ``counts`` has several."""
@@ -62,8 +68,191 @@ def slices(
         own = labeled.of_version(version)
         out.append(VersionSlice(
             model_version=version, rows=rows, labeled_rows=len(own),
-            accuracy=accuracy.compute(task, own) if len(own) else None,
+            accuracy=accuracy.compute(task, own, threshold) if len(own) else None,
             prediction=_prediction(baseline, [values[i] for i in keep],
                                    [classes[i] for i in keep], settings),
+        ))  # fmt: skip
+    return out
+
+
+# -- shadow versions ----------------------------------------------------------------------------
+
+DELTA_DRAWS = 400  # paired bootstrap draws of a shadow's metric differences
+DELTA_MAX_ROWS = 2_000  # rows a draw holds at most; the spread is scaled to the real size
+DELTA_LEVEL = 0.95
+DELTA_SEED = 10
+
+
+def _predicted_class(
+    value: float | None, name: str | None, task: str, threshold: float
+) -> str | None:
+    """The class a prediction names: a binary score in [0, 1] at ``threshold`` (the model's
+    decision_threshold), another score at 0."""
+    if name is not None:
+        return name
+    if value is None or not math.isfinite(value):
+        return None
+    if task == "binary_classification":
+        return "1" if (value >= threshold if 0 <= value <= 1 else value > 0) else "0"
+    return class_name(value)
+
+
+def _agreement(task: str, shadow: list[Any], served: list[Any], threshold: float) -> float | None:
+    if task == "regression":
+        mine = np.array([np.nan if v is None else v for v, _ in shadow], dtype=np.float64)
+        theirs = np.array([np.nan if v is None else v for v, _ in served], dtype=np.float64)
+        keep = np.isfinite(mine) & np.isfinite(theirs)
+        spread = float(theirs[keep].std()) if keep.sum() > 1 else 0.0
+        if not spread > 0:
+            return None
+        return float(1 - np.abs(mine[keep] - theirs[keep]).mean() / spread)
+    pairs = [(_predicted_class(a[0], a[1], task, threshold),
+              _predicted_class(b[0], b[1], task, threshold))
+             for a, b in zip(shadow, served, strict=True)]  # fmt: skip
+    known = [(a, b) for a, b in pairs if a is not None and b is not None]
+    return sum(a == b for a, b in known) / len(known) if known else None
+
+
+def _labeled(predictions: list[Any], labels: list[Any]) -> accuracy.Labeled:
+    return accuracy.Labeled(
+        prediction_values=np.array([np.nan if v is None else v for v, _ in predictions],
+                                   dtype=np.float64),
+        prediction_classes=[c for _, c in predictions],
+        label_values=np.array([np.nan if v is None else v for v, _ in labels], dtype=np.float64),
+        label_classes=[c for _, c in labels],
+    )  # fmt: skip
+
+
+def _binary_scores(predictions: list[Any], labels: list[Any]) -> tuple[Any, Any] | None:
+    """Scores in [0, 1] and 0/1 labels as arrays, when every row has both (the common binary
+    case, bootstrapped by counting); None otherwise."""
+    if any(c is not None or v is None for v, c in predictions):
+        return None
+    if any(c is not None or v not in (0.0, 1.0) for v, c in labels):
+        return None
+    scores = np.array([v for v, _ in predictions], dtype=np.float64)
+    if not (np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()):
+        return None
+    return scores, np.array([v for v, _ in labels], dtype=np.float64)
+
+
+def weighted_binary_metrics(
+    scores: npt.NDArray[np.float64], truth: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64], threshold: float = 0.5,
+) -> dict[str, npt.NDArray[np.float64]]:  # fmt: skip
+    """``accuracy.binary``'s metrics of scores in [0, 1] (class at ``threshold``) against 0/1
+    labels,
+    each row of ``weights`` (draws x rows: how often each row was drawn) one weighted sample:
+    the bootstrap by counting, in a few matrix products instead of a metric call a draw."""
+    positive, predicted = truth == 1, scores >= threshold
+    tp = weights @ (predicted & positive)
+    fp = weights @ (predicted & ~positive)
+    fn = weights @ (~predicted & positive)
+    total = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {
+            "accuracy": (total - fp - fn) / total,
+            "precision": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
+            "recall": np.where(tp + fn > 0, tp / (tp + fn), 0.0),
+            "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0),
+        }
+        # ROC AUC: the weighted Mann-Whitney statistic over distinct scores (ties count half)
+        order = np.argsort(scores, kind="stable")
+        ordered = scores[order]
+        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+        drawn = weights[:, order]
+        pos = np.add.reduceat(drawn * positive[order], starts, axis=1)
+        neg = np.add.reduceat(drawn * ~positive[order], starts, axis=1)
+        below = np.cumsum(neg, axis=1) - neg
+        pairs = pos.sum(axis=1) * neg.sum(axis=1)
+        auc = (pos * (below + neg / 2)).sum(axis=1) / pairs
+        out["roc_auc"] = np.where(pairs > 0, auc, np.nan)
+        clipped = np.clip(scores, 1e-15, 1 - 1e-15)
+        losses = -(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped))
+        out["log_loss"] = np.where(pairs > 0, (weights @ losses) / total, np.nan)
+    return out
+
+
+def _delta_draws(task: str, shadow: list[Any], served: list[Any], labels: list[Any],
+                 names: Sequence[str], threshold: float) -> dict[str, list[float]]:  # fmt: skip
+    """The paired bootstrap's draws of shadow minus served per metric, ``DELTA_DRAWS`` draws
+    of at most ``DELTA_MAX_ROWS`` ids."""
+    count = len(labels)
+    size = min(count, DELTA_MAX_ROWS)
+    rng = np.random.default_rng([DELTA_SEED, count])
+    picks = rng.integers(0, count, (DELTA_DRAWS, size))
+    draws: dict[str, list[float]] = {name: [] for name in names}
+    mine_binary = _binary_scores(shadow, labels) if task == "binary_classification" else None
+    theirs_binary = _binary_scores(served, labels) if mine_binary is not None else None
+    if mine_binary is not None and theirs_binary is not None:
+        weights = np.zeros((DELTA_DRAWS, count))
+        np.add.at(weights, (np.arange(DELTA_DRAWS)[:, None], picks), 1.0)
+        mine = weighted_binary_metrics(*mine_binary, weights, threshold)
+        theirs = weighted_binary_metrics(*theirs_binary, weights, threshold)
+        for name in names:
+            if name in mine:
+                differences = mine[name] - theirs[name]
+                draws[name] = differences[np.isfinite(differences)].tolist()
+        return draws
+    for picked in picks.tolist():  # other tasks and forms: the metrics themselves, a draw each
+        drawn_labels = [labels[i] for i in picked]
+        mine_drawn = _labeled([shadow[i] for i in picked], drawn_labels)
+        theirs_drawn = _labeled([served[i] for i in picked], drawn_labels)
+        mine_metrics = accuracy.compute(task, mine_drawn, threshold) or {}
+        theirs_metrics = accuracy.compute(task, theirs_drawn, threshold) or {}
+        for name in names:
+            if name in mine_metrics and name in theirs_metrics:
+                draws[name].append(mine_metrics[name] - theirs_metrics[name])
+    return draws
+
+
+def _deltas(task: str, shadow: list[Any], served: list[Any], labels: list[Any],
+            observed: dict[str, float], threshold: float) -> dict[str, Difference]:  # fmt: skip
+    """Shadow minus served per metric, with a paired percentile bootstrap over the labeled ids
+    (both models' metrics on the same drawn ids); draws of more than ``DELTA_MAX_ROWS`` ids are
+    made at that size and their spread scaled by sqrt(that size / the ids)."""
+    count = len(labels)
+    draws = _delta_draws(task, shadow, served, labels, list(observed), threshold)
+    factor = math.sqrt(min(count, DELTA_MAX_ROWS) / count)
+    tail = (1 - DELTA_LEVEL) / 2 * 100
+    out = {}
+    for name, value in observed.items():
+        spread = np.asarray(draws[name])
+        if spread.size < DELTA_DRAWS // 2:  # the metric is undefined on most draws
+            continue
+        low, middle, high = np.percentile(spread, [tail, 50, 100 - tail])
+        out[name] = Difference(value=value, lower=value - (middle - low) * factor,
+                               upper=value + (high - middle) * factor)  # fmt: skip
+    return out
+
+
+def shadows(task: str, rows: Sequence[Sequence[Any]], threshold: float = 0.5) -> list[VersionSlice]:
+    """Each shadow version of the window, largest first (at most ``MAX_VERSIONS``): rows
+    shared with the served model, agreement, accuracy on the shared labeled ids, and the paired
+    differences. ``rows``: (version, value, class, served value, served class, label value,
+    label class) per shadowed prediction (``repository.shadowed``)."""
+    by_version: dict[str, list[Sequence[Any]]] = {}
+    for row in rows:
+        by_version.setdefault(row[0], []).append(row)
+    ordered = sorted(by_version.items(), key=lambda item: (-len(item[1]), item[0]))
+    out = []
+    for version, own in ordered[:MAX_VERSIONS]:
+        shadow = [(r[1], r[2]) for r in own]
+        served = [(r[3], r[4]) for r in own]
+        labeled = [i for i, r in enumerate(own) if r[5] is not None or r[6] is not None]
+        labels = [(own[i][5], own[i][6]) for i in labeled]
+        mine = theirs = None
+        if labeled:
+            mine = accuracy.compute(task, _labeled([shadow[i] for i in labeled], labels),
+                                    threshold)  # fmt: skip
+            theirs = accuracy.compute(task, _labeled([served[i] for i in labeled], labels),
+                                      threshold)  # fmt: skip
+        observed = {name: value - theirs[name] for name, value in (mine or {}).items()
+                    if theirs and name in theirs}  # fmt: skip
+        out.append(VersionSlice(
+            model_version=version, role="shadow", rows=len(own), labeled_rows=len(labeled),
+            accuracy=mine, agreement=_agreement(task, shadow, served, threshold),
+            delta=_deltas(task, [shadow[i] for i in labeled], [served[i] for i in labeled],
+                          labels, observed, threshold) if observed else {},
         ))  # fmt: skip
     return out

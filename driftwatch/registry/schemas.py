@@ -128,12 +128,32 @@ def _unique_features(features: list[Feature] | None) -> list[Feature] | None:
     return features
 
 
+DecisionThreshold = Annotated[
+    float,
+    Field(
+        gt=0, lt=1, allow_inf_nan=False,
+        description="binary classification: a score at or above it is the positive class "
+        "(default 0.5)",
+    ),
+]  # fmt: skip
+LabelCoverageMin = Annotated[
+    float,
+    Field(
+        gt=0, le=1, allow_inf_nan=False,
+        description="a window whose labeled predictions over predictions reach it is mature "
+        "(default 0.8)",
+    ),
+]  # fmt: skip
+
+
 class ModelCreate(Strict):
     name: ModelName
     task: Task
     features: list[Feature] | None = None
     window: str = "1h"
     drift: DriftSettings | None = None
+    decision_threshold: DecisionThreshold | None = None
+    label_coverage_min: LabelCoverageMin | None = None
 
     _window = field_validator("window")(_check_window)
     _features = field_validator("features")(_unique_features)
@@ -145,6 +165,8 @@ class ModelUpdate(Strict):
     features: list[Feature] | None = None
     window: str | None = None
     drift: DriftSettings | None = None
+    decision_threshold: DecisionThreshold | None = None
+    label_coverage_min: LabelCoverageMin | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ModelUpdate:
@@ -173,5 +195,11 @@ class ModelOut(BaseModel):
     features: list[FeatureOut]
     window: str
     drift: DriftSettingsOut
+    decision_threshold: float = Field(
+        description="binary classification: a score at or above it is the positive class"
+    )
+    label_coverage_min: float = Field(
+        description="the labeled share of a window's predictions at which it is mature"
+    )
     created_at: datetime
     counts: Counts | None = None

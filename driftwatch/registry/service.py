@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -140,6 +140,7 @@ def create(
         window_seconds=window_seconds,
         features=[f.model_dump() for f in body.features or []],
         drift=drift,
+        performance=_performance(None, body.decision_threshold, body.label_coverage_min),
     )
     session.add(model)
     try:
@@ -148,6 +149,20 @@ def create(
     except IntegrityError:
         raise Conflict(f"model {body.name!r} already exists") from None
     return model
+
+
+def _performance(
+    stored: dict[str, Any] | None, decision_threshold: float | None,
+    label_coverage_min: float | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The performance settings (CONTRACT section 9): those given replace the stored ones."""
+    settings = drift_settings.PerformanceSettings.from_model(stored)
+    return {
+        "decision_threshold": settings.decision_threshold
+        if decision_threshold is None else decision_threshold,
+        "label_coverage_min": settings.label_coverage_min
+        if label_coverage_min is None else label_coverage_min,
+    }  # fmt: skip
 
 
 def merge_features(current: list[dict[str, Any]], given: list[Feature]) -> list[dict[str, Any]]:
@@ -197,6 +212,10 @@ def update(
         check_window(model.window_seconds, retention)
     if body.drift is not None:
         model.drift = _patched_drift(model.drift, body.drift)
+    if body.decision_threshold is not None or body.label_coverage_min is not None:
+        model.performance = _performance(
+            model.performance, body.decision_threshold, body.label_coverage_min
+        )
     if body.drift is not None or body.features is not None:
         check_drift_settings(model.drift, model.features or [], model=model.name, task=model.task)
     session.flush()
@@ -228,6 +247,7 @@ def to_out(model: MonitoredModel, counts: Counts | None = None) -> ModelOut:
         features=[FeatureOut(name=f["name"], kind=f["kind"]) for f in model.features or []],
         window=format_duration(model.window_seconds),
         drift=drift_out(model),
+        **asdict(drift_settings.PerformanceSettings.from_model(model.performance)),
         created_at=model.created_at,
         counts=counts,
     )

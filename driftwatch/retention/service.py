@@ -57,6 +57,8 @@ class Report:
 _EXPIRED_ROWS = {
     "prediction_keys": "ts < :gone_before",
     "ground_truth": "ts < :cutoff",  # a label older than the retention is refused on arrival
+    # a shadow prediction kept longer than its served one would join nothing
+    "shadow_predictions": "received_at < :cutoff",
     "rejected_records": "model_id = :model AND received_at < :cutoff",
 }
 # on SQLite the raw tables too (Postgres drops their partitions)

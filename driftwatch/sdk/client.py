@@ -45,6 +45,7 @@ log = logging.getLogger("driftwatch.sdk")
 
 PREDICTIONS = "predictions"
 GROUND_TRUTH = "ground-truth"
+SHADOW_PREDICTIONS = "shadow-predictions"
 # HTTP statuses after which the same request may succeed later.
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 # The batch can never be accepted as sent; its records are reported, not retried.
@@ -134,7 +135,8 @@ def _encode(kind: str, records: list[Any]) -> bytes:
     per record, and the collector checks a clean column in one step."""
     if kind != PREDICTIONS:
         for record in records:
-            record["timestamp"] = _seconds(record["timestamp"])
+            if "timestamp" in record:  # labels; shadow predictions have none
+                record["timestamp"] = _seconds(record["timestamp"])
         return orjson.dumps({"records": records}, default=_default, option=_DUMP_OPTIONS)
     names = records[0][_NAMES]
     if all(r[_NAMES] == names for r in records):  # the usual batch: the same features
@@ -379,6 +381,19 @@ class Client:
                 "timestamp": time.time() if timestamp is None else _timestamp(timestamp),
             },
         )
+
+    def log_shadow_prediction(
+        self, model: str, *, prediction_id: str, model_version: str, prediction: Any
+    ) -> None:
+        """Queue what a shadow (challenger) version predicted for the served prediction
+        ``prediction_id``, logged before or after it (CONTRACT section 10). Idempotent per
+        prediction id and version."""
+        self._put(
+            SHADOW_PREDICTIONS,
+            model,
+            {"prediction_id": prediction_id, "model_version": model_version,
+             "prediction": prediction},
+        )  # fmt: skip
 
     def log_predictions(
         self, model: str, data: Any, *, model_version: str | None = None

@@ -185,6 +185,63 @@ function accuracy(el, data) {
   });
 }
 
+// the estimate (CBPE) with its band, the realized metric, and label coverage below, for the
+// metric the card's select names (roc_auc first)
+function performance(el, data) {
+  const estimated = data.estimated || {};
+  // the contract's order (the page's JSON sorts its keys)
+  const names = ["roc_auc", "accuracy", "f1", "precision", "recall"].filter((name) => estimated[name]);
+  const select = document.getElementById("estimated-metric");
+  if (!names.length) {
+    if (select) select.hidden = true;
+    empty(el, "No estimate in this range: it needs a binary model's scores in [0, 1] and a baseline with labels.");
+    return;
+  }
+  if (select && !select.options.length) {
+    for (const name of names) select.add(new Option(name, name));
+    select.addEventListener("change", () => {
+      window.driftwatch.charts.performance.dispose();
+      performance(el, data);
+    });
+  }
+  const metric = select ? select.value || names[0] : names[0];
+  const e = estimated[metric];
+  const upper = new Map(e.upper.map(([t, v]) => [t, v]));
+  const band = e.lower.map(([t, v]) => [t, (upper.get(t) ?? v) - v]);
+  const symbols = e.value.length < 60;
+  make(el, "performance", {
+    grid: [{ left: 48, right: 20, top: 30, height: "58%" }, { left: 48, right: 20, top: "76%", bottom: 24 }],
+    xAxis: [{ ...rangeAxis(data) }, { ...rangeAxis(data), gridIndex: 1, axisLabel: { show: false } }],
+    yAxis: [{ type: "value", scale: true, name: metric, splitLine: { lineStyle: { color: COLORS.grid } } },
+            { ...shareAxis, gridIndex: 1, max: 1, splitNumber: 1 }],
+    legend: { top: 0, right: 0, data: ["estimated", "95% band", "realized", "labeled"] },
+    tooltip: { trigger: "axis", formatter: (items) => {
+      const low = items.find((i) => i.seriesName === "band-low");
+      const lines = items.filter((i) => i.seriesName !== "band-low").map((i) => {
+        const value = i.value[1];
+        const shown = i.seriesName === "95% band" && low
+          ? `${num(low.value[1])} – ${num(low.value[1] + value)}`
+          : i.seriesName === "labeled" ? `${Math.round(value * 100)}%` : num(value);
+        return `${i.marker}${esc(i.seriesName)}: ${esc(shown)}`;
+      });
+      return [`${esc(metric)}, ${esc(utc(items[0].value[0], data.precise))} UTC`, ...lines].join("<br>");
+    } },
+    axisPointer: { link: [{ xAxisIndex: "all" }] },
+    series: [
+      { name: "band-low", type: "line", data: e.lower, stack: "band", symbol: "none",
+        lineStyle: { opacity: 0 } },
+      { name: "95% band", type: "line", data: band, stack: "band", symbol: "none",
+        lineStyle: { opacity: 0 }, areaStyle: { color: "rgba(79,70,229,.16)" }, itemStyle: { color: "rgba(79,70,229,.3)" } },
+      { name: "estimated", type: "line", data: e.value, showSymbol: symbols,
+        lineStyle: { color: COLORS.accent, type: "dashed" }, itemStyle: { color: COLORS.accent } },
+      { name: "realized", type: "line", data: (data.accuracy || {})[metric] || [], showSymbol: symbols,
+        lineStyle: { color: COLORS.ok }, itemStyle: { color: COLORS.ok } },
+      { name: "labeled", type: "bar", xAxisIndex: 1, yAxisIndex: 1, data: data.coverage || [], barMaxWidth: 8,
+        itemStyle: { color: "rgba(148,163,184,.6)" } },
+    ],
+  });
+}
+
 function bars(el, name, dist, title, missing) {
   if (!dist) { empty(el, missing || "No distribution stored for this window."); return; }
   const share = (counts, extra) => {
@@ -285,7 +342,7 @@ function missing(el, data) {
 
 const DRAW = {
   spark: (el) => spark(el),
-  heatmap, drift, accuracy, score, missing,
+  heatmap, drift, accuracy, performance, score, missing,
   prediction: (el, data) => bars(el, "prediction", data.prediction, "last window",
                                    data.prediction_missing || data.empty),
   distribution: (el, data) => bars(el, "distribution", data.distribution, "this window"),
