@@ -6,7 +6,7 @@ coverage of them; then end to end through the API, labels arriving later."""
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,9 @@ from sklearn import metrics
 from driftwatch.monitoring import estimation
 from tests import factories
 
-T0 = factories.T0
+# A recent hour: windows here must not be past the label horizon (30 days), which would make
+# them mature whatever their labels.
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 WINDOWS = 200
 ROWS = 500
 

@@ -175,6 +175,11 @@ def test_a_window_above_the_limit_is_computed_from_summaries_within_its_bounds(
         for a in approximate["features"]:
             assert a["p_value"] is not None
             assert a["verdict"] is not None
+    # labels as a run from rows has them; no estimate without row-level scores
+    assert approximate["labels"] == exact["labels"]
+    assert approximate["labels"]["coverage"] == 0.0
+    assert approximate["estimated"] is None
+    assert approximate["estimated_reason"] == "computed_from_summaries"
 
 
 def test_a_window_under_the_limit_is_computed_from_rows_as_before(small_limit: TestClient) -> None:

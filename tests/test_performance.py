@@ -27,7 +27,9 @@ from driftwatch.monitoring.accuracy import Scored
 from driftwatch.registry import service as registry
 from tests import factories
 
-T0 = factories.T0
+# A recent hour: windows here must not be past the label horizon (30 days), which would make
+# them mature whatever their labels.
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 WINDOWS = 400  # simulated windows per check
 ROWS = 400  # labeled rows per window
 # 95% of 400 windows: the binomial standard error is 1.1 points; 2.7 of them either side
