@@ -4,6 +4,8 @@ model and its accuracy against it on the same labeled ids, with a paired interva
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import driftwatch
 from driftwatch.core.result import RunResult
 from driftwatch.core.vocabulary import metric_problem
 from driftwatch.monitoring import accuracy, versions
-from tests.conftest import ADMIN_KEY, LiveServer
+from tests.conftest import ADMIN_KEY, LiveServer, admin_http
 from tests.factories import T0, Model, baseline_records, labels, model, predictions
 
 HOUR = timedelta(hours=1)
@@ -170,3 +172,29 @@ def test_the_counted_bootstrap_gives_the_metrics_themselves(seed: int) -> None:
 )  # fmt: skip
 def test_shadow_metrics_are_in_the_vocabulary(metric: str) -> None:
     assert metric_problem(metric) is None
+
+
+def test_two_writers_of_the_same_shadow_batch_store_it_once(
+    api: TestClient, live_server: LiveServer
+) -> None:
+    """A client and its retry racing: each (id, version) stored once, counted once."""
+    m = model(api)
+    m.baseline(baseline_records(100))
+    m.log(predictions(500))
+    batch = {"records": [{"prediction_id": f"p-{i}", "model_version": "v5", "prediction": 0.5}
+                         for i in range(500)]}  # fmt: skip
+    start = threading.Barrier(2)
+
+    def send() -> dict[str, Any]:
+        with admin_http(live_server.url) as http:
+            start.wait()
+            response = http.post(f"{m.path}/shadow-predictions", json=batch)
+            assert response.status_code == 200, response.text
+            answer: dict[str, Any] = response.json()
+            return answer
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda _: send(), range(2)))
+    assert sum(a["accepted"] for a in answers) == 500
+    assert sum(a["duplicates"] for a in answers) == 500
+    assert _version(m.run(T0, T0 + HOUR), "v5")["rows"] == 500

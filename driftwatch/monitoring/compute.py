@@ -386,6 +386,43 @@ def labels_of(
     return Labels(coverage=coverage, mature=reached or past_horizon)
 
 
+def realized(
+    task: str, labeled: accuracy.Labeled, performance: PerformanceSettings, *, rows: int,
+    past_horizon: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """The run's fields from its labeled predictions: the metrics (at the model's decision
+    threshold), their 95% intervals, and label coverage and maturity."""
+    evaluated = accuracy.evaluate(task, labeled, performance.decision_threshold)
+    return {
+        "accuracy": None if evaluated is None else evaluated[0],
+        "accuracy_intervals": (
+            None if evaluated is None else intervals.intervals(evaluated[1], evaluated[0])
+        ),
+        "labels": labels_of(rows, len(labeled), performance, past_horizon),
+    }
+
+
+def dataset_drift(
+    features: list[FeatureDrift], settings: DriftSettings,
+    units: npt.NDArray[np.int64] | None = None,
+) -> DatasetDrift:  # fmt: skip
+    """The window's dataset verdict from its features' entries: drifted features over tested
+    ones against the model's drift_share, the calibrated verdict's share of insufficient
+    ones, and the clusters the nulls moved (``units``: each window row's cluster)."""
+    tested = [f for f in features if f.drifted is not None]
+    drifted = sum(1 for f in tested if f.drifted)
+    share = drifted / len(tested) if tested else None
+    insufficient = sum(1 for f in tested if f.verdict == "insufficient")
+    return DatasetDrift(
+        drifted_features=drifted if tested else None,
+        drifted_share=share,
+        drifted=None if share is None else share >= settings.drift_share,
+        insufficient_share=insufficient / len(tested) if tested and settings.calibrated else None,
+        cluster_by=settings.cluster_by if units is not None else None,
+        clusters=int(units.max()) + 1 if units is not None and units.size else None,
+    )
+
+
 def compute(
     *,
     task: str,
@@ -421,11 +458,6 @@ def compute(
         "prediction": prediction[1] if prediction else None,
     }
     missing_cells = sum(outcome[2] for outcome in outcomes)
-    tested = [f for f in feature_results if f.drifted is not None]
-    drifted = sum(1 for f in tested if f.drifted)
-    share = drifted / len(tested) if tested else None
-    insufficient = sum(1 for f in tested if f.verdict == "insufficient")
-    evaluated = accuracy.evaluate(task, labeled, performance.decision_threshold)
     estimated, estimated_reason = (
         estimation.estimate(window.prediction_values, baseline.labeled,
                             performance.decision_threshold)
@@ -436,20 +468,8 @@ def compute(
         labeled_rows=len(labeled),
         features=feature_results,
         prediction=prediction_result,
-        dataset=DatasetDrift(
-            drifted_features=drifted if tested else None,
-            drifted_share=share,
-            drifted=None if share is None else share >= settings.drift_share,
-            insufficient_share=(
-                insufficient / len(tested) if tested and settings.calibrated else None
-            ),
-            cluster_by=settings.cluster_by if units is not None else None,
-            clusters=int(units.max()) + 1 if units is not None and units.size else None,
-        ),
-        accuracy=None if evaluated is None else evaluated[0],
-        accuracy_intervals=None if evaluated is None else intervals.intervals(evaluated[1],
-                                                                             evaluated[0]),
-        labels=labels_of(rows, len(labeled), performance, past_horizon),
+        dataset=dataset_drift(feature_results, settings, units),
+        **realized(task, labeled, performance, rows=rows, past_horizon=past_horizon),
         estimated=estimated,
         estimated_reason=estimated_reason,
         quality=Quality(

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from driftwatch.core.result import ColumnDrift, DatasetDrift, FeatureDrift, Quality, RunResult
-from driftwatch.core.settings import DriftSettings
+from driftwatch.core.result import ColumnDrift, FeatureDrift, Quality, RunResult
+from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import FeatureSpec
-from driftwatch.monitoring import accuracy, compute
+from driftwatch.monitoring import accuracy, compute, estimation
 from driftwatch.monitoring.profiles import BaselineProfile, ColumnProfile
 from driftwatch.stats import calibration, from_summary, registry, summaries
 from driftwatch.stats.from_summary import NeedsRows
@@ -213,9 +213,11 @@ def column(
 def compute_from_summaries(
     *, task: str, features: list[FeatureSpec], settings: DriftSettings,
     baseline: BaselineProfile, span: SpanSummary, labeled: accuracy.Labeled, rejected: int,
-    rows_exist: bool,
+    rows_exist: bool, performance: PerformanceSettings | None = None, past_horizon: bool = False,
 ) -> tuple[RunResult, dict[str, Any]]:  # fmt: skip
-    """``compute.compute``'s result from the window's summaries (``source`` summaries)."""
+    """``compute.compute``'s result from the window's summaries (``source`` summaries): the
+    same realized metrics and label fields, and no estimate (CBPE needs the window's scores
+    row by row)."""
     rows = span.rows
     outcomes: list[Outcome] = []
     for feature, profile in zip(features, baseline.features, strict=True):
@@ -250,23 +252,16 @@ def compute_from_summaries(
         "features": {f.name: o[1] for f, o in zip(features, outcomes, strict=True)},
         "prediction": prediction[1] if prediction else None,
     }
-    tested = [f for f in feature_results if f.drifted is not None]
-    drifted = sum(1 for f in tested if f.drifted)
-    share = drifted / len(tested) if tested else None
-    insufficient = sum(1 for f in tested if f.verdict == "insufficient")
     missing_cells = sum(o[2] for o in outcomes)
     result = RunResult(
         rows=rows,
         labeled_rows=len(labeled),
         features=feature_results,
         prediction=prediction_result,
-        dataset=DatasetDrift(
-            drifted_features=drifted if tested else None, drifted_share=share,
-            drifted=None if share is None else share >= settings.drift_share,
-            insufficient_share=(insufficient / len(tested) if tested and settings.calibrated
-                                else None),
-        ),
-        accuracy=accuracy.compute(task, labeled),
+        dataset=compute.dataset_drift(feature_results, settings),
+        **compute.realized(task, labeled, performance or PerformanceSettings(), rows=rows,
+                           past_horizon=past_horizon),
+        estimated_reason=estimation.FROM_SUMMARIES,
         quality=Quality(
             missing_share=missing_cells / (rows * len(features)) if rows and features else None,
             new_categories={f.name: o[3][0] for f, o in zip(features, outcomes, strict=True)

@@ -45,7 +45,6 @@ from driftwatch.monitoring import (
     estimation,
     files,
     from_summaries,
-    intervals,
     profiles,
     repository,
     versions,
@@ -495,9 +494,9 @@ def _compute_from_summaries(
         rejected=repository.count_rejected(
             session, model_id=model.id, start=run.window_start, end=run.window_end
         ),
-        rows_exist=held >= span.rows,
+        rows_exist=held >= span.rows, performance=PerformanceSettings.from_model(model.performance),
+        past_horizon=run.window_end < utcnow() - label_horizon,
     )  # fmt: skip
-    _label_fields(result, model=model, run=run, labeled=labeled, label_horizon=label_horizon)
     result.versions = _versions(session, model, run, result, profile, labeled)
     earlier = run.result
     if earlier is not None and len(labeled) < earlier.labeled_rows:
@@ -506,28 +505,6 @@ def _compute_from_summaries(
         result.versions = result.versions or earlier.versions
     return _store(session, model=model, run=run, result=result, distributions=distributions,
                   alerting=alerting, started=started)  # fmt: skip
-
-
-def _label_fields(
-    result: RunResult,
-    *,
-    model: MonitoredModel,
-    run: Run,
-    labeled: accuracy.Labeled,
-    label_horizon: timedelta,
-) -> None:
-    """A run from summaries: its accuracy (at the model's decision threshold), the realized
-    intervals and label coverage as a run from rows gives them; no estimate (CBPE needs the
-    window's scores row by row)."""
-    performance = PerformanceSettings.from_model(model.performance)
-    evaluated = accuracy.evaluate(model.task, labeled, performance.decision_threshold)
-    result.accuracy = None if evaluated is None else evaluated[0]
-    result.accuracy_intervals = (
-        None if evaluated is None else intervals.intervals(evaluated[1], evaluated[0])
-    )
-    result.labels = compute.labels_of(result.rows, len(labeled), performance,
-                                      run.window_end < utcnow() - label_horizon)  # fmt: skip
-    result.estimated, result.estimated_reason = None, estimation.FROM_SUMMARIES
 
 
 def _store(
@@ -569,18 +546,13 @@ def _versions(
         return []
     threshold = PerformanceSettings.from_model(model.performance).decision_threshold
     shadows = versions.shadows(model.task, repository.shadowed(session, **span), threshold)
-    return shadows_after(versions.slices(
+    return [*versions.slices(
         result, task=model.task, counts=counts, baseline=profile,
         labeled=labeled,
         settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
         predictions=repository.version_predictions(session, **span) if len(counts) > 1 else None,
         threshold=threshold,
-    ), shadows)  # fmt: skip
-
-
-def shadows_after(served: list[VersionSlice], shadows: list[VersionSlice]) -> list[VersionSlice]:
-    """The served versions, then the shadow ones."""
-    return [*served, *shadows]
+    ), *shadows]  # fmt: skip
 
 
 def shrunk_since_computed(run: Run, held: int) -> bool:

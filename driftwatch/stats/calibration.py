@@ -672,15 +672,8 @@ def _pooled(pair: Pair, clusters: Clusters) -> _Pooled:
 
 
 def _ks_statistic(pair: Pair) -> float:
-    """The two-sample Kolmogorov-Smirnov statistic D of sorted samples."""
     assert isinstance(pair, NumericalPair)
-    reference, current = pair.reference, pair.current
-    if reference.size == 0 or current.size == 0:
-        return 0.0
-    pooled = np.concatenate((reference, current))
-    gaps = (np.searchsorted(reference, pooled, side="right") / reference.size
-            - np.searchsorted(current, pooled, side="right") / current.size)  # fmt: skip
-    return float(np.abs(gaps).max())
+    return ecdf_tests.ks_statistic(pair)
 
 
 # p-value tests whose cluster null is built on a cheaper statistic that orders windows as the

@@ -43,12 +43,20 @@ def ks(pair: NumericalPair) -> float:
     n_ref, n_cur = pair.n_reference, pair.n_current
     if max(n_ref, n_cur) <= KS_EXACT_MAX_N:
         return float(stats.ks_2samp(pair.reference, pair.current).pvalue)
-    reference_cdf, current_cdf = Pooled.of(pair).cdfs_at_run_ends()
-    differences = reference_cdf - current_cdf
-    statistic = max(float(np.clip(-differences.min(), 0, 1)), float(differences.max()))
+    statistic = ks_statistic(pair)
     larger, smaller = sorted([float(n_ref), float(n_cur)], reverse=True)
     effective_n = larger * smaller / (larger + smaller)
     return float(np.clip(kstwo_sf(statistic, float(np.round(effective_n))), 0, 1))
+
+
+def ks_statistic(pair: NumericalPair) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic D = max |F - G|, from the pooled sorted
+    sample."""
+    if pair.n_reference == 0 or pair.n_current == 0:
+        return 0.0
+    reference_cdf, current_cdf = Pooled.of(pair).cdfs_at_run_ends()
+    differences = reference_cdf - current_cdf
+    return max(float(np.clip(-differences.min(), 0, 1)), float(differences.max()))
 
 
 def wasserstein(pair: NumericalPair) -> float:
