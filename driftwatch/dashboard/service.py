@@ -18,6 +18,7 @@ from driftwatch.dashboard.repository import Bucket, TestedBucket
 from driftwatch.models import MonitoredModel, Run
 from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
 from driftwatch.monitoring import repository as monitoring
+from driftwatch.monitoring import spans
 from driftwatch.registry import service as registry
 from driftwatch.stats import registry as stattests
 
@@ -298,7 +299,88 @@ def _series(buckets: list[Bucket], metric: str, seconds: int, field: str = "mean
     return [[_bucket_time(i, seconds), v] for i, v in points if v is not None]
 
 
+def point(window_seconds: int, seconds: int, spans_drawn: bool) -> dict[str, Any]:
+    """What one point (heatmap column) of a page's charts is: a window, a span (a day or a
+    week merged from its windows' summaries, each tested as one), or several windows whose
+    runs are summed up."""
+    kind = "window" if seconds == window_seconds else "span" if spans_drawn else "windows"
+    name = {spans.DAY: "day", spans.WEEK: "week"}.get(seconds)
+    return {"kind": kind, "seconds": seconds, "windows": seconds // window_seconds,
+            "name": name}  # fmt: skip
+
+
+def _span_seconds(session: Session, model: MonitoredModel, span: TimeRange) -> int | None:
+    """The span a long range is drawn with, when the scheduler has computed such spans in it
+    (else the range is drawn from its windows' metrics, several a column)."""
+    seconds = spans.span_for_range(model.window_seconds, span.length)
+    if seconds is None or not repository.span_runs_exist(
+        session, model_id=model.id, start=span.start, end=span.end, seconds=seconds
+    ):
+        return None
+    return seconds
+
+
+def _span_page(
+    session: Session, *, model: MonitoredModel, span: TimeRange, seconds: int
+) -> dict[str, Any]:  # fmt: skip
+    """A long range drawn with spans: each column and point a span's own run (its test on
+    the day's or week's merged data, its drifted share, its accuracy over its labeled rows);
+    rows, label coverage and estimates summed up from its windows' metrics (daily sums)."""
+    features = [f.name for f in registry.feature_specs(model)]
+    estimated_names = [f"estimated.{m}{end}" for m in ESTIMATED_METRICS
+                       for end in ("", ".lower", ".upper")]  # fmt: skip
+    metrics = ["dataset.drifted_share", "rows", "labeled_rows", *estimated_names]
+    buckets = repository.bucketed(session, model_id=model.id, metrics=metrics, start=span.start,
+                                  end=span.end, bucket_seconds=seconds)  # fmt: skip
+    tested = repository.feature_tests(session, model_id=model.id, start=span.start,
+                                      end=span.end, bucket_seconds=seconds, span=True)  # fmt: skip
+    runs = repository.span_runs(session, model_id=model.id, start=span.start, end=span.end,
+                                seconds=seconds)  # fmt: skip
+    last = repository.last_window_with_data(session, model_id=model.id, before=span.end,
+                                            with_distributions=True)  # fmt: skip
+    drifted: list[Any] = []
+    accuracy: dict[str, list[Any]] = {}
+    coverage: list[Any] = []
+    for run in runs:
+        assert run.result is not None
+        moment = iso(run.window_start)
+        if run.result.dataset.drifted_share is not None:
+            drifted.append([moment, run.result.dataset.drifted_share])
+        for name, realized in (run.result.accuracy or {}).items():
+            accuracy.setdefault(name, []).append([moment, realized])
+        if run.result.rows:
+            coverage.append([moment, run.result.labeled_rows / run.result.rows])
+    estimated = {
+        metric: {"value": value,
+                 "lower": _series(buckets, f"estimated.{metric}.lower", seconds),
+                 "upper": _series(buckets, f"estimated.{metric}.upper", seconds)}
+        for metric in ESTIMATED_METRICS
+        if (value := _series(buckets, f"estimated.{metric}", seconds))
+    }  # fmt: skip
+    first = min([b.index * seconds for b in buckets] + [int(r.window_start.timestamp())
+                                                        for r in runs], default=None)
+    return {
+        "bucket_seconds": seconds,
+        "point": point(model.window_seconds, seconds, True),
+        "first": None if first is None else _bucket_time(first, 1),
+        "heatmap": {**heatmap(features, [], tested, seconds, seconds), "mode": "windows"},
+        "drifted_share": {"mean": drifted,
+                          "max": _series(buckets, "dataset.drifted_share", seconds, "high")},
+        "accuracy": accuracy,
+        "estimated": estimated,
+        "coverage": coverage,
+        "rows": _series(buckets, "rows", seconds, "total"),
+        "prediction": _prediction(last),
+        "latest": None if last is None else run_summary(last),
+        "budget": budget(model),
+        "detectable": detectable(last),
+    }  # fmt: skip
+
+
 def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> dict[str, Any]:
+    seconds_of_spans = _span_seconds(session, model, span)
+    if seconds_of_spans is not None:
+        return _span_page(session, model=model, span=span, seconds=seconds_of_spans)
     features = [f.name for f in registry.feature_specs(model)]
     seconds = bucket_seconds(model.window_seconds, span.length)
     windows = seconds == model.window_seconds  # a column a window, else several a column
@@ -338,6 +420,7 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
     }  # fmt: skip
     return {
         "bucket_seconds": seconds,
+        "point": point(model.window_seconds, seconds, False),
         "first": _first(buckets, seconds),
         "heatmap": heatmap(features, buckets, tested, seconds, model.window_seconds),
         "drifted_share": {"mean": _series(buckets, "dataset.drifted_share", seconds),
@@ -439,20 +522,24 @@ def feature_page(
     session: Session, *, model: MonitoredModel, feature: str, span: TimeRange,
     run: Run | None,
 ) -> dict[str, Any]:  # fmt: skip
-    seconds = bucket_seconds(model.window_seconds, span.length)
-    windows = seconds == model.window_seconds
+    seconds_of_spans = _span_seconds(session, model, span)
+    seconds = seconds_of_spans or bucket_seconds(model.window_seconds, span.length)
+    # a point a window, or a span's own test (else: the share of a bucket's windows drifted)
+    windows = seconds == model.window_seconds or seconds_of_spans is not None
     names = [f"feature.{feature}.drifted", f"feature.{feature}.missing_share"]
     buckets = repository.bucketed(session, model_id=model.id, metrics=names, start=span.start,
                                   end=span.end, bucket_seconds=seconds)  # fmt: skip
-    tested = repository.feature_tests(session, model_id=model.id, start=span.start,
-                                      end=span.end, bucket_seconds=seconds,
-                                      feature=feature) if windows else []  # fmt: skip
+    tested = repository.feature_tests(
+        session, model_id=model.id, start=span.start, end=span.end, bucket_seconds=seconds,
+        feature=feature, span=seconds_of_spans is not None,
+    ) if windows else []  # fmt: skip
     found = run.result.feature(feature) if run and run.result else None
     entry = found.model_dump(mode="json") if found else None
     test = stattests.STATTESTS.get(found.stattest or "") if found else None
     return {
         "pvalue": bool(test is not None and test.pvalue),  # the entry's test gives p-values
         "bucket_seconds": seconds,
+        "point": point(model.window_seconds, seconds, seconds_of_spans is not None),
         "first": _first(buckets, seconds),
         "mode": "windows" if windows else "share",
         "scores": _score_series(tested, seconds),

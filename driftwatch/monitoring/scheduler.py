@@ -28,8 +28,8 @@ from driftwatch.core.result import RunResult
 from driftwatch.core.time import iso, spans_between, utcnow, window_start
 from driftwatch.db import session_scope
 from driftwatch.models import Baseline, MonitoredModel, Run
-from driftwatch.models.monitoring import WINDOW
-from driftwatch.monitoring import repository, service
+from driftwatch.models.monitoring import SPAN, WINDOW
+from driftwatch.monitoring import repository, service, spans
 from driftwatch.registry import service as registry
 
 log = logging.getLogger("driftwatch.scheduler")
@@ -110,6 +110,8 @@ class Scheduler:
                         now=now, limit=self.settings.max_catchup_windows,
                         alerting=self._alerting(),
                     )  # fmt: skip
+                    spans.plan(session, model=model, baseline_id=baseline.id,
+                               since=model.scheduled_until, until=end, now=now)  # fmt: skip
                     model.scheduled_until = end
                 if queued or stale or reopened:
                     log.info("model %s: queued %d windows, %d changed since computed, %d "
@@ -140,6 +142,8 @@ class Scheduler:
                                  features=registry.feature_specs(model))  # fmt: skip
             repository.enqueue(session, model_id=model.id, baseline_id=baseline_id,
                                windows=busy)  # fmt: skip
+            spans.queue_containing(session, model=model, baseline_id=baseline_id,
+                                   moments=[moment for moment, _ in busy], now=now)  # fmt: skip
         return len(stretches)
 
     def _alerting(self) -> AlertingContext:
@@ -175,7 +179,7 @@ class Scheduler:
                 if run is None or model is None:
                     return
                 cutoff = self.settings.retention_policy().expired(run.window_start, utcnow())
-                if cutoff is not None:
+                if cutoff is not None and run.kind != SPAN:  # (a span reads its summaries)
                     _expired(run, cutoff)
                     return
                 if not _repoint(session, model, run):

@@ -115,7 +115,10 @@ function heatmap(el, data) {
       formatter: (p) => {
         const cell = cellAt.get(`${p.value[0]},${p.value[1]}`);
         if (!cell) return "";
-        const head = `<b>${esc(h.features[cell[1]])}</b><br>${utc(h.times[cell[0]], data.precise)} UTC<br>`;
+        const span = data.point && data.point.kind === "span";  // a column a day or a week
+        const when = `${utc(h.times[cell[0]], data.precise)} UTC`;
+        const head = `<b>${esc(h.features[cell[1]])}</b><br>` +
+          (span ? `${esc(data.point.name || "span")} from ${when} (${plural(data.point.windows, "window")})<br>` : `${when}<br>`);
         const verdict = cell[4] ? '<br><b style="color:#b91c1c">drifted</b>' : "";
         if (!windows) {
           const few = cell[5] ? `<br>not enough rows to tell in ${Math.round(cell[5] * 100)}% of them` : "";
@@ -158,7 +161,8 @@ function drift(el, data) {
     grid, xAxis: rangeAxis(data), yAxis: shareAxis, legend: { top: 0, right: 0 },
     tooltip: { trigger: "axis", valueFormatter: (v) => `${Math.round(v * 100)}%` },
     series: [
-      { name: "mean", type: "line", data: d.mean, showSymbol: d.mean.length < 60, lineStyle: { color: COLORS.accent },
+      { name: data.point && data.point.kind === "span" ? `the ${data.point.name || "span"}` : "mean",
+        type: "line", data: d.mean, showSymbol: d.mean.length < 60, lineStyle: { color: COLORS.accent },
         itemStyle: { color: COLORS.accent }, areaStyle: { color: "rgba(79,70,229,.08)" } },
       { name: "worst window", type: "line", data: d.max, showSymbol: false, lineStyle: { type: "dashed", width: 1, color: COLORS.bad },
         itemStyle: { color: COLORS.bad } },
@@ -309,7 +313,9 @@ function score(el, data) {
           : p.data && p.data.few ? " <b>not enough rows to tell</b>" : "";
         return `${p.marker}${esc(p.seriesName)}: ${num(p.value[1])}${drifted}`;
       });
-      return [`${utc(items[0].value[0], data.precise)} UTC`, ...lines].join("<br>");
+      const span = data.point && data.point.kind === "span";
+      const when = `${utc(items[0].value[0], data.precise)} UTC`;
+      return [span ? `${esc(data.point.name || "span")} from ${when}` : when, ...lines].join("<br>");
     } },
     series,
   });
