@@ -4,8 +4,8 @@ merged, tested once; the dashboard's long ranges draw the spans the scheduler ke
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,10 @@ from driftwatch.models import MonitoredModel, Run, RunMetric
 from driftwatch.monitoring import service as monitoring
 from driftwatch.monitoring import spans
 from driftwatch.stats import summaries
-from tests.conftest import ADMIN_KEY, create_model
-from tests.test_scheduler import Own, own, scheduler  # noqa: F401 (a fixture)
+from tests.conftest import ADMIN_KEY, create_model, silenced_rule_app
+from tests.test_scheduler import Own, own, scheduler
+
+__all__ = ["own"]  # the fixture, for the tests below
 
 HOUR = timedelta(hours=1)
 FEATURES = [
@@ -62,8 +64,10 @@ def _hourly_model(api: TestClient, day: datetime, hours: int = 24, **fields: Any
     from ``day`` (sent in one batch: its summaries are kept per hour bucket)."""
     name: str = create_model(api, features=FEATURES, window="1h", **fields)["name"]
     rng = np.random.default_rng(11)
-    made = api.post(f"/api/v1/models/{name}/baselines",
-                    json={"name": "training", "records": _records(rng, 800, None, 0.0)})
+    made = api.post(
+        f"/api/v1/models/{name}/baselines",
+        json={"name": "training", "records": _records(rng, 800, None, 0.0)},
+    )
     assert made.status_code == 201, made.text
     batch = _records(rng, hours * PER_HOUR, day, 0.3)
     sent = api.post(f"/api/v1/models/{name}/predictions",
@@ -174,14 +178,14 @@ def test_span_for_range_gives_a_readable_number_of_points() -> None:
 
 
 @pytest.fixture
-def hourly(own: Own) -> Iterator[tuple[Own, str, datetime]]:
+def hourly(own: Own) -> tuple[Own, str, datetime]:
     """Two closed days of an hourly model, every window and span computed by the scheduler."""
     first = _yesterday() - timedelta(days=1)
     name = _hourly_model(own.api, first, hours=48)
     ticker = scheduler(own.settings, own.engine)
     ticker.plan(_model_id(own.engine, name), datetime.now(UTC))
     ticker.work(deadline=time.monotonic() + 120)
-    yield own, name, first
+    return own, name, first
 
 
 def _model_id(engine: Engine, name: str) -> int:
@@ -210,8 +214,8 @@ def _page(engine: Engine, name: str, label: str) -> dict[str, Any]:
 def test_the_scheduler_keeps_day_and_week_spans_apart_from_the_windows(
     hourly: tuple[Own, str, datetime],
 ) -> None:
-    own, name, first = hourly
-    kept = _spans(own.engine, name)
+    mine, name, first = hourly
+    kept = _spans(mine.engine, name)
     days = [(r.window_start, r.window_end) for r in kept if r.window_end - r.window_start
             == timedelta(days=1)]  # fmt: skip
     assert days == [(first, first + timedelta(days=1)),
@@ -221,15 +225,15 @@ def test_the_scheduler_keeps_day_and_week_spans_apart_from_the_windows(
     weeks = [r for r in kept if r.window_end - r.window_start == timedelta(days=7)]
     # the week holding the two days, once it has closed (the current week has not)
     assert all(w.window_end <= datetime.now(UTC) for w in weeks)
-    with Session(own.engine) as session:
+    with Session(mine.engine) as session:
         counted = session.scalars(select(RunMetric.run_id).where(
             RunMetric.run_id.in_([r.id for r in kept]))).all()  # fmt: skip
     assert counted == []  # spans have no place in the window series or the daily sums
     # a second pass queues nothing again
-    ticker = scheduler(own.settings, own.engine)
-    ticker.plan(_model_id(own.engine, name), datetime.now(UTC))
-    assert [r.computations for r in _spans(own.engine, name)] == [1] * len(kept)
-    seven = _page(own.engine, name, "7d")
+    ticker = scheduler(mine.settings, mine.engine)
+    ticker.plan(_model_id(mine.engine, name), datetime.now(UTC))
+    assert [r.computations for r in _spans(mine.engine, name)] == [1] * len(kept)
+    seven = _page(mine.engine, name, "7d")
     assert seven["point"]["kind"] == "window"
     assert len(seven["heatmap"]["times"]) == 48
 
@@ -237,13 +241,13 @@ def test_the_scheduler_keeps_day_and_week_spans_apart_from_the_windows(
 def test_long_ranges_draw_spans_that_follow_late_labels(
     hourly: tuple[Own, str, datetime],
 ) -> None:
-    own, name, first = hourly
-    page = _page(own.engine, name, "30d")
+    mine, name, first = hourly
+    page = _page(mine.engine, name, "30d")
     assert page["point"] == {"kind": "span", "seconds": 86400, "windows": 24, "name": "day"}
     heat = page["heatmap"]
     assert heat["mode"] == "windows"
     assert [datetime.fromisoformat(t) for t in heat["times"]] == [first, first + timedelta(days=1)]
-    kept = {r.window_start: r for r in _spans(own.engine, name)
+    kept = {r.window_start: r for r in _spans(mine.engine, name)
             if r.window_end - r.window_start == timedelta(days=1)}  # fmt: skip
     # each cell is its span's own test: the score its run stored
     for cell in heat["cells"]:
@@ -256,16 +260,17 @@ def test_long_ranges_draw_spans_that_follow_late_labels(
     assert page["accuracy"] == {}
     # labels arrive for the first day's first hour: its windows and its span are computed again
     labels = [{"prediction_id": f"p{i}", "label": i % 2} for i in range(PER_HOUR)]
-    sent = own.api.post(f"/api/v1/models/{name}/ground-truth", json={"records": labels})
+    sent = mine.api.post(f"/api/v1/models/{name}/ground-truth", json={"records": labels})
     assert sent.status_code == 200, sent.text
-    ticker = scheduler(own.settings, own.engine)
-    ticker.plan(_model_id(own.engine, name), datetime.now(UTC))
+    ticker = scheduler(mine.settings, mine.engine)
+    ticker.plan(_model_id(mine.engine, name), datetime.now(UTC))
     ticker.work(deadline=time.monotonic() + 60)
-    day_span = next(r for r in _spans(own.engine, name) if r.window_start == first
+    day_span = next(r for r in _spans(mine.engine, name) if r.window_start == first
                     and r.window_end == first + timedelta(days=1))  # fmt: skip
     assert day_span.computations == 2
-    assert day_span.result is not None and day_span.result.labeled_rows == PER_HOUR
-    page = _page(own.engine, name, "30d")
+    assert day_span.result is not None
+    assert day_span.result.labeled_rows == PER_HOUR
+    page = _page(mine.engine, name, "30d")
     accuracy = page["accuracy"]["accuracy"]
     assert [datetime.fromisoformat(t) for t, _ in accuracy] == [first]
     assert accuracy[0][1] == day_span.result.accuracy["accuracy"]  # type: ignore[index]
@@ -274,15 +279,39 @@ def test_long_ranges_draw_spans_that_follow_late_labels(
 
 
 def test_custom_ranges_are_never_charted(hourly: tuple[Own, str, datetime]) -> None:
-    own, name, first = hourly
-    before = _page(own.engine, name, "30d")
-    custom = own.api.post(f"/api/v1/models/{name}/runs", json={
-        "start": (first + HOUR / 2).isoformat(), "end": (first + 30 * HOUR).isoformat()})
+    mine, name, first = hourly
+    before = _page(mine.engine, name, "30d")
+    custom = mine.api.post(
+        f"/api/v1/models/{name}/runs",
+        json={"start": (first + HOUR / 2).isoformat(), "end": (first + 30 * HOUR).isoformat()},
+    )
     assert custom.status_code == 200, custom.text
     assert custom.json()["kind"] == "custom"
-    after = _page(own.engine, name, "30d")
+    after = _page(mine.engine, name, "30d")
     assert after["heatmap"] == before["heatmap"]
     assert after["drifted_share"] == before["drifted_share"]
     assert after["rows"] == before["rows"]
-    seven = _page(own.engine, name, "7d")
+    seven = _page(mine.engine, name, "7d")
     assert len(seven["heatmap"]["times"]) == 48
+
+
+def test_the_rules_do_not_evaluate_a_span(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    # a rule breaching on any run holding a prediction: a span is no window to the rules
+    with silenced_rule_app(settings, engine, tmp_path, models="span-*", when="rows > 0") as api:
+        day = _yesterday()
+        name = _hourly_model(api, day, hours=3, name=f"span-{time.time_ns()}")
+        span = {"start": day.isoformat(), "end": (day + 3 * HOUR).isoformat()}
+        run = api.post(f"/api/v1/models/{name}/runs", json=span).json()
+        assert run["kind"] == "span"
+        alerts = api.get(
+            "/api/v1/alerts", params={"model": name, "state": "pending,firing,resolved,cleared"}
+        ).json()
+        assert alerts == []
+        window = {"start": day.isoformat(), "end": (day + HOUR).isoformat()}
+        one = api.post(f"/api/v1/models/{name}/runs", json=window).json()
+        alerts = api.get(
+            "/api/v1/alerts", params={"model": name, "state": "pending,firing,resolved,cleared"}
+        ).json()
+        assert [a["run_id"] for a in alerts] == [one["id"]]

@@ -357,8 +357,10 @@ def _span_page(
         for metric in ESTIMATED_METRICS
         if (value := _series(buckets, f"estimated.{metric}", seconds))
     }  # fmt: skip
-    first = min([b.index * seconds for b in buckets] + [int(r.window_start.timestamp())
-                                                        for r in runs], default=None)
+    first = min(
+        [b.index * seconds for b in buckets] + [int(r.window_start.timestamp()) for r in runs],
+        default=None,
+    )
     return {
         "bucket_seconds": seconds,
         "point": point(model.window_seconds, seconds, True),

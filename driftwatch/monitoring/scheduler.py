@@ -195,8 +195,9 @@ class Scheduler:
                     return
                 if run.kind == WINDOW:
                     _evaluate_following(session, model=model, run=run, context=context)
-                log.info("model %s: window %s computed (%d rows, %.2f s)", model.name,
-                         run.window_start.isoformat(), run.rows or 0, run.duration_seconds or 0,
+                log.info("model %s: %s %s computed (%d rows, %.2f s)", model.name,
+                         "span" if run.kind == SPAN else "window", run.window_start.isoformat(),
+                         run.rows or 0, run.duration_seconds or 0,
                          extra={"model": model.name, "run_id": run.id})  # fmt: skip
         except Exception as error:
             log.exception("scheduler: run %s failed; other runs go on", run_id,
