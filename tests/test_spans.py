@@ -254,6 +254,7 @@ def test_long_ranges_draw_spans_that_follow_late_labels(
         run = kept[datetime.fromisoformat(heat["times"][cell[0]])]
         assert run.result is not None
         assert cell[3] == run.result.features[cell[1]].score
+        assert cell[9] == run.result.features[cell[1]].max_error  # the tooltip's bound
     drifted = page["drifted_share"]["mean"]
     assert [v for _, v in drifted] == [kept[t].result.dataset.drifted_share for t in sorted(kept)]
     assert sum(v for _, v in page["rows"]) == 48 * PER_HOUR

@@ -132,6 +132,7 @@ class TestedBucket:
     insufficient: bool = False
     detectable: float | None = None
     p_value: float | None = None
+    max_error: float | None = None  # the largest bound on a score from summaries (null: rows)
 
 
 def _epoch_seconds(session: Session, column: Any) -> Any:
@@ -161,11 +162,11 @@ def feature_tests(
         entries = func.json_to_recordset(document["features"]).table_valued(
             column("name", String), column("stattest", String), column("threshold", Float),
             column("score", Float), column("drifted", Boolean), column("verdict", String),
-            column("detectable", Float), column("p_value", Float),
+            column("detectable", Float), column("p_value", Float), column("max_error", Float),
         ).render_derived(name="entry", with_types=True)  # fmt: skip
         fields = [entries.c.name, entries.c.stattest, entries.c.threshold, entries.c.score,
                   cast(entries.c.drifted, Integer), entries.c.verdict, entries.c.detectable,
-                  entries.c.p_value]  # fmt: skip
+                  entries.c.p_value, entries.c.max_error]  # fmt: skip
     else:
         entries = (
             func.json_each(document, "$.features")
@@ -176,13 +177,14 @@ def feature_tests(
         fields = [entry["name"].as_string(), entry["stattest"].as_string(),
                   entry["threshold"].as_float(), entry["score"].as_float(),
                   entry["drifted"].as_integer(), entry["verdict"].as_string(),
-                  entry["detectable"].as_float(), entry["p_value"].as_float()]  # fmt: skip
+                  entry["detectable"].as_float(), entry["p_value"].as_float(),
+                  entry["max_error"].as_float()]  # fmt: skip
     tested = (
         select(
             _epoch_bucket(session, Run.window_start, bucket_seconds).label("bucket"),
             *(field.label(name) for field, name in zip(
                 fields, ("feature", "stattest", "threshold", "score", "drifted", "verdict",
-                         "detectable", "p_value"), strict=True)),
+                         "detectable", "p_value", "max_error"), strict=True)),
         )
         .select_from(Run)
         .join(entries, true())
@@ -200,6 +202,7 @@ def feature_tests(
             func.min(tested.c.score), func.max(tested.c.score), func.max(tested.c.drifted),
             func.count(), func.max(case((tested.c.verdict == "insufficient", 1), else_=0)),
             func.max(tested.c.detectable), func.min(tested.c.p_value),
+            func.max(tested.c.max_error),
         )
         .where(tested.c.stattest.is_not(None), tested.c.threshold.is_not(None))
         .group_by(tested.c.feature, tested.c.bucket, tested.c.stattest, tested.c.threshold)
@@ -209,9 +212,9 @@ def feature_tests(
     rows = session.execute(query)
     return [
         TestedBucket(name, int(index), stattest, float(threshold), low, high, bool(drifted), runs,
-                     bool(insufficient), detectable, p_value)
+                     bool(insufficient), detectable, p_value, max_error)
         for (name, index, stattest, threshold, low, high, drifted, runs, insufficient, detectable,
-             p_value) in rows
+             p_value, max_error) in rows
     ]  # fmt: skip
 
 

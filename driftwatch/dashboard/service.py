@@ -49,10 +49,26 @@ class TimeRange(core_time.TimeRange):
     at_data: bool = False
 
 
-def bucket_seconds(window_seconds: int, span: timedelta) -> int:
-    """Whole windows per bucket, as few as keep the columns under MAX_COLUMNS."""
+# column lengths a chart of several windows a column rounds up to (a column of 8,617 ten-second
+# windows, 86,170 s, reads as "a day" instead, starting at midnight)
+READABLE_SECONDS = (60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
+
+
+def _fewest_windows(window_seconds: int, span: timedelta) -> int:
+    """Whole windows per bucket, as few as keep the columns under MAX_COLUMNS (seconds)."""
     windows = max(1, math.ceil(span.total_seconds() / window_seconds / MAX_COLUMNS))
     return windows * window_seconds
+
+
+def bucket_seconds(window_seconds: int, span: timedelta) -> int:
+    """Whole windows per bucket, as few as keep the columns under MAX_COLUMNS; several
+    windows a column round up to the next readable length that is whole windows (2h, 6h, a
+    day), so that columns start at readable times."""
+    seconds = _fewest_windows(window_seconds, span)
+    if seconds == window_seconds:
+        return seconds
+    readable = (s for s in READABLE_SECONDS if s >= seconds and s % window_seconds == 0)
+    return next(readable, seconds)
 
 
 def presets(window_seconds: int) -> list[str]:
@@ -62,7 +78,7 @@ def presets(window_seconds: int) -> list[str]:
     fitting = []
     for name, length in PRESETS.items():
         windows = length.total_seconds() / window_seconds
-        daily = bucket_seconds(window_seconds, length) % DAY.total_seconds() == 0
+        daily = _fewest_windows(window_seconds, length) % DAY.total_seconds() == 0
         if windows >= MIN_PRESET_WINDOWS and (windows <= MAX_RAW_WINDOWS or daily):
             fitting.append(name)
     return fitting or ["365d"]
@@ -228,9 +244,10 @@ def _window_cells(
     features: list[str], tested: list[TestedBucket], column: dict[int, int]
 ) -> tuple[list[list[Any]], list[dict[str, Any]]]:
     """A cell per window and feature: its run's score against its run's own threshold;
-    [x, y, intensity, score, drifted, test, insufficient, detectable, p-value] (the last three
-    from the calibrated verdict: 1 when the window had too few rows to tell, and null under
-    Evidently's rule)."""
+    [x, y, intensity, score, drifted, test, insufficient, detectable, p-value, max_error]
+    (insufficient, detectable and p-value from the calibrated verdict: 1 when the window had
+    too few rows to tell, and null under Evidently's rule; max_error the bound on a score from
+    summaries, null from rows)."""
     row = {name: y for y, name in enumerate(features)}
     tests: list[dict[str, Any]] = []
     test_ids: dict[tuple[str, float], int] = {}
@@ -252,7 +269,8 @@ def _window_cells(
         if cell is None or intensity > cell[2]:
             drifted = bool(entry.drifted or (cell is not None and cell[4]))
             worst[place] = [*place, round(intensity, 4), score, int(drifted), test_ids[key],
-                            int(entry.insufficient), entry.detectable, entry.p_value]  # fmt: skip
+                            int(entry.insufficient), entry.detectable, entry.p_value,
+                            entry.max_error]  # fmt: skip
         elif entry.drifted:
             cell[4] = 1
     for cell in worst.values():

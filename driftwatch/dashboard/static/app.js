@@ -104,7 +104,9 @@ function heatmap(el, data) {
   const chart = make(el, "heatmap", {
     grid: { left: narrow ? 84 : 130, right: narrow ? 8 : 20, top: 10, bottom: 70 },
     xAxis: { type: "category", data: h.times, splitArea: { show: false },
-             axisLabel: { formatter: (v) => utc(v, data.precise).slice(5), hideOverlap: true } },
+             // a column a day or a week: its date (each starts at 00:00 UTC)
+             axisLabel: { formatter: (v) => utc(v, data.precise).slice(5, data.point && data.point.kind === "span" ? 10 : undefined),
+                          hideOverlap: true } },
     yAxis: { type: "category", data: h.features, inverse: true,
              axisLabel: { width: narrow ? 76 : 120, overflow: "truncate" } },
     visualMap: { min: 0, max: h.max, calculable: false, orient: "horizontal", left: "center", bottom: 0,
@@ -132,7 +134,8 @@ function heatmap(el, data) {
             ? `<br><b>not enough rows to tell a change worth an alarm from noise</b>; drift at p ≤ ${num(cell[7])}`
             : `<br><b>not enough rows to tell a change of ${num(test.threshold)} from noise</b>; detectable ${num(cell[7])}`;
         }
-        return head + `${esc(test.stattest)}: ${num(cell[3])} (threshold ${num(test.threshold)})` + calibrated + verdict;
+        const bound = cell[9] !== null && cell[9] !== undefined && cell[9] > 0 ? `; ± ${num(cell[9])} from summaries` : "";
+        return head + `${esc(test.stattest)}: ${num(cell[3])} (threshold ${num(test.threshold)}${bound})` + calibrated + verdict;
       },
     },
     series: [
