@@ -60,7 +60,9 @@ def runs_of(engine: Engine, name: str) -> list[Run]:
         model_id = session.scalars(
             select(MonitoredModel.id).where(MonitoredModel.name == name)
         ).one()
-        return list(session.scalars(select(Run).where(Run.model_id == model_id)
+        # (not the day and week spans the scheduler keeps for the dashboard's long ranges)
+        return list(session.scalars(select(Run).where(Run.model_id == model_id,
+                                                      Run.kind != "span")
                                     .order_by(Run.window_start)))  # fmt: skip
 
 

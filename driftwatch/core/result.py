@@ -159,6 +159,20 @@ class VersionSlice(_Part):
     )
 
 
+class Span(_Part):
+    """What a run over several of the model's windows (kind ``span``) covers."""
+
+    start: str = Field(description="the span's start (ISO 8601, UTC), a window's start")
+    end: str = Field(description="the span's end, a window's end")
+    window_seconds: int = Field(description="the model's window when the span was computed")
+    windows: int = Field(description="the model's windows in the span")
+    windows_with_data: int = Field(description="those of its windows that held predictions")
+    buckets: int | None = Field(
+        default=None,
+        description="summary buckets merged into the span (null when computed from rows)",
+    )
+
+
 class RunResult(_Part):
     """One window compared with a baseline (CONTRACT section 3, Runs)."""
 
@@ -200,6 +214,10 @@ class RunResult(_Part):
         default_factory=list,
         description="the window split by model_version: each served version's rows, accuracy "
         "and prediction drift, largest first",
+    )
+    span: Span | None = Field(
+        default=None,
+        description="a run over several of the model's windows (kind span): what it covers",
     )
 
     @classmethod

@@ -44,7 +44,7 @@ from driftwatch.models import (
     ShadowPrediction,
 )
 from driftwatch.models.base import UTCDateTime, utcnow
-from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
+from driftwatch.models.monitoring import NO_TRAFFIC, SPAN, WINDOW
 from driftwatch.monitoring import estimation
 from driftwatch.monitoring.accuracy import Labeled
 from driftwatch.monitoring.estimation import LabeledScores
@@ -394,6 +394,12 @@ def list_runs(
     )
 
 
+def has_runs(session: Session, *, model_id: int, kind: str) -> bool:
+    """Whether the model has a run of this kind."""
+    return bool(session.scalar(select(exists().where(Run.model_id == model_id,
+                                                     Run.kind == kind))))  # fmt: skip
+
+
 def computations(
     session: Session, *, model_id: int, baseline_id: int, start: datetime, end: datetime
 ) -> int:
@@ -692,8 +698,9 @@ def _late_predictions(model_id: int, since: datetime) -> Any:
 
 
 def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]:
-    """Done window runs of windows starting after ``since`` that received labels or predictions
-    after they were computed. (A custom range is computed again only when asked for.)"""
+    """Done window (and span) runs starting after ``since`` that received labels or
+    predictions after they were computed. (A custom range is computed again only when asked
+    for.)"""
     late_labels = exists(
         select(1)
         .select_from(GroundTruth)
@@ -714,7 +721,7 @@ def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]
     )
     query = select(Run.id).where(
         Run.model_id == model_id,
-        Run.kind == WINDOW,
+        Run.kind.in_((WINDOW, SPAN)),
         Run.status == "done",
         Run.window_start >= since,
         # a run of a deleted baseline is history: its baseline's data is gone

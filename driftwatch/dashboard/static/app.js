@@ -104,7 +104,9 @@ function heatmap(el, data) {
   const chart = make(el, "heatmap", {
     grid: { left: narrow ? 84 : 130, right: narrow ? 8 : 20, top: 10, bottom: 70 },
     xAxis: { type: "category", data: h.times, splitArea: { show: false },
-             axisLabel: { formatter: (v) => utc(v, data.precise).slice(5), hideOverlap: true } },
+             // a column a day or a week: its date (each starts at 00:00 UTC)
+             axisLabel: { formatter: (v) => utc(v, data.precise).slice(5, data.point && data.point.kind === "span" ? 10 : undefined),
+                          hideOverlap: true } },
     yAxis: { type: "category", data: h.features, inverse: true,
              axisLabel: { width: narrow ? 76 : 120, overflow: "truncate" } },
     visualMap: { min: 0, max: h.max, calculable: false, orient: "horizontal", left: "center", bottom: 0,
@@ -115,7 +117,10 @@ function heatmap(el, data) {
       formatter: (p) => {
         const cell = cellAt.get(`${p.value[0]},${p.value[1]}`);
         if (!cell) return "";
-        const head = `<b>${esc(h.features[cell[1]])}</b><br>${utc(h.times[cell[0]], data.precise)} UTC<br>`;
+        const span = data.point && data.point.kind === "span";  // a column a day or a week
+        const when = `${utc(h.times[cell[0]], data.precise)} UTC`;
+        const head = `<b>${esc(h.features[cell[1]])}</b><br>` +
+          (span ? `${esc(data.point.name || "span")} from ${when} (${plural(data.point.windows, "window")})<br>` : `${when}<br>`);
         const verdict = cell[4] ? '<br><b style="color:#b91c1c">drifted</b>' : "";
         if (!windows) {
           const few = cell[5] ? `<br>not enough rows to tell in ${Math.round(cell[5] * 100)}% of them` : "";
@@ -129,7 +134,8 @@ function heatmap(el, data) {
             ? `<br><b>not enough rows to tell a change worth an alarm from noise</b>; drift at p ≤ ${num(cell[7])}`
             : `<br><b>not enough rows to tell a change of ${num(test.threshold)} from noise</b>; detectable ${num(cell[7])}`;
         }
-        return head + `${esc(test.stattest)}: ${num(cell[3])} (threshold ${num(test.threshold)})` + calibrated + verdict;
+        const bound = cell[9] !== null && cell[9] !== undefined && cell[9] > 0 ? `; ± ${num(cell[9])} from summaries` : "";
+        return head + `${esc(test.stattest)}: ${num(cell[3])} (threshold ${num(test.threshold)}${bound})` + calibrated + verdict;
       },
     },
     series: [
@@ -158,7 +164,8 @@ function drift(el, data) {
     grid, xAxis: rangeAxis(data), yAxis: shareAxis, legend: { top: 0, right: 0 },
     tooltip: { trigger: "axis", valueFormatter: (v) => `${Math.round(v * 100)}%` },
     series: [
-      { name: "mean", type: "line", data: d.mean, showSymbol: d.mean.length < 60, lineStyle: { color: COLORS.accent },
+      { name: data.point && data.point.kind === "span" ? `the ${data.point.name || "span"}` : "mean",
+        type: "line", data: d.mean, showSymbol: d.mean.length < 60, lineStyle: { color: COLORS.accent },
         itemStyle: { color: COLORS.accent }, areaStyle: { color: "rgba(79,70,229,.08)" } },
       { name: "worst window", type: "line", data: d.max, showSymbol: false, lineStyle: { type: "dashed", width: 1, color: COLORS.bad },
         itemStyle: { color: COLORS.bad } },
@@ -309,7 +316,9 @@ function score(el, data) {
           : p.data && p.data.few ? " <b>not enough rows to tell</b>" : "";
         return `${p.marker}${esc(p.seriesName)}: ${num(p.value[1])}${drifted}`;
       });
-      return [`${utc(items[0].value[0], data.precise)} UTC`, ...lines].join("<br>");
+      const span = data.point && data.point.kind === "span";
+      const when = `${utc(items[0].value[0], data.precise)} UTC`;
+      return [span ? `${esc(data.point.name || "span")} from ${when}` : when, ...lines].join("<br>");
     } },
     series,
   });
