@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from driftwatch.core.result import ColumnDrift, Difference, RunResult, VersionSlice
+from driftwatch.core.result import (
+    ColumnDrift,
+    DatasetDrift,
+    Difference,
+    FeatureDrift,
+    RunResult,
+    VersionSlice,
+)
 from driftwatch.core.settings import DriftSettings
+from driftwatch.core.specs import FeatureSpec
 from driftwatch.ingest.validation import class_name
 from driftwatch.monitoring import accuracy, compute
 from driftwatch.monitoring.profiles import BaselineProfile
+from driftwatch.storage.chunks import WindowColumns
 
 MAX_VERSIONS = 20  # served versions a run describes (the largest); the rest are counted
 
@@ -44,33 +54,113 @@ def _prediction(
     return compute.column_drift(column, codes, names, "categorical", settings)
 
 
+@dataclass(slots=True)
+class VersionRows:
+    """Each of a window's predictions (``repository.version_predictions``): its version,
+    value and class, and the chunk and row its features are stored at."""
+
+    versions: list[str | None]
+    values: list[float | None]
+    classes: list[str | None]
+    chunk_ids: npt.NDArray[np.int64]
+    chunk_rows: npt.NDArray[np.int64]
+
+    def window_positions(self, window: WindowColumns) -> npt.NDArray[np.int64] | None:
+        """The position of each of these rows in ``window``: a window read from chunks holds
+        its rows by chunk, then by row within it. None when the two disagree in size (rows
+        removed between the two reads): the versions then get no feature drift."""
+        if len(self.versions) != len(window):
+            return None
+        order = np.lexsort((self.chunk_rows, self.chunk_ids))  # window row -> one of these
+        positions = np.empty(len(order), dtype=np.int64)
+        positions[order] = np.arange(len(order))
+        return positions
+
+
+FEATURE_VERSIONS = 5  # served versions whose features are tested (the largest ones)
+
+
+def _subwindow(window: WindowColumns, rows: npt.NDArray[np.int64]) -> WindowColumns:
+    return WindowColumns(
+        timestamps_us=window.timestamps_us[rows], num_values=window.num_values[rows],
+        cat_codes=window.cat_codes[rows], categories=window.categories,
+        prediction_values=window.prediction_values[rows], class_codes=window.class_codes[rows],
+        classes=window.classes,
+    )  # fmt: skip
+
+
+def version_drift(
+    window: WindowColumns, features: list[FeatureSpec], baseline: BaselineProfile,
+    settings: DriftSettings,
+) -> tuple[list[FeatureDrift], ColumnDrift | None, DatasetDrift]:  # fmt: skip
+    """One version's rows against the whole baseline, as the run tests its window: each
+    feature and the prediction, under the model's verdict (calibrated: Benjamini-Hochberg
+    across this version's columns at the window's level, so a version of few rows gets
+    ``insufficient`` where the run would). Rows are taken as independent here (no cluster
+    permutation), and no histograms are kept."""
+    rows = len(window)
+    work = zip(features, baseline.features, compute._feature_values(window, features),
+               strict=True)  # fmt: skip
+    outcomes = [compute._feature(item, settings, rows, None) for item in work]
+    prediction = compute._prediction_drift(baseline, window, settings, None)
+    tested = [entry for entry, *_ in outcomes]
+    served = prediction[0] if prediction else None
+    if settings.calibrated:
+        tested, served = compute._calibrated(
+            tested, [outcome[5] for outcome in outcomes], served,
+            prediction[2] if prediction else None, settings.alpha_per_window,
+        )  # fmt: skip
+    return tested, served, compute.dataset_drift(tested, settings)
+
+
 def slices(
     result: RunResult, *, task: str, counts: dict[str | None, int], labeled: accuracy.Labeled,
-    baseline: BaselineProfile, settings: DriftSettings,
-    predictions: tuple[list[str | None], list[float | None], list[str | None]] | None,
-    threshold: float = 0.5,
+    baseline: BaselineProfile, settings: DriftSettings, predictions: VersionRows | None,
+    threshold: float = 0.5, window: WindowColumns | None = None,
+    features: list[FeatureSpec] | None = None,
 ) -> list[VersionSlice]:  # fmt: skip
     """The served versions of the window, largest first (at most ``MAX_VERSIONS``).
-    ``predictions``: every row's version, value and class, when ``counts`` has several."""
+    ``predictions``: every row's version, value and class, when ``counts`` has several;
+    ``window`` (the run's, read from rows) and ``features``: the largest ``FEATURE_VERSIONS``
+    versions get each feature's drift too, from that same read."""
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0] or ""))[:MAX_VERSIONS]
     if len(ordered) == 1:
         version, rows = ordered[0]
         return [VersionSlice(model_version=version, rows=rows, labeled_rows=result.labeled_rows,
-                             accuracy=result.accuracy, prediction=result.prediction)]  # fmt: skip
+                             accuracy=result.accuracy, prediction=result.prediction,
+                             dataset=result.dataset)]  # fmt: skip
     assert predictions is not None
-    versions, values, classes = predictions
+    positions = predictions.window_positions(window) if window is not None else None
     rows_of: dict[str | None, list[int]] = {}
-    for index, version in enumerate(versions):  # one pass over the window's rows
+    for index, version in enumerate(predictions.versions):  # one pass over the window's rows
         rows_of.setdefault(version, []).append(index)
     out = []
-    for version, rows in ordered:
+    for rank, (version, rows) in enumerate(ordered):
         keep = rows_of.get(version, [])
         own = labeled.of_version(version)
+        drift: dict[str, Any] = {}
+        if (
+            positions is not None
+            and window is not None
+            and features is not None
+            and (rank < FEATURE_VERSIONS)
+        ):
+            mine = np.sort(positions[np.asarray(keep, dtype=np.int64)])  # in window order
+            drift = dict(
+                zip(
+                    ("features", "prediction", "dataset"),
+                    version_drift(_subwindow(window, mine), features, baseline, settings),
+                    strict=True,
+                )
+            )
+        else:
+            drift["prediction"] = _prediction(
+                baseline, [predictions.values[i] for i in keep],
+                [predictions.classes[i] for i in keep], settings,
+            )  # fmt: skip
         out.append(VersionSlice(
             model_version=version, rows=rows, labeled_rows=len(own),
-            accuracy=accuracy.compute(task, own, threshold) if len(own) else None,
-            prediction=_prediction(baseline, [values[i] for i in keep],
-                                   [classes[i] for i in keep], settings),
+            accuracy=accuracy.compute(task, own, threshold) if len(own) else None, **drift,
         ))  # fmt: skip
     return out
 
