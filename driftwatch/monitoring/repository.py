@@ -699,8 +699,8 @@ def _late_predictions(model_id: int, since: datetime) -> Any:
 
 
 def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]:
-    """Done window runs of windows starting after ``since`` that received labels or predictions
-    after they were computed. (A custom range is computed again only when asked for.)"""
+    """Done window runs of windows starting after ``since`` that received labels, predictions
+    or shadow predictions after they were computed. (A custom range is computed again only when asked for.)"""
     late_labels = exists(
         select(1)
         .select_from(GroundTruth)
@@ -726,9 +726,30 @@ def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]
         Run.window_start >= since,
         # a run of a deleted baseline is history: its baseline's data is gone
         Run.baseline_id.not_in(deleted_baselines),
-        or_(late_labels, _late_predictions(model_id, since)),
+        or_(late_labels, _late_predictions(model_id, since), _late_shadows(model_id)),
     )
     return list(session.scalars(query))
+
+
+def _late_shadows(model_id: int) -> Any:
+    """Whether a run's window received shadow predictions after it was computed (a shadow
+    may come after its served prediction's window was computed, as a label may): found by
+    their time of receipt, placed in a window by their served prediction's key."""
+    return exists(
+        select(1)
+        .select_from(ShadowPrediction)
+        .join(
+            PredictionKey,
+            (PredictionKey.model_id == ShadowPrediction.model_id)
+            & (PredictionKey.prediction_id == ShadowPrediction.prediction_id),
+        )
+        .where(
+            ShadowPrediction.model_id == model_id,
+            ShadowPrediction.received_at > Run.computed_at,
+            PredictionKey.ts >= Run.window_start,
+            PredictionKey.ts < Run.window_end,
+        )
+    )
 
 
 def no_traffic_with_late_predictions(
