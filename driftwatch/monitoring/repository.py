@@ -700,7 +700,8 @@ def _late_predictions(model_id: int, since: datetime) -> Any:
 
 def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]:
     """Done window runs of windows starting after ``since`` that received labels, predictions
-    or shadow predictions after they were computed. (A custom range is computed again only when asked for.)"""
+    or shadow predictions after they were computed. (A custom range is computed again only
+    when asked for.)"""
     late_labels = exists(
         select(1)
         .select_from(GroundTruth)
