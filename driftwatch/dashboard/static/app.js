@@ -274,16 +274,17 @@ function versions(el, data) {
       { name: `${name} − served`, type: "line", xAxisIndex: bottom, yAxisIndex: bottom, data: s.value,
         showSymbol: s.value.length < 60, lineStyle: { color }, itemStyle: { color },
         markLine: i ? undefined : { silent: true, symbol: "none", data: [{ yAxis: 0 }],
-                                    lineStyle: { color: COLORS.grid, type: "solid" }, label: { show: false } } },
+                                    lineStyle: { color: COLORS.muted, type: "dashed", width: 1 },
+                                    label: { show: false } } },
     );
   });
   const xAxis = [{ ...rangeAxis(data) }];
   const yAxis = [];
-  if (served.length) yAxis.push({ ...shareAxis, name: "rows" });
+  if (served.length) yAxis.push({ ...shareAxis, name: "share of rows", nameTextStyle: { align: "left" } });
   if (shadows.length) {
     if (both) xAxis.push({ ...rangeAxis(data), gridIndex: 1 });
-    yAxis.push({ type: "value", scale: true, gridIndex: bottom, name: `${v.metric} vs served`,
-                 splitLine: { lineStyle: { color: COLORS.grid } } });
+    yAxis.push({ type: "value", scale: true, gridIndex: bottom, name: `${v.metric} − served`,
+                 nameTextStyle: { align: "left" }, splitLine: { lineStyle: { color: COLORS.grid } } });
   }
   make(el, "versions", {
     grid: grids, xAxis, yAxis, axisPointer: { link: [{ xAxisIndex: "all" }] },
