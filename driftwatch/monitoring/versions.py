@@ -170,6 +170,7 @@ def slices(
 
 DELTA_DRAWS = 400  # paired bootstrap draws of a shadow's metric differences
 DELTA_MAX_ROWS = 2_000  # rows a draw holds at most; the spread is scaled to the real size
+DELTA_POOL_ROWS = 10_000  # ids the draws are made from at most (a seeded sample of them)
 DELTA_LEVEL = 0.95
 DELTA_SEED = 10
 
@@ -300,10 +301,17 @@ def weighted_regression_metrics(
 def _delta_draws(task: str, shadow: list[Any], served: list[Any], labels: list[Any],
                  names: Sequence[str], threshold: float) -> dict[str, list[float]]:  # fmt: skip
     """The paired bootstrap's draws of shadow minus served per metric, ``DELTA_DRAWS`` draws
-    of at most ``DELTA_MAX_ROWS`` ids."""
+    of at most ``DELTA_MAX_ROWS`` ids. Of more than ``DELTA_POOL_ROWS`` ids, the draws are
+    made from a seeded sample of that many (without replacement): the draws' spread at their
+    size is estimated from it, and a draw's weights over every id of a million-row window
+    would be gigabytes."""
+    rng = np.random.default_rng([DELTA_SEED, len(labels)])
+    if len(labels) > DELTA_POOL_ROWS:
+        pool = np.sort(rng.choice(len(labels), DELTA_POOL_ROWS, replace=False)).tolist()
+        shadow, served = [shadow[i] for i in pool], [served[i] for i in pool]
+        labels = [labels[i] for i in pool]
     count = len(labels)
     size = min(count, DELTA_MAX_ROWS)
-    rng = np.random.default_rng([DELTA_SEED, count])
     picks = rng.integers(0, count, (DELTA_DRAWS, size))
     draws: dict[str, list[float]] = {name: [] for name in names}
     if task == "binary_classification":
