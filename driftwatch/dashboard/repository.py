@@ -20,6 +20,7 @@ from sqlalchemy import (
     cast,
     column,
     func,
+    or_,
     select,
     true,
     type_coerce,
@@ -347,3 +348,22 @@ def deliveries_page(session: Session, *, limit: int, statuses: Sequence[str]) ->
     if statuses:
         query = query.where(Delivery.status.in_(statuses))
     return list(session.scalars(query.order_by(Delivery.id.desc()).limit(limit)))
+
+
+def version_metric_totals(
+    session: Session, *, model_id: int, start: datetime, end: datetime
+) -> dict[str, float]:
+    """The sums of the model's ``version[...].rows`` and ``version[...].agreement`` metrics
+    over the days of [start, end), read from the daily sums (a row a metric a day): which
+    versions the range holds, how many rows each, and which of them are shadows."""
+    first_day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    query = (
+        select(RunMetricDay.metric, func.sum(RunMetricDay.total))
+        .where(
+            RunMetricDay.model_id == model_id, RunMetricDay.day >= first_day,
+            RunMetricDay.day < end, RunMetricDay.metric.like("version[%"),
+            or_(RunMetricDay.metric.like("%].rows"), RunMetricDay.metric.like("%].agreement")),
+        )
+        .group_by(RunMetricDay.metric)
+    )  # fmt: skip
+    return {metric: float(total or 0) for metric, total in session.execute(query)}

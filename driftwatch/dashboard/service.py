@@ -453,7 +453,56 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
         "latest": None if last is None else run_summary(last),
         "budget": budget(model),
         "detectable": detectable(last),
+        "versions": versions_over_time(session, model=model, span=span, seconds=seconds),
     }  # fmt: skip
+
+
+VERSIONS_SHOWN = 8  # served versions, and shadow versions, drawn at most (the most rows)
+
+
+def versions_over_time(
+    session: Session, *, model: MonitoredModel, span: TimeRange, seconds: int
+) -> dict[str, Any]:
+    """The versions of the range (CONTRACT section 10), for the versions chart: each served
+    version's share of a bucket's rows (a rollout), and each shadow version's difference from
+    the served model in the headline metric, with its paired 95% band (a bucket of several
+    windows: the mean of each)."""
+    metric = "mae" if model.task == "regression" else "accuracy"
+    totals = repository.version_metric_totals(session, model_id=model.id, start=span.start,
+                                              end=span.end)  # fmt: skip
+    shadows = {name.removesuffix(".agreement") for name in totals if name.endswith("].agreement")}
+    rows = {name.removesuffix(".rows"): total for name, total in totals.items()
+            if name.endswith("].rows")}  # fmt: skip
+    largest = sorted(rows, key=lambda prefix: (-rows[prefix], prefix))
+    served = [p for p in largest if p not in shadows][:VERSIONS_SHOWN]
+    shadow = [p for p in largest if p in shadows][:VERSIONS_SHOWN]
+    if not served and not shadow:
+        return {"metric": metric, "served": {}, "shadow": {}}
+    delta = [f"{p}.delta.{metric}{end}" for p in shadow for end in ("", ".lower", ".upper")]
+    buckets = repository.bucketed(session, model_id=model.id, start=span.start, end=span.end,
+                                  metrics=["rows", *(f"{p}.rows" for p in served), *delta],
+                                  bucket_seconds=seconds)  # fmt: skip
+    every = {b.index: b.total or 0 for b in buckets if b.metric == "rows"}
+    shares: dict[str, list[Any]] = {}
+    for prefix in served:
+        own = {b.index: b.total or 0 for b in buckets if b.metric == f"{prefix}.rows"}
+        shares[_version_name(prefix)] = [
+            [_bucket_time(i, seconds), own.get(i, 0) / total]
+            for i, total in sorted(every.items()) if total
+        ]  # fmt: skip
+    return {
+        "metric": metric,
+        "served": shares,
+        "shadow": {_version_name(p): {
+            "value": _series(buckets, f"{p}.delta.{metric}", seconds),
+            "lower": _series(buckets, f"{p}.delta.{metric}.lower", seconds),
+            "upper": _series(buckets, f"{p}.delta.{metric}.upper", seconds),
+        } for p in shadow},
+    }  # fmt: skip
+
+
+def _version_name(prefix: str) -> str:
+    return prefix.removeprefix("version[").removesuffix("]")
 
 
 def budget(model: MonitoredModel) -> dict[str, Any]:

@@ -434,12 +434,13 @@ def compute_run(
     labeled = repository.labeled(
         session, model_id=model.id, start=run.window_start, end=run.window_end
     )
+    window = narrow(window, model, features)
     result, distributions = compute.compute(
         task=model.task,
         features=features,
         settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
         baseline=profile,
-        window=narrow(window, model, features),
+        window=window,
         labeled=labeled,
         rejected=repository.count_rejected(
             session, model_id=model.id, start=run.window_start, end=run.window_end
@@ -447,7 +448,8 @@ def compute_run(
         performance=PerformanceSettings.from_model(model.performance),
         past_horizon=run.window_end < utcnow() - label_horizon,
     )
-    result.versions = _versions(session, model, run, result, profile, labeled)
+    result.versions = _versions(session, model, run, result, profile, labeled,
+                                window=window, features=features)  # fmt: skip
     return _store(session, model=model, run=run, result=result, distributions=distributions,
                   alerting=alerting, started=started)  # fmt: skip
 
@@ -574,9 +576,11 @@ def _store(
 def _versions(
     session: Session, model: MonitoredModel, run: Run, result: RunResult,
     profile: profiles.BaselineProfile, labeled: accuracy.Labeled,
+    window: chunks.WindowColumns | None = None, features: list[FeatureSpec] | None = None,
 ) -> list[VersionSlice]:  # fmt: skip
     """The run's window split by model version: one aggregate, and the window's versions and
-    predictions read again only when it holds several."""
+    predictions read again only when it holds several (their features from ``window``, the
+    run's own read, when it was computed from rows)."""
     span: dict[str, Any] = {"model_id": model.id, "start": run.window_start,
                             "end": run.window_end}  # fmt: skip
     counts = repository.version_counts(session, **span)
@@ -589,7 +593,7 @@ def _versions(
         labeled=labeled,
         settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
         predictions=repository.version_predictions(session, **span) if len(counts) > 1 else None,
-        threshold=threshold,
+        threshold=threshold, window=window, features=features,
     ), *shadows]  # fmt: skip
 
 

@@ -249,6 +249,59 @@ function performance(el, data) {
   });
 }
 
+// CONTRACT section 10: each served version's share of the rows over time (a rollout), and
+// below it each shadow version's difference from the served model in the headline metric
+// with its paired 95% band (0: as good as the served model)
+function versions(el, data) {
+  const v = data.versions || { served: {}, shadow: {} };
+  const served = Object.entries(v.served || {});
+  const shadows = Object.entries(v.shadow || {}).filter(([, s]) => s.value.length);
+  if (!served.length && !shadows.length) { empty(el, "No model_version in this range."); return; }
+  const palette = ["#4f46e5", "#0891b2", "#16a34a", "#db2777", "#ea580c", "#7c3aed", "#ca8a04", "#64748b"];
+  const both = served.length && shadows.length;
+  const grids = both
+    ? [{ left: 56, right: 20, top: 30, height: "34%" }, { left: 56, right: 20, top: "58%", bottom: 28 }]
+    : [{ left: 56, right: 20, top: 30, bottom: 28 }];
+  const bottom = both ? 1 : 0;
+  const series = served.map(([name, points], i) => ({
+    name, type: "line", stack: "served", data: points, symbol: "none", step: "middle",
+    lineStyle: { width: 0 }, areaStyle: { color: palette[i % palette.length], opacity: 0.75 },
+    itemStyle: { color: palette[i % palette.length] },
+  }));
+  shadows.forEach(([name, s], i) => {
+    const color = palette[(served.length + i) % palette.length];
+    const upper = new Map(s.upper.map(([t, value]) => [t, value]));
+    const band = s.lower.map(([t, value]) => [t, (upper.get(t) ?? value) - value]);
+    series.push(
+      { name: `${name} low`, type: "line", xAxisIndex: bottom, yAxisIndex: bottom, data: s.lower,
+        stack: `band-${name}`, symbol: "none", lineStyle: { opacity: 0 }, tooltip: { show: false } },
+      { name: `${name} 95%`, type: "line", xAxisIndex: bottom, yAxisIndex: bottom, data: band,
+        stack: `band-${name}`, symbol: "none", lineStyle: { opacity: 0 },
+        areaStyle: { color, opacity: 0.18 }, itemStyle: { color }, tooltip: { show: false } },
+      { name: `${name} − served`, type: "line", xAxisIndex: bottom, yAxisIndex: bottom, data: s.value,
+        showSymbol: s.value.length < 60, lineStyle: { color }, itemStyle: { color },
+        markLine: i ? undefined : { silent: true, symbol: "none", data: [{ yAxis: 0 }],
+                                    lineStyle: { color: COLORS.muted, type: "dashed", width: 1 },
+                                    label: { show: false } } },
+    );
+  });
+  const xAxis = [{ ...rangeAxis(data) }];
+  const yAxis = [];
+  if (served.length) yAxis.push({ ...shareAxis, name: "share of rows", nameTextStyle: { align: "left" } });
+  if (shadows.length) {
+    if (both) xAxis.push({ ...rangeAxis(data), gridIndex: 1 });
+    yAxis.push({ type: "value", scale: true, gridIndex: bottom, name: `${v.metric} − served`,
+                 nameTextStyle: { align: "left" }, splitLine: { lineStyle: { color: COLORS.grid } } });
+  }
+  make(el, "versions", {
+    grid: grids, xAxis, yAxis, axisPointer: { link: [{ xAxisIndex: "all" }] },
+    legend: { top: 0, type: "scroll", data: [...served.map(([name]) => name),
+                                              ...shadows.map(([name]) => `${name} − served`)] },
+    tooltip: { trigger: "axis", valueFormatter: (value) => num(value) },
+    series,
+  });
+}
+
 function bars(el, name, dist, title, missing) {
   if (!dist) { empty(el, missing || "No distribution stored for this window."); return; }
   const share = (counts, extra) => {
@@ -351,7 +404,7 @@ function missing(el, data) {
 
 const DRAW = {
   spark: (el) => spark(el),
-  heatmap, drift, accuracy, performance, score, missing,
+  heatmap, drift, accuracy, performance, score, missing, versions,
   prediction: (el, data) => bars(el, "prediction", data.prediction, "last window",
                                    data.prediction_missing || data.empty),
   distribution: (el, data) => bars(el, "distribution", data.distribution, "this window"),
