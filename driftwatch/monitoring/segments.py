@@ -152,5 +152,24 @@ def compute_segments(
             window=subset(window, rows), labeled=labeled.subset(labeled_at), rejected=0,
             performance=performance, past_horizon=past_horizon,
         )  # fmt: skip
-        out.append(SegmentSlice.of(name, value, result, **said))
+        out.append(SegmentSlice.of(name, value, _own_untested(result, name, shared), **said))
     return out, omitted
+
+
+OWN_FEATURE_UNTESTED = "the segment's own feature: one value throughout the segment, not tested"
+
+
+def _own_untested(result: RunResult, feature: str, settings: DriftSettings) -> RunResult:
+    """A segment's result with its own feature untested (it holds the segment's value alone,
+    so its test says nothing but would count in the dataset's share), the share recounted."""
+    entries = [
+        f.model_copy(update={"stattest": None, "score": None, "threshold": None,
+                             "drifted": None, "p_value": None, "verdict": None,
+                             "detectable": None, "effect_interval": None,
+                             "error": OWN_FEATURE_UNTESTED})
+        if f.name == feature else f
+        for f in result.features
+    ]  # fmt: skip
+    return result.model_copy(
+        update={"features": entries, "dataset": compute.dataset_drift(entries, settings)}
+    )
