@@ -3,15 +3,20 @@ segment feature, each compared with the same segment of the baseline."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
+from driftwatch.app import create_app
+from driftwatch.config import Settings
 from driftwatch.core.result import RunResult
 from driftwatch.core.vocabulary import metric_problem
+from tests.conftest import ADMIN_KEY
 from tests.factories import T0, Model, baseline_records, labels, model, predictions
 
 HOUR = timedelta(hours=1)
@@ -152,3 +157,29 @@ def test_segments_must_be_categorical_features(api: TestClient) -> None:
     assert answer.status_code == 400
     assert "'colour' is not a feature" in answer.json()["detail"]
     assert api.get(m.path).json()["segments"] == []
+
+
+@pytest.fixture
+def small_limit(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    custom = settings.model_copy(update={"exact_max_rows": 1000})
+    with TestClient(
+        create_app(custom, engine), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    ) as client:
+        yield client
+
+
+def test_a_run_from_summaries_has_its_segments_from_the_rows(small_limit: TestClient) -> None:
+    m = _segmented(small_limit)
+    reference = _features(7, 3000)
+    m.baseline(baseline_records(3000, features=lambda i: reference[i]))
+    window = _features(8, 2500, eu_shift=1.0)
+    m.log(predictions(2500, features=lambda i: window[i]))
+    run = m.run(T0, T0 + HOUR)
+    assert run["source"] == "summaries"
+    assert run["segments_reason"] is None
+    eu = _by_value(run)["EU"]
+    assert {f["name"] for f in eu["features"] if f["drifted"]} == {"age", "income"}
+    exact = small_limit.post(f"{m.path}/runs", json={
+        "start": T0.isoformat(), "end": (T0 + HOUR).isoformat(), "exact": True}).json()  # fmt: skip
+    assert exact["source"] == "rows"
+    assert exact["segments"] == run["segments"]

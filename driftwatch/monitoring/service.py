@@ -533,6 +533,39 @@ def _segments(
     )  # fmt: skip
 
 
+SEGMENTS_NEED_ROWS = (
+    "segments need the window's rows, and retention removed them: summaries are kept for the "
+    "whole window, not per segment"
+)
+
+
+def _segments_beside_summaries(
+    session: Session, *, model: MonitoredModel, run: Run, result: RunResult, baseline: Baseline,
+    profile: profiles.BaselineProfile, features: list[FeatureSpec], labeled: accuracy.Labeled,
+    rows_exist: bool, label_horizon: timedelta,
+) -> None:  # fmt: skip
+    """A run from summaries: its segments from the window's rows while they exist (one read
+    of the window: summaries are not kept per segment), or a reason why there are none. An
+    earlier computation's segments stay when the rows are gone."""
+    names, _ = registry.segment_settings(model)
+    if not names:
+        return
+    if not rows_exist:
+        earlier = run.result
+        if earlier is not None and earlier.segments:
+            result.segments, result.segments_omitted = earlier.segments, earlier.segments_omitted
+        else:
+            result.segments_reason = SEGMENTS_NEED_ROWS
+        return
+    window = narrow(
+        read_window(session, model=model, start=run.window_start, end=run.window_end),
+        model, features,
+    )  # fmt: skip
+    _segments(session, model=model, run=run, result=result, baseline=baseline, profile=profile,
+              window=window, features=features, labeled=labeled,
+              label_horizon=label_horizon)  # fmt: skip
+
+
 def _summaries_instead(
     session: Session, *, model: MonitoredModel, run: Run, exact_max_rows: int, expired: bool
 ) -> SpanSummary | None:
@@ -585,6 +618,11 @@ def _compute_from_summaries(
         past_horizon=run.window_end < utcnow() - label_horizon,
     )  # fmt: skip
     result.versions = _versions(session, model, run, result, profile, labeled)
+    _segments_beside_summaries(
+        session, model=model, run=run, result=result, baseline=baseline, profile=profile,
+        features=features, labeled=labeled, rows_exist=held >= span.rows,
+        label_horizon=label_horizon,
+    )  # fmt: skip
     earlier = run.result
     if earlier is not None and len(labeled) < earlier.labeled_rows:
         # retention removed the labels too: the accuracy computed while they existed stays
