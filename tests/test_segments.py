@@ -3,8 +3,10 @@ segment feature, each compared with the same segment of the baseline."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,7 @@ from driftwatch.app import create_app
 from driftwatch.config import Settings
 from driftwatch.core.result import RunResult
 from driftwatch.core.vocabulary import metric_problem
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, sign_in
 from tests.factories import T0, Model, baseline_records, labels, model, predictions
 
 HOUR = timedelta(hours=1)
@@ -183,3 +185,38 @@ def test_a_run_from_summaries_has_its_segments_from_the_rows(small_limit: TestCl
         "start": T0.isoformat(), "end": (T0 + HOUR).isoformat(), "exact": True}).json()  # fmt: skip
     assert exact["source"] == "rows"
     assert exact["segments"] == run["segments"]
+
+
+def test_the_model_page_picks_a_segment_and_shows_segments_against_features(
+    api: TestClient, engine: Engine, settings: Settings
+) -> None:
+    m = _segmented(api)
+    reference = _features(9, 3000)
+    m.baseline(baseline_records(3000, features=lambda i: reference[i]))
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 2 * HOUR
+    window = _features(10, 2500, eu_shift=1.0)
+    m.log(predictions(2500, start=start, features=lambda i: window[i]))
+    m.run(start, start + HOUR)
+    with TestClient(create_app(settings, engine)) as browser:
+        sign_in(browser, follow_redirects=False)
+        whole = browser.get(m.path.replace("/api/v1", ""))
+        eu = browser.get(
+            m.path.replace("/api/v1", ""),
+            params={"segment": "region=EU", "segment_metric": "drifted"},
+        )
+    assert whole.status_code == 200, whole.text
+    assert "data-segment-picker" in whole.text
+    assert '<option value="region=EU">region=EU</option>' in whole.text
+    data = json.loads(re.search(r'id="page-data">(.*?)</script>', eu.text, re.S).group(1))
+    matrix = data["segment_matrix"]
+    assert matrix["metric"] == "drifted"
+    assert matrix["features"] == ["age", "income", "state"]  # region: untested in its own
+    assert set(matrix["segments"]) == {f"region={r}" for r in REGIONS}
+    y = matrix["segments"].index("region=EU")
+    assert {(c[0], c[2]) for c in matrix["cells"] if c[1] == y} == {(0, 1.0), (1, 1.0),
+                                                                   (2, 0.0)}  # fmt: skip
+    heatmap = data["heatmap"]
+    assert heatmap["segment"] == "region=EU"
+    assert heatmap["features"] == ["age", "income", "state"]
+    assert {(c[1], c[2]) for c in heatmap["cells"]} == {(0, 1.0), (1, 1.0), (2, 0.0)}
+    assert "Drift by feature in segment <code>region=EU</code>" in eu.text
