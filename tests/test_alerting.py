@@ -942,3 +942,41 @@ def test_a_rule_on_a_segment_the_model_lacks_names_its_file_line(
         "alerts.yaml:18: rule 'region-drift': per_segment: 'plan' is not a segment of "
         f"model '{model}' (its segments: region" in logged.getMessage()
     )
+
+
+def test_scheduled_runs_move_per_segment_alerts(
+    own_database: str, alerting: Callable[..., Setup]
+) -> None:
+    setup = alerting(notify="hook", retrain="", extra=PER_SEGMENT_RULE, database=own_database)
+    features = [*FEATURES, {"name": "region", "kind": "categorical"}]
+    name = f"seg-{uuid.uuid4().hex[:8]}"
+    create_model(setup.api, name=name, features=features, window="1m", segments=["region"],
+                 segment_min_rows=20)  # fmt: skip
+    setup.created.append(name)
+    baseline = [{"features": {"x": float(x), "y": float(y), "region": REGIONS[i % 4]},
+                 "prediction": 0.5} for i, (x, y) in enumerate(BASELINE)]  # fmt: skip
+    assert setup.api.post(f"/api/v1/models/{name}/baselines",
+                          json={"name": "b", "records": baseline}).status_code == 201  # fmt: skip
+    closed = window_start(datetime.now(UTC), timedelta(minutes=1)) - timedelta(minutes=1)
+    window = [{"prediction_id": f"s-{i}", "prediction": 0.5,
+               "timestamp": (closed + timedelta(seconds=i * 0.25)).isoformat(),
+               "features": {"x": float(x) + (5 if i % 4 == 2 else 0),
+                            "y": float(y) + (5 if i % 4 == 2 else 0), "region": REGIONS[i % 4]}}
+              for i, (x, y) in enumerate(BASELINE)]  # fmt: skip
+    assert setup.api.post(f"/api/v1/models/{name}/predictions",
+                          json={"records": window}).status_code == 200  # fmt: skip
+    Scheduler(setup.dispatcher.engine,
+              setup.settings.model_copy(update={"window_grace_seconds": 0.0}),
+              owner="test-scheduler").tick()  # fmt: skip
+    alerts = _by_segment(setup.alerts(name))
+    assert set(alerts) == {"APAC"}  # REGIONS[2]: the one shifted
+    assert alerts["APAC"]["state"] == "firing"
+
+    def about_segments() -> list[dict[str, Any]]:
+        bodies = [verified(r)["data"] for r in setup.receiver.accepted()]
+        return [d for d in bodies if d["rule"] == "region-drift"]
+
+    assert wait_until(lambda: len(about_segments()) == 1)
+    [data] = about_segments()
+    assert data["segment"] == {"feature": "region", "value": "APAC"}
+    assert data["run_id"] == alerts["APAC"]["run_id"]
