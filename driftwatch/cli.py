@@ -40,6 +40,8 @@ def _serve(args: argparse.Namespace) -> int:
             "deliveries will wait and retry until it is"
         )
     db.upgrade(settings.database_url)
+    for problem in _segment_problems(ruleset):  # models change at run time: a warning here
+        logging.getLogger("driftwatch").warning("%s; it is not evaluated on that model", problem)
     workers = Workers.of_serve(
         no_scheduler=args.no_scheduler,
         no_monitoring=args.no_monitoring,
@@ -313,9 +315,30 @@ def _rules_check(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{plural(len(error.problems), 'problem')} in {location}", file=sys.stderr)
         return 1
+    if args.against_database:
+        problems = _segment_problems(ruleset)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print(f"{plural(len(problems), 'problem')} against the models of the database",
+                  file=sys.stderr)  # fmt: skip
+            return 1
     counted = f"{plural(len(ruleset.rules), 'rule')}, {plural(len(ruleset.channels), 'channel')}"
     print(f"{location}: {counted}, all valid")
     return 0
+
+
+def _segment_problems(ruleset: Any) -> list[Any]:
+    """Rules naming a segment feature a model they apply to does not have (CONTRACT section
+    10), against the models of the configured database."""
+    from driftwatch import db
+    from driftwatch.alerting import rules
+    from driftwatch.registry import repository
+
+    settings = get_settings()
+    with db.session_scope(db.get_engine(settings.database_url)) as session:
+        models = {m.name: list(m.segments or []) for m in repository.list_all(session)}
+    return rules.segment_problems(ruleset, models)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -410,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "path", nargs="?", help="a folder of *.yaml or one file; default: DRIFTWATCH_RULES_DIR"
     )
+    check.add_argument(
+        "--against-database", action="store_true",
+        help="also check the rules against the models of DRIFTWATCH_DATABASE_URL: a rule "
+        "naming a segment feature a model it applies to does not have is a problem",
+    )  # fmt: skip
     check.set_defaults(handler=_rules_check)
 
     keys = commands.add_parser("keys", help="API keys")

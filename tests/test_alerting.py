@@ -814,3 +814,169 @@ def test_a_webhook_urls_token_and_password_show_nowhere_but_in_its_requests(
     assert any(shown in message for message in messages)  # the delivery's log line
     assert not [m for m in messages if "s3cr3t" in m or "hookuser" in m]
     assert "s3cr3t" not in caplog.text
+
+
+# -- per_segment rules (CONTRACT section 10) ---------------------------------------------------
+
+REGIONS = ("EU", "US", "APAC", "LATAM")
+PER_SEGMENT_RULE = """\
+  - name: region-drift
+    model: "seg-*"
+    when: dataset.drifted_share > 0.3
+    per_segment: region
+    severity: warning
+    notify: [team-slack, hook]
+"""
+
+
+def _segmented_model(setup: Setup) -> str:
+    features = [*FEATURES, {"name": "region", "kind": "categorical"}]
+    name = f"seg-{uuid.uuid4().hex[:8]}"
+    create_model(setup.api, name=name, features=features, window="1h", segments=["region"],
+                 segment_min_rows=20)  # fmt: skip
+    setup.created.append(name)
+    records = [{"features": {"x": float(x), "y": float(y), "region": REGIONS[i % 4]},
+                "prediction": 0.5} for i, (x, y) in enumerate(BASELINE)]  # fmt: skip
+    response = setup.api.post(f"/api/v1/models/{name}/baselines",
+                              json={"name": "training", "records": records})  # fmt: skip
+    assert response.status_code == 201, response.text
+    return name
+
+
+def _segmented_window(setup: Setup, model: str, hour: int, shifted: set[str]) -> dict[str, Any]:
+    """A window of the baseline's rows, those of the ``shifted`` regions moved far."""
+    start = T0 + timedelta(hours=hour)
+    records = []
+    for i, (x, y) in enumerate(BASELINE):
+        region = REGIONS[i % 4]
+        shift = 5.0 if region in shifted else 0.0
+        records.append({"prediction_id": f"{hour}-{i}", "prediction": 0.5,
+                        "timestamp": (start + timedelta(seconds=i)).isoformat(),
+                        "features": {"x": float(x) + shift, "y": float(y) + shift,
+                                     "region": region}})  # fmt: skip
+    logged = setup.api.post(f"/api/v1/models/{model}/predictions", json={"records": records})
+    assert logged.status_code == 200, logged.text
+    return setup.run(model, hour)
+
+
+def _by_segment(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {a["segment"]["value"]: a for a in alerts if a["rule"] == "region-drift"}
+
+
+def test_a_per_segment_rule_fires_and_resolves_each_segment_on_its_own(
+    alerting: Callable[..., Setup],
+) -> None:
+    setup = alerting(notify="hook", retrain="", extra=PER_SEGMENT_RULE)
+    model = _segmented_model(setup)
+
+    first = _segmented_window(setup, model, 0, {"EU"})
+    by_value = {s["value"]: s for s in first["segments"]}
+    assert by_value["EU"]["dataset"]["drifted_share"] == 1.0
+    assert by_value["US"]["dataset"]["drifted_share"] == 0.0
+    alerts = _by_segment(setup.alerts(model))
+    assert set(alerts) == {"EU"}
+    eu = alerts["EU"]
+    assert (eu["state"], eu["segment"]) == ("firing", {"feature": "region", "value": "EU"})
+    assert eu["metric"] == "segment[region=EU].dataset.drifted_share"
+    assert wait_until(lambda: any(verified(r)["data"]["rule"] == "region-drift"
+                                  for r in setup.receiver.accepted()))  # fmt: skip
+
+    _segmented_window(setup, model, 1, {"EU", "US"})
+    alerts = _by_segment(setup.alerts(model))
+    assert set(alerts) == {"EU", "US"}
+    assert alerts["EU"]["id"] == eu["id"]  # the same alert, still firing
+    assert alerts["US"]["state"] == "firing"
+
+    _segmented_window(setup, model, 2, {"US"})  # EU recovers, US goes on
+    alerts = _by_segment(setup.alerts(model))
+    assert (alerts["EU"]["state"], alerts["US"]["state"]) == ("resolved", "firing")
+
+    _segmented_window(setup, model, 3, set())
+    alerts = _by_segment(setup.alerts(model))
+    assert {a["state"] for a in alerts.values()} == {"resolved"}
+
+    def segment_messages() -> list[dict[str, Any]]:
+        bodies = [verified(r) for r in setup.receiver.accepted()]
+        return [b for b in bodies if b["data"]["rule"] == "region-drift"]
+
+    assert wait_until(lambda: len(segment_messages()) == 4)
+    sent = [(b["type"], b["data"]["segment"]["value"]) for b in segment_messages()]
+    assert sorted(sent) == [("alert.firing", "EU"), ("alert.firing", "US"),
+                            ("alert.resolved", "EU"), ("alert.resolved", "US")]  # fmt: skip
+    data = segment_messages()[0]["data"]
+    assert data["segment"] == {"feature": "region", "value": "EU"}
+    assert data["metrics"]["segment[region=EU].dataset.drifted_share"] == 1.0
+    assert data["rows"] == 50  # the segment's rows
+    assert {f["name"] for f in data["drifted_features"]} == {"x", "y"}
+    assert data["dashboard_url"].endswith(f"/models/{model}?segment=region=EU")
+    detail = setup.alert(eu["id"])
+    assert [e["event"] for e in detail["events"]] == ["firing", "resolved"]
+
+
+def test_slack_names_the_segment(alerting: Callable[..., Setup]) -> None:
+    setup = alerting(notify="team-slack", retrain="", extra=PER_SEGMENT_RULE)
+    model = _segmented_model(setup)
+    _segmented_window(setup, model, 0, {"LATAM"})
+
+    def about_segment() -> list[dict[str, Any]]:
+        return [m for m in setup.slack.posted() if "region-drift" in m["text"]]
+
+    assert wait_until(lambda: len(about_segment()) == 1)
+    [message] = about_segment()
+    assert f"region-drift firing on {model} in segment region=LATAM" in message["text"]
+    assert "`region=LATAM`" in str(message["blocks"])
+
+
+def test_a_rule_on_a_segment_the_model_lacks_names_its_file_line(
+    alerting: Callable[..., Setup],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    setup = alerting(notify="hook", retrain="", extra=PER_SEGMENT_RULE.replace(
+        "per_segment: region", "per_segment: plan"))  # fmt: skip
+    model = _segmented_model(setup)
+    with caplog.at_level("ERROR", logger="driftwatch.alerting"):
+        _segmented_window(setup, model, 0, {"EU"})
+    assert not _by_segment(setup.alerts(model))
+    [logged] = [r for r in caplog.records if "not a segment" in r.getMessage()]
+    assert (
+        "alerts.yaml:18: rule 'region-drift': per_segment: 'plan' is not a segment of "
+        f"model '{model}' (its segments: region" in logged.getMessage()
+    )
+
+
+def test_scheduled_runs_move_per_segment_alerts(
+    own_database: str, alerting: Callable[..., Setup]
+) -> None:
+    setup = alerting(notify="hook", retrain="", extra=PER_SEGMENT_RULE, database=own_database)
+    features = [*FEATURES, {"name": "region", "kind": "categorical"}]
+    name = f"seg-{uuid.uuid4().hex[:8]}"
+    create_model(setup.api, name=name, features=features, window="1m", segments=["region"],
+                 segment_min_rows=20)  # fmt: skip
+    setup.created.append(name)
+    baseline = [{"features": {"x": float(x), "y": float(y), "region": REGIONS[i % 4]},
+                 "prediction": 0.5} for i, (x, y) in enumerate(BASELINE)]  # fmt: skip
+    assert setup.api.post(f"/api/v1/models/{name}/baselines",
+                          json={"name": "b", "records": baseline}).status_code == 201  # fmt: skip
+    closed = window_start(datetime.now(UTC), timedelta(minutes=1)) - timedelta(minutes=1)
+    window = [{"prediction_id": f"s-{i}", "prediction": 0.5,
+               "timestamp": (closed + timedelta(seconds=i * 0.25)).isoformat(),
+               "features": {"x": float(x) + (5 if i % 4 == 2 else 0),
+                            "y": float(y) + (5 if i % 4 == 2 else 0), "region": REGIONS[i % 4]}}
+              for i, (x, y) in enumerate(BASELINE)]  # fmt: skip
+    assert setup.api.post(f"/api/v1/models/{name}/predictions",
+                          json={"records": window}).status_code == 200  # fmt: skip
+    Scheduler(setup.dispatcher.engine,
+              setup.settings.model_copy(update={"window_grace_seconds": 0.0}),
+              owner="test-scheduler").tick()  # fmt: skip
+    alerts = _by_segment(setup.alerts(name))
+    assert set(alerts) == {"APAC"}  # REGIONS[2]: the one shifted
+    assert alerts["APAC"]["state"] == "firing"
+
+    def about_segments() -> list[dict[str, Any]]:
+        bodies = [verified(r)["data"] for r in setup.receiver.accepted()]
+        return [d for d in bodies if d["rule"] == "region-drift"]
+
+    assert wait_until(lambda: len(about_segments()) == 1)
+    [data] = about_segments()
+    assert data["segment"] == {"feature": "region", "value": "APAC"}
+    assert data["run_id"] == alerts["APAC"]["run_id"]

@@ -235,3 +235,54 @@ def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     without_secret = run_check(str(example), env={"RETRAIN_CREDIT_SECRET": ""})
     assert without_secret.returncode == 1
     assert "the variable RETRAIN_CREDIT_SECRET is not set" in without_secret.stderr
+
+
+def test_a_per_segment_rule_is_read_and_checked_against_the_models_segments() -> None:
+    text = CHANNELS + textwrap.dedent("""\
+        rules:
+          - name: region-drift
+            model: "credit-*"
+            when: dataset.drifted_share > 0.3
+            per_segment: region
+            notify: [ml-alerts]
+          - name: eu-f1
+            model: "*"
+            when: segment[plan=gold].accuracy.f1 < 0.8
+            notify: [ml-alerts]
+        """)
+    ruleset, problems = rules.parse_files([("rules/a.yaml", text)])
+    assert problems == []
+    assert ruleset.rules[0].per_segment == "region"
+    assert ruleset.rules[1].segment_feature() == "plan"
+    found = rules.segment_problems(
+        ruleset, {"credit-risk": ["region", "plan"], "credit-eu": [], "fraud": ["region"]}
+    )
+    assert [str(p) for p in found] == [
+        "rules/a.yaml:11: rule 'region-drift': per_segment: 'region' is not a segment of model "
+        "'credit-eu' (it has no segments; set them with PATCH /api/v1/models/credit-eu "
+        '{"segments": [...]})',
+        "rules/a.yaml:16: rule 'eu-f1': when: 'plan' is not a segment of model 'credit-eu' "
+        "(it has no segments; set them with PATCH /api/v1/models/credit-eu "
+        '{"segments": [...]})',
+        "rules/a.yaml:16: rule 'eu-f1': when: 'plan' is not a segment of model 'fraud' (its "
+        'segments: region; set them with PATCH /api/v1/models/fraud {"segments": [...]})',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ("    when: segment[plan=gold].rows > 0\n    per_segment: plan\n",
+         "rules/a.yaml:14: rule 'r': per_segment: 'when' names a metric of the window"),
+        ("    when: segment[plan].rows > 0\n",
+         "rules/a.yaml:13: rule 'r': 'segment[plan].rows': a segment's metric reads"),
+        ("    when: segment[plan=gold].version[v2].rows > 0\n",
+         "rules/a.yaml:13: rule 'r': 'segment[plan=gold].version[v2].rows': a segment has the "
+         "window's metrics"),
+        ("    when: segment[plan=gold].feature.age.colour > 0\n",
+         "rules/a.yaml:13: rule 'r': unknown metric 'feature.age.colour'"),
+    ],
+)  # fmt: skip
+def test_a_mistake_in_a_segment_rule_names_file_line_and_problem(rule: str, expected: str) -> None:
+    text = CHANNELS + "rules:\n  - name: r\n    notify: [ml-alerts]\n" + rule
+    assert any(p.startswith(expected) for p in check(text)), check(text)

@@ -33,7 +33,7 @@ def _rule(metric: str) -> str:
 
 
 def _computed_run(api: TestClient) -> dict[str, Any]:
-    model = factories.model(api)
+    model = factories.model(api, segments=["state"], segment_min_rows=20)
     model.baseline(factories.baseline_records(
         200, features=lambda i: {"age": 30 + i % 20, "state": "CA" if i % 3 else "NY"},
         label=lambda i: i % 2))  # fmt: skip
@@ -56,7 +56,8 @@ def test_every_number_a_run_computes_is_a_metric_rules_accept(api: TestClient) -
     # the names the issue found refused by `rules check` though runs compute them
     for name in ("labeled_rows", "quality.rejected", "prediction.drifted",
                  "feature.age.missing_share", "feature.state.missing_share",
-                 "version[v1].accuracy.f1", "version[v2].delta.f1.lower"):  # fmt: skip
+                 "version[v1].accuracy.f1", "version[v2].delta.f1.lower",
+                 "segment[state=CA].dataset.drifted_share", "segment[state=TX].rows"):  # fmt: skip
         assert name in produced
     assert produced["rows"] == 150
     assert produced["labeled_rows"] == 100

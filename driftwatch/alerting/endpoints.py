@@ -16,6 +16,7 @@ from driftwatch.alerting.schemas import (
     DeliveryOut,
     EndpointOut,
     EventOut,
+    SegmentRef,
     SilenceCreate,
     SilenceOut,
     Window,
@@ -58,6 +59,8 @@ def _alert_out(alert: Alert, model: str, silences: list[Silence]) -> AlertOut:
         window=Window(start=alert.window_start, end=alert.window_end),
         started_at=alert.started_at, fired_at=alert.fired_at, resolved_at=alert.resolved_at,
         silenced_by=silence.id if silence else None,
+        segment=(None if alert.segment_feature is None or alert.segment_value is None
+                 else SegmentRef(feature=alert.segment_feature, value=alert.segment_value)),
     )  # fmt: skip
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
 from driftwatch.alerting.rules import Rule
-from driftwatch.core.result import FeatureDrift, RunResult
+from driftwatch.core.result import FeatureDrift, RunResult, SegmentSlice, segment_prefix
 from driftwatch.core.time import iso
 from driftwatch.stats import registry as stattests
 
@@ -35,10 +36,14 @@ TITLES = {
 }
 
 
-def headline_metrics(metrics: dict[str, float | None], rule_metric: str) -> dict[str, float]:
-    """The rule's metric first, then the run's headline numbers and accuracy (none missing)."""
-    names = [rule_metric, *HEADLINE_METRICS,
-             *sorted(m for m in metrics if m.startswith("accuracy."))]  # fmt: skip
+def headline_metrics(
+    metrics: dict[str, float | None], rule_metric: str, segment: SegmentSlice | None = None
+) -> dict[str, float]:
+    """The rule's metric first, then the run's headline numbers and accuracy (none missing);
+    for an alert on a ``segment``, that segment's (``segment[region=EU].rows``, ...)."""
+    prefix = "" if segment is None else segment_prefix(segment.feature, segment.value) + "."
+    names = [rule_metric, *(prefix + name for name in HEADLINE_METRICS),
+             *sorted(m for m in metrics if m.startswith(prefix + "accuracy."))]  # fmt: skip
     return {name: value for name in dict.fromkeys(names)
             if (value := metrics.get(name)) is not None}  # fmt: skip
 
@@ -80,11 +85,13 @@ def alert_data(
     *, model: str, model_version: str | None, rule: Rule, alert_id: int, run_id: int,
     window_start: datetime, window_end: datetime, value: float,
     metrics: dict[str, float | None], result: RunResult, baseline: dict[str, Any] | None,
-    public_url: str,
+    public_url: str, segment: SegmentSlice | None = None, metric: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """The ``data`` of every message about one alert transition."""
+    """The ``data`` of every message about one alert transition; an alert on a ``segment``
+    (``metric``: the rule's metric in it) tells that segment's numbers, and names it."""
     base = public_url.rstrip("/")
-    return {
+    shown: RunResult | SegmentSlice = result if segment is None else segment
+    data = {
         "model": model,
         "model_version": model_version,
         "rule": rule.name,
@@ -95,16 +102,23 @@ def alert_data(
         "condition": str(rule.when),
         "value": value,
         "threshold": rule.when.value,
-        "metrics": headline_metrics(metrics, rule.when.metric),
-        "drifted_features": most_drifted(result.features),
-        "insufficient_features": insufficient(result.features),
+        "metrics": headline_metrics(metrics, metric or rule.when.metric, segment),
+        "drifted_features": most_drifted(shown.features),
+        "insufficient_features": insufficient(shown.features),
         "baseline": baseline,
-        "rows": result.rows,
-        "labeled_rows": result.labeled_rows,
+        "rows": shown.rows,
+        "labeled_rows": shown.labeled_rows,
         "dashboard_url": f"{base}/models/{model}",
         "alert_url": f"{base}/alerts?alert={alert_id}",
         "run_url": f"{base}/api/v1/models/{model}/runs/{run_id}",
     }
+    if segment is not None:
+        data["segment"] = {"feature": segment.feature, "value": segment.value}
+        data["metric"] = metric
+        data["dashboard_url"] = (
+            f"{base}/models/{model}?segment={quote(segment.feature)}={quote(segment.value)}"
+        )
+    return data
 
 
 def webhook_body(message_type: str, data: dict[str, Any], *, timestamp: datetime) -> str:
@@ -147,11 +161,18 @@ def _detectable(feature: dict[str, Any]) -> str:
     return f"detectable {_number(detectable)}, threshold {_number(feature['threshold'])}"
 
 
+def _segment_text(data: dict[str, Any]) -> str:
+    """' in segment region=EU' for an alert on a segment, else nothing."""
+    segment = data.get("segment")
+    return "" if not segment else f" in segment {segment['feature']}={segment['value']}"
+
+
 def slack_text(message_type: str, data: dict[str, Any], *, repeat: bool = False) -> str:
     """The plain fallback (notifications, screen readers)."""
     state = "still firing" if repeat else TITLES[message_type].lower()
     return (
-        f"[{data['severity'].upper()}] {data['rule']} {state} on {data['model']}: "
+        f"[{data['severity'].upper()}] {data['rule']} {state} on {data['model']}"
+        f"{_segment_text(data)}: "
         f"{data['condition'].split(' ')[0]} = {_number(data['value'])} "
         f"(rule: {data['condition']}), window {_window(data)}"
     )
@@ -180,9 +201,13 @@ def slack_message(
         f"*Rows*\n{rows:,} ({data.get('labeled_rows') or 0:,} labeled)"
         if isinstance(rows, int) else "*Rows*\n-",
     ]  # fmt: skip
+    if data.get("segment"):
+        segment = data["segment"]
+        shown = f"{_escape(segment['feature'])}={_escape(segment['value'])}"
+        fields.insert(2, f"*Segment*\n`{shown}`")
+    header = f"{title}: {data['rule']} on {data['model']}{_segment_text(data)}"
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "emoji": True,
-                                    "text": f"{title}: {data['rule']} on {data['model']}"[:150]}},
+        {"type": "header", "text": {"type": "plain_text", "emoji": True, "text": header[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{mark} *{_escape(data['rule'])}*"},
          "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
     ]  # fmt: skip

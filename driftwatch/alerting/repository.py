@@ -43,12 +43,16 @@ def _locked(session: Session, table: type[RowT], *conditions: Any) -> RowT | Non
 # -- rule states and alerts ----------------------------------------------------------------------
 
 
-def lock_rule_state(session: Session, *, model_id: int, rule: str) -> AlertRuleState:
-    """The (model, rule) state row, created if new, locked until the transaction ends."""
-    _insert_ignore(session, AlertRuleState, {"model_id": model_id, "rule": rule, "state": "ok",
+def lock_rule_state(
+    session: Session, *, model_id: int, rule: str, segment: str = ""
+) -> AlertRuleState:
+    """The (model, rule, segment) state row, created if new, locked until the transaction
+    ends (``segment``: "feature=value" for a per_segment rule, "" otherwise)."""
+    _insert_ignore(session, AlertRuleState, {"model_id": model_id, "rule": rule,
+                                             "segment": segment, "state": "ok",
                                              "breaches": 0})  # fmt: skip
     found = _locked(session, AlertRuleState, AlertRuleState.model_id == model_id,
-                    AlertRuleState.rule == rule)  # fmt: skip
+                    AlertRuleState.rule == rule, AlertRuleState.segment == segment)  # fmt: skip
     assert found is not None
     return found
 

@@ -21,7 +21,7 @@ import yaml
 
 from driftwatch.alerting.signing import BadSecret, secret_key
 from driftwatch.core.time import parse_duration
-from driftwatch.core.vocabulary import metric_problem
+from driftwatch.core.vocabulary import metric_problem, split_segment
 
 OPERATORS = (">=", "<=", "==", "!=", ">", "<")
 SEVERITIES = ("info", "warning", "critical")
@@ -89,9 +89,33 @@ class Rule:
     repeat: timedelta | None = None
     # accuracy.* rules: evaluated only on windows whose label coverage reached it
     min_label_coverage: float | None = None
+    # CONTRACT section 10: evaluated for each value of this segment feature separately
+    per_segment: str | None = None
 
     def applies_to(self, model: str) -> bool:
         return fnmatch.fnmatchcase(model, self.model)
+
+    def segment_feature(self) -> str | None:
+        """The segment feature the rule needs the model to have: its ``per_segment``, or
+        the feature its metric's ``segment[feature=value]`` names."""
+        if self.per_segment is not None:
+            return self.per_segment
+        parts = split_segment(self.when.metric)
+        return None if parts is None else parts[0]
+
+    def segment_problem(self, model: str, segments: list[str]) -> RuleProblem | None:
+        """Why the rule cannot apply to ``model`` (whose segment features are ``segments``):
+        it names a segment feature the model does not have; None when it can."""
+        feature = self.segment_feature()
+        if feature is None or feature in segments:
+            return None
+        key = "per_segment" if self.per_segment is not None else "when"
+        has = f"its segments: {', '.join(segments)}" if segments else "it has no segments"
+        return RuleProblem(
+            self.path, self.line,
+            f"rule {self.name!r}: {key}: {feature!r} is not a segment of model {model!r} "
+            f"({has}; set them with PATCH /api/v1/models/{model} {{\"segments\": [...]}})",
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -231,8 +255,22 @@ def _condition(reader: _Reader, node: yaml.Node, what: str) -> Condition | None:
 
 _RULE_KEYS = (
     "name", "model", "when", "for", "severity", "notify", "retrain", "repeat",
-    "min_label_coverage",
+    "min_label_coverage", "per_segment",
 )  # fmt: skip
+
+
+def _per_segment(reader: _Reader, node: yaml.Node, when: Condition | None, what: str) -> str | None:
+    """``per_segment``: a segment feature's name, on a rule whose ``when`` tests a metric of
+    the window (evaluated on each segment's)."""
+    name = reader.text(node, f"{what}: per_segment")
+    if name is None:
+        return None
+    if when is not None and when.metric.startswith(("segment[", "version[")):
+        reader.problem(node, f"{what}: per_segment: 'when' names a metric of the window, such "
+                             "as 'dataset.drifted_share' (tested on each segment of "
+                             f"{name!r}), not {when.metric!r}")  # fmt: skip
+        return None
+    return name
 
 
 def _min_label_coverage(
@@ -302,6 +340,9 @@ def _rule(
     min_coverage = None
     if "min_label_coverage" in keys:
         min_coverage = _min_label_coverage(reader, keys["min_label_coverage"][1], when, what)
+    per_segment = None
+    if "per_segment" in keys:
+        per_segment = _per_segment(reader, keys["per_segment"][1], when, what)
     notify = _channel_list(reader, keys, "notify", what, channels, webhook_only=False)
     retrain = _channel_list(reader, keys, "retrain", what, channels, webhook_only=True)
     if not notify and not retrain and "notify" not in keys and "retrain" not in keys:
@@ -320,6 +361,7 @@ def _rule(
         retrain=retrain,
         repeat=repeat,
         min_label_coverage=min_coverage,
+        per_segment=per_segment,
     )
 
 
@@ -398,6 +440,22 @@ def parse_files(files: list[tuple[str, str]]) -> tuple[RuleSet, list[RuleProblem
                         ruleset.rules.append(rule)
         problems += reader.problems
     return ruleset, sorted(problems, key=lambda p: (p.path, p.line, p.message))
+
+
+def segment_problems(ruleset: RuleSet, models: Mapping[str, list[str]]) -> list[RuleProblem]:
+    """Rules naming a segment feature (``per_segment``, or ``segment[feature=...]`` in
+    ``when``) that a model they apply to does not have; ``models``: each model's segment
+    features, by name."""
+    problems = []
+    for rule in ruleset.rules:
+        if rule.segment_feature() is None:
+            continue
+        for model, segments in sorted(models.items()):
+            if rule.applies_to(model):
+                problem = rule.segment_problem(model, segments)
+                if problem is not None:
+                    problems.append(problem)
+    return problems
 
 
 def load(location: str | Path) -> RuleSet:

@@ -76,6 +76,11 @@ class EventOut(BaseModel):
     at: datetime
 
 
+class SegmentRef(BaseModel):
+    feature: str
+    value: str
+
+
 class AlertOut(BaseModel):
     id: int
     model: str
@@ -91,6 +96,11 @@ class AlertOut(BaseModel):
     fired_at: datetime | None
     resolved_at: datetime | None
     silenced_by: int | None  # an active silence matching it now
+    segment: SegmentRef | None = Field(
+        default=None,
+        description="the segment the alert is about (a per_segment rule, or a rule on a "
+        "segment[...] metric); null: the whole window",
+    )
 
 
 class AlertDetail(AlertOut):

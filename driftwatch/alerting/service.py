@@ -24,8 +24,9 @@ from driftwatch.alerting import payloads, repository
 from driftwatch.alerting.evaluate import AlertState, Transition, evaluate
 from driftwatch.alerting.rules import Channel, Rule, RuleSet, RulesInvalid, load
 from driftwatch.alerting.signing import new_webhook_id
-from driftwatch.core.result import RunResult
+from driftwatch.core.result import RunResult, SegmentSlice, segment_prefix
 from driftwatch.core.time import utcnow
+from driftwatch.core.vocabulary import split_segment
 from driftwatch.errors import Conflict, NotFound
 from driftwatch.metrics import ALERT_TRANSITIONS
 from driftwatch.models import (
@@ -164,43 +165,87 @@ def evaluate_window(
     for rule in context.rules.rules:
         if not rule.applies_to(model.name):
             continue
-        rule_state = repository.lock_rule_state(session, model_id=model.id, rule=rule.name)
-        current = AlertState(
-            state=rule_state.state,  # type: ignore[arg-type]
-            breaches=rule_state.breaches,
-            last_window_end=rule_state.last_window_end,
-            last_notified_at=rule_state.last_notified_at,
-        )
-        value = metrics.get(rule.when.metric)
-        following, transition = evaluate(
-            rule, current, value=value, window_end=window.window_end, now=now,
-            label_coverage=metrics.get("labels.coverage"),
-        )  # fmt: skip
-        rule_state.state = following.state
-        rule_state.breaches = following.breaches
-        rule_state.last_window_end = following.last_window_end
-        rule_state.last_notified_at = following.last_notified_at
-        if transition is not None:
-            recorded_event = _record(session, model=model, window=window, rule=rule,
-                                     rule_state=rule_state, transition=transition,
-                                     metrics=metrics, context=context, now=now)  # fmt: skip
-            if recorded_event is not None:
-                recorded.append(recorded_event)
+        for target in _targets(rule, model, window.result):
+            rule_state = repository.lock_rule_state(session, model_id=model.id, rule=rule.name,
+                                                    segment=target.key)  # fmt: skip
+            current = AlertState(
+                state=rule_state.state,  # type: ignore[arg-type]
+                breaches=rule_state.breaches,
+                last_window_end=rule_state.last_window_end,
+                last_notified_at=rule_state.last_notified_at,
+            )
+            following, transition = evaluate(
+                rule, current, value=metrics.get(target.metric), window_end=window.window_end,
+                now=now, label_coverage=metrics.get(target.coverage),
+            )  # fmt: skip
+            rule_state.state = following.state
+            rule_state.breaches = following.breaches
+            rule_state.last_window_end = following.last_window_end
+            rule_state.last_notified_at = following.last_notified_at
+            if transition is not None:
+                recorded_event = _record(session, model=model, window=window, rule=rule,
+                                         rule_state=rule_state, transition=transition,
+                                         metrics=metrics, context=context, now=now,
+                                         target=target)  # fmt: skip
+                if recorded_event is not None:
+                    recorded.append(recorded_event)
     session.flush()
     return recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What one rule state watches: the whole window (``key`` ""), or one segment."""
+
+    key: str  # "" or "feature=value"
+    metric: str  # the metric's name in the run's metrics
+    coverage: str  # the label coverage that goes with it
+    segment: SegmentSlice | None = None
+    segment_ref: tuple[str, str] | None = None  # (feature, value) the alert is about
+
+
+def _targets(rule: Rule, model: MonitoredModel, result: RunResult) -> list[Target]:
+    """The states a rule advances on a run of ``model``: one for a rule on the window; one
+    per segment of the run for a ``per_segment`` rule; none (and an error naming the rule's
+    file line) when it names a segment feature the model does not have."""
+    problem = rule.segment_problem(model.name, list(model.segments or []))
+    if problem is not None:
+        log.error("%s; the rule is not evaluated on this model", problem,
+                  extra={"model": model.name, "rule": rule.name})  # fmt: skip
+        return []
+    if rule.per_segment is None:
+        parts = split_segment(rule.when.metric)
+        if parts is None:
+            return [Target("", rule.when.metric, "labels.coverage")]
+        feature, value, _ = parts
+        prefix = segment_prefix(feature, value)
+        found = next((s for s in result.segments if (s.feature, s.value) == (feature, value)),
+                     None)  # fmt: skip
+        return [Target("", rule.when.metric, f"{prefix}.labels.coverage", found,
+                       (feature, value))]  # fmt: skip
+    out = []
+    for segment in result.segments:
+        if segment.feature == rule.per_segment:
+            prefix = segment_prefix(segment.feature, segment.value)
+            out.append(Target(f"{segment.feature}={segment.value}",
+                              f"{prefix}.{rule.when.metric}", f"{prefix}.labels.coverage",
+                              segment, (segment.feature, segment.value)))  # fmt: skip
+    return out
 
 
 def _record(
     session: Session, *, model: MonitoredModel, window: Evaluated, rule: Rule,
     rule_state: AlertRuleState, transition: Transition, metrics: dict[str, float | None],
-    context: AlertingContext, now: datetime,
+    context: AlertingContext, now: datetime, target: Target,
 ) -> AlertEvent | None:  # fmt: skip
     alert = session.get(Alert, rule_state.alert_id) if rule_state.alert_id else None
     if transition.event in ("pending", "firing") and (alert is None or alert.state != "pending"):
+        feature, value = target.segment_ref or (None, None)
         alert = Alert(model_id=model.id, rule=rule.name, severity=rule.severity,
-                      condition=str(rule.when), metric=rule.when.metric, state="pending",
+                      condition=str(rule.when), metric=target.metric, state="pending",
                       window_start=window.window_start, window_end=window.window_end,
-                      started_at=now)  # fmt: skip
+                      started_at=now, segment_feature=feature,
+                      segment_value=value)  # fmt: skip
         session.add(alert)
     if alert is None:
         log.warning("rule %s on model %s: %s without an open alert; not recorded",
@@ -227,28 +272,28 @@ def _record(
     recorded = AlertEvent(
         alert_id=alert.id, event=transition.event, run_id=window.run_id,
         window_start=window.window_start, window_end=window.window_end, value=transition.value,
-        metrics=payloads.headline_metrics(metrics, rule.when.metric),
+        metrics=payloads.headline_metrics(metrics, target.metric, target.segment),
         silenced_by=silence.id if silence else None, created_at=now,
     )  # fmt: skip
     session.add(recorded)
     session.flush()
     ALERT_TRANSITIONS.labels(model.name, rule.name, transition.event).inc()
     log.info("alert %d (%s on %s): %s, %s = %g%s", alert.id, rule.name, model.name,
-             transition.event, rule.when.metric, transition.value,
+             transition.event, target.metric, transition.value,
              f" (silenced by silence {silence.id})" if silence else "",
              extra={"model": model.name, "alert_id": alert.id, "run_id": window.run_id,
                     "rule": rule.name, "event": transition.event})  # fmt: skip
     if transition.notifies and silence is None:
         _queue_notifications(session, model=model, window=window, rule=rule, alert=alert,
                              recorded=recorded, metrics=metrics, context=context,
-                             now=now)  # fmt: skip
+                             now=now, target=target)  # fmt: skip
     return recorded
 
 
 def _queue_notifications(
     session: Session, *, model: MonitoredModel, window: Evaluated, rule: Rule, alert: Alert,
     recorded: AlertEvent, metrics: dict[str, float | None], context: AlertingContext,
-    now: datetime,
+    now: datetime, target: Target,
 ) -> None:  # fmt: skip
     baseline = session.get(Baseline, window.baseline_id)
     data = payloads.alert_data(
@@ -260,7 +305,8 @@ def _queue_notifications(
         window_end=window.window_end, value=recorded.value, metrics=metrics,
         result=window.result,
         baseline={"id": baseline.id, "name": baseline.name} if baseline else None,
-        public_url=context.public_url,
+        public_url=context.public_url, segment=target.segment,
+        metric=target.metric if target.segment_ref else None,
     )  # fmt: skip
     message_type = "alert.resolved" if recorded.event == "resolved" else "alert.firing"
     repeat = recorded.event == "repeat"

@@ -196,6 +196,46 @@ class Span(_Part):
     )
 
 
+class SegmentSlice(_Part):
+    """The rows of one value of a segment feature, compared with the same segment of the
+    baseline (CONTRACT section 10): the full result of a run, on those rows."""
+
+    feature: str
+    value: str
+    baseline: Literal["segment", "whole"] = Field(
+        default="segment",
+        description="segment: compared with the baseline's rows of this value; whole: with "
+        "the whole baseline (baseline_reason says why)",
+    )
+    baseline_rows: int | None = Field(default=None, description="the baseline rows compared with")
+    baseline_reason: str | None = Field(
+        default=None, description="why the segment is compared with the whole baseline"
+    )
+    rows: int
+    labeled_rows: int
+    features: list[FeatureDrift]
+    prediction: ColumnDrift | None
+    dataset: DatasetDrift
+    accuracy: dict[str, float] | None = None
+    quality: Quality
+    labels: Labels | None = None
+    accuracy_intervals: dict[str, tuple[float, float]] | None = None
+    estimated: dict[str, Estimate] | None = None
+    estimated_reason: str | None = None
+
+    @classmethod
+    def of(cls, feature: str, value: str, result: RunResult, **baseline: Any) -> SegmentSlice:
+        """The segment entry of ``result``, computed on the segment's rows."""
+        fields = result.model_dump(include=set(cls.model_fields) - {"feature", "value"})
+        return cls(feature=feature, value=value, **{**fields, **baseline})
+
+    def as_result(self) -> RunResult:
+        return RunResult.model_validate(
+            self.model_dump(exclude={"feature", "value", "baseline", "baseline_rows",
+                                     "baseline_reason"})
+        )  # fmt: skip
+
+
 class RunResult(_Part):
     """One window compared with a baseline (CONTRACT section 3, Runs)."""
 
@@ -241,6 +281,20 @@ class RunResult(_Part):
     span: Span | None = Field(
         default=None,
         description="a run over several of the model's windows (kind span): what it covers",
+    )
+    segments: list[SegmentSlice] = Field(
+        default_factory=list,
+        description="per value of each segment feature with at least the model's "
+        "segment_min_rows rows (the 50 largest a feature), the full result on its rows",
+    )
+    segments_omitted: dict[str, int] = Field(
+        default_factory=dict,
+        description="per segment feature, values of the window left out: fewer rows than "
+        "segment_min_rows, or past the 50 largest",
+    )
+    segments_reason: str | None = Field(
+        default=None,
+        description="why the run has no segments although the model names some (null otherwise)",
     )
 
     @classmethod
@@ -325,10 +379,25 @@ class RunResult(_Part):
                 flat[f"{prefix}.delta.{name}"] = difference.value
                 flat[f"{prefix}.delta.{name}.lower"] = difference.lower
                 flat[f"{prefix}.delta.{name}.upper"] = difference.upper
+        flat.update(self.segment_metrics())
+        return flat
+
+    def segment_metrics(self) -> dict[str, float | None]:
+        """Every number of each segment, ``segment[<feature>=<value>].<metric>``."""
+        flat: dict[str, float | None] = {}
+        for segment in self.segments:
+            prefix = segment_prefix(segment.feature, segment.value)
+            for name, value in segment.as_result().metrics().items():
+                flat[f"{prefix}.{name}"] = value
         return flat
 
     def stored(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def segment_prefix(feature: str, value: str) -> str:
+    """How metrics address a segment: ``segment[region=EU]``."""
+    return f"segment[{feature}={value}]"
 
 
 def _flag(value: bool | None) -> float | None:

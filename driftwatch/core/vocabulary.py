@@ -14,6 +14,17 @@ ACCURACY_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 ESTIMATED_METRICS = ("roc_auc", "accuracy", "f1", "precision", "recall")
 
 
+SEGMENT_METRIC = "segment[<feature>=<value>].<metric of the window>"
+_SEGMENT = re.compile(r"^segment\[(?P<feature>[^=\]]+)=(?P<value>[^\]]*)\]\.(?P<metric>.+)$")
+
+
+def split_segment(metric: str) -> tuple[str, str, str] | None:
+    """``segment[region=EU].dataset.drifted_share`` as (feature, value, metric); None for a
+    metric of the whole window."""
+    match = _SEGMENT.match(metric)
+    return None if match is None else (match["feature"], match["value"], match["metric"])
+
+
 @dataclass(frozen=True, slots=True)
 class Metric:
     name: str  # as written in a rule; <name> and <metric> are placeholders
@@ -21,6 +32,8 @@ class Metric:
 
     @property
     def pattern(self) -> re.Pattern[str]:
+        if self.name == SEGMENT_METRIC:
+            return _SEGMENT
         escaped = re.escape(self.name).replace(re.escape("<name>"), r"(?P<name>.+)")
         escaped = escaped.replace(re.escape("<metric>"), r"(?P<metric>[a-z0-9_]+)")
         escaped = escaped.replace(re.escape("<version>"), r"(?P<version>[^\]]+)")
@@ -110,12 +123,30 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric("version[<version>].delta.<metric>.lower", "the paired 95% interval's lower end"),
     Metric("version[<version>].delta.<metric>.upper", "the paired 95% interval's upper end"),
+    Metric(
+        SEGMENT_METRIC,
+        "CONTRACT section 10: every metric above except version[...] ones, computed on the "
+        "window's rows whose segment feature has that value (a segment of the model's "
+        "segments), against the same segment of the baseline",
+    ),
 )
 
 
 def metric_problem(metric: str) -> str | None:
     """Why ``metric`` is not a name of the vocabulary, or None."""
+    if metric.startswith("segment["):
+        parts = split_segment(metric)
+        if parts is None:
+            return (f"{metric!r}: a segment's metric reads "
+                    "segment[<feature>=<value>].<metric>, such as "
+                    "'segment[region=EU].dataset.drifted_share'")  # fmt: skip
+        inner = parts[2]
+        if inner.startswith(("segment[", "version[")):
+            return f"{metric!r}: a segment has the window's metrics, not {inner!r}"
+        return metric_problem(inner)
     for known in METRICS:
+        if known.name == SEGMENT_METRIC:
+            continue
         match = known.pattern.match(metric)
         if match is None:
             continue

@@ -214,11 +214,23 @@ RangeQuery = Annotated[str | None, Query(alias="range")]
 def model_page(
     request: Request, name: str, viewer: ViewerDep, session: SessionDep,
     range_: RangeQuery = None, start: datetime | None = None, end: datetime | None = None,
+    segment: str | None = None, segment_metric: str | None = None,
 ) -> HTMLResponse:  # fmt: skip
     started = time.perf_counter()
     model = registry.get_by_name(session, name=name)
     span, newest = _span(session, model, range_, start, end)
     data = service.model_page(session, model=model, span=span)
+    # CONTRACT section 10: the picker's segment replaces the heatmap's rows by that segment's
+    segment = segment or None
+    if segment is not None:
+        data["heatmap"] = service.segment_heatmap(session, model=model, span=span,
+                                                  segment=segment)  # fmt: skip
+    if segment_metric not in service.SEGMENT_METRICS:
+        segment_metric = "score"
+    latest = repository.last_window_with_data(session, model_id=model.id, before=span.end)
+    data["segment_matrix"] = service.segment_matrix(latest, segment_metric)
+    data["segment_options"] = service.segment_options(model, latest)
+    data["segment"], data["segment_metric"] = segment, segment_metric
     # the window series (stretches without traffic included), and apart from it custom ranges
     runs = repository.latest_runs(session, model_id=model.id, limit=12, before=span.end,
                                   kinds=(WINDOW, NO_TRAFFIC))  # fmt: skip

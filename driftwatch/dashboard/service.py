@@ -505,6 +505,88 @@ def _version_name(prefix: str) -> str:
     return prefix.removeprefix("version[").removesuffix("]")
 
 
+# -- segments (CONTRACT section 10) -------------------------------------------------------------
+
+SEGMENT_METRICS = ("score", "drifted", "p_value", "missing_share")  # the matrix may show
+
+
+def segment_heatmap(
+    session: Session, *, model: MonitoredModel, span: TimeRange, segment: str
+) -> dict[str, Any]:
+    """The drift heatmap of one segment ("feature=value"): per window (or bucket of windows)
+    and feature, the share of its windows whose segment drifted, from the runs' stored
+    ``segment[...]`` metrics (one window a column: 1 or 0)."""
+    own = segment.split("=", 1)[0]  # the segment's feature: one value in it, never tested
+    features = [f.name for f in registry.feature_specs(model) if f.name != own]
+    seconds = bucket_seconds(model.window_seconds, span.length)
+    prefix = f"segment[{segment}]."
+    names = [f"{prefix}feature.{n}.{m}" for n in features for m in ("drifted", "insufficient")]
+    buckets = repository.bucketed(session, model_id=model.id, metrics=names, start=span.start,
+                                  end=span.end, bucket_seconds=seconds)  # fmt: skip
+    unprefixed = [Bucket(b.metric.removeprefix(prefix), b.index, b.low, b.high, b.mean, b.total,
+                         b.count) for b in buckets]  # fmt: skip
+    indexes = sorted({b.index for b in unprefixed})
+    column = {index: x for x, index in enumerate(indexes)}
+    return {"times": [_bucket_time(i, seconds) for i in indexes], "features": features,
+            "mode": "share", "segment": segment,
+            "cells": _share_cells(features, unprefixed, column), "tests": [],
+            "max": 1.0}  # fmt: skip
+
+
+def segment_matrix(run: Run | None, metric: str) -> dict[str, Any] | None:
+    """The last window's segments against its features for one ``metric`` of the features'
+    entries (``SEGMENT_METRICS``): cells [feature, segment, value, drifted], and each
+    segment's rows and dataset share; None without segments."""
+    if run is None or run.result is None or not run.result.segments:
+        return None
+    segments = run.result.segments
+    features = [f.name for f in run.result.features]
+    cells = []
+    for y, segment in enumerate(segments):
+        for entry in segment.features:
+            if entry.name not in features:
+                continue
+            raw = getattr(entry, metric)
+            value = _entry_intensity(entry) if metric == "score" else raw
+            if isinstance(value, bool):
+                value = float(value)
+            cells.append([features.index(entry.name), y, value, int(bool(entry.drifted)),
+                          raw, entry.stattest, entry.threshold,
+                          int(entry.verdict == "insufficient")])  # fmt: skip
+    # a column no segment tested (a segment feature's own, say) says nothing: left out
+    shown = sorted({c[0] for c in cells if c[2] is not None})
+    position = {old: new for new, old in enumerate(shown)}
+    cells = [[position[c[0]], *c[1:]] for c in cells if c[0] in position]
+    features = [features[i] for i in shown]
+    return {
+        "metric": metric, "features": features,
+        "segments": [f"{s.feature}={s.value}" for s in segments],
+        "rows": [s.rows for s in segments],
+        "drifted_share": [s.dataset.drifted_share for s in segments],
+        "baseline": [s.baseline for s in segments],
+        "cells": cells, "run_id": run.id, "end": iso(run.window_end), "max": MAX_INTENSITY,
+    }  # fmt: skip
+
+
+def _entry_intensity(entry: Any) -> float | None:
+    """A feature entry's score against its own threshold, as the heatmap colours a window's
+    (1: at the threshold), so that p-values and distances share one scale."""
+    if entry.score is None or entry.threshold is None or entry.stattest is None:
+        return None
+    found = _intensity(TestedBucket(
+        feature=entry.name, index=0, stattest=entry.stattest, threshold=entry.threshold,
+        low=entry.score, high=entry.score, drifted=bool(entry.drifted), runs=1,
+    ))  # fmt: skip
+    return None if found is None else round(found[0], 4)
+
+
+def segment_options(model: MonitoredModel, run: Run | None) -> list[str]:
+    """The segments the picker offers: the last window's (largest first)."""
+    if run is None or run.result is None:
+        return []
+    return [f"{s.feature}={s.value}" for s in run.result.segments]
+
+
 def budget(model: MonitoredModel) -> dict[str, Any]:
     """The model's verdict and false-alarm budget, as the API reports them."""
     return registry.drift_out(model).model_dump(

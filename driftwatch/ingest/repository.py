@@ -419,7 +419,8 @@ def read_window(
     builder = chunks.WindowBuilder(capacity, num_width=num_width, cat_width=cat_width)
     start_us, end_us = chunks.to_us(start), chunks.to_us(end)
     for row in _stream_chunks(session, model_id=model_id, start=start, end=end):
-        builder.add(chunks.decode(**row), start_us=start_us, end_us=end_us)
+        chunk_id = row.pop("id")
+        builder.add(chunks.decode(**row), start_us=start_us, end_us=end_us, chunk_id=chunk_id)
     return builder.finish()
 
 
@@ -438,7 +439,7 @@ def _overlapping(session: Session, *, model_id: int, start: datetime, end: datet
 
 
 _CHUNK_FIELDS = (
-    "rows", "timestamps", "num_values", "num_width", "cat_codes", "cat_width",
+    "id", "rows", "timestamps", "num_values", "num_width", "cat_codes", "cat_width",
     "prediction_values", "prediction_classes", "dictionary",
 )  # fmt: skip
 

@@ -19,7 +19,14 @@ from driftwatch.models.ingest import (
     RejectedRecord,
     ShadowPrediction,
 )
-from driftwatch.models.monitoring import Baseline, BaselineColumn, Run, RunMetric, RunMetricDay
+from driftwatch.models.monitoring import (
+    Baseline,
+    BaselineColumn,
+    BaselineSegmentColumn,
+    Run,
+    RunMetric,
+    RunMetricDay,
+)
 from driftwatch.models.registry import MonitoredModel
 from driftwatch.models.summaries import ColumnSummary
 
@@ -32,6 +39,7 @@ __all__ = [
     "Base",
     "Baseline",
     "BaselineColumn",
+    "BaselineSegmentColumn",
     "ColumnSummary",
     "DashboardSession",
     "Delivery",

@@ -32,6 +32,8 @@ class AlertRuleState(Base):
         Integer, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
     )
     rule: Mapped[str] = mapped_column(Name, primary_key=True)
+    # a per_segment rule's segment, "feature=value" (CONTRACT section 10); "" for the window
+    segment: Mapped[str] = mapped_column(Text, primary_key=True, default="", server_default="")
     state: Mapped[str] = mapped_column(String(20), default="ok")  # ok, pending, firing
     breaches: Mapped[int] = mapped_column(Integer, default=0)
     last_window_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -62,6 +64,9 @@ class Alert(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # a per_segment rule's alert: the segment it is about (null: the whole window)
+    segment_feature: Mapped[str | None] = mapped_column(Name, nullable=True)
+    segment_value: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AlertEvent(Base):

@@ -42,6 +42,9 @@ class Baseline(Base):
     # (null: a baseline without them, or made before revision 0011)
     labeled_scores: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # CONTRACT section 10: the segment features this baseline was prepared per value for
+    # (``BaselineSegmentColumn``); null: none (made before the model had segments)
+    segments: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # A deleted baseline loses its prepared columns but keeps this row: the runs computed
     # against it are history, and keep naming it.
@@ -69,6 +72,28 @@ class BaselineColumn(Base):
     # drift.cluster_by: the cluster of each value as little-endian int32 (numerical: aligned
     # with sorted_values; categorical: each present value's category index, then its cluster)
     cluster_units: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class BaselineSegmentColumn(Base):
+    """One prepared column of one segment of a baseline (the baseline's rows with
+    ``segment_feature`` = ``segment_value``), prepared as ``BaselineColumn`` is, so that each
+    segment of a run is compared with the same segment of the baseline."""
+
+    __tablename__ = "baseline_segment_columns"
+
+    baseline_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("baselines.id", ondelete="CASCADE"), primary_key=True
+    )
+    segment_feature: Mapped[str] = mapped_column(Name, primary_key=True)
+    segment_value: Mapped[str] = mapped_column(Text, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # -1: the prediction
+    name: Mapped[str | None] = mapped_column(Name, nullable=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    rows: Mapped[int] = mapped_column(Integer)  # the segment's rows, missing values included
+    missing: Mapped[int] = mapped_column(Integer)
+    sorted_values: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    categories: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    counts: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 WINDOW, CUSTOM, NO_TRAFFIC = "window", "custom", "no_traffic"

@@ -26,6 +26,10 @@ class MonitoredModel(Base):
     # CONTRACT section 9: {"decision_threshold": ..., "label_coverage_min": ...} (null before
     # revision 0011: the defaults)
     performance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # CONTRACT section 10: the categorical features whose values are segments (null: none),
+    # and the rows a value needs in a window to be one (null: the default, 200)
+    segments: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    segment_min_rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The baseline runs compare against: the newest one, or the one activated since.
     active_baseline_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The scheduler has queued every window ending at or before this time.

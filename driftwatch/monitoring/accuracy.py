@@ -42,9 +42,26 @@ class Labeled:
     label_classes: list[str | None]
     # the model_version each prediction was logged with (None: not read)
     versions: list[str | None] | None = None
+    # where each prediction's features are stored (chunk id, row in the chunk; None: not
+    # read), to find its window row: its segment
+    chunk_ids: npt.NDArray[np.int64] | None = None
+    chunk_rows: npt.NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return len(self.prediction_values)
+
+    def subset(self, keep: npt.NDArray[np.int64]) -> Labeled:
+        """The labeled predictions at positions ``keep``."""
+        positions = keep.tolist()
+        return Labeled(
+            prediction_values=self.prediction_values[keep],
+            prediction_classes=[self.prediction_classes[i] for i in positions],
+            label_values=self.label_values[keep],
+            label_classes=[self.label_classes[i] for i in positions],
+            versions=None if self.versions is None else [self.versions[i] for i in positions],
+            chunk_ids=None if self.chunk_ids is None else self.chunk_ids[keep],
+            chunk_rows=None if self.chunk_rows is None else self.chunk_rows[keep],
+        )
 
     def of_version(self, version: str | None) -> Labeled:
         """The labeled predictions logged with ``version``."""

@@ -141,6 +141,10 @@ class StateCollector(Collector):
                 select(MonitoredModel.name, AlertRuleState.rule, AlertRuleState.state)
                 .join(MonitoredModel, MonitoredModel.id == AlertRuleState.model_id)
             )  # fmt: skip
+            worst: dict[tuple[str, str], int] = {}  # a per_segment rule: its worst segment
             for name, rule, state in states:
-                alerts.add_metric([name, rule], {"ok": 0, "pending": 1, "firing": 2}.get(state, 0))
+                level = {"ok": 0, "pending": 1, "firing": 2}.get(state, 0)
+                worst[(name, rule)] = max(level, worst.get((name, rule), 0))
+            for (name, rule), level in worst.items():
+                alerts.add_metric([name, rule], level)
         yield from (every, score, drifted, share, accuracy, rows, window_end, quiet, alerts)

@@ -32,6 +32,7 @@ from driftwatch.core.time import EPOCH
 from driftwatch.models import (
     Baseline,
     BaselineColumn,
+    BaselineSegmentColumn,
     GroundTruth,
     MonitoredModel,
     Prediction,
@@ -171,6 +172,73 @@ def _labeled_scores(baseline: Baseline) -> LabeledScores | None:
     return LabeledScores(pairs[:half], pairs[half:], dict(baseline.calibration))
 
 
+def insert_segment_profiles(
+    session: Session, *, baseline: Baseline,
+    prepared: dict[str, dict[str, BaselineProfile]],
+) -> None:  # fmt: skip
+    """A baseline's segments (CONTRACT section 10), each prepared as a baseline's columns."""
+    baseline.segments = sorted(prepared)
+    rows = []
+    for feature, values in prepared.items():
+        for value, profile in values.items():
+            prepared_columns = list(enumerate(profile.features))
+            if profile.prediction is not None:
+                prepared_columns.append((PREDICTION_POSITION, profile.prediction))
+            rows += [
+                {
+                    "baseline_id": baseline.id, "segment_feature": feature,
+                    "segment_value": value, "position": position, "name": column.name,
+                    "kind": column.kind, "rows": column.rows, "missing": column.missing,
+                    "sorted_values": (None if column.sorted_values is None
+                                      else column.sorted_values.astype(FLOAT).tobytes()),
+                    "categories": column.categories,
+                    "counts": (None if column.counts is None
+                               else column.counts.astype(COUNT).tobytes()),
+                }
+                for position, column in prepared_columns
+            ]  # fmt: skip
+    if rows:
+        session.execute(insert(BaselineSegmentColumn), rows)
+    session.flush()
+
+
+def load_segment_profiles(
+    session: Session, *, baseline: Baseline
+) -> dict[str, dict[str, BaselineProfile]] | None:
+    """The baseline's prepared segments, by feature and value; None: it has none."""
+    if baseline.segments is None:
+        return None
+    out: dict[str, dict[str, BaselineProfile]] = {name: {} for name in baseline.segments}
+    rows = session.execute(
+        select(BaselineSegmentColumn)
+        .where(BaselineSegmentColumn.baseline_id == baseline.id)
+        .order_by(
+            BaselineSegmentColumn.segment_feature,
+            BaselineSegmentColumn.segment_value,
+            BaselineSegmentColumn.position,
+        )
+    ).scalars()
+    for row in rows:
+        column = ColumnProfile(
+            name=row.name, kind=row.kind, rows=row.rows, missing=row.missing,
+            sorted_values=(None if row.sorted_values is None
+                           else np.frombuffer(row.sorted_values, dtype=FLOAT)),
+            categories=row.categories,
+            counts=None if row.counts is None else np.frombuffer(row.counts, dtype=COUNT),
+        )  # fmt: skip
+        values = out.setdefault(row.segment_feature, {})
+        profile = values.get(row.segment_value)
+        if profile is None:
+            profile = values[row.segment_value] = BaselineProfile(
+                rows=row.rows, features=[], prediction=None
+            )
+        if row.position == PREDICTION_POSITION:
+            profile.prediction = column
+        else:
+            profile.features.append(column)
+    return out
+
+
 def baseline_by_id(session: Session, baseline_id: int) -> Baseline | None:
     """Any baseline, deleted ones included (a run names the baseline it was computed with)."""
     return session.get(Baseline, baseline_id)
@@ -202,6 +270,9 @@ def delete_baseline(session: Session, *, baseline: Baseline, queue_to: int) -> N
     that one has the window already)."""
     baseline.deleted_at = utcnow()
     session.execute(delete(BaselineColumn).where(BaselineColumn.baseline_id == baseline.id))
+    session.execute(
+        delete(BaselineSegmentColumn).where(BaselineSegmentColumn.baseline_id == baseline.id)
+    )
     never_computed = (Run.baseline_id == baseline.id, Run.status == "pending",
                       Run.computations == 0)  # fmt: skip
     queued = aliased(Run)
@@ -229,6 +300,7 @@ def labeled(session: Session, *, model_id: int, start: datetime, end: datetime) 
         select(
             Prediction.prediction_value, Prediction.prediction_class,
             GroundTruth.label_value, GroundTruth.label_class, Prediction.model_version,
+            Prediction.chunk_id, Prediction.chunk_row,
         )
         .join(
             GroundTruth,
@@ -243,6 +315,8 @@ def labeled(session: Session, *, model_id: int, start: datetime, end: datetime) 
         label_values=np.array([np.nan if r[2] is None else r[2] for r in rows]),
         label_classes=[r[3] for r in rows],
         versions=[r[4] for r in rows],
+        chunk_ids=np.array([r[5] for r in rows], dtype=np.int64),
+        chunk_rows=np.array([r[6] for r in rows], dtype=np.int64),
     )
 
 

@@ -48,6 +48,7 @@ from driftwatch.monitoring import (
     profiles,
     repository,
     spans,
+    segments,
     versions,
 )
 from driftwatch.monitoring.estimation import LabeledScores
@@ -110,6 +111,57 @@ class ProfileCache:
 
 
 PROFILES = ProfileCache()
+
+
+class SegmentProfileCache:
+    """A baseline's prepared segments kept in memory as its profile is (``ProfileCache``):
+    read once per baseline and process, not once per run."""
+
+    def __init__(self, max_bytes: int = 1 << 30) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, int, str], segments.SegmentProfiles | None] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _size(prepared: segments.SegmentProfiles | None) -> int:
+        return sum(p.nbytes for values in (prepared or {}).values() for p in values.values())
+
+    def get(self, session: Session, baseline: Baseline) -> segments.SegmentProfiles | None:
+        bind = session.get_bind()
+        url = bind.engine.url if isinstance(bind, Connection) else bind.url
+        key = (str(url), baseline.id, baseline.created_at.isoformat())
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        prepared = repository.load_segment_profiles(session, baseline=baseline)
+        with self._lock:
+            self._items[key] = prepared
+            while (
+                len(self._items) > 1
+                and sum(self._size(p) for p in self._items.values()) > self.max_bytes
+            ):
+                self._items.popitem(last=False)
+        return prepared
+
+
+SEGMENT_PROFILES = SegmentProfileCache()
+
+
+def _prepare_segments(
+    session: Session, *, model: MonitoredModel, baseline: Baseline, window: chunks.WindowColumns,
+    features: list[FeatureSpec],
+) -> None:  # fmt: skip
+    """A new baseline of a model with segments: each segment feature's values prepared as
+    baselines of their own (CONTRACT section 10), once."""
+    names, min_rows = registry.segment_settings(model)
+    names = [n for n in names if any(f.name == n and f.kind == "categorical" for f in features)]
+    if not names:
+        return
+    prepared = segments.baseline_profiles(window, features, names, min_rows=min_rows)
+    repository.insert_segment_profiles(session, baseline=baseline, prepared=prepared)
 
 
 # -- baselines ---------------------------------------------------------------------------------
@@ -187,7 +239,8 @@ def baseline_from_raw(
             f"{len(valid.rejected)} of {raw.count} baseline records are invalid: "
             + _describe_rejections(valid.rejected, where)
         )
-    profile = profiles.profile(chunks.window_of(valid.columns), features, _cluster_by(model))
+    baseline_window = chunks.window_of(valid.columns)
+    profile = profiles.profile(baseline_window, features, _cluster_by(model))
     if model.task == BINARY:
         profile.labeled = _records_labeled_scores(raw, valid)
     warnings = list(use.warnings)
@@ -200,6 +253,8 @@ def baseline_from_raw(
         session, model_id=model.id, name=name, source=source, profile=profile,
         columns=use.summary(), warnings=warnings + _value_warnings(profile, model),
     )  # fmt: skip
+    _prepare_segments(session, model=model, baseline=baseline, window=baseline_window,
+                      features=features)  # fmt: skip
     model.active_baseline_id = baseline.id
     session.flush()
     return baseline
@@ -315,6 +370,7 @@ def baseline_from_window(
         columns=use.summary(), warnings=_value_warnings(profile, model),
         window_start=start, window_end=end,
     )  # fmt: skip
+    _prepare_segments(session, model=model, baseline=baseline, window=window, features=features)
     model.active_baseline_id = baseline.id
     session.flush()
     return baseline
@@ -450,8 +506,71 @@ def compute_run(
     )
     result.versions = _versions(session, model, run, result, profile, labeled,
                                 window=window, features=features)  # fmt: skip
+    _segments(session, model=model, run=run, result=result, baseline=baseline, profile=profile,
+              window=window, features=features, labeled=labeled,
+              label_horizon=label_horizon)  # fmt: skip
     return _store(session, model=model, run=run, result=result, distributions=distributions,
                   alerting=alerting, started=started)  # fmt: skip
+
+
+def _segments(
+    session: Session, *, model: MonitoredModel, run: Run, result: RunResult, baseline: Baseline,
+    profile: profiles.BaselineProfile, window: chunks.WindowColumns, features: list[FeatureSpec],
+    labeled: accuracy.Labeled, label_horizon: timedelta,
+) -> None:  # fmt: skip
+    """The run's segments (CONTRACT section 10), from the window the run read."""
+    names, min_rows = registry.segment_settings(model)
+    if not names:
+        return
+    if not len(window):
+        return
+    known = [n for n in names if any(f.name == n for f in features)]
+    if not known:
+        result.segments_reason = (
+            f"the baseline has no column for the segment features ({', '.join(names)})"
+        )
+        return
+    result.segments, result.segments_omitted = segments.compute_segments(
+        task=model.task, features=features,
+        settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
+        baseline=profile, prepared=SEGMENT_PROFILES.get(session, baseline), window=window,
+        labeled=labeled, segments=known, min_rows=min_rows,
+        performance=PerformanceSettings.from_model(model.performance),
+        past_horizon=run.window_end < utcnow() - label_horizon,
+    )  # fmt: skip
+
+
+SEGMENTS_NEED_ROWS = (
+    "segments need the window's rows, and retention removed them: summaries are kept for the "
+    "whole window, not per segment"
+)
+
+
+def _segments_beside_summaries(
+    session: Session, *, model: MonitoredModel, run: Run, result: RunResult, baseline: Baseline,
+    profile: profiles.BaselineProfile, features: list[FeatureSpec], labeled: accuracy.Labeled,
+    rows_exist: bool, label_horizon: timedelta,
+) -> None:  # fmt: skip
+    """A run from summaries: its segments from the window's rows while they exist (one read
+    of the window: summaries are not kept per segment), or a reason why there are none. An
+    earlier computation's segments stay when the rows are gone."""
+    names, _ = registry.segment_settings(model)
+    if not names:
+        return
+    if not rows_exist:
+        earlier = run.result
+        if earlier is not None and earlier.segments:
+            result.segments, result.segments_omitted = earlier.segments, earlier.segments_omitted
+        else:
+            result.segments_reason = SEGMENTS_NEED_ROWS
+        return
+    window = narrow(
+        read_window(session, model=model, start=run.window_start, end=run.window_end),
+        model, features,
+    )  # fmt: skip
+    _segments(session, model=model, run=run, result=result, baseline=baseline, profile=profile,
+              window=window, features=features, labeled=labeled,
+              label_horizon=label_horizon)  # fmt: skip
 
 
 def _summaries_instead(
@@ -523,6 +642,12 @@ def _compute_from_summaries(
     if run.kind == SPAN:
         result.span = spans.coverage(session, model=model, start=run.window_start,
                                      end=run.window_end, buckets=span.buckets)  # fmt: skip
+    else:  # a span's segments are its windows' own: reading a week's rows would undo its cost
+        _segments_beside_summaries(
+            session, model=model, run=run, result=result, baseline=baseline, profile=profile,
+            features=features, labeled=labeled, rows_exist=held >= span.rows,
+            label_horizon=label_horizon,
+        )  # fmt: skip
     earlier = run.result
     if earlier is not None and len(labeled) < earlier.labeled_rows:
         # retention removed the labels too: the accuracy computed while they existed stays
@@ -628,6 +753,7 @@ def narrow(
         prediction_values=window.prediction_values,
         class_codes=window.class_codes,
         classes=window.classes,
+        chunk_spans=window.chunk_spans,
     )
 
 

@@ -146,6 +146,33 @@ LabelCoverageMin = Annotated[
 ]  # fmt: skip
 
 
+SEGMENTS_MAX = 10  # segment features a model may name
+SegmentFeatures = Annotated[
+    list[FeatureName],
+    Field(
+        max_length=SEGMENTS_MAX,
+        description="categorical features whose values are segments: each run reports the "
+        "full result per value (CONTRACT section 10); [] removes them",
+    ),
+]
+SegmentMinRows = Annotated[
+    int,
+    Field(
+        ge=1, le=10_000_000,
+        description="the rows a value of a segment feature needs in a window to be reported "
+        "as a segment (default 200)",
+    ),
+]  # fmt: skip
+
+
+def _unique_segments(segments: list[str] | None) -> list[str] | None:
+    if segments is not None:
+        duplicated = sorted({n for n in segments if segments.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"segments: {duplicated[0]!r} is listed more than once")
+    return segments
+
+
 class ModelCreate(Strict):
     name: ModelName
     task: Task
@@ -154,6 +181,10 @@ class ModelCreate(Strict):
     drift: DriftSettings | None = None
     decision_threshold: DecisionThreshold | None = None
     label_coverage_min: LabelCoverageMin | None = None
+    segments: SegmentFeatures | None = None
+    segment_min_rows: SegmentMinRows | None = None
+
+    _segments = field_validator("segments")(_unique_segments)
 
     _window = field_validator("window")(_check_window)
     _features = field_validator("features")(_unique_features)
@@ -167,12 +198,15 @@ class ModelUpdate(Strict):
     drift: DriftSettings | None = None
     decision_threshold: DecisionThreshold | None = None
     label_coverage_min: LabelCoverageMin | None = None
+    segments: SegmentFeatures | None = None
+    segment_min_rows: SegmentMinRows | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ModelUpdate:
         if self.window is not None:
             _check_window(self.window)
         _unique_features(self.features)
+        _unique_segments(self.segments)
         return self
 
 
@@ -200,6 +234,12 @@ class ModelOut(BaseModel):
     )
     label_coverage_min: float = Field(
         description="the labeled share of a window's predictions at which it is mature"
+    )
+    segments: list[str] = Field(
+        default_factory=list, description="categorical features whose values are segments"
+    )
+    segment_min_rows: int = Field(
+        default=200, description="the rows a segment value needs in a window to be reported"
     )
     created_at: datetime
     counts: Counts | None = None

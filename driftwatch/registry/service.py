@@ -93,6 +93,40 @@ def check_drift_settings(
         check(setting.get("stattest"), kinds[feature], f"drift.per_feature.{feature}.stattest")
 
 
+DEFAULT_SEGMENT_MIN_ROWS = 200  # CONTRACT section 10
+
+
+def segment_settings(model: MonitoredModel) -> tuple[list[str], int]:
+    """The model's segment features and the rows a value needs to be a segment."""
+    return list(model.segments or []), model.segment_min_rows or DEFAULT_SEGMENT_MIN_ROWS
+
+
+def check_segments(segments: list[str] | None, features: list[dict[str, Any]]) -> None:
+    """Segments are categorical features of the model: refuse any other, naming it."""
+    if not segments:
+        return
+    kinds = {f["name"]: f["kind"] for f in features}
+    for name in segments:
+        if not kinds:
+            raise BadRequest(
+                f"segments: {name!r}: the model declares no features yet (they are taken from "
+                "its first baseline or batch); declare its features with the segments"
+            )
+        if name not in kinds:
+            raise BadRequest(
+                f"segments: {name!r} is not a feature of this model "
+                f"(its features: {', '.join(kinds)})"
+            )
+        if kinds[name] != "categorical":
+            categorical = [n for n, k in kinds.items() if k == "categorical"]
+            raise BadRequest(
+                f"segments: {name!r} is a {kinds[name]} feature; segments are the values of "
+                "categorical features ("
+                + (f"this model's: {', '.join(categorical)}" if categorical else "it has none")
+                + ")"
+            )
+
+
 def check_window(seconds: int, retention: Retention) -> None:
     """A window longer than the retention period could never be computed: its first
     predictions would be removed before it closed."""
@@ -134,6 +168,7 @@ def create(
         drift["false_alarms_per_month"] = drift_settings.DEFAULT_FALSE_ALARMS_PER_MONTH
     window_seconds = int(parse_duration(body.window).total_seconds())
     check_window(window_seconds, retention)
+    check_segments(body.segments, [f.model_dump() for f in body.features or []])
     model = MonitoredModel(
         name=body.name,
         task=body.task,
@@ -141,6 +176,8 @@ def create(
         features=[f.model_dump() for f in body.features or []],
         drift=drift,
         performance=_performance(None, body.decision_threshold, body.label_coverage_min),
+        segments=body.segments or None,
+        segment_min_rows=body.segment_min_rows,
     )
     session.add(model)
     try:
@@ -218,6 +255,11 @@ def update(
         )
     if body.drift is not None or body.features is not None:
         check_drift_settings(model.drift, model.features or [], model=model.name, task=model.task)
+    if body.segments is not None:
+        check_segments(body.segments, model.features or [])
+        model.segments = body.segments or None
+    if body.segment_min_rows is not None:
+        model.segment_min_rows = body.segment_min_rows
     session.flush()
     return model
 
@@ -248,6 +290,8 @@ def to_out(model: MonitoredModel, counts: Counts | None = None) -> ModelOut:
         window=format_duration(model.window_seconds),
         drift=drift_out(model),
         **asdict(drift_settings.PerformanceSettings.from_model(model.performance)),
+        segments=list(model.segments or []),
+        segment_min_rows=model.segment_min_rows or DEFAULT_SEGMENT_MIN_ROWS,
         created_at=model.created_at,
         counts=counts,
     )

@@ -159,9 +159,32 @@ class WindowColumns:
     prediction_values: npt.NDArray[np.float64]  # NaN where the prediction is a class
     class_codes: npt.NDArray[np.int32]  # -1 where the prediction is a number
     classes: list[str]
+    # Where each stored chunk's rows landed (read from the database only): chunk id, its
+    # first row in the window, and the chunk rows kept (None: all of them, in order). What
+    # joins a prediction row (chunk_id, chunk_row) to its features, e.g. a label's segment.
+    chunk_spans: list[tuple[int, int, npt.NDArray[np.int64] | None]] | None = None
 
     def __len__(self) -> int:
         return len(self.timestamps_us)
+
+    def rows_at(
+        self, chunk_ids: npt.NDArray[np.int64], chunk_rows: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """The window row of each (chunk id, row in that chunk); -1 where it is not in the
+        window (or the window was not read with its chunk spans)."""
+        out = np.full(len(chunk_ids), -1, dtype=np.int64)
+        for chunk_id, first, kept in self.chunk_spans or []:
+            mine = np.flatnonzero(chunk_ids == chunk_id)
+            if not mine.size:
+                continue
+            rows = chunk_rows[mine]
+            if kept is None:
+                out[mine] = first + rows
+                continue
+            at = np.searchsorted(kept, rows)
+            found = (at < len(kept)) & (kept[np.minimum(at, len(kept) - 1)] == rows)
+            out[mine[found]] = first + at[found]
+        return out
 
     def category_values(self, position: int) -> list[str | None]:
         """The values of one categorical feature as text (None = missing)."""
@@ -196,15 +219,21 @@ class WindowBuilder:
         self.categories: list[dict[str, int]] = [{} for _ in range(cat_width)]
         self.classes: dict[str, int] = {}
         self.rows = 0
+        self.spans: list[tuple[int, int, npt.NDArray[np.int64] | None]] = []
 
-    def add(self, chunk: DecodedChunk, *, start_us: int, end_us: int) -> None:
+    def add(
+        self, chunk: DecodedChunk, *, start_us: int, end_us: int, chunk_id: int | None = None
+    ) -> None:
         """Rows of the chunk inside [start, end); an older chunk stored before features were
-        added leaves them missing."""
+        added leaves them missing. ``chunk_id``: its id, to find its rows again."""
         inside = (chunk.timestamps_us >= start_us) & (chunk.timestamps_us < end_us)
         count = int(np.count_nonzero(inside))
         if count == 0:
             return
         whole = count == len(inside)
+        if chunk_id is not None:
+            kept = None if whole else np.flatnonzero(inside).astype(np.int64)
+            self.spans.append((chunk_id, self.rows, kept))
         rows = slice(self.rows, self.rows + count)
 
         def pick(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -235,6 +264,7 @@ class WindowBuilder:
             prediction_values=self.prediction_values[rows],
             class_codes=self.class_codes[rows],
             classes=list(self.classes),
+            chunk_spans=self.spans or None,
         )
 
 

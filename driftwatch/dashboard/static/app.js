@@ -157,6 +157,65 @@ function heatmap(el, data) {
   });
 }
 
+// CONTRACT section 10: the last window's segments (rows) against its features (columns) for
+// one metric of the features' entries; a click opens that segment's drift heatmap
+function segments(el, data) {
+  const m = data.segment_matrix;
+  if (!m || !m.cells.length) { empty(el, "No segment in the last window."); return; }
+  const known = m.cells.filter((c) => c[2] !== null && c[2] !== undefined);
+  const values = known.map((c) => c[2]);
+  const pvalue = m.metric === "p_value";
+  const intensity = m.metric === "score";  // the score against its own threshold, as the heatmap
+  const low = intensity ? 0 : values.length ? Math.min(...values) : 0;
+  const high = intensity ? m.max : values.length ? Math.max(...values) : 1;
+  const narrow = el.clientWidth < 500;
+  const label = (i) => `${m.segments[i]} (${m.rows[i].toLocaleString("en")} rows)`;
+  const chart = make(el, "segments", {
+    grid: { left: narrow ? 110 : 190, right: narrow ? 8 : 20, top: 10, bottom: 90 },
+    xAxis: { type: "category", data: m.features, axisLabel: { rotate: 30, hideOverlap: false } },
+    yAxis: { type: "category", data: m.segments.map((_, i) => label(i)), inverse: true,
+             axisLabel: { width: narrow ? 100 : 180, overflow: "truncate" } },
+    visualMap: { min: pvalue ? 0 : low, max: pvalue ? 1 : Math.max(high, low + 1e-9),
+                 calculable: false, orient: "horizontal", left: "center", bottom: 0,
+                 itemHeight: 160, textGap: 8, seriesIndex: 0,
+                 text: intensity ? ["far past threshold", "no drift"] : pvalue ? ["1", "0"] : [num(high), num(low)],
+                 inRange: { color: pvalue ? ["#b91c1c", "#f97316", "#fcd34d", "#c7d2fe", "#eef2ff"]
+                                          : ["#eef2ff", "#c7d2fe", "#fcd34d", "#f97316", "#b91c1c"] } },
+    tooltip: {
+      formatter: (p) => {
+        const cell = m.cells.find((c) => c[0] === p.value[0] && c[1] === p.value[1]);
+        if (!cell) return "";
+        const share = m.drifted_share[cell[1]];
+        const against = m.baseline[cell[1]] === "whole" ? "the whole baseline" : "its own segment of the baseline";
+        const shown = intensity ? `${esc(cell[5])}: ${num(cell[4])} (threshold ${num(cell[6])})` : `${esc(m.metric)}: ${num(cell[2])}`;
+        const few = cell[7] ? "<br><b>not enough rows to tell</b>" : "";
+        return `<b>${esc(m.segments[cell[1]])}</b> · ${esc(m.features[cell[0]])}<br>${shown}${few}` +
+               (cell[3] ? '<br><b style="color:#b91c1c">drifted</b>' : "") +
+               `<br>segment drifted share ${share === null ? "–" : Math.round(share * 100) + "%"}, against ${against}`;
+      },
+    },
+    series: [
+      { type: "heatmap", data: known.map((c) => [c[0], c[1], c[2]]), itemStyle: { borderColor: "#fff", borderWidth: 1 },
+        emphasis: { itemStyle: { borderColor: "#111" } } },
+      { type: "scatter", name: "drifted", data: m.cells.filter((c) => c[3]).map((c) => [c[0], c[1]]),
+        symbolSize: 5, itemStyle: { color: "#111827" }, silent: true, z: 3 },
+      { type: "heatmap", name: "not enough rows", data: known.filter((c) => c[7] && !c[3]).map((c) => [c[0], c[1], c[2]]),
+        itemStyle: { color: "#e2e8f0", borderColor: "#fff", borderWidth: 1,
+                     decal: { symbol: "rect", symbolSize: 1, color: "#94a3b8", dashArrayX: [1, 0],
+                              dashArrayY: [2, 4], rotation: Math.PI / 4 } },
+        emphasis: { itemStyle: { borderColor: "#111" } }, z: 2 },
+    ],
+  });
+  chart.on("click", (p) => {
+    const segment = m.segments[p.value[1]];
+    if (segment !== undefined && data.segment_url) {
+      const query = new URLSearchParams(window.location.search);
+      query.set("segment", segment);
+      window.location.href = `${data.segment_url}?${query}`;
+    }
+  });
+}
+
 function drift(el, data) {
   const d = data.drifted_share;
   if (!d || !d.mean.length) { empty(el, data.empty || "No runs in this range."); return; }
@@ -404,7 +463,7 @@ function missing(el, data) {
 
 const DRAW = {
   spark: (el) => spark(el),
-  heatmap, drift, accuracy, performance, score, missing, versions,
+  heatmap, drift, accuracy, performance, score, missing, versions, segments,
   prediction: (el, data) => bars(el, "prediction", data.prediction, "last window",
                                    data.prediction_missing || data.empty),
   distribution: (el, data) => bars(el, "distribution", data.distribution, "this window"),
