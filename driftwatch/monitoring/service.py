@@ -47,8 +47,8 @@ from driftwatch.monitoring import (
     from_summaries,
     profiles,
     repository,
-    spans,
     segments,
+    spans,
     versions,
 )
 from driftwatch.monitoring.estimation import LabeledScores
