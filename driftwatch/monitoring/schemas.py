@@ -18,7 +18,6 @@ from pydantic import (
 )
 
 from driftwatch.core.result import (
-    BaselineSpan,
     ColumnDrift,
     DatasetDrift,
     FeatureDrift,
@@ -170,13 +169,21 @@ class BaselineRef(BaseModel):
     start: datetime | None = Field(
         default=None,
         description="the span of traffic compared with (a trailing or lag baseline: this "
-        "run's; a baseline from a window: that window); null for records and files",
+        "run's; a baseline from a window: that window); absent for records and files",
     )
     end: datetime | None = None
 
-    @field_serializer("start", "end")
-    def _iso(self, moment: datetime | None) -> str | None:
-        return None if moment is None else iso(moment)
+    @model_serializer(mode="wrap")
+    def _span_when_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``{"id", "name"}`` as the contract writes it; ``start`` and ``end`` when known."""
+        out: dict[str, Any] = handler(self)
+        for key in ("start", "end"):
+            moment = getattr(self, key)
+            if moment is None:
+                out.pop(key, None)
+            else:
+                out[key] = iso(moment)
+        return out
 
 
 class RunOut(RunResult):
@@ -204,8 +211,6 @@ class RunOut(RunResult):
     dataset: DatasetDrift | None = None  # type: ignore[assignment]
     accuracy: dict[str, float] | None = None
     quality: Quality | None = None  # type: ignore[assignment]
-    # named in ``baseline`` (start, end), not repeated
-    baseline_span: BaselineSpan | None = Field(default=None, exclude=True)
 
     @field_serializer("computed_at")
     def _iso(self, moment: datetime | None) -> str | None:
