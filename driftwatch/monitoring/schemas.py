@@ -84,7 +84,7 @@ class BaselineCreate(Strict):
         given = [self.records, self.from_window, self.trailing, self.lag]
         if sum(source is not None for source in given) != 1:
             raise ValueError(
-                "give one of 'records', 'from_window', 'trailing' or 'lag' (or upload a file)"
+                "give either 'records' or 'from_window', or 'trailing' or 'lag' (or upload a file)"
             )
         return self
 
@@ -168,8 +168,8 @@ class BaselineRef(BaseModel):
     name: str | None
     start: datetime | None = Field(
         default=None,
-        description="the span of traffic compared with (a trailing or lag baseline: this "
-        "run's; a baseline from a window: that window); absent for records and files",
+        description="a trailing or lag baseline: the span of traffic this run compared with "
+        "(absent for other baselines)",
     )
     end: datetime | None = None
 

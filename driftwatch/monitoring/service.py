@@ -851,8 +851,6 @@ def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> Run
     pending no numbers yet."""
     result = run.result.model_dump() if run.result else {}
     span = run.result.baseline_span if run.result else None
-    if span is None and baseline is not None and baseline.window_start and baseline.window_end:
-        span = BaselineSpan(start=baseline.window_start, end=baseline.window_end)
     if result and result.get("baseline_rows") is None and baseline is not None:
         if baseline.source not in moving.MOVING:  # a run stored before it said so
             result["baseline_rows"] = baseline.rows
