@@ -12,6 +12,14 @@ times (medians printed):
 - summaries: the merge of the window's batch summaries and ``compute_from_summaries``;
 and checks every feature's score from summaries is within its ``max_error`` of the exact one.
 No database: the storage of summaries is measured by ``benchmarks/summaries.py``.
+
+``--span-hours 168 --rows-per-hour 100000`` then times a span (a week of an hourly model at
+100,000 rows an hour: 16.8M rows) beside one of its hourly windows, both from summaries, in
+the same invocation: each hour's summaries are built (not timed) with the builder ingest uses
+(``NumericalSummary.of`` per column, category counts) from that hour's 100,000 rows as one
+batch, i.e. as a compacted bucket is stored, and serialized as stored (``dumps``); then timed:
+reading them back (``loads``), one merge per column, and ``compute_from_summaries``, which is
+what a run of the window or of the span costs but for the database query.
 """
 
 from __future__ import annotations
@@ -66,11 +74,13 @@ def window(rows: int, *, seed: int, drifted: bool) -> WindowColumns:
     )  # fmt: skip
 
 
-def batch_summaries(data: WindowColumns) -> list[dict[tuple[str, str], summaries.ColumnSummary]]:
+def batch_summaries(
+    data: WindowColumns, batch: int = BATCH
+) -> list[dict[tuple[str, str], summaries.ColumnSummary]]:
     parts = []
-    for start in range(0, len(data), BATCH):
+    for start in range(0, len(data), batch):
         part: dict[tuple[str, str], summaries.ColumnSummary] = {}
-        piece = slice(start, start + BATCH)
+        piece = slice(start, start + batch)
         for i in range(N_NUM):
             part[(FEATURE, f"num_{i}")] = summaries.NumericalSummary.of(data.num_values[piece, i])
         for i in range(N_CAT):
@@ -95,6 +105,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--baseline", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--span-hours",
+        type=int,
+        default=0,
+        help="also time a span of this many hourly buckets (168: a week)",
+    )
+    parser.add_argument("--rows-per-hour", type=int, default=100_000)
     args = parser.parse_args()
     settings = DriftSettings.from_model({"verdict": "evidently"})
     baseline = profiles.profile(window(args.baseline, seed=1, drifted=False), FEATURES)
@@ -128,6 +145,51 @@ def main() -> None:
         print(f"{rows:>10,} {exact_s:>9.3f} {summary_s:>12.3f} {exact_s / summary_s:>7.1f}"
               f" {max(errors):>10.2g} {max(bounds):>10.2g} {within!s:>7}"
               f"  verdicts agree: {same_verdicts}")  # fmt: skip
+    if args.span_hours:
+        span_versus_window(args.span_hours, args.rows_per_hour, baseline, settings, args.repeat)
+
+
+def _timed_from_stored(
+    stored: list[dict[tuple[str, str], bytes]], rows: int, baseline: profiles.BaselineProfile,
+    settings: DriftSettings, repeat: int,
+) -> tuple[float, float, float]:  # fmt: skip
+    """Median seconds to read back, merge and compute a run from these stored bucket
+    summaries; and the largest bound on a score, the largest score."""
+    labeled = accuracy.Labeled(np.zeros(0), [], np.zeros(0), [])
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        parts = [{key: summaries.loads(body) for key, body in part.items()} for part in stored]
+        result, _ = from_summaries.compute_from_summaries(
+            task="regression", features=FEATURES, settings=settings, baseline=baseline,
+            span=merged(parts, rows), labeled=labeled, rejected=0, rows_exist=False,
+        )  # fmt: skip
+        times.append(time.perf_counter() - started)
+    bounds = [f.max_error or 0.0 for f in result.features]
+    return statistics.median(times), max(bounds), max(f.score or 0.0 for f in result.features)
+
+
+def span_versus_window(hours: int, per_hour: int, baseline: profiles.BaselineProfile,
+                       settings: DriftSettings, repeat: int) -> None:  # fmt: skip
+    """A span of ``hours`` hourly buckets beside one hourly window, both from summaries."""
+    stored = []
+    started = time.perf_counter()
+    for hour in range(hours):
+        (part,) = batch_summaries(window(per_hour, seed=100 + hour, drifted=True), per_hour)
+        stored.append({key: summaries.dumps(summary) for key, summary in part.items()})
+    built = time.perf_counter() - started
+    size = sum(len(body) for part in stored for body in part.values())
+    print(
+        f"\nspan of {hours} hourly buckets at {per_hour:,} rows an hour ({hours * per_hour:,} "
+        f"rows; summaries built in {built:.0f} s, not timed; stored {size / 2**20:.1f} MiB)"
+    )
+    print(f"{'run':>16} {'rows':>12} {'seconds':>9} {'max bound':>10}")
+    one_s, one_bound, _ = _timed_from_stored(stored[:1], per_hour, baseline, settings, repeat)
+    span_s, span_bound, _ = _timed_from_stored(stored, hours * per_hour, baseline, settings,
+                                               repeat)  # fmt: skip
+    print(f"{'one window':>16} {per_hour:>12,} {one_s:>9.3f} {one_bound:>10.2g}")
+    print(f"{f'span ({hours} h)':>16} {hours * per_hour:>12,} {span_s:>9.3f} {span_bound:>10.2g}")
+    print(f"span / window: {span_s / one_s:.2f} (medians of {repeat})")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ In one run, on a scratch database it creates and drops:
   subprocess, timed until ``flush()`` says every record is acknowledged (validated, de-duplicated,
   stored with its keys and indexes, and its column summaries kept);
 - sdk, no summaries: the same against a second ``driftwatch serve`` on the same database with
-  ``DRIFTWATCH_SUMMARIES=0`` (the two SDK paths alternate which goes first in each round).
+  ``DRIFTWATCH_SUMMARIES=0`` (the two SDK paths alternate which goes first in each round);
+- shadow: ``driftwatch.Client.log_shadow_prediction`` for every prediction id of the sdk path
+  (one challenger version), into the same serve, timed likewise: shadow predictions must be
+  taken at least at the rate served ones are.
 Prints the median rate of each over --repeat rounds, their ratios, and the median cost of one
 ``log_prediction`` call in the caller's thread.
 """
@@ -121,6 +124,30 @@ def sdk_path(
     return len(records) / elapsed, costs
 
 
+def shadow_path(
+    server: str, key: str, model: str, records: list[dict[str, Any]], spool: Path
+) -> float:
+    """Rows per second of shadow predictions (one version) for these records' ids through the
+    SDK until acknowledged."""
+    with driftwatch.Client(
+        server, api_key=key, spool_dir=spool, senders=SENDERS, batch_size=BATCH
+    ) as client:
+        start = time.perf_counter()
+        for record in records:
+            client.log_shadow_prediction(
+                model,
+                prediction_id=record["prediction_id"],
+                model_version="challenger",
+                prediction=1 - record["prediction"],
+            )
+        if not client.flush(timeout=600):
+            raise RuntimeError(f"{client.pending()} shadow records not acknowledged")
+        elapsed = time.perf_counter() - start
+        if client.rejected:
+            raise RuntimeError(f"{len(client.rejected)} shadow records rejected")
+    return len(records) / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -144,7 +171,7 @@ def main() -> None:
     try:
         no_summaries = {"DRIFTWATCH_ADMIN_KEY": key, "DRIFTWATCH_SUMMARIES": "0"}
         servers.append(start_serve(url, args.port + 1, workdir / "plain.log", env=no_summaries))
-        raw_rates, sdk_rates, plain_rates, all_costs = [], [], [], []
+        raw_rates, sdk_rates, plain_rates, shadow_rates, all_costs = [], [], [], [], []
         for round_number in range(args.repeat):
             records = make_records(args.rows, seed=round_number)
             # The input data is the same for both paths; keep the collector from walking its
@@ -165,12 +192,15 @@ def main() -> None:
                 rates.append(rate)
                 if label == "sdk":
                     all_costs.extend(costs)
+                    shadow_spool = workdir / f"shadow-{round_number}"
+                    shadow_rates.append(shadow_path(server_url, key, model, records, shadow_spool))
             del records
             gc.unfreeze()
             print(
                 f"round {round_number + 1}: raw COPY {raw_rates[-1]:>9,.0f} rows/s   "
                 f"SDK -> serve {sdk_rates[-1]:>9,.0f} rows/s   "
-                f"without summaries {plain_rates[-1]:>9,.0f} rows/s",
+                f"without summaries {plain_rates[-1]:>9,.0f} rows/s   "
+                f"shadow {shadow_rates[-1]:>9,.0f} rows/s",
                 flush=True,
             )
         raw, sdk = statistics.median(raw_rates), statistics.median(sdk_rates)
@@ -195,6 +225,13 @@ def main() -> None:
         print(
             f"ratio with / without summaries      : {statistics.median(kept):>9.2f}  "
             f"(median of rounds {', '.join(f'{x:.2f}' for x in kept)}; aim >= 0.80)"
+        )
+        print(f"shadow predictions, SDK -> serve   : "
+              f"{statistics.median(shadow_rates):>9,.0f} rows/s")  # fmt: skip
+        shadowed = [h / s for h, s in zip(shadow_rates, sdk_rates, strict=True)]
+        print(
+            f"ratio shadow / served predictions   : {statistics.median(shadowed):>9.2f}  "
+            f"(median of rounds {', '.join(f'{x:.2f}' for x in shadowed)}; aim >= 1)"
         )
         median_us = statistics.median(all_costs) / 1000
         p99_us = np.percentile(all_costs, 99) / 1000

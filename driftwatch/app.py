@@ -29,7 +29,14 @@ from driftwatch.dashboard.endpoints import error_page, login_redirect
 from driftwatch.dashboard.endpoints import router as dashboard_router
 from driftwatch.dashboard.security import SecurityHeaders
 from driftwatch.dashboard.session import Signer, SignInRequired
-from driftwatch.errors import DriftwatchError, ErrorItem, ErrorOut, InvalidPayload, RetryLater
+from driftwatch.errors import (
+    DriftwatchError,
+    ErrorItem,
+    ErrorOut,
+    InvalidPayload,
+    RetryLater,
+    ServiceUnavailable,
+)
 from driftwatch.guard import RequestGuard
 from driftwatch.ingest.endpoints import router as ingest_router
 from driftwatch.monitoring.endpoints import router as monitoring_router
@@ -90,6 +97,14 @@ async def _driftwatch_error(request: Request, error: Exception) -> Response:
     return JSONResponse(status_code=error.status_code, content=body, headers=headers)
 
 
+async def _database_unavailable(request: Request, error: Exception) -> Response:
+    """The database refused for now (SQLite's write lock held past its busy timeout by a long
+    writer, a connection refused, the pool exhausted): 503, worth sending again, never a 500.
+    Nothing of the request was committed: its transaction rolled back with the error."""
+    unavailable = ServiceUnavailable(db.unavailable_message(error), retry_after=2)
+    return await _driftwatch_error(request, unavailable)
+
+
 async def _internal_error(request: Request, error: Exception) -> Response:
     """An unexpected failure: the documented error body, and the security headers every answer
     carries (this answer comes from Starlette's outermost layer, outside ``SecurityHeaders``).
@@ -144,6 +159,8 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DriftwatchError, _driftwatch_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for unavailable in db.UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(registry_router)
     app.include_router(ingest_router)

@@ -12,12 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session
 
 from driftwatch.config import get_settings
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+
+
+# What a database that is busy or down raises (SQLite's write lock held past its busy timeout,
+# a connection refused, the pool exhausted): the API answers 503, worth sending again.
+UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, SQLAlchemyTimeoutError)
+
+
+def unavailable_message(error: Exception) -> str:
+    reason = str(getattr(error, "orig", error)).strip().splitlines()[0][:200]
+    return f"the database is busy or cannot be reached ({reason}): send again later"
 
 
 def is_sqlite(url: str) -> bool:

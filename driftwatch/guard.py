@@ -120,7 +120,12 @@ class RequestGuard:
         if needed is None and method == "POST" and _is_dashboard_form(scope["path"]):
             # A dashboard form (silence, redeliver, sign out): a signed session cookie first,
             # before its body is read (who holds none is sent to sign in).
-            if not await _signed_in(app, scope):
+            try:
+                signed_in = await _signed_in(app, scope)
+            except db.UNAVAILABLE as error:  # no handler renders what a middleware raises
+                await _error(scope, receive, send, 503, db.unavailable_message(error), 2)
+                return
+            if not signed_in:
                 await RedirectResponse("/login", status_code=303)(scope, receive, send)
                 return
         if needed is not None:
@@ -128,7 +133,11 @@ class RequestGuard:
             if token is None:
                 await _error(scope, receive, send, 401, MISSING_KEY)
                 return
-            principal = await _verify(app, token)
+            try:
+                principal = await _verify(app, token)
+            except db.UNAVAILABLE as error:  # no handler renders what a middleware raises
+                await _error(scope, receive, send, 503, db.unavailable_message(error), 2)
+                return
             if principal is None:
                 await _error(scope, receive, send, 401, INVALID_KEY)
                 return

@@ -55,8 +55,9 @@ DESCRIPTIONS = {
     429: "Over this key's ingest rate (`DRIFTWATCH_INGEST_RATE_LIMIT`), or this key has "
     "`DRIFTWATCH_MAX_REQUESTS_PER_KEY` requests in progress already: send again after "
     "`Retry-After` seconds",
-    503: "Not available now: the database cannot be reached, or another process is computing "
-    "the window (then ask again after `Retry-After` seconds)",
+    503: "Not available now: the database is busy (SQLite's write lock held past its busy "
+    "timeout) or cannot be reached, or another process is computing the window: ask again "
+    "after `Retry-After` seconds",
 }
 
 ERROR_OUT = "#/components/schemas/ErrorOut"
@@ -78,8 +79,8 @@ def _needs_key(dependant: Dependant) -> bool:
 
 def error_statuses(route: APIRoute, method: str, path: str) -> list[int]:
     statuses = {422, *OWN_ERRORS.get((method, path), ())}
-    if _needs_key(route.dependant):
-        statuses |= {401, 403, 429}
+    if _needs_key(route.dependant):  # the key is looked up in the database: 503 when it is busy
+        statuses |= {401, 403, 429, 503}
     if method in BODY_METHODS:
         statuses |= {408, 413}
     if route.dependant.path_params:

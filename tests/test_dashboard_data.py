@@ -133,7 +133,8 @@ def test_the_pages_show_the_budget_and_too_few_rows_apart_from_no_drift(
     # the heatmap: the too-small window is its own kind of cell, with what it could detect
     heat = _page_data(text)["heatmap"]
     cells = {heat["features"][c[1]]: c for c in heat["cells"]}
-    assert cells["age"][4:] == [0, cells["age"][5], 1, 0.23, 0.41]  # not drifted, insufficient
+    assert cells["age"][4:] == [0, cells["age"][5], 1, 0.23, 0.41, None]  # not drifted, too few
+    # rows to tell; from rows: no bound
     assert cells["income"][4] == 1
     assert cells["income"][6] == 0
     assert cells["state"][6] == 0
@@ -204,3 +205,12 @@ def test_the_model_page_lists_the_last_windows_versions_and_shadows(
     assert " 1 " in served  # the served model's accuracy on its own labels
     assert " 0 " in shadow  # it never agrees: its classes are the served ones flipped
     assert "worse" in shadow  # -1 accuracy, its interval below 0
+    over_time = _page_data(page.text)["versions"]
+    assert over_time["metric"] == "accuracy"
+    assert {name: [share for _, share in points]
+            for name, points in over_time["served"].items()} == {
+        "v4": [pytest.approx(40 / 60)], "v4.1": [pytest.approx(20 / 60)]}  # fmt: skip
+    (delta,) = over_time["shadow"]["v5"]["value"]
+    assert delta[1] == pytest.approx(-1.0)
+    assert over_time["shadow"]["v5"]["upper"][0][1] < 0
+    assert 'data-chart="versions"' in page.text

@@ -213,9 +213,10 @@ def test_a_lag_baseline_compares_with_the_same_window_that_far_back(api: TestCli
     run = _run(api, name, _hour(2), _hour(1))
     assert (run["baseline"]["start"], run["baseline"]["end"]) == (_iso(_hour(4)), _iso(_hour(3)))
     assert run["baseline_rows"] == 70
-    # a custom run of two hours: the two hours two hours back
+    # a run of two windows: the two hours two hours back
     longer = _run(api, name, _hour(3), _hour(1))
-    assert longer["kind"] == "custom"
+    assert longer["kind"] == "span"  # two whole windows
+    assert longer["span"]["windows"] == 2
     assert (longer["baseline"]["start"], longer["baseline"]["end"]) == (
         _iso(_hour(5)), _iso(_hour(3)))  # fmt: skip
     assert longer["baseline_rows"] == 30 + 70

@@ -188,6 +188,19 @@ def test_old_raw_data_goes_and_the_history_stays(own_database: str, backend: str
         refused = api.post(f"/api/v1/models/{name}/runs", json={**expired, "exact": True})
         assert refused.status_code == 409, refused.text
         assert "removed by the retention policy" in refused.json()["detail"]
+        # a span of two expired days is its buckets' summaries; a range cutting a bucket is
+        # refused, naming the whole windows to ask for
+        two = {"start": runs[1]["window"]["start"], "end": runs[2]["window"]["end"]}
+        span = ok(api.post(f"/api/v1/models/{name}/runs", json=two))
+        assert (span["kind"], span["source"], span["rows"]) == (
+            "span", "summaries", runs[1]["rows"] + runs[2]["rows"])  # fmt: skip
+        assert span["span"]["windows"] == 2
+        cut = {"start": (datetime.fromisoformat(expired["start"]) + timedelta(minutes=30))
+               .isoformat(), "end": expired["end"]}  # fmt: skip
+        refused = api.post(f"/api/v1/models/{name}/runs", json=cut)
+        assert refused.status_code == 409, refused.text
+        assert "cuts a bucket" in refused.json()["detail"]
+        assert f"ask for whole windows, such as {expired['start']}" in refused.json()["detail"]
         refused = api.post(f"/api/v1/models/{name}/baselines",
                            json={"name": "old", "from_window": expired})  # fmt: skip
         assert refused.status_code == 409, refused.text

@@ -60,7 +60,9 @@ def runs_of(engine: Engine, name: str) -> list[Run]:
         model_id = session.scalars(
             select(MonitoredModel.id).where(MonitoredModel.name == name)
         ).one()
-        return list(session.scalars(select(Run).where(Run.model_id == model_id)
+        # (not the day and week spans the scheduler keeps for the dashboard's long ranges)
+        return list(session.scalars(select(Run).where(Run.model_id == model_id,
+                                                      Run.kind != "span")
                                     .order_by(Run.window_start)))  # fmt: skip
 
 
@@ -125,6 +127,30 @@ def test_late_labels_recompute_their_window(own: Own) -> None:
     assert [r.computations for r in after] == [1, 2]
     assert after[1].result is not None
     assert after[1].result.accuracy is not None
+
+
+def test_late_shadow_predictions_recompute_their_window(own: Own) -> None:
+    """A shadow prediction sent after its served prediction's window was computed marks that
+    window for recompute, as a late label does; one sent again (a duplicate) does not."""
+    api, settings, engine = own.api, own.settings, own.engine
+    history = model_with_history(api, windows=2)
+    ticker = scheduler(settings, engine)
+    ticker.tick()
+    before = runs_of(engine, history["name"])[:2]
+    assert before[0].result is not None
+    assert [v.role for v in before[0].result.versions] == ["served"]
+    shadows = {"records": [{"prediction_id": f"h-{i}", "model_version": "v2", "prediction": 0.5}
+                           for i in range(5, 15)]}  # the first window's  # fmt: skip
+    post(api, f"/api/v1/models/{history['name']}/shadow-predictions", shadows)
+    ticker.tick()
+    after = runs_of(engine, history["name"])[:2]
+    assert [r.computations for r in after] == [2, 1]
+    assert after[0].result is not None
+    shadow = next(v for v in after[0].result.versions if v.role == "shadow")
+    assert (shadow.model_version, shadow.rows) == ("v2", 10)
+    post(api, f"/api/v1/models/{history['name']}/shadow-predictions", shadows)  # a retry
+    ticker.tick()
+    assert [r.computations for r in runs_of(engine, history["name"])[:2]] == [2, 1]
 
 
 def test_one_failing_model_does_not_stop_the_others(own: Own) -> None:

@@ -97,3 +97,56 @@ def test_predictions_without_a_version_are_one_slice(api: TestClient) -> None:
 )
 def test_version_metrics_are_in_the_vocabulary(metric: str, known: bool) -> None:
     assert (metric_problem(metric) is None) is known
+
+
+def _ages(seed: int, count: int, shift: float = 0.0) -> list[float]:
+    return [round(float(v), 2) for v in np.random.default_rng(seed).normal(40 + shift, 10, count)]
+
+
+def test_each_served_version_gets_its_features_drift_from_the_window_read(
+    api: TestClient,
+) -> None:
+    """A rollout whose new version serves other traffic (older users): its features drift
+    and the old version's do not; each version's scores are those of a window holding that
+    version's rows alone, so the rows were matched to their versions (interleaved, and over
+    batches sent out of time order)."""
+    base = _ages(7, 3000)
+    feats = lambda ages: lambda i: {"age": ages[i], "state": ("CA", "NY", "TX")[i % 3]}  # noqa: E731
+    old, new = _ages(8, 900), _ages(9, 600, shift=8)
+    v1 = predictions(900, features=feats(old), model_version="v1",
+                     step=timedelta(seconds=3))  # fmt: skip
+    v2 = predictions(600, features=feats(new), model_version="v2", prefix="q",
+                     start=T0 + timedelta(seconds=1), step=timedelta(seconds=4))  # fmt: skip
+    records = [r for pair in zip(v1[:600], v2, strict=True) for r in pair] + v1[600:]
+    both = model(api)
+    both.baseline(baseline_records(3000, features=feats(base)))
+    both.log(records[750:])  # the later half first
+    both.log(records[:750])
+    run = both.run(T0, T0 + HOUR)
+    by_version = {v["model_version"]: v for v in run["versions"]}
+    drifted = {name: {f["name"]: f["drifted"] for f in v["features"]}
+               for name, v in by_version.items()}  # fmt: skip
+    assert drifted == {"v1": {"age": False, "state": False}, "v2": {"age": True, "state": False}}
+    assert by_version["v2"]["dataset"]["drifted_share"] == pytest.approx(0.5)
+    alone = model(api)
+    alone.baseline(baseline_records(3000, features=feats(base)))
+    alone.log(v2)
+    own = alone.run(T0, T0 + HOUR)
+    assert [f["score"] for f in by_version["v2"]["features"]] == pytest.approx(
+        [f["score"] for f in own["features"]]
+    )
+    flat = RunResult.model_validate(run).metrics()
+    assert flat["version[v2].dataset.drifted_share"] == pytest.approx(0.5)
+    assert flat["version[v1].dataset.drifted"] == 0.0
+
+
+def test_a_version_of_few_rows_is_insufficient_not_no_drift(api: TestClient) -> None:
+    feats = lambda ages: lambda i: {"age": ages[i], "state": ("CA", "NY", "TX")[i % 3]}  # noqa: E731
+    m = model(api)
+    m.baseline(baseline_records(3000, features=feats(_ages(7, 3000))))
+    m.log(predictions(900, features=feats(_ages(8, 900)), model_version="v1"))
+    m.log(predictions(12, features=feats(_ages(9, 12, shift=3)), model_version="canary",
+                      prefix="c"))  # fmt: skip
+    canary = next(v for v in m.run(T0, T0 + HOUR)["versions"] if v["model_version"] == "canary")
+    assert canary["rows"] == 12
+    assert {f["name"]: f["verdict"] for f in canary["features"]}["age"] == "insufficient"

@@ -132,6 +132,17 @@ class Difference(_Part):
     value: float
     lower: float
     upper: float
+    method: str | None = Field(
+        default=None,
+        description="how the paired 95% interval was made: mcnemar (accuracy of classes: "
+        "Newcombe's interval for paired proportions), delong (roc_auc), bootstrap (the "
+        "others: a paired percentile bootstrap over ids); null in runs stored before",
+    )
+    p_value: float | None = Field(
+        default=None,
+        description="mcnemar and delong: the two-sided p-value of no difference (mcnemar: "
+        "exact binomial on the discordant pairs)",
+    )
 
 
 class VersionSlice(_Part):
@@ -146,6 +157,18 @@ class VersionSlice(_Part):
     )
     prediction: ColumnDrift | None = Field(
         default=None, description="this version's predictions against the baseline's"
+    )
+    features: list[FeatureDrift] | None = Field(
+        default=None,
+        description="served, in a window of several versions computed from rows: each "
+        "feature of this version's rows against the whole baseline (null: the window holds "
+        "this version alone, so the run's features are its own; or it is computed from "
+        "summaries, which keep no version)",
+    )
+    dataset: DatasetDrift | None = Field(
+        default=None,
+        description="served: the dataset verdict of this version's features (the run's own "
+        "when the window holds this version alone)",
     )
     agreement: float | None = Field(
         default=None,
@@ -165,6 +188,20 @@ class BaselineSpan(_Part):
 
     start: datetime
     end: datetime
+
+
+class Span(_Part):
+    """What a run over several of the model's windows (kind ``span``) covers."""
+
+    start: str = Field(description="the span's start (ISO 8601, UTC), a window's start")
+    end: str = Field(description="the span's end, a window's end")
+    window_seconds: int = Field(description="the model's window when the span was computed")
+    windows: int = Field(description="the model's windows in the span")
+    windows_with_data: int = Field(description="those of its windows that held predictions")
+    buckets: int | None = Field(
+        default=None,
+        description="summary buckets merged into the span (null when computed from rows)",
+    )
 
 
 class RunResult(_Part):
@@ -224,6 +261,10 @@ class RunResult(_Part):
         description="a trailing or lag baseline: why its span could not be compared (no "
         "predictions in it) or holds less than asked (it starts before the model's first "
         "prediction); null otherwise",
+    )
+    span: Span | None = Field(
+        default=None,
+        description="a run over several of the model's windows (kind span): what it covers",
     )
 
     @classmethod
@@ -300,6 +341,9 @@ class RunResult(_Part):
             if version.prediction is not None:
                 flat[f"{prefix}.prediction.score"] = version.prediction.score
                 flat[f"{prefix}.prediction.drifted"] = _flag(version.prediction.drifted)
+            if version.dataset is not None:
+                flat[f"{prefix}.dataset.drifted_share"] = version.dataset.drifted_share
+                flat[f"{prefix}.dataset.drifted"] = _flag(version.dataset.drifted)
             if version.role == "shadow":
                 flat[f"{prefix}.agreement"] = version.agreement
             for name, difference in version.delta.items():

@@ -99,6 +99,12 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric("version[<version>].prediction.drifted", "1 if that version's prediction drifted"),
     Metric(
+        "version[<version>].dataset.drifted_share",
+        "served version: drifted features over tested ones, that version's rows against the "
+        "baseline",
+    ),
+    Metric("version[<version>].dataset.drifted", "1 if that version's dataset verdict is drift"),
+    Metric(
         "version[<version>].agreement",
         "shadow version: share of the shared prediction ids where its class agrees with the "
         "served one (regression: 1 - mean absolute difference / the served predictions' sd)",

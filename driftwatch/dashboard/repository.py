@@ -10,14 +10,17 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     Integer,
     String,
+    and_,
     case,
     cast,
     column,
     func,
+    or_,
     select,
     true,
     type_coerce,
@@ -33,7 +36,7 @@ from driftwatch.models import (
     RunMetric,
     RunMetricDay,
 )
-from driftwatch.models.monitoring import WINDOW
+from driftwatch.models.monitoring import SPAN, WINDOW
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,26 +133,41 @@ class TestedBucket:
     insufficient: bool = False
     detectable: float | None = None
     p_value: float | None = None
+    max_error: float | None = None  # the largest bound on a score from summaries (null: rows)
+
+
+def _epoch_seconds(session: Session, column: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.extract("epoch", column), BigInteger)
+    return cast(func.strftime("%s", column), Integer)
+
+
+def spans_of(session: Session, seconds: int) -> Any:
+    """The condition on runs that are spans of this length on its own bounds (a day from
+    midnight, a week from Thursday 00:00 UTC), the ones the scheduler keeps for the charts."""
+    start, end = (_epoch_seconds(session, c) for c in (Run.window_start, Run.window_end))
+    return and_(Run.kind == SPAN, end - start == seconds, start % seconds == 0)
 
 
 def feature_tests(
     session: Session, *, model_id: int, start: datetime, end: datetime, bucket_seconds: int,
-    feature: str | None = None,
+    feature: str | None = None, span: bool = False,
 ) -> list[TestedBucket]:  # fmt: skip
     """Each feature's scores per bucket of windows starting in range, read with the test,
     threshold and verdict each run stored with them (``result.features``): the metrics table
     keeps a score without the test that made it, and a model's tests change with its settings
-    (and with Evidently's default rule, with the data)."""
+    (and with Evidently's default rule, with the data). ``span``: of the span runs of
+    ``bucket_seconds`` instead, one a bucket."""
     document = type_coerce(Run.result, JSON)
     if session.get_bind().dialect.name == "postgresql":  # each entry parsed once, typed
         entries = func.json_to_recordset(document["features"]).table_valued(
             column("name", String), column("stattest", String), column("threshold", Float),
             column("score", Float), column("drifted", Boolean), column("verdict", String),
-            column("detectable", Float), column("p_value", Float),
+            column("detectable", Float), column("p_value", Float), column("max_error", Float),
         ).render_derived(name="entry", with_types=True)  # fmt: skip
         fields = [entries.c.name, entries.c.stattest, entries.c.threshold, entries.c.score,
                   cast(entries.c.drifted, Integer), entries.c.verdict, entries.c.detectable,
-                  entries.c.p_value]  # fmt: skip
+                  entries.c.p_value, entries.c.max_error]  # fmt: skip
     else:
         entries = (
             func.json_each(document, "$.features")
@@ -160,18 +178,21 @@ def feature_tests(
         fields = [entry["name"].as_string(), entry["stattest"].as_string(),
                   entry["threshold"].as_float(), entry["score"].as_float(),
                   entry["drifted"].as_integer(), entry["verdict"].as_string(),
-                  entry["detectable"].as_float(), entry["p_value"].as_float()]  # fmt: skip
+                  entry["detectable"].as_float(), entry["p_value"].as_float(),
+                  entry["max_error"].as_float()]  # fmt: skip
     tested = (
         select(
             _epoch_bucket(session, Run.window_start, bucket_seconds).label("bucket"),
             *(field.label(name) for field, name in zip(
                 fields, ("feature", "stattest", "threshold", "score", "drifted", "verdict",
-                         "detectable", "p_value"), strict=True)),
+                         "detectable", "p_value", "max_error"), strict=True)),
         )
         .select_from(Run)
         .join(entries, true())
         .where(
-            Run.model_id == model_id, Run.kind == WINDOW, Run.status == "done",
+            Run.model_id == model_id,
+            spans_of(session, bucket_seconds) if span else Run.kind == WINDOW,
+            Run.status == "done",
             Run.window_start >= start,
             Run.window_start < end,
         )
@@ -182,6 +203,7 @@ def feature_tests(
             func.min(tested.c.score), func.max(tested.c.score), func.max(tested.c.drifted),
             func.count(), func.max(case((tested.c.verdict == "insufficient", 1), else_=0)),
             func.max(tested.c.detectable), func.min(tested.c.p_value),
+            func.max(tested.c.max_error),
         )
         .where(tested.c.stattest.is_not(None), tested.c.threshold.is_not(None))
         .group_by(tested.c.feature, tested.c.bucket, tested.c.stattest, tested.c.threshold)
@@ -191,10 +213,33 @@ def feature_tests(
     rows = session.execute(query)
     return [
         TestedBucket(name, int(index), stattest, float(threshold), low, high, bool(drifted), runs,
-                     bool(insufficient), detectable, p_value)
+                     bool(insufficient), detectable, p_value, max_error)
         for (name, index, stattest, threshold, low, high, drifted, runs, insufficient, detectable,
-             p_value) in rows
+             p_value, max_error) in rows
     ]  # fmt: skip
+
+
+def span_runs(
+    session: Session, *, model_id: int, start: datetime, end: datetime, seconds: int
+) -> list[Run]:
+    """The model's computed spans of this length starting in range (their results, not their
+    histograms), oldest first."""
+    query = select(Run).where(
+        Run.model_id == model_id, spans_of(session, seconds), Run.computations > 0,
+        Run.window_start >= start, Run.window_start < end,
+    )  # fmt: skip
+    return list(session.scalars(query.order_by(Run.window_start, Run.id)))
+
+
+def span_runs_exist(
+    session: Session, *, model_id: int, start: datetime, end: datetime, seconds: int
+) -> bool:
+    """Whether the model has a computed span of this length starting in range."""
+    found = select(Run.id).where(
+        Run.model_id == model_id, spans_of(session, seconds), Run.computations > 0,
+        Run.window_start >= start, Run.window_start < end,
+    )  # fmt: skip
+    return session.scalar(found.limit(1)) is not None
 
 
 def latest_runs(
@@ -303,3 +348,22 @@ def deliveries_page(session: Session, *, limit: int, statuses: Sequence[str]) ->
     if statuses:
         query = query.where(Delivery.status.in_(statuses))
     return list(session.scalars(query.order_by(Delivery.id.desc()).limit(limit)))
+
+
+def version_metric_totals(
+    session: Session, *, model_id: int, start: datetime, end: datetime
+) -> dict[str, float]:
+    """The sums of the model's ``version[...].rows`` and ``version[...].agreement`` metrics
+    over the days of [start, end), read from the daily sums (a row a metric a day): which
+    versions the range holds, how many rows each, and which of them are shadows."""
+    first_day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    query = (
+        select(RunMetricDay.metric, func.sum(RunMetricDay.total))
+        .where(
+            RunMetricDay.model_id == model_id, RunMetricDay.day >= first_day,
+            RunMetricDay.day < end, RunMetricDay.metric.like("version[%"),
+            or_(RunMetricDay.metric.like("%].rows"), RunMetricDay.metric.like("%].agreement")),
+        )
+        .group_by(RunMetricDay.metric)
+    )  # fmt: skip
+    return {metric: float(total or 0) for metric, total in session.execute(query)}

@@ -18,6 +18,7 @@ from driftwatch.dashboard.repository import Bucket, TestedBucket
 from driftwatch.models import MonitoredModel, Run
 from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
 from driftwatch.monitoring import repository as monitoring
+from driftwatch.monitoring import spans
 from driftwatch.registry import service as registry
 from driftwatch.stats import registry as stattests
 
@@ -48,10 +49,26 @@ class TimeRange(core_time.TimeRange):
     at_data: bool = False
 
 
-def bucket_seconds(window_seconds: int, span: timedelta) -> int:
-    """Whole windows per bucket, as few as keep the columns under MAX_COLUMNS."""
+# column lengths a chart of several windows a column rounds up to (a column of 8,617 ten-second
+# windows, 86,170 s, reads as "a day" instead, starting at midnight)
+READABLE_SECONDS = (60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
+
+
+def _fewest_windows(window_seconds: int, span: timedelta) -> int:
+    """Whole windows per bucket, as few as keep the columns under MAX_COLUMNS (seconds)."""
     windows = max(1, math.ceil(span.total_seconds() / window_seconds / MAX_COLUMNS))
     return windows * window_seconds
+
+
+def bucket_seconds(window_seconds: int, span: timedelta) -> int:
+    """Whole windows per bucket, as few as keep the columns under MAX_COLUMNS; several
+    windows a column round up to the next readable length that is whole windows (2h, 6h, a
+    day), so that columns start at readable times."""
+    seconds = _fewest_windows(window_seconds, span)
+    if seconds == window_seconds:
+        return seconds
+    readable = (s for s in READABLE_SECONDS if s >= seconds and s % window_seconds == 0)
+    return next(readable, seconds)
 
 
 def presets(window_seconds: int) -> list[str]:
@@ -61,7 +78,7 @@ def presets(window_seconds: int) -> list[str]:
     fitting = []
     for name, length in PRESETS.items():
         windows = length.total_seconds() / window_seconds
-        daily = bucket_seconds(window_seconds, length) % DAY.total_seconds() == 0
+        daily = _fewest_windows(window_seconds, length) % DAY.total_seconds() == 0
         if windows >= MIN_PRESET_WINDOWS and (windows <= MAX_RAW_WINDOWS or daily):
             fitting.append(name)
     return fitting or ["365d"]
@@ -227,9 +244,10 @@ def _window_cells(
     features: list[str], tested: list[TestedBucket], column: dict[int, int]
 ) -> tuple[list[list[Any]], list[dict[str, Any]]]:
     """A cell per window and feature: its run's score against its run's own threshold;
-    [x, y, intensity, score, drifted, test, insufficient, detectable, p-value] (the last three
-    from the calibrated verdict: 1 when the window had too few rows to tell, and null under
-    Evidently's rule)."""
+    [x, y, intensity, score, drifted, test, insufficient, detectable, p-value, max_error]
+    (insufficient, detectable and p-value from the calibrated verdict: 1 when the window had
+    too few rows to tell, and null under Evidently's rule; max_error the bound on a score from
+    summaries, null from rows)."""
     row = {name: y for y, name in enumerate(features)}
     tests: list[dict[str, Any]] = []
     test_ids: dict[tuple[str, float], int] = {}
@@ -251,7 +269,8 @@ def _window_cells(
         if cell is None or intensity > cell[2]:
             drifted = bool(entry.drifted or (cell is not None and cell[4]))
             worst[place] = [*place, round(intensity, 4), score, int(drifted), test_ids[key],
-                            int(entry.insufficient), entry.detectable, entry.p_value]  # fmt: skip
+                            int(entry.insufficient), entry.detectable, entry.p_value,
+                            entry.max_error]  # fmt: skip
         elif entry.drifted:
             cell[4] = 1
     for cell in worst.values():
@@ -298,7 +317,90 @@ def _series(buckets: list[Bucket], metric: str, seconds: int, field: str = "mean
     return [[_bucket_time(i, seconds), v] for i, v in points if v is not None]
 
 
+def point(window_seconds: int, seconds: int, spans_drawn: bool) -> dict[str, Any]:
+    """What one point (heatmap column) of a page's charts is: a window, a span (a day or a
+    week merged from its windows' summaries, each tested as one), or several windows whose
+    runs are summed up."""
+    kind = "window" if seconds == window_seconds else "span" if spans_drawn else "windows"
+    name = {spans.DAY: "day", spans.WEEK: "week"}.get(seconds)
+    return {"kind": kind, "seconds": seconds, "windows": seconds // window_seconds,
+            "name": name}  # fmt: skip
+
+
+def _span_seconds(session: Session, model: MonitoredModel, span: TimeRange) -> int | None:
+    """The span a long range is drawn with, when the scheduler has computed such spans in it
+    (else the range is drawn from its windows' metrics, several a column)."""
+    seconds = spans.span_for_range(model.window_seconds, span.length)
+    if seconds is None or not repository.span_runs_exist(
+        session, model_id=model.id, start=span.start, end=span.end, seconds=seconds
+    ):
+        return None
+    return seconds
+
+
+def _span_page(
+    session: Session, *, model: MonitoredModel, span: TimeRange, seconds: int
+) -> dict[str, Any]:  # fmt: skip
+    """A long range drawn with spans: each column and point a span's own run (its test on
+    the day's or week's merged data, its drifted share, its accuracy over its labeled rows);
+    rows, label coverage and estimates summed up from its windows' metrics (daily sums)."""
+    features = [f.name for f in registry.feature_specs(model)]
+    estimated_names = [f"estimated.{m}{end}" for m in ESTIMATED_METRICS
+                       for end in ("", ".lower", ".upper")]  # fmt: skip
+    metrics = ["dataset.drifted_share", "rows", "labeled_rows", *estimated_names]
+    buckets = repository.bucketed(session, model_id=model.id, metrics=metrics, start=span.start,
+                                  end=span.end, bucket_seconds=seconds)  # fmt: skip
+    tested = repository.feature_tests(session, model_id=model.id, start=span.start,
+                                      end=span.end, bucket_seconds=seconds, span=True)  # fmt: skip
+    runs = repository.span_runs(session, model_id=model.id, start=span.start, end=span.end,
+                                seconds=seconds)  # fmt: skip
+    last = repository.last_window_with_data(session, model_id=model.id, before=span.end,
+                                            with_distributions=True)  # fmt: skip
+    drifted: list[Any] = []
+    accuracy: dict[str, list[Any]] = {}
+    coverage: list[Any] = []
+    for run in runs:
+        assert run.result is not None
+        moment = iso(run.window_start)
+        if run.result.dataset.drifted_share is not None:
+            drifted.append([moment, run.result.dataset.drifted_share])
+        for name, realized in (run.result.accuracy or {}).items():
+            accuracy.setdefault(name, []).append([moment, realized])
+        if run.result.rows:
+            coverage.append([moment, run.result.labeled_rows / run.result.rows])
+    estimated = {
+        metric: {"value": value,
+                 "lower": _series(buckets, f"estimated.{metric}.lower", seconds),
+                 "upper": _series(buckets, f"estimated.{metric}.upper", seconds)}
+        for metric in ESTIMATED_METRICS
+        if (value := _series(buckets, f"estimated.{metric}", seconds))
+    }  # fmt: skip
+    first = min(
+        [b.index * seconds for b in buckets] + [int(r.window_start.timestamp()) for r in runs],
+        default=None,
+    )
+    return {
+        "bucket_seconds": seconds,
+        "point": point(model.window_seconds, seconds, True),
+        "first": None if first is None else _bucket_time(first, 1),
+        "heatmap": {**heatmap(features, [], tested, seconds, seconds), "mode": "windows"},
+        "drifted_share": {"mean": drifted,
+                          "max": _series(buckets, "dataset.drifted_share", seconds, "high")},
+        "accuracy": accuracy,
+        "estimated": estimated,
+        "coverage": coverage,
+        "rows": _series(buckets, "rows", seconds, "total"),
+        "prediction": _prediction(last),
+        "latest": None if last is None else run_summary(last),
+        "budget": budget(model),
+        "detectable": detectable(last),
+    }  # fmt: skip
+
+
 def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> dict[str, Any]:
+    seconds_of_spans = _span_seconds(session, model, span)
+    if seconds_of_spans is not None:
+        return _span_page(session, model=model, span=span, seconds=seconds_of_spans)
     features = [f.name for f in registry.feature_specs(model)]
     seconds = bucket_seconds(model.window_seconds, span.length)
     windows = seconds == model.window_seconds  # a column a window, else several a column
@@ -338,6 +440,7 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
     }  # fmt: skip
     return {
         "bucket_seconds": seconds,
+        "point": point(model.window_seconds, seconds, False),
         "first": _first(buckets, seconds),
         "heatmap": heatmap(features, buckets, tested, seconds, model.window_seconds),
         "drifted_share": {"mean": _series(buckets, "dataset.drifted_share", seconds),
@@ -350,7 +453,56 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
         "latest": None if last is None else run_summary(last),
         "budget": budget(model),
         "detectable": detectable(last),
+        "versions": versions_over_time(session, model=model, span=span, seconds=seconds),
     }  # fmt: skip
+
+
+VERSIONS_SHOWN = 8  # served versions, and shadow versions, drawn at most (the most rows)
+
+
+def versions_over_time(
+    session: Session, *, model: MonitoredModel, span: TimeRange, seconds: int
+) -> dict[str, Any]:
+    """The versions of the range (CONTRACT section 10), for the versions chart: each served
+    version's share of a bucket's rows (a rollout), and each shadow version's difference from
+    the served model in the headline metric, with its paired 95% band (a bucket of several
+    windows: the mean of each)."""
+    metric = "mae" if model.task == "regression" else "accuracy"
+    totals = repository.version_metric_totals(session, model_id=model.id, start=span.start,
+                                              end=span.end)  # fmt: skip
+    shadows = {name.removesuffix(".agreement") for name in totals if name.endswith("].agreement")}
+    rows = {name.removesuffix(".rows"): total for name, total in totals.items()
+            if name.endswith("].rows")}  # fmt: skip
+    largest = sorted(rows, key=lambda prefix: (-rows[prefix], prefix))
+    served = [p for p in largest if p not in shadows][:VERSIONS_SHOWN]
+    shadow = [p for p in largest if p in shadows][:VERSIONS_SHOWN]
+    if not served and not shadow:
+        return {"metric": metric, "served": {}, "shadow": {}}
+    delta = [f"{p}.delta.{metric}{end}" for p in shadow for end in ("", ".lower", ".upper")]
+    buckets = repository.bucketed(session, model_id=model.id, start=span.start, end=span.end,
+                                  metrics=["rows", *(f"{p}.rows" for p in served), *delta],
+                                  bucket_seconds=seconds)  # fmt: skip
+    every = {b.index: b.total or 0 for b in buckets if b.metric == "rows"}
+    shares: dict[str, list[Any]] = {}
+    for prefix in served:
+        own = {b.index: b.total or 0 for b in buckets if b.metric == f"{prefix}.rows"}
+        shares[_version_name(prefix)] = [
+            [_bucket_time(i, seconds), own.get(i, 0) / total]
+            for i, total in sorted(every.items()) if total
+        ]  # fmt: skip
+    return {
+        "metric": metric,
+        "served": shares,
+        "shadow": {_version_name(p): {
+            "value": _series(buckets, f"{p}.delta.{metric}", seconds),
+            "lower": _series(buckets, f"{p}.delta.{metric}.lower", seconds),
+            "upper": _series(buckets, f"{p}.delta.{metric}.upper", seconds),
+        } for p in shadow},
+    }  # fmt: skip
+
+
+def _version_name(prefix: str) -> str:
+    return prefix.removeprefix("version[").removesuffix("]")
 
 
 def budget(model: MonitoredModel) -> dict[str, Any]:
@@ -439,20 +591,24 @@ def feature_page(
     session: Session, *, model: MonitoredModel, feature: str, span: TimeRange,
     run: Run | None,
 ) -> dict[str, Any]:  # fmt: skip
-    seconds = bucket_seconds(model.window_seconds, span.length)
-    windows = seconds == model.window_seconds
+    seconds_of_spans = _span_seconds(session, model, span)
+    seconds = seconds_of_spans or bucket_seconds(model.window_seconds, span.length)
+    # a point a window, or a span's own test (else: the share of a bucket's windows drifted)
+    windows = seconds == model.window_seconds or seconds_of_spans is not None
     names = [f"feature.{feature}.drifted", f"feature.{feature}.missing_share"]
     buckets = repository.bucketed(session, model_id=model.id, metrics=names, start=span.start,
                                   end=span.end, bucket_seconds=seconds)  # fmt: skip
-    tested = repository.feature_tests(session, model_id=model.id, start=span.start,
-                                      end=span.end, bucket_seconds=seconds,
-                                      feature=feature) if windows else []  # fmt: skip
+    tested = repository.feature_tests(
+        session, model_id=model.id, start=span.start, end=span.end, bucket_seconds=seconds,
+        feature=feature, span=seconds_of_spans is not None,
+    ) if windows else []  # fmt: skip
     found = run.result.feature(feature) if run and run.result else None
     entry = found.model_dump(mode="json") if found else None
     test = stattests.STATTESTS.get(found.stattest or "") if found else None
     return {
         "pvalue": bool(test is not None and test.pvalue),  # the entry's test gives p-values
         "bucket_seconds": seconds,
+        "point": point(model.window_seconds, seconds, seconds_of_spans is not None),
         "first": _first(buckets, seconds),
         "mode": "windows" if windows else "share",
         "scores": _score_series(tested, seconds),

@@ -81,9 +81,7 @@ async def post_predictions(
 async def post_ground_truth(
     name: str, request: Request, session: SessionDep, key: IngestKey
 ) -> IngestResult:
-    body = await read_json(request)
-    records = service.batch_records(body, max_records=request.app.state.settings.max_batch_records)
-    _within_rate(request, key, len(records))
+    records = await _keyed_records(request, key)
     return await run_in_threadpool(
         service.log_ground_truth, session, model_name=name, records=records,
         retention=request.app.state.settings.retention_policy(),
@@ -99,12 +97,19 @@ async def post_shadow_predictions(
     name: str, request: Request, session: SessionDep, key: IngestKey
 ) -> IngestResult:
     """What shadow versions predicted for served predictions, joined by prediction id."""
-    body = await read_json(request)
-    records = service.batch_records(body, max_records=request.app.state.settings.max_batch_records)
-    _within_rate(request, key, len(records))
+    records = await _keyed_records(request, key)
     return await run_in_threadpool(
         service.log_shadow_predictions, session, model_name=name, records=records
     )
+
+
+async def _keyed_records(request: Request, key: Principal) -> list[Any]:
+    """The records of a batch keyed by prediction id (labels, shadow predictions), within the
+    batch size limit and the key's rate."""
+    body = await read_json(request)
+    records = service.batch_records(body, max_records=request.app.state.settings.max_batch_records)
+    _within_rate(request, key, len(records))
+    return records
 
 
 @router.get("/rejected", response_model=list[RejectedRecordOut])

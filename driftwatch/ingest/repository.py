@@ -301,26 +301,8 @@ def _day_of(columns: PredictionColumns) -> datetime:
 
 def insert_ground_truth(session: Session, *, model_id: int, rows: Sequence[tuple[Any, ...]]) -> int:
     """Store validated label rows (see ``validate_ground_truth``); returns how many were new."""
-    if not rows:
-        return 0
-    received_at = utcnow()
-    if session.get_bind().dialect.name == "postgresql":
-        full = [(model_id, *row, received_at) for row in rows]
-
-        def load(cursor: psycopg.Cursor[Any], table: str) -> None:
-            with cursor.copy(postgres.copy_statement(table, GROUND_TRUTH_COLUMNS)) as copy:
-                copy.set_types(list(GROUND_TRUTH_PG_TYPES))
-                for row in full:
-                    copy.write_row(row)
-
-        return _insert_ignore_postgres(
-            session, "ground_truth", GROUND_TRUTH_COLUMNS, load, len(full)
-        )
-    sqlite_rows = [
-        (model_id, pid, value, label, _sqlite_time(ts), _sqlite_time(received_at))
-        for pid, value, label, ts in rows
-    ]
-    return _insert_ignore_sqlite(session, "ground_truth", GROUND_TRUTH_COLUMNS, sqlite_rows)
+    return _insert_keyed(session, "ground_truth", GROUND_TRUTH_COLUMNS, GROUND_TRUTH_PG_TYPES,
+                         model_id=model_id, rows=rows)  # fmt: skip
 
 
 def insert_shadow_predictions(
@@ -328,22 +310,33 @@ def insert_shadow_predictions(
 ) -> int:
     """Store validated shadow rows (see ``validate_shadow_predictions``); returns how many were
     new (one per prediction id and version: a record sent again is a duplicate)."""
+    return _insert_keyed(session, "shadow_predictions", SHADOW_COLUMNS, SHADOW_PG_TYPES,
+                         model_id=model_id, rows=rows)  # fmt: skip
+
+
+def _insert_keyed(
+    session: Session, table: str, columns: Sequence[str], pg_types: Sequence[str], *,
+    model_id: int, rows: Sequence[tuple[Any, ...]],
+) -> int:  # fmt: skip
+    """Store rows keyed by their primary key (labels, shadow predictions), each as
+    ``(model_id, *row, received_at)``, leaving out those already stored; returns how many were
+    new. Postgres: one COPY; SQLite: one insert that ignores conflicts."""
     if not rows:
         return 0
     received_at = utcnow()
+    full = [(model_id, *row, received_at) for row in rows]
     if session.get_bind().dialect.name == "postgresql":
-        full = [(model_id, *row, received_at) for row in rows]
 
-        def load(cursor: psycopg.Cursor[Any], table: str) -> None:
-            with cursor.copy(postgres.copy_statement(table, SHADOW_COLUMNS)) as copy:
-                copy.set_types(list(SHADOW_PG_TYPES))
+        def load(cursor: psycopg.Cursor[Any], target: str) -> None:
+            with cursor.copy(postgres.copy_statement(target, columns)) as copy:
+                copy.set_types(list(pg_types))
                 for row in full:
                     copy.write_row(row)
 
-        return _insert_ignore_postgres(session, "shadow_predictions", SHADOW_COLUMNS, load,
-                                       len(full))  # fmt: skip
-    sqlite_rows = [(model_id, *row, _sqlite_time(received_at)) for row in rows]
-    return _insert_ignore_sqlite(session, "shadow_predictions", SHADOW_COLUMNS, sqlite_rows)
+        return _insert_ignore_postgres(session, table, columns, load, len(full))
+    as_text = [tuple(_sqlite_time(v) if isinstance(v, datetime) else v for v in row)
+               for row in full]  # fmt: skip
+    return _insert_ignore_sqlite(session, table, columns, as_text)
 
 
 def _json_safe(record: Any) -> Any:

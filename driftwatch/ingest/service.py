@@ -36,6 +36,7 @@ from driftwatch.ingest.validation import (
     validate_ground_truth,
     validate_shadow_predictions,
 )
+from driftwatch.models import MonitoredModel
 from driftwatch.registry import service as registry
 from driftwatch.summaries import service as summaries
 
@@ -286,15 +287,16 @@ def log_ground_truth(
         ),
     )  # fmt: skip
     accepted = repository.insert_ground_truth(session, model_id=model.id, rows=valid.rows)
-    return _settle(
-        session,
-        model.id,
-        model.name,
-        "ground_truth",
-        accepted,
-        valid.in_batch_duplicates + len(valid.rows) - accepted,
-        valid.rejected,
-    )
+    return _settle_keyed(session, model, "ground_truth", valid, accepted)
+
+
+def _settle_keyed(
+    session: Session, model: MonitoredModel, kind: str, valid: ValidGroundTruth, accepted: int
+) -> IngestResult:
+    """The answer to a batch of keyed records (labels, shadow predictions): those stored,
+    those repeated (in the batch, or stored before), those refused (kept for operators)."""
+    duplicates = valid.in_batch_duplicates + len(valid.rows) - accepted
+    return _settle(session, model.id, model.name, kind, accepted, duplicates, valid.rejected)
 
 
 def log_shadow_predictions(
@@ -305,7 +307,4 @@ def log_shadow_predictions(
     model = registry.get_by_name(session, name=model_name)
     valid = validate_shadow_predictions(records, task=model.task)
     accepted = repository.insert_shadow_predictions(session, model_id=model.id, rows=valid.rows)
-    return _settle(
-        session, model.id, model.name, "shadow_prediction", accepted,
-        valid.in_batch_duplicates + len(valid.rows) - accepted, valid.rejected,
-    )  # fmt: skip
+    return _settle_keyed(session, model, "shadow_prediction", valid, accepted)

@@ -935,6 +935,38 @@ def validate_predictions(
     )
 
 
+KeyedRow = tuple[Any, tuple[Any, ...]]  # a record's idempotency key within the batch, its row
+
+
+def _keyed(
+    records: list[Any], *, joins: str, parse: Callable[[dict[str, Any], str], KeyedRow]
+) -> ValidGroundTruth:
+    """Records keyed by the prediction they join (labels, shadow predictions): each an object
+    naming its ``prediction_id`` (``joins`` says what the id joins), the rest read by
+    ``parse``, which returns the record's key and row. A key repeated in the batch counts once
+    (the first)."""
+    result = ValidGroundTruth()
+    seen: set[Any] = set()
+    for index, record in enumerate(records):
+        try:
+            if isinstance(record, Unreadable):
+                raise RecordError(record.error)
+            if not isinstance(record, dict):
+                raise RecordError(f"expected an object, got {describe(record)}")
+            if record.get("prediction_id") is None:
+                raise RecordError(f"prediction_id: required, to join {joins}")
+            key, row = parse(record, identifier(record["prediction_id"], "prediction_id"))
+        except RecordError as error:
+            result.rejected.append(Rejection(index, _record_id(record), str(error), record))
+            continue
+        if key in seen:
+            result.in_batch_duplicates += 1
+            continue
+        seen.add(key)
+        result.rows.append(row)
+    return result
+
+
 def validate_ground_truth(
     records: list[Any],
     *,
@@ -950,39 +982,24 @@ def validate_ground_truth(
     with the ``label_names`` of its stored labels); with a ``retention``, labels older than it
     keeps are refused; so are labels dated more than ``max_age`` before receipt or more than a
     day after it."""
-    result = ValidGroundTruth()
     labels = LabelCheck(task, classes, label_names)
     cutoff = retention.cutoff(received_at) if retention is not None else None
-    seen: set[str] = set()
-    for index, record in enumerate(records):
-        try:
-            if isinstance(record, Unreadable):
-                raise RecordError(record.error)
-            if not isinstance(record, dict):
-                raise RecordError(f"expected an object, got {describe(record)}")
-            if record.get("prediction_id") is None:
-                raise RecordError("prediction_id: required, to join the label to its prediction")
-            prediction_id = identifier(record["prediction_id"], "prediction_id")
-            if "label" not in record:
-                raise RecordError("label: required")
-            raw_ts = record.get("timestamp")
-            ts = received_at if raw_ts is None else parse_timestamp(raw_ts)
-            if cutoff is not None and ts < cutoff:
-                assert retention is not None
-                raise RecordError(f"timestamp {iso(ts)}: {retention.refusal(cutoff)}")
-            refusal = age_refusal(ts, max_age, received_at) or ahead_refusal(ts, received_at)
-            if refusal is not None:
-                raise RecordError(refusal)
-            value, label = labels.value(record["label"])  # last: a class name counts if kept
-        except RecordError as error:
-            result.rejected.append(Rejection(index, _record_id(record), str(error), record))
-            continue
-        if prediction_id in seen:
-            result.in_batch_duplicates += 1
-            continue
-        seen.add(prediction_id)
-        result.rows.append((prediction_id, value, label, ts))
-    return result
+
+    def parse(record: dict[str, Any], prediction_id: str) -> KeyedRow:
+        if "label" not in record:
+            raise RecordError("label: required")
+        raw_ts = record.get("timestamp")
+        ts = received_at if raw_ts is None else parse_timestamp(raw_ts)
+        if cutoff is not None and ts < cutoff:
+            assert retention is not None
+            raise RecordError(f"timestamp {iso(ts)}: {retention.refusal(cutoff)}")
+        refusal = age_refusal(ts, max_age, received_at) or ahead_refusal(ts, received_at)
+        if refusal is not None:
+            raise RecordError(refusal)
+        value, label = labels.value(record["label"])  # last: a class name counts if kept
+        return prediction_id, (prediction_id, value, label, ts)
+
+    return _keyed(records, joins="the label to its prediction", parse=parse)
 
 
 def validate_shadow_predictions(records: list[Any], *, task: str) -> ValidGroundTruth:
@@ -990,31 +1007,14 @@ def validate_shadow_predictions(records: list[Any], *, task: str) -> ValidGround
     predictions (CONTRACT section 10): each names the served prediction it shadows and its
     version, and predicts in the form of the task. A record repeated in the batch (same id
     and version) counts once."""
-    result = ValidGroundTruth()
-    seen: set[tuple[str, str]] = set()
-    for index, record in enumerate(records):
-        try:
-            if isinstance(record, Unreadable):
-                raise RecordError(record.error)
-            if not isinstance(record, dict):
-                raise RecordError(f"expected an object, got {describe(record)}")
-            if record.get("prediction_id") is None:
-                raise RecordError(
-                    "prediction_id: required, to join the shadow prediction to the served one"
-                )
-            prediction_id = identifier(record["prediction_id"], "prediction_id")
-            if record.get("model_version") is None:
-                raise RecordError("model_version: required, the shadow version's name")
-            version = identifier(record["model_version"], "model_version")
-            if "prediction" not in record or record["prediction"] is None:
-                raise RecordError("prediction: required")
-            value, name = prediction_value(record["prediction"], task)
-        except RecordError as error:
-            result.rejected.append(Rejection(index, _record_id(record), str(error), record))
-            continue
-        if (prediction_id, version) in seen:
-            result.in_batch_duplicates += 1
-            continue
-        seen.add((prediction_id, version))
-        result.rows.append((prediction_id, version, value, name))
-    return result
+
+    def parse(record: dict[str, Any], prediction_id: str) -> KeyedRow:
+        if record.get("model_version") is None:
+            raise RecordError("model_version: required, the shadow version's name")
+        version = identifier(record["model_version"], "model_version")
+        if "prediction" not in record or record["prediction"] is None:
+            raise RecordError("prediction: required")
+        value, name = prediction_value(record["prediction"], task)
+        return (prediction_id, version), (prediction_id, version, value, name)
+
+    return _keyed(records, joins="the shadow prediction to the served one", parse=parse)

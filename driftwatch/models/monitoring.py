@@ -76,16 +76,20 @@ class BaselineColumn(Base):
 
 
 WINDOW, CUSTOM, NO_TRAFFIC = "window", "custom", "no_traffic"
-RUN_KINDS = (WINDOW, CUSTOM, NO_TRAFFIC)
+SPAN = "span"  # several whole windows, computed from their summaries (monitoring.spans)
+RUN_KINDS = (WINDOW, CUSTOM, NO_TRAFFIC, SPAN)
 
 
 class Run(Base):
     """One monitoring window of a model computed against a baseline (``kind`` "window"); a span
-    computed on demand that is not one window ("custom"); or a stretch of consecutive windows
+    computed on demand that is not one window ("custom"); several whole windows, computed
+    from their summaries ("span": on demand, and a day and a week for the dashboard's long
+    ranges); or a stretch of consecutive windows
     that held no predictions, recorded as one row and never computed ("no_traffic").
 
     The model's window series (its charts, time series, status, rules) is made of its "window"
-    runs, with its "no_traffic" stretches between them; "custom" runs stand apart from it."""
+    runs, with its "no_traffic" stretches between them; "custom" and "span" runs stand apart from
+    it."""
 
     __tablename__ = "runs"
     __table_args__ = (

@@ -204,8 +204,9 @@ def list_runs(
     end: Annotated[datetime | None, Query(description="windows ending at or before")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     kind: Annotated[RunKind | None, Query(
-        description="window: the model's windows; custom: spans computed on demand that are "
-        "not one window; no_traffic: stretches of windows without predictions (not computed)"
+        description="window: the model's windows; custom: ranges computed on demand that are "
+        "not whole windows; no_traffic: stretches of windows without predictions (not "
+        "computed); span: several whole windows, from their summaries"
     )] = None,
 ) -> list[RunOut]:  # fmt: skip
     model = registry.get_by_name(session, name=name)

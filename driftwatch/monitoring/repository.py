@@ -44,11 +44,12 @@ from driftwatch.models import (
     ShadowPrediction,
 )
 from driftwatch.models.base import UTCDateTime, utcnow
-from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
+from driftwatch.models.monitoring import NO_TRAFFIC, SPAN, WINDOW
 from driftwatch.monitoring import estimation
 from driftwatch.monitoring.accuracy import Labeled
 from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.monitoring.profiles import COUNT, FLOAT, BaselineProfile, ColumnProfile
+from driftwatch.monitoring.versions import VersionRows
 from driftwatch.storage.postgres import stream_binary
 
 PREDICTION_POSITION = -1
@@ -298,15 +299,21 @@ def shadowed(session: Session, *, model_id: int, start: datetime, end: datetime)
 
 def version_predictions(
     session: Session, *, model_id: int, start: datetime, end: datetime
-) -> tuple[list[str | None], list[float | None], list[str | None]]:
-    """Each of the window's predictions: its model_version, value and class (read only when
-    the window holds more than one version)."""
+) -> VersionRows:
+    """Each of the window's predictions: its model_version, value and class, and where its
+    features are (chunk and row: the window read from chunks holds them in that order). Read
+    only when the window holds more than one version."""
     rows = session.execute(
         select(
-            Prediction.model_version, Prediction.prediction_value, Prediction.prediction_class
+            Prediction.model_version, Prediction.prediction_value, Prediction.prediction_class,
+            Prediction.chunk_id, Prediction.chunk_row,
         ).where(Prediction.model_id == model_id, Prediction.ts >= start, Prediction.ts < end)
-    ).all()
-    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    ).all()  # fmt: skip
+    return VersionRows(
+        versions=[r[0] for r in rows], values=[r[1] for r in rows], classes=[r[2] for r in rows],
+        chunk_ids=np.fromiter((r[3] for r in rows), dtype=np.int64, count=len(rows)),
+        chunk_rows=np.fromiter((r[4] for r in rows), dtype=np.int64, count=len(rows)),
+    )  # fmt: skip
 
 
 def count_rejected(session: Session, *, model_id: int, start: datetime, end: datetime) -> int:
@@ -404,6 +411,12 @@ def list_runs(
     return list(
         session.scalars(query.order_by(Run.window_start.desc(), Run.id.desc()).limit(limit))
     )
+
+
+def has_runs(session: Session, *, model_id: int, kind: str) -> bool:
+    """Whether the model has a run of this kind."""
+    return bool(session.scalar(select(exists().where(Run.model_id == model_id,
+                                                     Run.kind == kind))))  # fmt: skip
 
 
 def computations(
@@ -704,8 +717,9 @@ def _late_predictions(model_id: int, since: datetime) -> Any:
 
 
 def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]:
-    """Done window runs of windows starting after ``since`` that received labels or predictions
-    after they were computed. (A custom range is computed again only when asked for.)"""
+    """Done window (and span) runs starting after ``since`` that received labels,
+    predictions or shadow predictions after they were computed. (A custom range is computed
+    again only when asked for.)"""
     late_labels = exists(
         select(1)
         .select_from(GroundTruth)
@@ -726,14 +740,35 @@ def stale_runs(session: Session, *, model_id: int, since: datetime) -> list[int]
     )
     query = select(Run.id).where(
         Run.model_id == model_id,
-        Run.kind == WINDOW,
+        Run.kind.in_((WINDOW, SPAN)),
         Run.status == "done",
         Run.window_start >= since,
         # a run of a deleted baseline is history: its baseline's data is gone
         Run.baseline_id.not_in(deleted_baselines),
-        or_(late_labels, _late_predictions(model_id, since)),
+        or_(late_labels, _late_predictions(model_id, since), _late_shadows(model_id)),
     )
     return list(session.scalars(query))
+
+
+def _late_shadows(model_id: int) -> Any:
+    """Whether a run's window received shadow predictions after it was computed (a shadow
+    may come after its served prediction's window was computed, as a label may): found by
+    their time of receipt, placed in a window by their served prediction's key."""
+    return exists(
+        select(1)
+        .select_from(ShadowPrediction)
+        .join(
+            PredictionKey,
+            (PredictionKey.model_id == ShadowPrediction.model_id)
+            & (PredictionKey.prediction_id == ShadowPrediction.prediction_id),
+        )
+        .where(
+            ShadowPrediction.model_id == model_id,
+            ShadowPrediction.received_at > Run.computed_at,
+            PredictionKey.ts >= Run.window_start,
+            PredictionKey.ts < Run.window_end,
+        )
+    )
 
 
 def no_traffic_with_late_predictions(

@@ -28,8 +28,8 @@ from driftwatch.core.result import RunResult
 from driftwatch.core.time import iso, spans_between, utcnow, window_start
 from driftwatch.db import session_scope
 from driftwatch.models import Baseline, MonitoredModel, Run
-from driftwatch.models.monitoring import WINDOW
-from driftwatch.monitoring import repository, service
+from driftwatch.models.monitoring import SPAN, WINDOW
+from driftwatch.monitoring import repository, service, spans
 from driftwatch.registry import service as registry
 
 log = logging.getLogger("driftwatch.scheduler")
@@ -110,6 +110,8 @@ class Scheduler:
                         now=now, limit=self.settings.max_catchup_windows,
                         alerting=self._alerting(),
                     )  # fmt: skip
+                    spans.plan(session, model=model, baseline_id=baseline.id,
+                               since=model.scheduled_until, until=end, now=now)  # fmt: skip
                     model.scheduled_until = end
                 if queued or stale or reopened:
                     log.info("model %s: queued %d windows, %d changed since computed, %d "
@@ -140,6 +142,8 @@ class Scheduler:
                                  features=registry.feature_specs(model))  # fmt: skip
             repository.enqueue(session, model_id=model.id, baseline_id=baseline_id,
                                windows=busy)  # fmt: skip
+            spans.queue_containing(session, model=model, baseline_id=baseline_id,
+                                   moments=[moment for moment, _ in busy], now=now)  # fmt: skip
         return len(stretches)
 
     def _alerting(self) -> AlertingContext:
@@ -175,7 +179,7 @@ class Scheduler:
                 if run is None or model is None:
                     return
                 cutoff = self.settings.retention_policy().expired(run.window_start, utcnow())
-                if cutoff is not None:
+                if cutoff is not None and run.kind != SPAN:  # (a span reads its summaries)
                     _expired(run, cutoff)
                     return
                 if not _repoint(session, model, run):
@@ -191,8 +195,9 @@ class Scheduler:
                     return
                 if run.kind == WINDOW:
                     _evaluate_following(session, model=model, run=run, context=context)
-                log.info("model %s: window %s computed (%d rows, %.2f s)", model.name,
-                         run.window_start.isoformat(), run.rows or 0, run.duration_seconds or 0,
+                log.info("model %s: %s %s computed (%d rows, %.2f s)", model.name,
+                         "span" if run.kind == SPAN else "window", run.window_start.isoformat(),
+                         run.rows or 0, run.duration_seconds or 0,
                          extra={"model": model.name, "run_id": run.id})  # fmt: skip
         except Exception as error:
             log.exception("scheduler: run %s failed; other runs go on", run_id,

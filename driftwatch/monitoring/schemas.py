@@ -132,7 +132,7 @@ class BaselineOut(BaseModel):
     )
 
 
-RunKind = Literal["window", "custom", "no_traffic"]  # Run.kind
+RunKind = Literal["window", "custom", "no_traffic", "span"]  # Run.kind
 
 
 class RunCreate(Strict):
@@ -194,8 +194,9 @@ class RunOut(RunResult):
     id: int
     model: str
     kind: RunKind = Field(
-        description="window: one of the model's windows; custom: a span computed on demand "
-        "that is not one window; no_traffic: a stretch of windows without predictions"
+        description="window: one of the model's windows; custom: a range computed on demand "
+        "that is not whole windows; no_traffic: a stretch of windows without predictions; "
+        "span: several whole windows, computed from their summaries"
     )
     window: WindowOut
     baseline: BaselineRef

@@ -43,7 +43,7 @@ from driftwatch.ingest.validation import (
     validate_columns,
 )
 from driftwatch.models import Baseline, MonitoredModel, Run
-from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
+from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, SPAN, WINDOW
 from driftwatch.monitoring import (
     accuracy,
     columns,
@@ -54,6 +54,7 @@ from driftwatch.monitoring import (
     moving,
     profiles,
     repository,
+    spans,
     versions,
 )
 from driftwatch.monitoring.estimation import LabeledScores
@@ -454,13 +455,18 @@ def compute_run(
         return _compute_moving(session, model=model, run=run, baseline=chosen, alerting=alerting,
                                started=started, label_horizon=label_horizon)  # fmt: skip
     if not exact:
-        span = _summaries_instead(session, model=model, run=run, exact_max_rows=exact_max_rows,
-                                  expired=expired)  # fmt: skip
+        span = (
+            _span_summary(session, model=model, run=run)
+            if run.kind == SPAN
+            else _summaries_instead(session, model=model, run=run,
+                                    exact_max_rows=exact_max_rows, expired=expired)
+        )  # fmt: skip
         if span is not None:
             try:
                 return _compute_from_summaries(session, model=model, run=run, span=span,
                                                alerting=alerting, started=started,
-                                               label_horizon=label_horizon)  # fmt: skip
+                                               label_horizon=label_horizon,
+                                               exact_max_rows=exact_max_rows)  # fmt: skip
             except from_summary.NeedsRows:
                 pass  # a column needs rows, and they exist
     baseline = session.get(Baseline, run.baseline_id)
@@ -498,12 +504,13 @@ def compute_run(
     labeled = repository.labeled(
         session, model_id=model.id, start=run.window_start, end=run.window_end
     )
+    window = narrow(window, model, features)
     result, distributions = compute.compute(
         task=model.task,
         features=features,
         settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
         baseline=profile,
-        window=narrow(window, model, features),
+        window=window,
         labeled=labeled,
         rejected=repository.count_rejected(
             session, model_id=model.id, start=run.window_start, end=run.window_end
@@ -511,7 +518,8 @@ def compute_run(
         performance=PerformanceSettings.from_model(model.performance),
         past_horizon=run.window_end < utcnow() - label_horizon,
     )
-    result.versions = _versions(session, model, run, result, profile, labeled)
+    result.versions = _versions(session, model, run, result, profile, labeled,
+                                window=window, features=features)  # fmt: skip
     result.baseline_rows = profile.rows
     return _store(session, model=model, run=run, result=result, distributions=distributions,
                   alerting=alerting, started=started)  # fmt: skip
@@ -522,7 +530,11 @@ def _summaries_instead(
 ) -> SpanSummary | None:
     """The window's summaries when the run is to be computed from them: more predictions
     than ``exact_max_rows``, or fewer raw rows than its summaries hold (retention removed
-    them); None: from rows, as always."""
+    them); None: from rows, as always. A range off the summaries' bucket bounds reads its
+    rows: the buckets would cover another range."""
+    bucket = summary_service.bucket_seconds(model.window_seconds)
+    if not spans.on_bucket_bounds(run.window_start, run.window_end, bucket):
+        return None
     held = ingest_repository.window_capacity(
         session, model_id=model.id, start=run.window_start, end=run.window_end
     )
@@ -538,9 +550,18 @@ def _summaries_instead(
     return span if span.rows > exact_max_rows else None  # (chunks may straddle the window)
 
 
+def _span_summary(session: Session, *, model: MonitoredModel, run: Run) -> SpanSummary | None:
+    """A span's merged summary (one merge per column of its buckets' summaries), whatever
+    its size; None when no summary covers it (then its rows are read)."""
+    span = summary_service.span_summary(session, model_id=model.id, start=run.window_start,
+                                        end=run.window_end)  # fmt: skip
+    return span if span.rows else None
+
+
 def _compute_from_summaries(
     session: Session, *, model: MonitoredModel, run: Run, span: SpanSummary,
     alerting: AlertingContext, started: float, label_horizon: timedelta,
+    exact_max_rows: int = DEFAULT_EXACT_MAX_ROWS,
 ) -> Run:  # fmt: skip
     baseline = session.get(Baseline, run.baseline_id)
     if baseline is None:
@@ -565,10 +586,14 @@ def _compute_from_summaries(
         rejected=repository.count_rejected(
             session, model_id=model.id, start=run.window_start, end=run.window_end
         ),
-        rows_exist=held >= span.rows, performance=PerformanceSettings.from_model(model.performance),
+        rows_exist=_rows_to_read(run, held, span.rows, exact_max_rows),
+        performance=PerformanceSettings.from_model(model.performance),
         past_horizon=run.window_end < utcnow() - label_horizon,
     )  # fmt: skip
     result.versions = _versions(session, model, run, result, profile, labeled)
+    if run.kind == SPAN:
+        result.span = spans.coverage(session, model=model, start=run.window_start,
+                                     end=run.window_end, buckets=span.buckets)  # fmt: skip
     result.baseline_rows = profile.rows
     _keep_earlier_labels(result, run.result, labeled)
     return _store(session, model=model, run=run, result=result, distributions=distributions,
@@ -622,15 +647,30 @@ def _compute_moving(
         window_held=ingest_repository.window_capacity(session, **bounds) if not window.rows else 0,
     )  # fmt: skip
     result.versions = _versions(session, model, run, result, moving.for_versions(profile), labeled)
+    if run.kind == SPAN:  # several whole windows: what the span covers, as any span run
+        result.span = spans.coverage(session, model=model, start=run.window_start,
+                                     end=run.window_end, buckets=window.buckets)  # fmt: skip
     _keep_earlier_labels(result, run.result, labeled)
     return _store(session, model=model, run=run, result=result, distributions=distributions,
                   alerting=alerting, started=started)  # fmt: skip
+
+
+def _rows_to_read(run: Run, held: int, summarized: int, exact_max_rows: int) -> bool:
+    """Whether a column that needs raw rows (a test without a bound from summaries) may read
+    them: they exist, and, for a span, they are few enough that reading them costs what a
+    window's do (a span above the limit reports such a column untested)."""
+    if run.kind == SPAN:
+        return held >= summarized and held <= exact_max_rows
+    return held >= summarized
 
 
 def _store(
     session: Session, *, model: MonitoredModel, run: Run, result: RunResult,
     distributions: dict[str, Any], alerting: AlertingContext, started: float,
 ) -> Run:  # fmt: skip
+    if run.kind == SPAN and result.span is None:  # from rows (from summaries: set already)
+        result.span = spans.coverage(session, model=model, start=run.window_start,
+                                     end=run.window_end, buckets=None)  # fmt: skip
     run.distributions = distributions
     run.result = result
     run.rows = result.rows
@@ -647,8 +687,11 @@ def _store(
         # series (a day-long range is not one more point among hourly windows).
         repository.store_metrics(session, run=run, metrics=result.metrics())
     # Rules apply to every run, scheduled or on demand (CONTRACT section 5), custom ranges too
-    # (every run's span has closed: run_now refuses one that ends in the future).
-    alerts.evaluate_run(session, model=model, run=run, context=alerting)
+    # (every run's span has closed: run_now refuses one that ends in the future); not to a
+    # span of whole windows: the rules saw each of its windows, and the scheduler keeps a day
+    # and a week of every model for the dashboard, which would raise each alert again.
+    if run.kind != SPAN:
+        alerts.evaluate_run(session, model=model, run=run, context=alerting)
     metrics.record_run(model.name, "done", run.duration_seconds)
     return run
 
@@ -656,9 +699,11 @@ def _store(
 def _versions(
     session: Session, model: MonitoredModel, run: Run, result: RunResult,
     profile: profiles.BaselineProfile, labeled: accuracy.Labeled,
+    window: chunks.WindowColumns | None = None, features: list[FeatureSpec] | None = None,
 ) -> list[VersionSlice]:  # fmt: skip
     """The run's window split by model version: one aggregate, and the window's versions and
-    predictions read again only when it holds several."""
+    predictions read again only when it holds several (their features from ``window``, the
+    run's own read, when it was computed from rows)."""
     span: dict[str, Any] = {"model_id": model.id, "start": run.window_start,
                             "end": run.window_end}  # fmt: skip
     counts = repository.version_counts(session, **span)
@@ -671,7 +716,7 @@ def _versions(
         labeled=labeled,
         settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
         predictions=repository.version_predictions(session, **span) if len(counts) > 1 else None,
-        threshold=threshold,
+        threshold=threshold, window=window, features=features,
     ), *shadows]  # fmt: skip
 
 
@@ -752,6 +797,8 @@ def run_now(
                                                                    ("prediction", "class")]
     ).rows):  # fmt: skip
         _check_retained(retention, start)  # (without summaries, or reading raw rows)
+    if expired:
+        _check_summarized(model, start, end)
     if baseline_id is None:
         baseline = active_baseline(session, model=model)
         if baseline is None:
@@ -771,7 +818,7 @@ def run_now(
             "'exact' reads raw rows against a baseline of stored rows (name one with "
             "'baseline')"
         )
-    kind = WINDOW if is_window(start, end, timedelta(seconds=model.window_seconds)) else CUSTOM
+    kind = _kind(start, end, timedelta(seconds=model.window_seconds))
     window = {"model_id": model.id, "baseline_id": baseline.id, "start": start, "end": end}
     if kind == WINDOW:
         _set_apart_from_stretches(session, model=model, window=window, now=utcnow())
@@ -788,6 +835,28 @@ def run_now(
     return compute_run(session, model=model, run=run, alerting=alerting, exact=exact,
                        exact_max_rows=exact_max_rows, expired=expired,
                        label_horizon=label_horizon)  # fmt: skip
+
+
+def _kind(start: datetime, end: datetime, window: timedelta) -> str:
+    """window: one of the model's windows; span: several whole ones; custom: anything else."""
+    if is_window(start, end, window):
+        return WINDOW
+    return SPAN if spans.is_span(start, end, window) else CUSTOM
+
+
+def _check_summarized(model: MonitoredModel, start: datetime, end: datetime) -> None:
+    """Refuse a range whose raw rows retention removed when its bounds are not on the
+    summaries' bucket bounds: its summaries would cover another range."""
+    bucket = summary_service.bucket_seconds(model.window_seconds)
+    if spans.on_bucket_bounds(start, end, bucket):
+        return
+    first, last = spans.aligned_range(start, end, timedelta(seconds=model.window_seconds))
+    raise Conflict(
+        f"the raw predictions from {iso(start)} were removed by the retention policy, and "
+        f"its summaries are kept per bucket of {bucket} s: a range from {iso(start)} "
+        f"to {iso(end)} cuts a bucket, so it can no longer be computed; ask for whole "
+        f"windows, such as {iso(first)} to {iso(last)}"
+    )
 
 
 def _set_apart_from_stretches(

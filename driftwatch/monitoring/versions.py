@@ -10,16 +10,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from driftwatch.core.result import ColumnDrift, Difference, RunResult, VersionSlice
+from driftwatch.core.result import (
+    ColumnDrift,
+    DatasetDrift,
+    Difference,
+    FeatureDrift,
+    RunResult,
+    VersionSlice,
+)
 from driftwatch.core.settings import DriftSettings
+from driftwatch.core.specs import FeatureSpec
 from driftwatch.ingest.validation import class_name
 from driftwatch.monitoring import accuracy, compute
 from driftwatch.monitoring.profiles import BaselineProfile
+from driftwatch.stats import paired
+from driftwatch.storage.chunks import WindowColumns
 
 MAX_VERSIONS = 20  # served versions a run describes (the largest); the rest are counted
 
@@ -44,33 +55,113 @@ def _prediction(
     return compute.column_drift(column, codes, names, "categorical", settings)
 
 
+@dataclass(slots=True)
+class VersionRows:
+    """Each of a window's predictions (``repository.version_predictions``): its version,
+    value and class, and the chunk and row its features are stored at."""
+
+    versions: list[str | None]
+    values: list[float | None]
+    classes: list[str | None]
+    chunk_ids: npt.NDArray[np.int64]
+    chunk_rows: npt.NDArray[np.int64]
+
+    def window_positions(self, window: WindowColumns) -> npt.NDArray[np.int64] | None:
+        """The position of each of these rows in ``window``: a window read from chunks holds
+        its rows by chunk, then by row within it. None when the two disagree in size (rows
+        removed between the two reads): the versions then get no feature drift."""
+        if len(self.versions) != len(window):
+            return None
+        order = np.lexsort((self.chunk_rows, self.chunk_ids))  # window row -> one of these
+        positions = np.empty(len(order), dtype=np.int64)
+        positions[order] = np.arange(len(order))
+        return positions
+
+
+FEATURE_VERSIONS = 5  # served versions whose features are tested (the largest ones)
+
+
+def _subwindow(window: WindowColumns, rows: npt.NDArray[np.int64]) -> WindowColumns:
+    return WindowColumns(
+        timestamps_us=window.timestamps_us[rows], num_values=window.num_values[rows],
+        cat_codes=window.cat_codes[rows], categories=window.categories,
+        prediction_values=window.prediction_values[rows], class_codes=window.class_codes[rows],
+        classes=window.classes,
+    )  # fmt: skip
+
+
+def version_drift(
+    window: WindowColumns, features: list[FeatureSpec], baseline: BaselineProfile,
+    settings: DriftSettings,
+) -> tuple[list[FeatureDrift], ColumnDrift | None, DatasetDrift]:  # fmt: skip
+    """One version's rows against the whole baseline, as the run tests its window: each
+    feature and the prediction, under the model's verdict (calibrated: Benjamini-Hochberg
+    across this version's columns at the window's level, so a version of few rows gets
+    ``insufficient`` where the run would). Rows are taken as independent here (no cluster
+    permutation), and no histograms are kept."""
+    rows = len(window)
+    work = zip(features, baseline.features, compute._feature_values(window, features),
+               strict=True)  # fmt: skip
+    outcomes = [compute._feature(item, settings, rows, None) for item in work]
+    prediction = compute._prediction_drift(baseline, window, settings, None)
+    tested = [entry for entry, *_ in outcomes]
+    served = prediction[0] if prediction else None
+    if settings.calibrated:
+        tested, served = compute._calibrated(
+            tested, [outcome[5] for outcome in outcomes], served,
+            prediction[2] if prediction else None, settings.alpha_per_window,
+        )  # fmt: skip
+    return tested, served, compute.dataset_drift(tested, settings)
+
+
 def slices(
     result: RunResult, *, task: str, counts: dict[str | None, int], labeled: accuracy.Labeled,
-    baseline: BaselineProfile, settings: DriftSettings,
-    predictions: tuple[list[str | None], list[float | None], list[str | None]] | None,
-    threshold: float = 0.5,
+    baseline: BaselineProfile, settings: DriftSettings, predictions: VersionRows | None,
+    threshold: float = 0.5, window: WindowColumns | None = None,
+    features: list[FeatureSpec] | None = None,
 ) -> list[VersionSlice]:  # fmt: skip
     """The served versions of the window, largest first (at most ``MAX_VERSIONS``).
-    ``predictions``: every row's version, value and class, when ``counts`` has several."""
+    ``predictions``: every row's version, value and class, when ``counts`` has several;
+    ``window`` (the run's, read from rows) and ``features``: the largest ``FEATURE_VERSIONS``
+    versions get each feature's drift too, from that same read."""
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0] or ""))[:MAX_VERSIONS]
     if len(ordered) == 1:
         version, rows = ordered[0]
         return [VersionSlice(model_version=version, rows=rows, labeled_rows=result.labeled_rows,
-                             accuracy=result.accuracy, prediction=result.prediction)]  # fmt: skip
+                             accuracy=result.accuracy, prediction=result.prediction,
+                             dataset=result.dataset)]  # fmt: skip
     assert predictions is not None
-    versions, values, classes = predictions
+    positions = predictions.window_positions(window) if window is not None else None
     rows_of: dict[str | None, list[int]] = {}
-    for index, version in enumerate(versions):  # one pass over the window's rows
+    for index, version in enumerate(predictions.versions):  # one pass over the window's rows
         rows_of.setdefault(version, []).append(index)
     out = []
-    for version, rows in ordered:
+    for rank, (version, rows) in enumerate(ordered):
         keep = rows_of.get(version, [])
         own = labeled.of_version(version)
+        drift: dict[str, Any] = {}
+        if (
+            positions is not None
+            and window is not None
+            and features is not None
+            and (rank < FEATURE_VERSIONS)
+        ):
+            mine = np.sort(positions[np.asarray(keep, dtype=np.int64)])  # in window order
+            drift = dict(
+                zip(
+                    ("features", "prediction", "dataset"),
+                    version_drift(_subwindow(window, mine), features, baseline, settings),
+                    strict=True,
+                )
+            )
+        else:
+            drift["prediction"] = _prediction(
+                baseline, [predictions.values[i] for i in keep],
+                [predictions.classes[i] for i in keep], settings,
+            )  # fmt: skip
         out.append(VersionSlice(
             model_version=version, rows=rows, labeled_rows=len(own),
-            accuracy=accuracy.compute(task, own, threshold) if len(own) else None,
-            prediction=_prediction(baseline, [values[i] for i in keep],
-                                   [classes[i] for i in keep], settings),
+            accuracy=accuracy.compute(task, own, threshold) if len(own) else None, **drift,
         ))  # fmt: skip
     return out
 
@@ -79,6 +170,7 @@ def slices(
 
 DELTA_DRAWS = 400  # paired bootstrap draws of a shadow's metric differences
 DELTA_MAX_ROWS = 2_000  # rows a draw holds at most; the spread is scaled to the real size
+DELTA_POOL_ROWS = 10_000  # ids the draws are made from at most (a seeded sample of them)
 DELTA_LEVEL = 0.95
 DELTA_SEED = 10
 
@@ -173,22 +265,68 @@ def weighted_binary_metrics(
     return out
 
 
+def _numbers(predictions: list[Any], labels: list[Any]) -> tuple[Any, Any] | None:
+    """Regression predictions and labels as arrays, when every row has both as finite
+    numbers (the common case, bootstrapped by counting); None otherwise."""
+    if any(c is not None for _, c in predictions) or any(c is not None for _, c in labels):
+        return None
+    values = np.array([np.nan if v is None else v for v, _ in predictions], dtype=np.float64)
+    truth = np.array([np.nan if v is None else v for v, _ in labels], dtype=np.float64)
+    if not (np.isfinite(values).all() and np.isfinite(truth).all()):
+        return None
+    return values, truth
+
+
+def weighted_regression_metrics(
+    values: npt.NDArray[np.float64], truth: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64], _threshold: float = 0.5,
+) -> dict[str, npt.NDArray[np.float64]]:  # fmt: skip
+    """``accuracy.regression``'s metrics, each row of ``weights`` one weighted sample (the
+    bootstrap by counting, as ``weighted_binary_metrics``)."""
+    errors = values - truth
+    total = weights.sum(axis=1)
+    squared = weights @ errors**2
+    nonzero = truth != 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = weights @ truth**2 - (weights @ truth) ** 2 / total
+        ratios = np.where(nonzero, np.abs(errors) / np.where(nonzero, np.abs(truth), 1), 0.0)
+        return {
+            "mae": (weights @ np.abs(errors)) / total,
+            "rmse": np.sqrt(squared / total),
+            "r2": np.where(spread > 0, 1 - squared / spread, np.nan),
+            "mape": (weights @ ratios) / (weights @ nonzero),
+        }
+
+
 def _delta_draws(task: str, shadow: list[Any], served: list[Any], labels: list[Any],
                  names: Sequence[str], threshold: float) -> dict[str, list[float]]:  # fmt: skip
     """The paired bootstrap's draws of shadow minus served per metric, ``DELTA_DRAWS`` draws
-    of at most ``DELTA_MAX_ROWS`` ids."""
+    of at most ``DELTA_MAX_ROWS`` ids. Of more than ``DELTA_POOL_ROWS`` ids, the draws are
+    made from a seeded sample of that many (without replacement): the draws' spread at their
+    size is estimated from it, and a draw's weights over every id of a million-row window
+    would be gigabytes."""
+    rng = np.random.default_rng([DELTA_SEED, len(labels)])
+    if len(labels) > DELTA_POOL_ROWS:
+        pool = np.sort(rng.choice(len(labels), DELTA_POOL_ROWS, replace=False)).tolist()
+        shadow, served = [shadow[i] for i in pool], [served[i] for i in pool]
+        labels = [labels[i] for i in pool]
     count = len(labels)
     size = min(count, DELTA_MAX_ROWS)
-    rng = np.random.default_rng([DELTA_SEED, count])
     picks = rng.integers(0, count, (DELTA_DRAWS, size))
     draws: dict[str, list[float]] = {name: [] for name in names}
-    mine_binary = _binary_scores(shadow, labels) if task == "binary_classification" else None
-    theirs_binary = _binary_scores(served, labels) if mine_binary is not None else None
-    if mine_binary is not None and theirs_binary is not None:
+    if task == "binary_classification":
+        mine_form, theirs_form = _binary_scores(shadow, labels), _binary_scores(served, labels)
+        weighted: Any = weighted_binary_metrics
+    elif task == "regression":
+        mine_form, theirs_form = _numbers(shadow, labels), _numbers(served, labels)
+        weighted = weighted_regression_metrics
+    else:
+        mine_form = theirs_form = None
+    if mine_form is not None and theirs_form is not None:
         weights = np.zeros((DELTA_DRAWS, count))
         np.add.at(weights, (np.arange(DELTA_DRAWS)[:, None], picks), 1.0)
-        mine = weighted_binary_metrics(*mine_binary, weights, threshold)
-        theirs = weighted_binary_metrics(*theirs_binary, weights, threshold)
+        mine = weighted(*mine_form, weights, threshold)
+        theirs = weighted(*theirs_form, weights, threshold)
         for name in names:
             if name in mine:
                 differences = mine[name] - theirs[name]
@@ -206,24 +344,70 @@ def _delta_draws(task: str, shadow: list[Any], served: list[Any], labels: list[A
     return draws
 
 
+def analytic(mine: accuracy.Scored, theirs: accuracy.Scored) -> dict[str, Difference]:
+    """The paired intervals that have a closed form, on rows both models were scored on
+    alike (``driftwatch.stats.paired``): McNemar's for accuracy, DeLong's for roc_auc, the
+    paired t for mae and log_loss, the delta method for rmse."""
+    found: dict[str, paired.PairedInterval | None] = {}
+    if mine.kind == "regression":
+        errors, other = mine.y_pred - mine.y_true, theirs.y_pred - theirs.y_true
+        found["mae"] = paired.paired_mean(np.abs(errors) - np.abs(other))
+        found["rmse"] = paired.rmse_difference(errors, other)
+    else:
+        right, other_right = mine.y_pred == mine.y_true, theirs.y_pred == theirs.y_true
+        found["accuracy"] = paired.matched_proportions(
+            int((right & ~other_right).sum()), int((~right & other_right).sum()), len(right)
+        )
+        if mine.scores is not None and theirs.scores is not None:
+            found["roc_auc"] = paired.delong(mine.y_true, mine.scores, theirs.scores)
+            found["log_loss"] = paired.paired_mean(
+                _losses(mine.y_true, mine.scores) - _losses(theirs.y_true, theirs.scores)
+            )
+    return {name: Difference(value=f.value, lower=f.lower, upper=f.upper, method=f.method,
+                             p_value=f.p_value)
+            for name, f in found.items() if f is not None}  # fmt: skip
+
+
+def _losses(truth: npt.NDArray[np.float64], scores: npt.NDArray[np.float64]) -> Any:
+    clipped = np.clip(scores, 1e-15, 1 - 1e-15)
+    return -(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped))
+
+
 def _deltas(task: str, shadow: list[Any], served: list[Any], labels: list[Any],
-            observed: dict[str, float], threshold: float) -> dict[str, Difference]:  # fmt: skip
-    """Shadow minus served per metric, with a paired percentile bootstrap over the labeled ids
-    (both models' metrics on the same drawn ids); draws of more than ``DELTA_MAX_ROWS`` ids are
-    made at that size and their spread scaled by sqrt(that size / the ids)."""
+            observed: dict[str, float], threshold: float,
+            closed: dict[str, Difference] | None = None) -> dict[str, Difference]:  # fmt: skip
+    """Shadow minus served per metric: from ``closed`` (the closed-form intervals, see
+    ``analytic``) where it has the metric, otherwise with a paired percentile bootstrap over
+    the labeled ids (both models' metrics on the same drawn ids); draws of more than
+    ``DELTA_MAX_ROWS`` ids are made at that size and their spread scaled by sqrt(that size /
+    the ids)."""
+    closed = closed or {}
+    out = {name: closed[name].model_copy(update={"value": value})
+           for name, value in observed.items() if name in closed}  # fmt: skip
+    rest = {name: value for name, value in observed.items() if name not in closed}
+    if not rest:
+        return out
     count = len(labels)
-    draws = _delta_draws(task, shadow, served, labels, list(observed), threshold)
+    draws = _delta_draws(task, shadow, served, labels, list(rest), threshold)
     factor = math.sqrt(min(count, DELTA_MAX_ROWS) / count)
     tail = (1 - DELTA_LEVEL) / 2 * 100
-    out = {}
-    for name, value in observed.items():
+    for name, value in rest.items():
         spread = np.asarray(draws[name])
         if spread.size < DELTA_DRAWS // 2:  # the metric is undefined on most draws
             continue
         low, middle, high = np.percentile(spread, [tail, 50, 100 - tail])
         out[name] = Difference(value=value, lower=value - (middle - low) * factor,
-                               upper=value + (high - middle) * factor)  # fmt: skip
-    return out
+                               upper=value + (high - middle) * factor,
+                               method="bootstrap")  # fmt: skip
+    return {name: out[name] for name in observed if name in out}
+
+
+def _alike(mine: accuracy.Scored, theirs: accuracy.Scored, rows: int) -> bool:
+    """Whether both models were scored on every labeled row, in the same form: the rows are
+    then pairs, as the closed-form intervals need."""
+    if len(mine.y_true) != rows or len(theirs.y_true) != rows or mine.kind != theirs.kind:
+        return False
+    return mine.kind == "classes" or bool(np.array_equal(mine.y_true, theirs.y_true))
 
 
 def shadows(task: str, rows: Sequence[Sequence[Any]], threshold: float = 0.5) -> list[VersionSlice]:
@@ -242,17 +426,25 @@ def shadows(task: str, rows: Sequence[Sequence[Any]], threshold: float = 0.5) ->
         labeled = [i for i, r in enumerate(own) if r[5] is not None or r[6] is not None]
         labels = [(own[i][5], own[i][6]) for i in labeled]
         mine = theirs = None
+        closed: dict[str, Difference] = {}
         if labeled:
-            mine = accuracy.compute(task, _labeled([shadow[i] for i in labeled], labels),
-                                    threshold)  # fmt: skip
-            theirs = accuracy.compute(task, _labeled([served[i] for i in labeled], labels),
-                                      threshold)  # fmt: skip
+            mine_scored = accuracy.evaluate(
+                task, _labeled([shadow[i] for i in labeled], labels), threshold
+            )
+            theirs_scored = accuracy.evaluate(
+                task, _labeled([served[i] for i in labeled], labels), threshold
+            )
+            mine = mine_scored[0] if mine_scored else None
+            theirs = theirs_scored[0] if theirs_scored else None
+            if mine_scored and theirs_scored and _alike(mine_scored[1], theirs_scored[1],
+                                                         len(labeled)):  # fmt: skip
+                closed = analytic(mine_scored[1], theirs_scored[1])
         observed = {name: value - theirs[name] for name, value in (mine or {}).items()
                     if theirs and name in theirs}  # fmt: skip
         out.append(VersionSlice(
             model_version=version, role="shadow", rows=len(own), labeled_rows=len(labeled),
             accuracy=mine, agreement=_agreement(task, shadow, served, threshold),
             delta=_deltas(task, [shadow[i] for i in labeled], [served[i] for i in labeled],
-                          labels, observed, threshold) if observed else {},
+                          labels, observed, threshold, closed) if observed else {},
         ))  # fmt: skip
     return out

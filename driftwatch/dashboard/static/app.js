@@ -104,7 +104,9 @@ function heatmap(el, data) {
   const chart = make(el, "heatmap", {
     grid: { left: narrow ? 84 : 130, right: narrow ? 8 : 20, top: 10, bottom: 70 },
     xAxis: { type: "category", data: h.times, splitArea: { show: false },
-             axisLabel: { formatter: (v) => utc(v, data.precise).slice(5), hideOverlap: true } },
+             // a column a day or a week: its date (each starts at 00:00 UTC)
+             axisLabel: { formatter: (v) => utc(v, data.precise).slice(5, data.point && data.point.kind === "span" ? 10 : undefined),
+                          hideOverlap: true } },
     yAxis: { type: "category", data: h.features, inverse: true,
              axisLabel: { width: narrow ? 76 : 120, overflow: "truncate" } },
     visualMap: { min: 0, max: h.max, calculable: false, orient: "horizontal", left: "center", bottom: 0,
@@ -115,7 +117,10 @@ function heatmap(el, data) {
       formatter: (p) => {
         const cell = cellAt.get(`${p.value[0]},${p.value[1]}`);
         if (!cell) return "";
-        const head = `<b>${esc(h.features[cell[1]])}</b><br>${utc(h.times[cell[0]], data.precise)} UTC<br>`;
+        const span = data.point && data.point.kind === "span";  // a column a day or a week
+        const when = `${utc(h.times[cell[0]], data.precise)} UTC`;
+        const head = `<b>${esc(h.features[cell[1]])}</b><br>` +
+          (span ? `${esc(data.point.name || "span")} from ${when} (${plural(data.point.windows, "window")})<br>` : `${when}<br>`);
         const verdict = cell[4] ? '<br><b style="color:#b91c1c">drifted</b>' : "";
         if (!windows) {
           const few = cell[5] ? `<br>not enough rows to tell in ${Math.round(cell[5] * 100)}% of them` : "";
@@ -129,7 +134,8 @@ function heatmap(el, data) {
             ? `<br><b>not enough rows to tell a change worth an alarm from noise</b>; drift at p ≤ ${num(cell[7])}`
             : `<br><b>not enough rows to tell a change of ${num(test.threshold)} from noise</b>; detectable ${num(cell[7])}`;
         }
-        return head + `${esc(test.stattest)}: ${num(cell[3])} (threshold ${num(test.threshold)})` + calibrated + verdict;
+        const bound = cell[9] !== null && cell[9] !== undefined && cell[9] > 0 ? `; ± ${num(cell[9])} from summaries` : "";
+        return head + `${esc(test.stattest)}: ${num(cell[3])} (threshold ${num(test.threshold)}${bound})` + calibrated + verdict;
       },
     },
     series: [
@@ -158,7 +164,8 @@ function drift(el, data) {
     grid, xAxis: rangeAxis(data), yAxis: shareAxis, legend: { top: 0, right: 0 },
     tooltip: { trigger: "axis", valueFormatter: (v) => `${Math.round(v * 100)}%` },
     series: [
-      { name: "mean", type: "line", data: d.mean, showSymbol: d.mean.length < 60, lineStyle: { color: COLORS.accent },
+      { name: data.point && data.point.kind === "span" ? `the ${data.point.name || "span"}` : "mean",
+        type: "line", data: d.mean, showSymbol: d.mean.length < 60, lineStyle: { color: COLORS.accent },
         itemStyle: { color: COLORS.accent }, areaStyle: { color: "rgba(79,70,229,.08)" } },
       { name: "worst window", type: "line", data: d.max, showSymbol: false, lineStyle: { type: "dashed", width: 1, color: COLORS.bad },
         itemStyle: { color: COLORS.bad } },
@@ -242,6 +249,59 @@ function performance(el, data) {
   });
 }
 
+// CONTRACT section 10: each served version's share of the rows over time (a rollout), and
+// below it each shadow version's difference from the served model in the headline metric
+// with its paired 95% band (0: as good as the served model)
+function versions(el, data) {
+  const v = data.versions || { served: {}, shadow: {} };
+  const served = Object.entries(v.served || {});
+  const shadows = Object.entries(v.shadow || {}).filter(([, s]) => s.value.length);
+  if (!served.length && !shadows.length) { empty(el, "No model_version in this range."); return; }
+  const palette = ["#4f46e5", "#0891b2", "#16a34a", "#db2777", "#ea580c", "#7c3aed", "#ca8a04", "#64748b"];
+  const both = served.length && shadows.length;
+  const grids = both
+    ? [{ left: 56, right: 20, top: 30, height: "34%" }, { left: 56, right: 20, top: "58%", bottom: 28 }]
+    : [{ left: 56, right: 20, top: 30, bottom: 28 }];
+  const bottom = both ? 1 : 0;
+  const series = served.map(([name, points], i) => ({
+    name, type: "line", stack: "served", data: points, symbol: "none", step: "middle",
+    lineStyle: { width: 0 }, areaStyle: { color: palette[i % palette.length], opacity: 0.75 },
+    itemStyle: { color: palette[i % palette.length] },
+  }));
+  shadows.forEach(([name, s], i) => {
+    const color = palette[(served.length + i) % palette.length];
+    const upper = new Map(s.upper.map(([t, value]) => [t, value]));
+    const band = s.lower.map(([t, value]) => [t, (upper.get(t) ?? value) - value]);
+    series.push(
+      { name: `${name} low`, type: "line", xAxisIndex: bottom, yAxisIndex: bottom, data: s.lower,
+        stack: `band-${name}`, symbol: "none", lineStyle: { opacity: 0 }, tooltip: { show: false } },
+      { name: `${name} 95%`, type: "line", xAxisIndex: bottom, yAxisIndex: bottom, data: band,
+        stack: `band-${name}`, symbol: "none", lineStyle: { opacity: 0 },
+        areaStyle: { color, opacity: 0.18 }, itemStyle: { color }, tooltip: { show: false } },
+      { name: `${name} − served`, type: "line", xAxisIndex: bottom, yAxisIndex: bottom, data: s.value,
+        showSymbol: s.value.length < 60, lineStyle: { color }, itemStyle: { color },
+        markLine: i ? undefined : { silent: true, symbol: "none", data: [{ yAxis: 0 }],
+                                    lineStyle: { color: COLORS.muted, type: "dashed", width: 1 },
+                                    label: { show: false } } },
+    );
+  });
+  const xAxis = [{ ...rangeAxis(data) }];
+  const yAxis = [];
+  if (served.length) yAxis.push({ ...shareAxis, name: "share of rows", nameTextStyle: { align: "left" } });
+  if (shadows.length) {
+    if (both) xAxis.push({ ...rangeAxis(data), gridIndex: 1 });
+    yAxis.push({ type: "value", scale: true, gridIndex: bottom, name: `${v.metric} − served`,
+                 nameTextStyle: { align: "left" }, splitLine: { lineStyle: { color: COLORS.grid } } });
+  }
+  make(el, "versions", {
+    grid: grids, xAxis, yAxis, axisPointer: { link: [{ xAxisIndex: "all" }] },
+    legend: { top: 0, type: "scroll", data: [...served.map(([name]) => name),
+                                              ...shadows.map(([name]) => `${name} − served`)] },
+    tooltip: { trigger: "axis", valueFormatter: (value) => num(value) },
+    series,
+  });
+}
+
 function bars(el, name, dist, title, missing) {
   if (!dist) { empty(el, missing || "No distribution stored for this window."); return; }
   const share = (counts, extra) => {
@@ -309,7 +369,9 @@ function score(el, data) {
           : p.data && p.data.few ? " <b>not enough rows to tell</b>" : "";
         return `${p.marker}${esc(p.seriesName)}: ${num(p.value[1])}${drifted}`;
       });
-      return [`${utc(items[0].value[0], data.precise)} UTC`, ...lines].join("<br>");
+      const span = data.point && data.point.kind === "span";
+      const when = `${utc(items[0].value[0], data.precise)} UTC`;
+      return [span ? `${esc(data.point.name || "span")} from ${when}` : when, ...lines].join("<br>");
     } },
     series,
   });
@@ -342,7 +404,7 @@ function missing(el, data) {
 
 const DRAW = {
   spark: (el) => spark(el),
-  heatmap, drift, accuracy, performance, score, missing,
+  heatmap, drift, accuracy, performance, score, missing, versions,
   prediction: (el, data) => bars(el, "prediction", data.prediction, "last window",
                                    data.prediction_missing || data.empty),
   distribution: (el, data) => bars(el, "distribution", data.distribution, "this window"),
