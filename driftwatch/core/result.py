@@ -5,6 +5,7 @@ and every reader (rules, the dashboard, Prometheus, webhook payloads) reads, thr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -182,6 +183,13 @@ class VersionSlice(_Part):
     )
 
 
+class BaselineSpan(_Part):
+    """The span of traffic a trailing or lag baseline compared the window with, [start, end)."""
+
+    start: datetime
+    end: datetime
+
+
 class Span(_Part):
     """What a run over several of the model's windows (kind ``span``) covers."""
 
@@ -278,6 +286,22 @@ class RunResult(_Part):
         description="the window split by model_version: each served version's rows, accuracy "
         "and prediction drift, largest first",
     )
+    # CONTRACT section 8: what the window was compared with (null in runs stored before).
+    baseline_rows: int | None = Field(
+        default=None,
+        description="rows of the baseline the window was compared with (a trailing or lag "
+        "baseline: the predictions in its span for this run)",
+    )
+    baseline_span: BaselineSpan | None = Field(
+        default=None,
+        description="a trailing or lag baseline: the span compared with, [start, end)",
+    )
+    baseline_reason: str | None = Field(
+        default=None,
+        description="a trailing or lag baseline: why its span could not be compared (no "
+        "predictions in it) or holds less than asked (it starts before the model's first "
+        "prediction); null otherwise",
+    )
     span: Span | None = Field(
         default=None,
         description="a run over several of the model's windows (kind span): what it covers",
@@ -326,6 +350,7 @@ class RunResult(_Part):
         flat: dict[str, float | None] = {
             "rows": self.rows,
             "labeled_rows": self.labeled_rows,
+            "baseline_rows": self.baseline_rows,
             "dataset.drifted_share": self.dataset.drifted_share,
             "dataset.drifted_features": self.dataset.drifted_features,
             "dataset.drifted": _flag(self.dataset.drifted),

@@ -43,6 +43,11 @@ class Metric:
 METRICS: tuple[Metric, ...] = (
     Metric("rows", "predictions in the window"),
     Metric("labeled_rows", "the window's predictions that have a label"),
+    Metric(
+        "baseline_rows",
+        "rows of the baseline compared with (a trailing or lag baseline: the predictions in "
+        "its span for this window)",
+    ),
     Metric("dataset.drifted_share", "drifted features over tested features"),
     Metric("dataset.drifted_features", "how many features drifted"),
     Metric("dataset.drifted", "1 if drifted_share reached the model's drift_share, else 0"),

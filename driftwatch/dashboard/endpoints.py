@@ -34,6 +34,7 @@ from driftwatch.deps import MAX_ID, OptionalIdQuery, RowId, SessionDep
 from driftwatch.errors import Forbidden, InvalidPayload, NotFound
 from driftwatch.models import MonitoredModel
 from driftwatch.models.monitoring import CUSTOM, NO_TRAFFIC, WINDOW
+from driftwatch.monitoring import moving
 from driftwatch.registry import service as registry
 from driftwatch.text import plural, redact_url, redact_urls_in
 
@@ -239,11 +240,13 @@ def model_page(
     firing = repository.firing_counts(session).get(model.id, 0)
     last = repository.last_window_with_data(session, model_id=model.id)
     features = registry.feature_specs(model)
+    baseline = repository.baseline(session, baseline_id=model.active_baseline_id)
     return _page(
         request, "model.html", viewer, started, model=model, span=span, data=data,
         ranges=service.presets(model.window_seconds), runs=runs, custom_runs=custom,
         newest=newest, alerts=repository.recent_alerts(session, model_id=model.id, limit=10),
-        baseline=repository.baseline(session, baseline_id=model.active_baseline_id),
+        baseline=baseline,
+        baseline_note=moving.describe(baseline.source, baseline.span_seconds) if baseline else None,
         status=service.status(last, firing),
         note=service.traffic_note(session, model=model, now=utcnow()),
         features=features, precise=model.window_seconds < 60,

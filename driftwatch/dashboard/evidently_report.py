@@ -37,6 +37,7 @@ from driftwatch.core.time import iso
 from driftwatch.db import session_scope
 from driftwatch.errors import NotFound
 from driftwatch.models import Baseline, Run
+from driftwatch.monitoring import moving
 from driftwatch.monitoring import service as monitoring
 from driftwatch.monitoring.profiles import BaselineProfile, ColumnProfile
 from driftwatch.registry import service as registry
@@ -169,6 +170,12 @@ def render(engine: Engine, *, model_name: str, run_id: int) -> str:
         baseline = session.get(Baseline, run.baseline_id)
         if baseline is None:
             raise NotFound(f"the baseline of run {run_id} no longer exists")
+        if baseline.source in moving.MOVING:
+            raise NotFound(
+                f"run {run_id} compared its window with a {baseline.source} baseline "
+                f"({baseline.name!r}), merged from summaries: Evidently's report needs the "
+                "baseline's rows, which such a baseline does not keep"
+            )
         profile = monitoring.PROFILES.get(session, baseline)
         features = [f for f in registry.feature_specs(model)
                     if f.name in {c.name for c in profile.features}]  # fmt: skip

@@ -29,10 +29,14 @@ class Baseline(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(Integer, ForeignKey("models.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(Name)
-    source: Mapped[str] = mapped_column(String(20))  # "records", "window" or "file"
+    # "records", "window", "file"; or "trailing" / "lag" (CONTRACT section 8: a span of the
+    # model's traffic relative to each run's window, merged from summaries for each run)
+    source: Mapped[str] = mapped_column(String(20))
     rows: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     window_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # trailing / lag: the span's length, or how far back, in seconds (null for the others)
+    span_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # which columns of its data were used, and which ignored (null before revision 0007):
     # {"features": [...], "prediction": name | null, "label": name | null, "ignored": [...]}
     columns: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

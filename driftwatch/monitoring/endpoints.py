@@ -15,7 +15,7 @@ from driftwatch.deps import AdminKey, ReadKey, RowId, SessionDep, SmallRowId
 from driftwatch.errors import InvalidPayload, NotFound
 from driftwatch.ingest.endpoints import read_json
 from driftwatch.models import Baseline
-from driftwatch.monitoring import files, repository, service
+from driftwatch.monitoring import files, moving, repository, service
 from driftwatch.monitoring.schemas import (
     BaselineColumns,
     BaselineCreate,
@@ -30,13 +30,21 @@ from driftwatch.registry import service as registry
 router = APIRouter(prefix="/api/v1/models/{name}", tags=["monitoring"])
 
 
-def _baseline_out(baseline: Baseline, active_id: int | None) -> BaselineOut:
+def _baseline_out(
+    baseline: Baseline, active_id: int | None, now: tuple[datetime, datetime, int] | None = None
+) -> BaselineOut:
+    """``now``: a trailing or lag baseline's span for the current window, and its rows."""
     window = None
     if baseline.window_start and baseline.window_end:
         window = TimeRange(start=baseline.window_start, end=baseline.window_end)
-    return BaselineOut(id=baseline.id, name=baseline.name, rows=baseline.rows,
+    length = moving.length_text(baseline.span_seconds) if baseline.span_seconds else None
+    return BaselineOut(id=baseline.id, name=baseline.name,
+                       rows=now[2] if now else baseline.rows,
                        source=baseline.source, created_at=baseline.created_at,
                        active=baseline.id == active_id, window=window,
+                       trailing=length if baseline.source == moving.TRAILING else None,
+                       lag=length if baseline.source == moving.LAG else None,
+                       span=TimeRange(start=now[0], end=now[1]) if now else None,
                        columns=BaselineColumns.model_validate(baseline.columns)
                        if baseline.columns else None,
                        warnings=baseline.warnings or [],
@@ -88,15 +96,30 @@ async def create_baseline(
             raise InvalidPayload(f"body: {error}") from None
         settings = request.app.state.settings
         baseline = await run_in_threadpool(
-            _from_body, session, name, body, settings.retention_policy(), settings.max_features
-        )
-    return _baseline_out(baseline, baseline.id)
+            _from_body, session, name, body, settings.retention_policy(), settings.max_features,
+            settings.summaries,
+        )  # fmt: skip
+    return _baseline_out(baseline, baseline.id, _moving_now(session, name, baseline))
+
+
+def _moving_now(
+    session: Any, name: str, baseline: Baseline
+) -> tuple[datetime, datetime, int] | None:
+    if baseline.source not in moving.MOVING:
+        return None
+    model = registry.get_by_name(session, name=name)
+    return service.moving_now(session, model=model, baseline=baseline)
 
 
 def _from_body(
-    session: Any, name: str, body: BaselineCreate, retention: Retention, max_features: int
-) -> Baseline:
+    session: Any, name: str, body: BaselineCreate, retention: Retention, max_features: int,
+    summaries: bool = True,
+) -> Baseline:  # fmt: skip
     model = registry.get_by_name(session, name=name, for_update=True)
+    for source, length in ((moving.TRAILING, body.trailing), (moving.LAG, body.lag)):
+        if length is not None:
+            return service.baseline_moving(session, model=model, name=body.name, source=source,
+                                           length=length, summaries=summaries)  # fmt: skip
     if body.records is not None:
         return service.baseline_from_records(
             session, model=model, name=body.name, records=body.records, max_features=max_features
@@ -123,7 +146,8 @@ def _from_file(
 def list_baselines(name: str, session: SessionDep, _key: ReadKey) -> list[BaselineOut]:
     model = registry.get_by_name(session, name=name)
     active = service.active_baseline(session, model=model)
-    return [_baseline_out(b, active.id if active else None)
+    return [_baseline_out(b, active.id if active else None,
+                          service.moving_now(session, model=model, baseline=b))
             for b in repository.list_baselines(session, model_id=model.id)]  # fmt: skip
 
 
@@ -133,7 +157,8 @@ def activate_baseline(
 ) -> BaselineOut:
     model = registry.get_by_name(session, name=name, for_update=True)
     baseline = service.activate(session, model=model, baseline_id=baseline_id)
-    return _baseline_out(baseline, baseline.id)
+    return _baseline_out(baseline, baseline.id,
+                         service.moving_now(session, model=model, baseline=baseline))  # fmt: skip
 
 
 @router.delete(

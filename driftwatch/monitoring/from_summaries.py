@@ -12,6 +12,7 @@ each column against the baseline's exact profile, with a bound on each score's e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -214,10 +215,13 @@ def compute_from_summaries(
     *, task: str, features: list[FeatureSpec], settings: DriftSettings,
     baseline: BaselineProfile, span: SpanSummary, labeled: accuracy.Labeled, rejected: int,
     rows_exist: bool, performance: PerformanceSettings | None = None, past_horizon: bool = False,
+    column_of: Callable[..., Outcome] | None = None,
 ) -> tuple[RunResult, dict[str, Any]]:  # fmt: skip
     """``compute.compute``'s result from the window's summaries (``source`` summaries): the
     same realized metrics and label fields, and no estimate (CBPE needs the window's scores
-    row by row)."""
+    row by row). ``column_of``: how one column is compared (default ``column``; a baseline
+    merged from summaries: ``moving.column``)."""
+    column_of = column_of or column
     rows = span.rows
     outcomes: list[Outcome] = []
     for feature, profile in zip(features, baseline.features, strict=True):
@@ -226,8 +230,9 @@ def compute_from_summaries(
             outcomes.append((_untested(None, None, compute.CLUSTER_KEY_UNTESTED), None, 0,
                              ([], 0), 0, None))  # fmt: skip
             continue
-        outcomes.append(column(profile, span.columns.get((FEATURE, feature.name)), feature.kind,
-                               stattest, threshold, settings, rows_exist=rows_exist))  # fmt: skip
+        outcomes.append(column_of(profile, span.columns.get((FEATURE, feature.name)),
+                                  feature.kind, stattest, threshold, settings,
+                                  rows_exist=rows_exist))  # fmt: skip
     feature_results = [
         FeatureDrift(name=f.name, kind=f.kind, **outcome[0].model_dump(),
                      missing_share=outcome[2] / rows if rows else None)
@@ -240,8 +245,8 @@ def compute_from_summaries(
         found = span.columns.get(key)
         if found is not None and found.count:
             stattest, threshold = settings.choice(None, column_profile.kind)
-            prediction = column(column_profile, found, column_profile.kind, stattest, threshold,
-                                settings, rows_exist=rows_exist)  # fmt: skip
+            prediction = column_of(column_profile, found, column_profile.kind, stattest,
+                                   threshold, settings, rows_exist=rows_exist)  # fmt: skip
     prediction_result = prediction[0] if prediction else None
     if settings.calibrated:
         feature_results, prediction_result = compute._calibrated(

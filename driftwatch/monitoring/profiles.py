@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.monitoring.estimation import LabeledScores
+from driftwatch.stats.summaries import ColumnSummary
 from driftwatch.storage.chunks import WindowColumns
 
 FLOAT = np.dtype("<f8")
@@ -34,6 +35,9 @@ class ColumnProfile:
     # categorical: two rows, each present value's category (an index into ``categories``) and
     # its cluster. None: the model had no cluster key when the baseline was made.
     cluster_units: npt.NDArray[np.int64] | None = None
+    # A trailing or lag baseline's column known only by its span's merged summary (its
+    # values not counted exactly: see ``monitoring.moving``); None for every other column.
+    summary: ColumnSummary | None = None
 
     @property
     def nbytes(self) -> int:

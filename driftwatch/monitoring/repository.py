@@ -140,6 +140,18 @@ def _baseline_columns(session: Session, baseline_id: int) -> list[dict[str, Any]
     return [row._asdict() for row in rows]
 
 
+def insert_moving_baseline(
+    session: Session, *, model_id: int, name: str, source: str, span_seconds: int, rows: int,
+    warnings: list[str],
+) -> Baseline:  # fmt: skip
+    """A trailing or lag baseline: no prepared columns (each run merges its span's summaries)."""
+    baseline = Baseline(model_id=model_id, name=name, source=source, span_seconds=span_seconds,
+                        rows=rows, columns=None, warnings=warnings)  # fmt: skip
+    session.add(baseline)
+    session.flush()
+    return baseline
+
+
 def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
     features: list[ColumnProfile] = []
     prediction = None

@@ -12,13 +12,20 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     field_serializer,
+    field_validator,
     model_serializer,
     model_validator,
 )
 
-from driftwatch.core.result import ColumnDrift, DatasetDrift, FeatureDrift, Quality, RunResult
+from driftwatch.core.result import (
+    ColumnDrift,
+    DatasetDrift,
+    FeatureDrift,
+    Quality,
+    RunResult,
+)
 from driftwatch.core.status import RunStatus
-from driftwatch.core.time import iso
+from driftwatch.core.time import iso, parse_duration
 from driftwatch.text import Text
 
 
@@ -37,17 +44,48 @@ class TimeRange(Strict):
         return self
 
 
+def _duration(field: str) -> Any:
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_duration(value)
+            except ValueError as error:
+                raise ValueError(f"{field}: {error}") from None
+        return value
+
+    return field_validator(field)(check)
+
+
 class BaselineCreate(Strict):
-    """Either ``records`` ({"features", "prediction"?, "label"?} each) or ``from_window``."""
+    """One of ``records`` ({"features", "prediction"?, "label"?} each), ``from_window``, or a
+    span relative to each run's window: ``trailing`` or ``lag`` (CONTRACT section 8)."""
 
     name: Text = Field(min_length=1, max_length=200)
     records: list[dict[str, Any]] | None = None
     from_window: TimeRange | None = None
+    trailing: str | None = Field(
+        default=None,
+        description="each run compares with the span of this length just before its window "
+        "('7d', '24h'; a whole number of the model's summary buckets, an hour for windows of "
+        "an hour or more), merged from summaries",
+    )
+    lag: str | None = Field(
+        default=None,
+        description="each run compares with the window of the same length this far back "
+        "('7d': the same hour last week; a whole number of the model's windows), merged from "
+        "summaries",
+    )
+
+    _trailing = _duration("trailing")
+    _lag = _duration("lag")
 
     @model_validator(mode="after")
     def _one_source(self) -> BaselineCreate:
-        if (self.records is None) == (self.from_window is None):
-            raise ValueError("give either 'records' or 'from_window' (or upload a file)")
+        given = [self.records, self.from_window, self.trailing, self.lag]
+        if sum(source is not None for source in given) != 1:
+            raise ValueError(
+                "give either 'records' or 'from_window', or 'trailing' or 'lag' (or upload a file)"
+            )
         return self
 
 
@@ -68,6 +106,17 @@ class BaselineOut(BaseModel):
     created_at: datetime
     active: bool
     window: TimeRange | None = None
+    trailing: str | None = Field(
+        default=None, description="a trailing baseline: the length of the span before each window"
+    )
+    lag: str | None = Field(
+        default=None, description="a lag baseline: how far back each window's span lies"
+    )
+    span: TimeRange | None = Field(
+        default=None,
+        description="a trailing or lag baseline: the span the model's current window compares "
+        "with (its ``rows`` are that span's predictions, counted now)",
+    )
     columns: BaselineColumns | None = Field(
         default=None, description="null for a baseline made before driftwatch recorded it"
     )
@@ -117,6 +166,24 @@ class WindowOut(BaseModel):
 class BaselineRef(BaseModel):
     id: int
     name: str | None
+    start: datetime | None = Field(
+        default=None,
+        description="a trailing or lag baseline: the span of traffic this run compared with "
+        "(absent for other baselines)",
+    )
+    end: datetime | None = None
+
+    @model_serializer(mode="wrap")
+    def _span_when_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``{"id", "name"}`` as the contract writes it; ``start`` and ``end`` when known."""
+        out: dict[str, Any] = handler(self)
+        for key in ("start", "end"):
+            moment = getattr(self, key)
+            if moment is None:
+                out.pop(key, None)
+            else:
+                out[key] = iso(moment)
+        return out
 
 
 class RunOut(RunResult):

@@ -18,12 +18,18 @@ from sqlalchemy.orm import Session
 from driftwatch import metrics
 from driftwatch.alerting import service as alerts
 from driftwatch.alerting.service import AlertingContext
-from driftwatch.core.result import RunResult, VersionSlice
+from driftwatch.core.result import BaselineSpan, RunResult, VersionSlice
 from driftwatch.core.retention import KEEP_EVERYTHING, Retention, describe
 from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.core.status import RunStatus
-from driftwatch.core.time import is_window, iso, utcnow
+from driftwatch.core.time import (
+    is_window,
+    iso,
+    parse_duration,
+    utcnow,
+    window_start,
+)
 from driftwatch.errors import BadRequest, Conflict, InvalidPayload, NotFound, ServiceUnavailable
 from driftwatch.ingest import repository as ingest_repository
 from driftwatch.ingest import service as ingest
@@ -45,6 +51,7 @@ from driftwatch.monitoring import (
     estimation,
     files,
     from_summaries,
+    moving,
     profiles,
     repository,
     segments,
@@ -376,6 +383,65 @@ def baseline_from_window(
     return baseline
 
 
+def baseline_moving(
+    session: Session, *, model: MonitoredModel, name: str, source: str, length: str,
+    summaries: bool = True,
+) -> Baseline:  # fmt: skip
+    """A trailing or lag baseline (CONTRACT section 8): checked against the model's window and
+    summary buckets; its ``rows`` are those of the span the current window compares with."""
+    if not summaries:
+        raise Conflict(
+            f"{source}: summaries are off (DRIFTWATCH_SUMMARIES=0), and a {source} baseline is "
+            "merged from the summaries kept at ingest for each run"
+        )
+    try:
+        seconds = int(parse_duration(length).total_seconds())
+    except ValueError as error:
+        raise InvalidPayload(f"{source}: {error}") from None
+    bucket = summary_service.bucket_seconds(model.window_seconds)
+    refused = moving.refusal(source, seconds, model.window_seconds, bucket)
+    if refused is not None:
+        raise InvalidPayload(refused)
+    start, end, rows = _moving_now(session, model=model, source=source, seconds=seconds)
+    warnings = []
+    if rows == 0:
+        warnings.append(
+            f"the span the current window compares with ({iso(start)} to {iso(end)}) holds no "
+            "predictions yet: until a window's span does, its run has no baseline to compare "
+            "with (insufficient baseline, the reason stated in baseline_reason)"
+        )
+    baseline = repository.insert_moving_baseline(
+        session, model_id=model.id, name=name, source=source, span_seconds=seconds, rows=rows,
+        warnings=warnings,
+    )  # fmt: skip
+    model.active_baseline_id = baseline.id
+    session.flush()
+    return baseline
+
+
+def _moving_now(
+    session: Session, *, model: MonitoredModel, source: str, seconds: int
+) -> tuple[datetime, datetime, int]:
+    """The span the model's current (open) window compares with, and its predictions."""
+    length = timedelta(seconds=model.window_seconds)
+    current = window_start(utcnow(), length)
+    start, end = moving.span_of(source, seconds, current, current + length)
+    predictions = [("prediction", "value"), ("prediction", "class")]
+    rows = summary_service.span_summary(session, model_id=model.id, start=start, end=end,
+                                        columns=predictions).rows  # fmt: skip
+    return start, end, rows
+
+
+def moving_now(
+    session: Session, *, model: MonitoredModel, baseline: Baseline
+) -> tuple[datetime, datetime, int] | None:
+    """A trailing or lag baseline's span for the current window, and its rows (None: another
+    kind of baseline)."""
+    if baseline.source not in moving.MOVING or baseline.span_seconds is None:
+        return None
+    return _moving_now(session, model=model, source=baseline.source, seconds=baseline.span_seconds)
+
+
 def activate(session: Session, *, model: MonitoredModel, baseline_id: int) -> Baseline:
     baseline = repository.get_baseline(session, model_id=model.id, baseline_id=baseline_id)
     if baseline is None:
@@ -440,6 +506,10 @@ def compute_run(
     unless ``exact``. A window older than ``label_horizon`` (DRIFTWATCH_LABEL_HORIZON) is
     mature whatever its label coverage."""
     started = time.perf_counter()
+    chosen = session.get(Baseline, run.baseline_id)
+    if chosen is not None and chosen.source in moving.MOVING:
+        return _compute_moving(session, model=model, run=run, baseline=chosen, alerting=alerting,
+                               started=started, label_horizon=label_horizon)  # fmt: skip
     if not exact:
         span = (
             _span_summary(session, model=model, run=run)
@@ -509,6 +579,7 @@ def compute_run(
     _segments(session, model=model, run=run, result=result, baseline=baseline, profile=profile,
               window=window, features=features, labeled=labeled,
               label_horizon=label_horizon)  # fmt: skip
+    result.baseline_rows = profile.rows
     return _store(session, model=model, run=run, result=result, distributions=distributions,
                   alerting=alerting, started=started)  # fmt: skip
 
@@ -648,11 +719,63 @@ def _compute_from_summaries(
             features=features, labeled=labeled, rows_exist=held >= span.rows,
             label_horizon=label_horizon,
         )  # fmt: skip
-    earlier = run.result
+    result.baseline_rows = profile.rows
+    _keep_earlier_labels(result, run.result, labeled)
+    return _store(session, model=model, run=run, result=result, distributions=distributions,
+                  alerting=alerting, started=started)  # fmt: skip
+
+
+def _keep_earlier_labels(
+    result: RunResult, earlier: RunResult | None, labeled: accuracy.Labeled
+) -> None:
     if earlier is not None and len(labeled) < earlier.labeled_rows:
         # retention removed the labels too: the accuracy computed while they existed stays
         result.labeled_rows, result.accuracy = earlier.labeled_rows, earlier.accuracy
         result.versions = result.versions or earlier.versions
+
+
+def _compute_moving(
+    session: Session, *, model: MonitoredModel, run: Run, baseline: Baseline,
+    alerting: AlertingContext, started: float, label_horizon: timedelta,
+) -> Run:  # fmt: skip
+    """A run against a trailing or lag baseline: the window's summary against its span's,
+    both merged from summaries (``monitoring.moving``)."""
+    if baseline.deleted_at is not None:
+        gone = f"run {run.id}: its baseline {baseline.id} ({baseline.name!r}) was deleted"
+        if run.computations:
+            raise BaselineDeleted(f"{gone}, so the run computed before stays as it was")
+        raise Conflict(f"{gone} before its window was computed")
+    assert baseline.span_seconds is not None
+    bounds: dict[str, Any] = {"model_id": model.id, "start": run.window_start,
+                              "end": run.window_end}  # fmt: skip
+    span_start, span_end = moving.span_of(baseline.source, baseline.span_seconds,
+                                          run.window_start, run.window_end)  # fmt: skip
+    reference = summary_service.span_summary(session, model_id=model.id, start=span_start,
+                                             end=span_end)  # fmt: skip
+    window = summary_service.span_summary(session, **bounds)
+    features = registry.feature_specs(model)
+    profile = moving.profile_of(reference, features)
+    labeled = repository.labeled(session, **bounds)
+    result, distributions = from_summaries.compute_from_summaries(
+        task=model.task, features=features,
+        settings=DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
+        baseline=profile, span=window, labeled=labeled,
+        rejected=repository.count_rejected(session, **bounds), rows_exist=False,
+        performance=PerformanceSettings.from_model(model.performance),
+        past_horizon=run.window_end < utcnow() - label_horizon, column_of=moving.column,
+    )  # fmt: skip
+    result.baseline_rows = reference.rows
+    result.baseline_span = BaselineSpan(start=span_start, end=span_end)
+    result.baseline_reason = moving.reason(
+        reference, first=summary_service.first_bucket(session, model_id=model.id),
+        window_start=run.window_start, window_end=run.window_end, window_rows=window.rows,
+        window_held=ingest_repository.window_capacity(session, **bounds) if not window.rows else 0,
+    )  # fmt: skip
+    result.versions = _versions(session, model, run, result, moving.for_versions(profile), labeled)
+    if run.kind == SPAN:  # several whole windows: what the span covers, as any span run
+        result.span = spans.coverage(session, model=model, start=run.window_start,
+                                     end=run.window_end, buckets=window.buckets)  # fmt: skip
+    _keep_earlier_labels(result, run.result, labeled)
     return _store(session, model=model, run=run, result=result, distributions=distributions,
                   alerting=alerting, started=started)  # fmt: skip
 
@@ -814,6 +937,13 @@ def run_now(
         baseline = repository.get_baseline(session, model_id=model.id, baseline_id=baseline_id)
         if baseline is None:
             raise NotFound(f"model {model.name!r} has no baseline {baseline_id}")
+    if exact and baseline.source in moving.MOVING:
+        raise BadRequest(
+            f"exact: baseline {baseline.id} ({baseline.name!r}) is a {baseline.source} baseline, "
+            "merged from summaries for each run, so its runs compare summaries on both sides; "
+            "'exact' reads raw rows against a baseline of stored rows (name one with "
+            "'baseline')"
+        )
     kind = _kind(start, end, timedelta(seconds=model.window_seconds))
     window = {"model_id": model.id, "baseline_id": baseline.id, "start": start, "end": end}
     if kind == WINDOW:
@@ -915,11 +1045,17 @@ def to_out(run: Run, *, model: MonitoredModel, baseline: Baseline | None) -> Run
     """A run as the API returns it (CONTRACT section 3, Runs): its result, or while it is
     pending no numbers yet."""
     result = run.result.model_dump() if run.result else {}
+    span = run.result.baseline_span if run.result else None
+    if result and result.get("baseline_rows") is None and baseline is not None:
+        if baseline.source not in moving.MOVING:  # a run stored before it said so
+            result["baseline_rows"] = baseline.rows
     return RunOut(**{
         **result,
         "id": run.id, "model": model.name, "kind": run.kind,
         "window": WindowOut(start=run.window_start, end=run.window_end),
-        "baseline": BaselineRef(id=run.baseline_id, name=baseline.name if baseline else None),
+        "baseline": BaselineRef(id=run.baseline_id, name=baseline.name if baseline else None,
+                                start=span.start if span else None,
+                                end=span.end if span else None),
         "status": RunStatus(run.status), "rows": run.rows, "labeled_rows": run.labeled_rows,
         "computed_at": run.computed_at, "duration_seconds": run.duration_seconds,
         "error": run.error,

@@ -26,12 +26,15 @@ _ZERO_MIN_NX2 = 370.0
 def smirnov(n: int, x: float) -> float:
     """P(D+_n >= x): Birnbaum-Tingey, x * sum_j C(n,j) (1-x-j/n)^(n-j) (x+j/n)^(j-1)."""
     j = np.arange(math.floor(n * (1 - x)) + 1, dtype=np.float64)
-    with np.errstate(divide="ignore"):  # the last term can be log(0) = -inf, i.e. 0
+    # the last term can be log(0) = -inf, i.e. 0; and 1 - x - j/n a rounding below 0 when
+    # n (1 - x) is a whole number (D = 0.0430222... at n = 22500): that term is 0 too
+    remaining = np.maximum(1 - x - j / n, 0.0)
+    with np.errstate(divide="ignore"):
         logs = (
             gammaln(n + 1)
             - gammaln(j + 1)
             - gammaln(n - j + 1)
-            + (n - j) * np.log(1 - x - j / n)
+            + (n - j) * np.log(remaining)
             + (j - 1) * np.log(x + j / n)
         )
     return float(x * np.exp(logsumexp(logs)))

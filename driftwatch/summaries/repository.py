@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, false, insert, or_, select, update
+from sqlalchemy import and_, delete, false, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from driftwatch.core.time import utcnow
@@ -87,6 +87,14 @@ def read_span(
         Part(bucket_start, seconds, role, name, summaries.loads(body), parts)
         for bucket_start, seconds, role, name, parts, body in found
     ]
+
+
+def first_bucket(session: Session, *, model_id: int) -> datetime | None:
+    """The start of the model's first summarized bucket (None: it has none)."""
+    found: datetime | None = session.scalar(
+        select(func.min(ColumnSummary.bucket_start)).where(ColumnSummary.model_id == model_id)
+    )
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,6 +143,11 @@ def span_summary(
     return span
 
 
+def first_bucket(session: Session, *, model_id: int) -> datetime | None:
+    """When the model's summarized history starts (its first bucket), or None."""
+    return repository.first_bucket(session, model_id=model_id)
+
+
 def compact(engine: Engine, *, now: datetime, limit: int = 10_000) -> int:
     """Merge the rows of closed buckets (one per column and bucket), each group in its own
     savepoint; returns how many rows were merged. Safe to run in several replicas at once."""
