@@ -144,12 +144,14 @@ def _chunk_row(model_id: int, columns: PredictionColumns) -> dict[str, Any]:
         "prediction_classes": encoded.prediction_classes,
         "dictionary": encoded.dictionary,
         "created_at": utcnow(),
+        "emb_values": encoded.emb_values,
     }
 
 
 _CHUNK_COLUMNS = (
     "model_id", "ts_min", "ts_max", "rows", "num_width", "cat_width", "timestamps", "num_values",
     "cat_codes", "prediction_values", "prediction_classes", "dictionary", "created_at",
+    "emb_values",
 )  # fmt: skip
 _INSERT_CHUNK = (
     f"INSERT INTO prediction_chunks ({', '.join(_CHUNK_COLUMNS)}) "
@@ -411,7 +413,7 @@ def window_capacity(session: Session, *, model_id: int, start: datetime, end: da
 
 def read_window(
     session: Session, *, model_id: int, num_width: int, cat_width: int,
-    start: datetime, end: datetime,
+    start: datetime, end: datetime, embeddings: Sequence[tuple[str, int]] = (),
 ) -> chunks.WindowColumns:  # fmt: skip
     """Every stored prediction of the model with ``start <= ts < end``, as columns.
 
@@ -423,9 +425,11 @@ def read_window(
         session.scalar(select(func.coalesce(func.sum(PredictionChunk.rows), 0))
                        .where(*overlapping)) or 0
     )  # fmt: skip
-    builder = chunks.WindowBuilder(capacity, num_width=num_width, cat_width=cat_width)
+    builder = chunks.WindowBuilder(capacity, num_width=num_width, cat_width=cat_width,
+                                   embeddings=embeddings)  # fmt: skip
     start_us, end_us = chunks.to_us(start), chunks.to_us(end)
-    for row in _stream_chunks(session, model_id=model_id, start=start, end=end):
+    fields = _CHUNK_FIELDS + (("emb_values",) if embeddings else ())
+    for row in _stream_chunks(session, model_id=model_id, start=start, end=end, fields=fields):
         builder.add(chunks.decode(**row), start_us=start_us, end_us=end_us)
     return builder.finish()
 
@@ -451,23 +455,24 @@ _CHUNK_FIELDS = (
 
 
 def _stream_chunks(
-    session: Session, *, model_id: int, start: datetime, end: datetime
-) -> Iterator[dict[str, Any]]:
+    session: Session, *, model_id: int, start: datetime, end: datetime,
+    fields: tuple[str, ...] = _CHUNK_FIELDS,
+) -> Iterator[dict[str, Any]]:  # fmt: skip
     """The window's chunks one at a time. On Postgres through a server-side cursor in binary
     format: bytea in the default text format is hex, twice the bytes and a decode besides."""
     if session.get_bind().dialect.name == "postgresql":
         yield from postgres.stream_binary(
             session,
-            f"SELECT {', '.join(_CHUNK_FIELDS)} FROM prediction_chunks "
+            f"SELECT {', '.join(fields)} FROM prediction_chunks "
             "WHERE model_id = %(model)s AND ts_min < %(end)s AND ts_max >= %(start)s "
             "AND ts_min >= %(first_day)s ORDER BY id",
             {"model": model_id, "start": start, "end": end, "first_day": day_start(start)},
-            fields=_CHUNK_FIELDS,
+            fields=fields,
             rows_per_fetch=4,
         )
         return
     rows = session.execute(
-        select(*(getattr(PredictionChunk, name) for name in _CHUNK_FIELDS))
+        select(*(getattr(PredictionChunk, name) for name in fields))
         .where(*_overlapping(session, model_id=model_id, start=start, end=end))
         .order_by(PredictionChunk.id)
         .execution_options(yield_per=4)
