@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, NotRequired
 
-from typing_extensions import TypedDict
-
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -16,6 +14,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from driftwatch.core.specs import MAX_EMBEDDING_DIMENSIONS
 from driftwatch.core.time import parse_duration
