@@ -144,19 +144,27 @@ def _chunk_row(model_id: int, columns: PredictionColumns) -> dict[str, Any]:
         "prediction_classes": encoded.prediction_classes,
         "dictionary": encoded.dictionary,
         "created_at": utcnow(),
-        "emb_values": encoded.emb_values,
+        # only for a batch with embedding features: one without writes the rows it always did
+        **({} if encoded.emb_values is None else {"emb_values": encoded.emb_values}),
     }
 
 
 _CHUNK_COLUMNS = (
     "model_id", "ts_min", "ts_max", "rows", "num_width", "cat_width", "timestamps", "num_values",
     "cat_codes", "prediction_values", "prediction_classes", "dictionary", "created_at",
-    "emb_values",
 )  # fmt: skip
-_INSERT_CHUNK = (
-    f"INSERT INTO prediction_chunks ({', '.join(_CHUNK_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_CHUNK_COLUMNS))}) RETURNING id"
-)
+
+
+def _insert_statement(columns: tuple[str, ...]) -> str:
+    return (
+        f"INSERT INTO prediction_chunks ({', '.join(columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id"
+    )
+
+
+_INSERT_CHUNK = _insert_statement(_CHUNK_COLUMNS)
+_EMBEDDING_CHUNK_COLUMNS = (*_CHUNK_COLUMNS, "emb_values")
+_INSERT_EMBEDDING_CHUNK = _insert_statement(_EMBEDDING_CHUNK_COLUMNS)
 
 
 def _insert_chunk(session: Session, model_id: int, columns: PredictionColumns) -> int:
@@ -164,9 +172,13 @@ def _insert_chunk(session: Session, model_id: int, columns: PredictionColumns) -
     if session.get_bind().dialect.name == "postgresql":
         # Straight to psycopg, buffers as binary parameters: the ORM path costs more than the
         # insert itself for a few hundred kilobytes of column data.
-        values = [row[c] for c in _CHUNK_COLUMNS]
-        values[_CHUNK_COLUMNS.index("dictionary")] = Json(row["dictionary"])
-        cursor = postgres.psycopg_connection(session).execute(_INSERT_CHUNK, values, binary=True)
+        embedded = "emb_values" in row
+        names = _EMBEDDING_CHUNK_COLUMNS if embedded else _CHUNK_COLUMNS
+        values = [row[c] for c in names]
+        values[names.index("dictionary")] = Json(row["dictionary"])
+        cursor = postgres.psycopg_connection(session).execute(
+            _INSERT_EMBEDDING_CHUNK if embedded else _INSERT_CHUNK, values, binary=True
+        )
         found = cursor.fetchone()
         assert found is not None
         return int(found[0])
