@@ -26,6 +26,10 @@ class EmbeddingSpec:
     name: str
     dimensions: int
 
+    @property
+    def kind(self) -> str:
+        return EMBEDDING
+
 
 def is_classification(task: str) -> bool:
     return task != "regression"

@@ -226,7 +226,7 @@ def model_page(
                                     kinds=(CUSTOM,))  # fmt: skip
     firing = repository.firing_counts(session).get(model.id, 0)
     last = repository.last_window_with_data(session, model_id=model.id)
-    features = registry.feature_specs(model)
+    features = [*registry.feature_specs(model), *registry.embedding_specs(model)]
     return _page(
         request, "model.html", viewer, started, model=model, span=span, data=data,
         ranges=service.presets(model.window_seconds), runs=runs, custom_runs=custom,
@@ -268,7 +268,8 @@ def _feature_page(
 ) -> HTMLResponse:  # fmt: skip
     started = time.perf_counter()
     model = registry.get_by_name(session, name=name)
-    spec = next((f for f in registry.feature_specs(model) if f.name == feature), None)
+    specs = [*registry.feature_specs(model), *registry.embedding_specs(model)]
+    spec = next((f for f in specs if f.name == feature), None)
     if spec is None:
         raise NotFound(f"model {name!r} has no feature {feature!r}")
     span, newest = _span(session, model, range_, start, end)
