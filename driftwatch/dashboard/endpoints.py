@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from driftwatch.alerting import repository as alerting_repository
 from driftwatch.alerting import service as alerting
+from driftwatch.core.specs import EmbeddingSpec, FeatureSpec
 from driftwatch.core.time import format_duration, utcnow
 from driftwatch.dashboard import evidently_report, repository, service
 from driftwatch.dashboard.security import REPORT_POLICY
@@ -226,7 +227,9 @@ def model_page(
                                     kinds=(CUSTOM,))  # fmt: skip
     firing = repository.firing_counts(session).get(model.id, 0)
     last = repository.last_window_with_data(session, model_id=model.id)
-    features = [*registry.feature_specs(model), *registry.embedding_specs(model)]
+    features: list[FeatureSpec | EmbeddingSpec] = [
+        *registry.feature_specs(model), *registry.embedding_specs(model),
+    ]  # fmt: skip
     return _page(
         request, "model.html", viewer, started, model=model, span=span, data=data,
         ranges=service.presets(model.window_seconds), runs=runs, custom_runs=custom,
@@ -268,7 +271,9 @@ def _feature_page(
 ) -> HTMLResponse:  # fmt: skip
     started = time.perf_counter()
     model = registry.get_by_name(session, name=name)
-    specs = [*registry.feature_specs(model), *registry.embedding_specs(model)]
+    specs: list[FeatureSpec | EmbeddingSpec] = [
+        *registry.feature_specs(model), *registry.embedding_specs(model),
+    ]  # fmt: skip
     spec = next((f for f in specs if f.name == feature), None)
     if spec is None:
         raise NotFound(f"model {name!r} has no feature {feature!r}")
