@@ -301,3 +301,45 @@ def test_the_sdk_logs_numpy_arrays(
     entry = _entry(post(api, f"/api/v1/models/{model}/runs", WINDOW))
     assert entry["drifted"] is True
     assert entry["missing_share"] == pytest.approx(1 / 300)
+
+
+# -- the dashboard -------------------------------------------------------------------------------
+
+
+def test_the_pages_show_an_embedding_its_projection_and_its_heatmap_row(
+    api: TestClient, engine: Any, settings: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from driftwatch.app import create_app
+    from tests.conftest import sign_in
+
+    model = model_with(api)
+    post(api, f"/api/v1/models/{model}/baselines", baseline_body(vectors(200, seed=8)), 201)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    batch = [
+        {**record, "timestamp": (start + timedelta(seconds=i)).isoformat()}
+        for i, record in enumerate(records(vectors(100, seed=9, shift=2.0), prefix="d"))
+    ]
+    post(api, f"/api/v1/models/{model}/predictions", {"records": batch})
+    window = {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+    post(api, f"/api/v1/models/{model}/runs", window)
+    with TestClient(create_app(settings, engine)) as browser:
+        sign_in(browser, follow_redirects=False)
+        page = browser.get(f"/models/{model}")
+        feature = browser.get(f"/models/{model}/features/text_embedding")
+    assert page.status_code == 200, page.text
+    assert "2 features" in page.text  # age and the embedding
+    model_data = json.loads(page.text.split('id="page-data">')[1].split("</script>")[0])
+    assert "text_embedding" in json.dumps(model_data["heatmap"])  # a row of its own
+    assert f"/models/{model}/features/text_embedding" in page.text
+    assert feature.status_code == 200, feature.text
+    assert 'data-tile="dimensions"' in feature.text
+    data = json.loads(feature.text.split('id="page-data">')[1].split("</script>")[0])
+    projection = data["distribution"]["projection"]
+    assert len(projection["reference"]) == 200
+    assert len(projection["current"]) == 100
+    assert all(len(point) == 2 for point in projection["current"])
+    (series,) = data["scores"]
+    assert series["stattest"] == "model"
+    assert series["label"] == "model ROC AUC"
