@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from driftwatch.core.result import FeatureDrift
 from driftwatch.core.settings import DriftSettings
@@ -58,10 +59,14 @@ def projection(reference: npt.NDArray[np.float32],
     rng = np.random.default_rng([methods.SEED, len(reference), len(current), 5])
     base = methods.sample(reference, methods.SAMPLE_ROWS, rng).astype(np.float64)
     centre = base.mean(axis=0)
-    _, singular, components = np.linalg.svd(base - centre, full_matrices=False)
-    axes = components[:2]
-    variance = singular**2
-    explained = (variance[:2] / variance.sum()).tolist() if variance.sum() > 0 else [0.0, 0.0]
+    # the eigenvectors of the (dimensions x dimensions) covariance: the principal axes at a
+    # fraction of an SVD of the sample's (rows x dimensions) matrix
+    centred = base - centre
+    variance, vectors = np.linalg.eigh(centred.T @ centred)
+    order = np.argsort(variance)[::-1][:2]
+    axes = vectors[:, order].T
+    total = float(np.clip(variance, 0, None).sum())
+    explained = (variance[order] / total).tolist() if total > 0 else [0.0, 0.0]
 
     def points(matrix: npt.NDArray[np.float32]) -> list[list[float]]:
         shown = methods.sample(matrix, PROJECTED_POINTS, rng).astype(np.float64)
@@ -76,7 +81,21 @@ def embedding_outcome(
     spec: EmbeddingSpec, baseline: EmbeddingProfile, matrix: npt.NDArray[np.float32],
     settings: DriftSettings,
 ) -> EmbeddingOutcome:  # fmt: skip
-    """One embedding feature of the window against its baseline column."""
+    """One embedding feature of the window against its baseline column.
+
+    Its linear algebra runs on one BLAS thread: the matrices are small (thousands of rows by
+    the dimensions), and a threaded BLAS on cores other work shares spins: an SVD of 5,000 x
+    384 took 26-49 s with OpenBLAS's threads where one thread took 2 s, on 2 loaded cores. The
+    limit is the process's while it holds (threadpoolctl's): other threads' BLAS calls then run
+    on one thread too, which changes no result."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _outcome(spec, baseline, matrix, settings)
+
+
+def _outcome(
+    spec: EmbeddingSpec, baseline: EmbeddingProfile, matrix: npt.NDArray[np.float32],
+    settings: DriftSettings,
+) -> EmbeddingOutcome:  # fmt: skip
     current = present_vectors(matrix)
     rows = len(matrix)
     missing_share = (rows - len(current)) / rows if rows else None
