@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from driftwatch.alerting import repository as alerting_repository
 from driftwatch.alerting import service as alerting
+from driftwatch.core.specs import EmbeddingSpec, FeatureSpec
 from driftwatch.core.time import format_duration, utcnow
 from driftwatch.dashboard import evidently_report, repository, service
 from driftwatch.dashboard.security import REPORT_POLICY
@@ -239,7 +240,9 @@ def model_page(
                                     kinds=(CUSTOM,))  # fmt: skip
     firing = repository.firing_counts(session).get(model.id, 0)
     last = repository.last_window_with_data(session, model_id=model.id)
-    features = registry.feature_specs(model)
+    features: list[FeatureSpec | EmbeddingSpec] = [
+        *registry.feature_specs(model), *registry.embedding_specs(model),
+    ]  # fmt: skip
     baseline = repository.baseline(session, baseline_id=model.active_baseline_id)
     return _page(
         request, "model.html", viewer, started, model=model, span=span, data=data,
@@ -283,7 +286,10 @@ def _feature_page(
 ) -> HTMLResponse:  # fmt: skip
     started = time.perf_counter()
     model = registry.get_by_name(session, name=name)
-    spec = next((f for f in registry.feature_specs(model) if f.name == feature), None)
+    specs: list[FeatureSpec | EmbeddingSpec] = [
+        *registry.feature_specs(model), *registry.embedding_specs(model),
+    ]  # fmt: skip
+    spec = next((f for f in specs if f.name == feature), None)
     if spec is None:
         raise NotFound(f"model {name!r} has no feature {feature!r}")
     span, newest = _span(session, model, range_, start, end)

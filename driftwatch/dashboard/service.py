@@ -4,7 +4,7 @@ raw predictions are never scanned to draw a page."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,9 @@ from driftwatch.models.monitoring import NO_TRAFFIC, WINDOW
 from driftwatch.monitoring import repository as monitoring
 from driftwatch.monitoring import spans
 from driftwatch.registry import service as registry
+from driftwatch.stats import embeddings as embedding_methods
 from driftwatch.stats import registry as stattests
+from driftwatch.stats.registry import StatTest
 
 # the time ranges a model page offers, each "ending now"; a model is offered those that fit
 # its window (see ``presets``)
@@ -217,13 +219,36 @@ def overview(session: Session, *, now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
+def _test_of(name: str) -> StatTest | None:
+    """A tabular test, or an embedding method (CONTRACT section 11)."""
+    return stattests.STATTESTS.get(name) or embedding_methods.METHODS.get(name)
+
+
+# What the score chart calls an embedding method's plotted value (CONTRACT section 11).
+SCORE_LABELS = {"model": "model ROC AUC", "ratio": "ratio share drifted",
+                "distance": "distance p-value", "mmd": "mmd p-value"}  # fmt: skip
+
+
+def _as_scored(tested: list[TestedBucket]) -> list[TestedBucket]:
+    """The embedding methods that decide by their permutation p-value (distance, mmd: their
+    threshold is its level) are drawn by it, as p-value tests are; their score is a distance
+    on another scale than the threshold."""
+    out = []
+    for entry in tested:
+        method = embedding_methods.METHODS.get(entry.stattest)
+        if method is not None and method.pvalue:
+            entry = replace(entry, low=entry.p_value, high=entry.p_value)
+        out.append(entry)
+    return out
+
+
 # -- one model -----------------------------------------------------------------------------------
 
 
 def _intensity(tested: TestedBucket) -> tuple[float, float] | None:
     """How far past its own threshold a run's score is (1: at the threshold), comparable across
     tests; and that score. For runs of one window alike, their worst."""
-    test = stattests.STATTESTS.get(tested.stattest)
+    test = _test_of(tested.stattest)
     threshold = tested.threshold
     if test is None or tested.low is None or tested.high is None:
         return None
@@ -234,6 +259,9 @@ def _intensity(tested: TestedBucket) -> tuple[float, float] | None:
         if threshold >= 1:
             return 0.0, score
         value = math.log(min(score, 1.0)) / math.log(threshold)
+    elif tested.stattest == "model":  # an embedding's ROC AUC: 0.5 is no drift at all
+        score = tested.high
+        value = (score - 0.5) / (threshold - 0.5) if threshold > 0.5 else MAX_INTENSITY
     else:
         score = tested.high
         value = score / threshold if threshold > 0 else MAX_INTENSITY
@@ -260,7 +288,7 @@ def _window_cells(
         key = (entry.stattest, entry.threshold)
         if key not in test_ids:
             test_ids[key] = len(tests)
-            test = stattests.STATTESTS.get(entry.stattest)
+            test = _test_of(entry.stattest)
             tests.append({"stattest": entry.stattest, "threshold": entry.threshold,
                           "pvalue": bool(test is not None and test.pvalue)})  # fmt: skip
         place = (column[entry.index], row[entry.feature])
@@ -401,7 +429,8 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
     seconds_of_spans = _span_seconds(session, model, span)
     if seconds_of_spans is not None:
         return _span_page(session, model=model, span=span, seconds=seconds_of_spans)
-    features = [f.name for f in registry.feature_specs(model)]
+    # every feature a row of the heatmap, embeddings (CONTRACT section 11) among them
+    features = [str(f["name"]) for f in model.features or []]
     seconds = bucket_seconds(model.window_seconds, span.length)
     windows = seconds == model.window_seconds  # a column a window, else several a column
     accuracy_names = [f"accuracy.{m}" for m in ACCURACY_METRICS]  # the vocabulary's
@@ -415,12 +444,12 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
                                   start=span.start, end=span.end,
                                   bucket_seconds=seconds)  # fmt: skip
     tested = (
-        repository.feature_tests(
+        _as_scored(repository.feature_tests(
             session, model_id=model.id, start=span.start, end=span.end, bucket_seconds=seconds
-        )
+        ))
         if windows
         else []
-    )
+    )  # fmt: skip
     last = repository.last_window_with_data(session, model_id=model.id, before=span.end,
                                             with_distributions=True)  # fmt: skip
     rows = {b.index: b.total or 0 for b in buckets if b.metric == "rows"}
@@ -607,7 +636,7 @@ def detectable(run: Run | None) -> list[dict[str, Any]]:
     for column in columns:
         if column.detectable is None:
             continue
-        test = stattests.STATTESTS.get(column.stattest or "")
+        test = _test_of(column.stattest or "")
         out.append({
             "name": getattr(column, "name", None), "stattest": column.stattest,
             "pvalue": bool(test is not None and test.pvalue), "threshold": column.threshold,
@@ -644,7 +673,7 @@ def _score_series(tested: list[TestedBucket], seconds: int) -> list[dict[str, An
     threshold and verdict (a window compared with several baselines: its worst run)."""
     series: dict[str, dict[int, list[Any]]] = {}
     for entry in sorted(tested, key=lambda t: (t.index, t.threshold)):
-        test = stattests.STATTESTS.get(entry.stattest)
+        test = _test_of(entry.stattest)
         pvalue = bool(test is not None and test.pvalue)
         score = entry.low if pvalue else entry.high
         if score is None:
@@ -663,8 +692,9 @@ def _score_series(tested: list[TestedBucket], seconds: int) -> list[dict[str, An
                 point[4] = 0  # drifted (by one run at least): not "too few rows to tell"
     out = []
     for name, points in series.items():
-        test = stattests.STATTESTS.get(name)
+        test = _test_of(name)
         out.append({"stattest": name, "pvalue": bool(test is not None and test.pvalue),
+                    "label": SCORE_LABELS.get(name),
                     "points": [points[i] for i in sorted(points)]})  # fmt: skip
     return out
 
@@ -680,13 +710,13 @@ def feature_page(
     names = [f"feature.{feature}.drifted", f"feature.{feature}.missing_share"]
     buckets = repository.bucketed(session, model_id=model.id, metrics=names, start=span.start,
                                   end=span.end, bucket_seconds=seconds)  # fmt: skip
-    tested = repository.feature_tests(
+    tested = _as_scored(repository.feature_tests(
         session, model_id=model.id, start=span.start, end=span.end, bucket_seconds=seconds,
         feature=feature, span=seconds_of_spans is not None,
-    ) if windows else []  # fmt: skip
+    )) if windows else []  # fmt: skip
     found = run.result.feature(feature) if run and run.result else None
     entry = found.model_dump(mode="json") if found else None
-    test = stattests.STATTESTS.get(found.stattest or "") if found else None
+    test = _test_of(found.stattest or "") if found else None
     return {
         "pvalue": bool(test is not None and test.pvalue),  # the entry's test gives p-values
         "bucket_seconds": seconds,

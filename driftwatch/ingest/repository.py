@@ -144,6 +144,8 @@ def _chunk_row(model_id: int, columns: PredictionColumns) -> dict[str, Any]:
         "prediction_classes": encoded.prediction_classes,
         "dictionary": encoded.dictionary,
         "created_at": utcnow(),
+        # only for a batch with embedding features: one without writes the rows it always did
+        **({} if encoded.emb_values is None else {"emb_values": encoded.emb_values}),
     }
 
 
@@ -151,10 +153,18 @@ _CHUNK_COLUMNS = (
     "model_id", "ts_min", "ts_max", "rows", "num_width", "cat_width", "timestamps", "num_values",
     "cat_codes", "prediction_values", "prediction_classes", "dictionary", "created_at",
 )  # fmt: skip
-_INSERT_CHUNK = (
-    f"INSERT INTO prediction_chunks ({', '.join(_CHUNK_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_CHUNK_COLUMNS))}) RETURNING id"
-)
+
+
+def _insert_statement(columns: tuple[str, ...]) -> str:
+    return (
+        f"INSERT INTO prediction_chunks ({', '.join(columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id"
+    )
+
+
+_INSERT_CHUNK = _insert_statement(_CHUNK_COLUMNS)
+_EMBEDDING_CHUNK_COLUMNS = (*_CHUNK_COLUMNS, "emb_values")
+_INSERT_EMBEDDING_CHUNK = _insert_statement(_EMBEDDING_CHUNK_COLUMNS)
 
 
 def _insert_chunk(session: Session, model_id: int, columns: PredictionColumns) -> int:
@@ -162,9 +172,13 @@ def _insert_chunk(session: Session, model_id: int, columns: PredictionColumns) -
     if session.get_bind().dialect.name == "postgresql":
         # Straight to psycopg, buffers as binary parameters: the ORM path costs more than the
         # insert itself for a few hundred kilobytes of column data.
-        values = [row[c] for c in _CHUNK_COLUMNS]
-        values[_CHUNK_COLUMNS.index("dictionary")] = Json(row["dictionary"])
-        cursor = postgres.psycopg_connection(session).execute(_INSERT_CHUNK, values, binary=True)
+        embedded = "emb_values" in row
+        names = _EMBEDDING_CHUNK_COLUMNS if embedded else _CHUNK_COLUMNS
+        values = [row[c] for c in names]
+        values[names.index("dictionary")] = Json(row["dictionary"])
+        cursor = postgres.psycopg_connection(session).execute(
+            _INSERT_EMBEDDING_CHUNK if embedded else _INSERT_CHUNK, values, binary=True
+        )
         found = cursor.fetchone()
         assert found is not None
         return int(found[0])
@@ -404,7 +418,7 @@ def window_capacity(session: Session, *, model_id: int, start: datetime, end: da
 
 def read_window(
     session: Session, *, model_id: int, num_width: int, cat_width: int,
-    start: datetime, end: datetime,
+    start: datetime, end: datetime, embeddings: Sequence[tuple[str, int]] = (),
 ) -> chunks.WindowColumns:  # fmt: skip
     """Every stored prediction of the model with ``start <= ts < end``, as columns.
 
@@ -416,9 +430,11 @@ def read_window(
         session.scalar(select(func.coalesce(func.sum(PredictionChunk.rows), 0))
                        .where(*overlapping)) or 0
     )  # fmt: skip
-    builder = chunks.WindowBuilder(capacity, num_width=num_width, cat_width=cat_width)
+    builder = chunks.WindowBuilder(capacity, num_width=num_width, cat_width=cat_width,
+                                   embeddings=embeddings)  # fmt: skip
     start_us, end_us = chunks.to_us(start), chunks.to_us(end)
-    for row in _stream_chunks(session, model_id=model_id, start=start, end=end):
+    fields = _CHUNK_FIELDS + (("emb_values",) if embeddings else ())
+    for row in _stream_chunks(session, model_id=model_id, start=start, end=end, fields=fields):
         chunk_id = row.pop("id")
         builder.add(chunks.decode(**row), start_us=start_us, end_us=end_us, chunk_id=chunk_id)
     return builder.finish()
@@ -445,23 +461,24 @@ _CHUNK_FIELDS = (
 
 
 def _stream_chunks(
-    session: Session, *, model_id: int, start: datetime, end: datetime
-) -> Iterator[dict[str, Any]]:
+    session: Session, *, model_id: int, start: datetime, end: datetime,
+    fields: tuple[str, ...] = _CHUNK_FIELDS,
+) -> Iterator[dict[str, Any]]:  # fmt: skip
     """The window's chunks one at a time. On Postgres through a server-side cursor in binary
     format: bytea in the default text format is hex, twice the bytes and a decode besides."""
     if session.get_bind().dialect.name == "postgresql":
         yield from postgres.stream_binary(
             session,
-            f"SELECT {', '.join(_CHUNK_FIELDS)} FROM prediction_chunks "
+            f"SELECT {', '.join(fields)} FROM prediction_chunks "
             "WHERE model_id = %(model)s AND ts_min < %(end)s AND ts_max >= %(start)s "
             "AND ts_min >= %(first_day)s ORDER BY id",
             {"model": model_id, "start": start, "end": end, "first_day": day_start(start)},
-            fields=_CHUNK_FIELDS,
+            fields=fields,
             rows_per_fetch=4,
         )
         return
     rows = session.execute(
-        select(*(getattr(PredictionChunk, name) for name in _CHUNK_FIELDS))
+        select(*(getattr(PredictionChunk, name) for name in fields))
         .where(*_overlapping(session, model_id=model_id, start=start, end=end))
         .order_by(PredictionChunk.id)
         .execution_options(yield_per=4)

@@ -236,13 +236,15 @@ def log_predictions(
     retention: Retention, limits: Limits = Limits(),
 ) -> IngestResult:  # fmt: skip
     model = models.get(session, name=model_name)
-    if not model.features and batch.count:
+    if not model.features and not model.embeddings and batch.count:
         inferred = infer_features(batch)
         if inferred:
             registry.adopt_inferred_features(session, name=model_name, inferred=inferred,
                                              max_features=limits.max_features)  # fmt: skip
             model = models.get(session, name=model_name, fresh=True)
-    elif not batch.features.keys() <= {f.name for f in model.features}:
+    elif not batch.features.keys() <= {f.name for f in model.features} | {
+        e.name for e in model.embeddings
+    }:
         model = models.get(session, name=model_name, fresh=True)  # added features
     _dense_within_body(batch.count, len(model.features), limits.body_bytes)
     received_at = utcnow()
@@ -251,6 +253,7 @@ def log_predictions(
         check=lambda classes: validate_columns(
             batch, list(model.features), task=model.task, received_at=received_at,
             retention=retention, known_classes=classes, max_age=limits.max_record_age,
+            embeddings=model.embeddings,
         ),
     )  # fmt: skip
     stored = repository.store_predictions(

@@ -17,7 +17,7 @@ import math
 import reprlib
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,8 +27,10 @@ import numpy.typing as npt
 
 from driftwatch.core.retention import Retention
 from driftwatch.core.retention import describe as describe_age
-from driftwatch.core.specs import FeatureKind, FeatureSpec
+from driftwatch.core.specs import EMBEDDING, EmbeddingSpec, FeatureSpec
 from driftwatch.core.time import iso
+from driftwatch.ingest import embedding_values
+from driftwatch.ingest.embedding_values import EmbeddingColumn
 from driftwatch.storage.columns import PredictionColumns
 from driftwatch.text import CONTROL, CONTROL_PROBLEM
 
@@ -95,7 +97,7 @@ class Sparse:
         return out
 
 
-Column = list[Any] | FloatArray | Sparse
+Column = list[Any] | FloatArray | Sparse | EmbeddingColumn
 
 
 @dataclass(slots=True)
@@ -405,6 +407,8 @@ def infer_features(raw: RawColumns) -> list[FeatureSpec]:
         if isinstance(values, np.ndarray):
             specs.append(FeatureSpec(name, "numerical"))
             continue
+        if isinstance(values, EmbeddingColumn) or _holds_arrays(values):
+            continue  # an embedding is declared with its dimensions, never inferred
         numbers = others = 0
         for value in values.values if isinstance(values, Sparse) else values:
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -413,6 +417,11 @@ def infer_features(raw: RawColumns) -> list[FeatureSpec]:
                 others += 1
         specs.append(FeatureSpec(name, "numerical" if numbers >= others else "categorical"))
     return specs
+
+
+def _holds_arrays(values: list[Any] | Sparse) -> bool:
+    present = values.values if isinstance(values, Sparse) else values
+    return any(isinstance(v, list) for v in present)
 
 
 # -- batches into raw columns -------------------------------------------------------------------
@@ -509,9 +518,15 @@ def columns_from_body(columns: Any) -> RawColumns:
     return raw
 
 
-def _feature_column(name: str, values: Any, count: int) -> list[Any] | FloatArray:
+def _feature_column(name: str, values: Any, count: int) -> list[Any] | FloatArray | EmbeddingColumn:
     """A feature column: a JSON list, or ``{"f8": base64}`` of little-endian float64 values
-    (NaN = missing), which the SDK sends for columns of floats."""
+    (NaN = missing), which the SDK sends for columns of floats, or ``{"f4": ...}`` for an
+    embedding's arrays (see ``ingest.embedding_values``)."""
+    if isinstance(values, dict) and "f4" in values and isinstance(values["f4"], str):
+        column = embedding_values.from_body(name, values, count)
+        if isinstance(column, str):
+            raise RecordError(column)
+        return column
     if isinstance(values, dict) and set(values) == {"f8"} and isinstance(values["f8"], str):
         try:
             array = np.frombuffer(base64.b64decode(values["f8"], validate=True), dtype="<f8")
@@ -529,12 +544,16 @@ def _as_list(values: Column) -> list[Any]:
     """A feature column as Python values, NaN of a float64 column as None (missing)."""
     if isinstance(values, Sparse):
         return values.dense()
+    if isinstance(values, EmbeddingColumn):
+        return values.values()
     if isinstance(values, np.ndarray):
         return [None if v != v else v for v in values.tolist()]
     return values
 
 
 def _value_at(column: Column, index: int) -> Any:
+    if isinstance(column, EmbeddingColumn):
+        return column.value(index)
     if isinstance(column, Sparse):
         return next((v for p, v in zip(column.positions, column.values, strict=True)
                      if p == index), None)  # fmt: skip
@@ -764,6 +783,8 @@ def _fill_numerical(
     NaN where no value is given): a sparse column only where its records give it."""
     if values is None:
         return
+    if isinstance(values, EmbeddingColumn):  # arrays where numbers belong: each is refused
+        values = _as_list(values)
     if not isinstance(values, Sparse):
         out[:] = _check_numerical(name, values, errors)
         return
@@ -823,7 +844,7 @@ def _check_categorical(name: str, values: Column, errors: dict[int, str]) -> lis
     return checked
 
 
-def _check_unknown(raw: RawColumns, known: dict[str, FeatureKind], errors: dict[int, str]) -> None:
+def _check_unknown(raw: RawColumns, known: dict[str, str], errors: dict[int, str]) -> None:
     unknown = [name for name in raw.features if name not in known]
     if not unknown:
         return
@@ -865,15 +886,17 @@ def validate_columns(
     known_classes: ModelClasses = UNKNOWN_CLASSES,
     label_names: frozenset[str] = frozenset(),
     max_age: timedelta = DEFAULT_MAX_AGE,
+    embeddings: Sequence[EmbeddingSpec] = (),
 ) -> ValidPredictions:
     """Check every record; ``require_prediction=False`` for baselines (a training set may
     have labels and no predictions; their labels are checked too). With a ``retention``
     (predictions to be stored), records older than it keeps, or dated more than a day ahead,
     are refused, and so are those dated more than ``max_age`` before receipt.
     ``known_classes``: what a binary model's stored predictions are; ``label_names``: the
-    class names its stored labels give."""
+    class names its stored labels give. ``embeddings``: the model's embedding features, each
+    value checked for its length and finite numbers."""
     errors = dict(raw.errors)
-    known = {f.name: f.kind for f in features}
+    known = {f.name: str(f.kind) for f in features} | {e.name: EMBEDDING for e in embeddings}
     ids = _check_ids(raw.prediction_id, errors)
     timestamps = _check_timestamps(raw.timestamp, errors, _to_us(received_at))
     if retention is not None:
@@ -894,6 +917,12 @@ def validate_columns(
         _check_categorical(f.name, raw.features.get(f.name, missing), errors)
         for f in features
         if f.kind == "categorical"
+    ]
+    embedding_matrices = [
+        embedding_values.check_column(
+            e.name, e.dimensions, _embedding_column(raw.features.get(e.name), raw.count), errors
+        )
+        for e in embeddings
     ]
     _check_unknown(raw, known, errors)
 
@@ -920,10 +949,20 @@ def validate_columns(
         prediction_classes=classes,
         num_values=matrix,
         cat_values=categorical,
+        emb_values=embedding_matrices,
+        emb_names=[e.name for e in embeddings],
     )
     if len(keep) != raw.count:
         columns = columns.take(keep)
     return ValidPredictions(columns, model_classes, rejected, duplicates)
+
+
+def _embedding_column(values: Column | None, count: int) -> list[Any] | EmbeddingColumn:
+    if values is None:
+        return [None] * count
+    if isinstance(values, EmbeddingColumn):
+        return values
+    return _as_list(values)
 
 
 def validate_predictions(

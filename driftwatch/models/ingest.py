@@ -95,6 +95,9 @@ class PredictionChunk(Base):
     prediction_classes: Mapped[bytes] = mapped_column(LargeBinary)
     dictionary: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # embedding features (CONTRACT section 11): each one's (rows, dimensions) float32 matrix
+    # in turn, as the dictionary's "embeddings" lists them; null for a batch without any
+    emb_values: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class GroundTruth(Base):

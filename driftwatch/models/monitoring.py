@@ -76,6 +76,10 @@ class BaselineColumn(Base):
     # drift.cluster_by: the cluster of each value as little-endian int32 (numerical: aligned
     # with sorted_values; categorical: each present value's category index, then its cluster)
     cluster_units: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # embedding (CONTRACT section 11): a uniform sample of the vectors as little-endian float32,
+    # row by row, and the mean of all of them as float64 (its length is the dimensions)
+    vectors: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    vector_mean: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class BaselineSegmentColumn(Base):

@@ -8,6 +8,7 @@ Each column costs one test on arrays already in memory: the baseline's sorted va
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,9 +24,9 @@ from driftwatch.core.result import (
     RunResult,
 )
 from driftwatch.core.settings import DriftSettings, PerformanceSettings
-from driftwatch.core.specs import FeatureSpec
+from driftwatch.core.specs import EmbeddingSpec, FeatureSpec
 from driftwatch.ingest.validation import BINARY
-from driftwatch.monitoring import accuracy, estimation, intervals
+from driftwatch.monitoring import accuracy, embedding_drift, estimation, intervals
 from driftwatch.monitoring.profiles import (
     BaselineProfile,
     ColumnProfile,
@@ -434,10 +435,12 @@ def compute(
     rejected: int,
     performance: PerformanceSettings | None = None,
     past_horizon: bool = False,
+    embeddings: Sequence[EmbeddingSpec] = (),
 ) -> tuple[RunResult, dict[str, Any]]:
     """The run's result, and the histograms of each column for charts (stored apart by the
     caller: every API listing carries the result, only charts read the histograms).
-    ``past_horizon``: the window is older than the label horizon."""
+    ``past_horizon``: the window is older than the label horizon. ``embeddings``: the model's
+    embedding features (CONTRACT section 11), entries after the tabular features'."""
     performance = performance or PerformanceSettings()
     rows = len(window)
     work = list(zip(features, baseline.features, _feature_values(window, features), strict=True))
@@ -446,15 +449,18 @@ def compute(
         prediction_future = pool.submit(_prediction_drift, baseline, window, settings, units)
         outcomes = list(pool.map(lambda item: _feature(item, settings, rows, units), work))
         prediction = prediction_future.result()
-    feature_results = [entry for entry, *_ in outcomes]
+    embedded = embedding_drift.embedding_outcomes(embeddings, baseline.embeddings, window,
+                                                  settings)  # fmt: skip
+    feature_results = [entry for entry, *_ in outcomes] + [e.entry for e in embedded]
     prediction_result = prediction[0] if prediction else None
     if settings.calibrated:
         feature_results, prediction_result = _calibrated(
-            feature_results, [outcome[5] for outcome in outcomes], prediction_result,
-            prediction[2] if prediction else None, settings.alpha_per_window,
+            feature_results, [outcome[5] for outcome in outcomes] + [e.evidence for e in embedded],
+            prediction_result, prediction[2] if prediction else None, settings.alpha_per_window,
         )  # fmt: skip
     distributions = {
-        "features": {entry.name: shown for entry, shown, *_ in outcomes},
+        "features": {entry.name: shown for entry, shown, *_ in outcomes}
+        | {e.entry.name: e.distribution for e in embedded},
         "prediction": prediction[1] if prediction else None,
     }
     missing_cells = sum(outcome[2] for outcome in outcomes)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,10 +43,28 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _vector(value: Any) -> Any:
+    """A CSV cell of an embedding feature: a JSON array of numbers (a cell that is not JSON
+    stays text, and validation rejects its line); a Parquet list cell is an array already."""
+    if isinstance(value, str):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def _embedding_column(frame: pd.DataFrame, name: str) -> list[Any]:
+    return [_vector(v) for v in _column(frame, name)]
+
+
 def frame_to_raw(
-    frame: pd.DataFrame, use: ColumnUse, numerical: frozenset[str] = frozenset()
-) -> RawColumns:
-    """The columns of a table that ``use`` chose: its features, prediction and label."""
+    frame: pd.DataFrame, use: ColumnUse, numerical: frozenset[str] = frozenset(),
+    embeddings: frozenset[str] = frozenset(),
+) -> RawColumns:  # fmt: skip
+    """The columns of a table that ``use`` chose: its features, prediction and label.
+    ``embeddings``: features whose cells are arrays (CONTRACT section 11): in a CSV file a
+    JSON array of numbers per cell, in a Parquet file a list column."""
     columns = [str(c) for c in frame.columns]
     count = len(frame)
     missing = [None] * count
@@ -55,7 +74,12 @@ def frame_to_raw(
         timestamp=missing,
         prediction=_column(frame, use.prediction, True) if use.prediction else missing,
         model_version=missing,
-        features={name: _column(frame, name, name in numerical) for name in use.features},
+        features={
+            name: _embedding_column(frame, name)
+            if name in embeddings
+            else _column(frame, name, name in numerical)
+            for name in use.features
+        },
         record=lambda i: dict(zip(columns, frame.iloc[i].tolist(), strict=True)),
         label=_column(frame, use.label) if use.label else None,
     )

@@ -7,13 +7,14 @@ category. Pure: no database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from driftwatch.core.specs import FeatureSpec
+from driftwatch.core.specs import EmbeddingSpec, FeatureSpec
 from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.stats.summaries import ColumnSummary
 from driftwatch.storage.chunks import WindowColumns
@@ -45,6 +46,62 @@ class ColumnProfile:
         return sum(a.nbytes for a in arrays if a is not None)
 
 
+# Vectors of an embedding baseline kept (a uniform sample): the most any method reads a side.
+EMBEDDING_SAMPLE_ROWS = 5_000
+EMBEDDING_SEED = 1811
+
+
+@dataclass(slots=True)
+class EmbeddingProfile:
+    """An embedding feature of a baseline (CONTRACT section 11): a uniform sample of its
+    present vectors (float32, at most ``EMBEDDING_SAMPLE_ROWS``), and the mean of all of them
+    (what ``distance`` compares the window's mean with)."""
+
+    name: str
+    rows: int  # values, missing ones included
+    missing: int
+    sample: npt.NDArray[np.float32]
+    mean: npt.NDArray[np.float64]
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def present(self) -> int:
+        return self.rows - self.missing
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.sample.nbytes + self.mean.nbytes)
+
+
+def present_vectors(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The rows that hold a vector (a missing value is a row of NaN)."""
+    kept: npt.NDArray[np.float32] = matrix[~np.isnan(matrix).any(axis=1)]
+    return kept
+
+
+def embedding_profile(
+    name: str, dimensions: int, matrix: npt.NDArray[np.float32] | None
+) -> EmbeddingProfile:
+    """A baseline's embedding column (``matrix`` None: the data lacks the feature)."""
+    if matrix is None:
+        matrix = np.empty((0, dimensions), dtype=np.float32)
+    present = present_vectors(matrix)
+    rng = np.random.default_rng([EMBEDDING_SEED, len(present)])
+    sample = present
+    if len(present) > EMBEDDING_SAMPLE_ROWS:
+        chosen = np.sort(rng.choice(len(present), EMBEDDING_SAMPLE_ROWS, replace=False))
+        sample = present[chosen]
+    mean = (present.mean(axis=0, dtype=np.float64) if len(present)
+            else np.full(dimensions, np.nan))  # fmt: skip
+    return EmbeddingProfile(
+        name, rows=len(matrix), missing=len(matrix) - len(present),
+        sample=np.ascontiguousarray(sample, dtype=np.float32), mean=mean,
+    )  # fmt: skip
+
+
 @dataclass(slots=True)
 class BaselineProfile:
     rows: int
@@ -53,11 +110,13 @@ class BaselineProfile:
     # binary classification: the labeled (score, label) pairs performance estimates read
     # (CONTRACT section 9); None for other tasks and baselines made before
     labeled: LabeledScores | None = None
+    embeddings: list[EmbeddingProfile] = field(default_factory=list)  # CONTRACT section 11
 
     @property
     def nbytes(self) -> int:
         columns = [*self.features, *([self.prediction] if self.prediction else [])]
-        return sum(c.nbytes for c in columns) + (self.labeled.nbytes if self.labeled else 0)
+        return (sum(c.nbytes for c in columns) + (self.labeled.nbytes if self.labeled else 0)
+                + sum(e.nbytes for e in self.embeddings))  # fmt: skip
 
 
 def numerical(
@@ -143,10 +202,12 @@ def prediction_profile(
 
 
 def profile(
-    window: WindowColumns, features: list[FeatureSpec], cluster_by: str | None = None
-) -> BaselineProfile:
+    window: WindowColumns, features: list[FeatureSpec], cluster_by: str | None = None,
+    embeddings: Sequence[EmbeddingSpec] = (),
+) -> BaselineProfile:  # fmt: skip
     """The baseline's profile; with ``cluster_by`` (drift.cluster_by) each value also keeps
-    its cluster, for the calibrated verdict's cluster permutation null."""
+    its cluster, for the calibrated verdict's cluster permutation null. ``embeddings``: the
+    model's embedding features the data holds."""
     units = cluster_units(window, features, cluster_by)
     columns: list[ColumnProfile] = []
     num_position = cat_position = 0
@@ -167,4 +228,8 @@ def profile(
         rows=len(window),
         features=columns,
         prediction=prediction_profile(window, prediction_kind(window), units),
+        embeddings=[
+            embedding_profile(e.name, e.dimensions, window.embeddings.get(e.name))
+            for e in embeddings
+        ],
     )

@@ -49,7 +49,13 @@ from driftwatch.models.monitoring import NO_TRAFFIC, SPAN, WINDOW
 from driftwatch.monitoring import estimation
 from driftwatch.monitoring.accuracy import Labeled
 from driftwatch.monitoring.estimation import LabeledScores
-from driftwatch.monitoring.profiles import COUNT, FLOAT, BaselineProfile, ColumnProfile
+from driftwatch.monitoring.profiles import (
+    COUNT,
+    FLOAT,
+    BaselineProfile,
+    ColumnProfile,
+    EmbeddingProfile,
+)
 from driftwatch.monitoring.versions import VersionRows
 from driftwatch.storage.postgres import stream_binary
 
@@ -78,6 +84,7 @@ def insert_baseline(
     prepared = list(enumerate(profile.features))
     if profile.prediction is not None:
         prepared.append((PREDICTION_POSITION, profile.prediction))
+    _insert_embeddings(session, baseline.id, profile)
     session.execute(
         insert(BaselineColumn),
         [
@@ -105,9 +112,32 @@ def insert_baseline(
     return baseline
 
 
+# Embedding columns of a baseline sit past every feature's position (CONTRACT section 11).
+EMBEDDING_POSITION = 1_000_000
+VECTOR = np.dtype("<f4")
+
+
+def _insert_embeddings(session: Session, baseline_id: int, profile: BaselineProfile) -> None:
+    """One row per embedding column: its sample's vectors (float32) and the mean of all."""
+    for offset, column in enumerate(profile.embeddings):  # one at a time: each some MB
+        session.execute(insert(BaselineColumn), [{
+            "baseline_id": baseline_id, "position": EMBEDDING_POSITION + offset,
+            "name": column.name, "kind": "embedding", "rows": column.rows,
+            "missing": column.missing, "vectors": column.sample.astype(VECTOR).tobytes(),
+            "vector_mean": column.mean.astype(FLOAT).tobytes(),
+        }])  # fmt: skip
+
+
+def _embedding_column(row: dict[str, Any]) -> EmbeddingProfile:
+    mean = np.frombuffer(row["vector_mean"], dtype=FLOAT)
+    vectors = np.frombuffer(row["vectors"], dtype=VECTOR).reshape(-1, len(mean))
+    return EmbeddingProfile(row["name"], rows=row["rows"], missing=row["missing"],
+                            sample=vectors, mean=mean)  # fmt: skip
+
+
 _COLUMN_FIELDS = (
     "position", "name", "kind", "rows", "missing", "sorted_values", "categories", "counts",
-    "cluster_units",
+    "cluster_units", "vectors", "vector_mean",
 )  # fmt: skip
 UNIT = np.dtype("<i4")  # a cluster number (at most one per row of a baseline)
 
@@ -154,8 +184,12 @@ def insert_moving_baseline(
 
 def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
     features: list[ColumnProfile] = []
+    embeddings: list[EmbeddingProfile] = []
     prediction = None
     for row in _baseline_columns(session, baseline.id):
+        if row["kind"] == "embedding":
+            embeddings.append(_embedding_column(row))
+            continue
         column = ColumnProfile(
             name=row["name"], kind=row["kind"], rows=row["rows"], missing=row["missing"],
             sorted_values=(
@@ -171,7 +205,7 @@ def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
         else:
             features.append(column)
     return BaselineProfile(rows=baseline.rows, features=features, prediction=prediction,
-                           labeled=_labeled_scores(baseline))  # fmt: skip
+                           labeled=_labeled_scores(baseline), embeddings=embeddings)  # fmt: skip
 
 
 def _labeled_scores(baseline: Baseline) -> LabeledScores | None:

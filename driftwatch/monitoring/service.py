@@ -48,6 +48,7 @@ from driftwatch.monitoring import (
     accuracy,
     columns,
     compute,
+    embedding_drift,
     estimation,
     files,
     from_summaries,
@@ -189,7 +190,8 @@ def _features_for(
         )
     used = set(use.features)
     features = [f for f in registry.feature_specs(model) if f.name in used]
-    if not features:  # another request gave the model other features a moment before
+    embedded = any(e.name in used for e in registry.embedding_specs(model))
+    if not features and not embedded:  # another request gave the model other features
         names = ", ".join(f.name for f in registry.feature_specs(model))
         raise InvalidPayload(f"the baseline has none of model {model.name!r}'s features ({names})")
     return features
@@ -236,10 +238,11 @@ def baseline_from_raw(
     if raw.count == 0:
         raise InvalidPayload("the baseline has no records")
     features = _features_for(session, model, raw, use, max_features)
+    embeddings = [e for e in registry.embedding_specs(model) if e.name in set(use.features)]
     classes, label_names = ingest.known_classes(session, model_id=model.id, task=model.task)
     valid = validate_columns(
         raw, features, task=model.task, received_at=utcnow(), require_prediction=False,
-        known_classes=classes, label_names=label_names,
+        known_classes=classes, label_names=label_names, embeddings=embeddings,
     )  # fmt: skip
     if valid.rejected:
         raise InvalidPayload(
@@ -247,7 +250,7 @@ def baseline_from_raw(
             + _describe_rejections(valid.rejected, where)
         )
     baseline_window = chunks.window_of(valid.columns)
-    profile = profiles.profile(baseline_window, features, _cluster_by(model))
+    profile = profiles.profile(baseline_window, features, _cluster_by(model), embeddings)
     if model.task == BINARY:
         profile.labeled = _records_labeled_scores(raw, valid)
     warnings = list(use.warnings)
@@ -332,8 +335,9 @@ def baseline_from_table(
         )
     use = columns.choose(list(frame.columns), model=model.name, declared=_declared(model))
     numerical = frozenset(f.name for f in registry.feature_specs(model) if f.kind == "numerical")
+    embedded = frozenset(e.name for e in registry.embedding_specs(model))
     return baseline_from_raw(
-        session, model=model, name=name, raw=files.frame_to_raw(frame, use, numerical),
+        session, model=model, name=name, raw=files.frame_to_raw(frame, use, numerical, embedded),
         source="file", use=use, where=table.where, max_features=max_features,
     )  # fmt: skip
 
@@ -345,7 +349,7 @@ def _cluster_by(model: MonitoredModel) -> str | None:
 
 
 def _declared(model: MonitoredModel) -> list[str]:
-    return [f.name for f in registry.feature_specs(model)]
+    return [f["name"] for f in model.features or []]
 
 
 def baseline_from_window(
@@ -362,13 +366,14 @@ def baseline_from_window(
             f"from_window: model {model.name!r} has no predictions from {start.isoformat()} "
             f"to {end.isoformat()}"
         )
-    profile = profiles.profile(window, features, _cluster_by(model))
+    embeddings = registry.embedding_specs(model)
+    profile = profiles.profile(window, features, _cluster_by(model), embeddings)
     if model.task == BINARY:
         profile.labeled = _labeled_scores(
             repository.labeled(session, model_id=model.id, start=start, end=end)
         )
     use = columns.ColumnUse(
-        features=[f.name for f in features],
+        features=[f.name for f in features] + [e.name for e in embeddings],
         prediction=columns.PREDICTION if profile.prediction is not None else None,
         label=None,
     )
@@ -491,6 +496,7 @@ def read_window(
         session, model_id=model.id, start=start, end=end,
         num_width=sum(f.kind == "numerical" for f in features),
         cat_width=sum(f.kind == "categorical" for f in features),
+        embeddings=[(e.name, e.dimensions) for e in registry.embedding_specs(model)],
     )  # fmt: skip
 
 
@@ -573,6 +579,7 @@ def compute_run(
         ),
         performance=PerformanceSettings.from_model(model.performance),
         past_horizon=run.window_end < utcnow() - label_horizon,
+        embeddings=registry.embedding_specs(model),
     )
     result.versions = _versions(session, model, run, result, profile, labeled,
                                 window=window, features=features)  # fmt: skip
@@ -708,6 +715,10 @@ def _compute_from_summaries(
         rows_exist=_rows_to_read(run, held, span.rows, exact_max_rows),
         performance=PerformanceSettings.from_model(model.performance),
         past_horizon=run.window_end < utcnow() - label_horizon,
+    )  # fmt: skip
+    result.features += embedding_drift.from_summaries(
+        registry.embedding_specs(model), profile.embeddings,
+        DriftSettings.from_model(model.drift, timedelta(seconds=model.window_seconds)),
     )  # fmt: skip
     result.versions = _versions(session, model, run, result, profile, labeled)
     if run.kind == SPAN:
@@ -877,6 +888,7 @@ def narrow(
         class_codes=window.class_codes,
         classes=window.classes,
         chunk_spans=window.chunk_spans,
+        embeddings=window.embeddings,
     )
 
 

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from typing_extensions import TypedDict
 
+from driftwatch.core.specs import MAX_EMBEDDING_DIMENSIONS
 from driftwatch.core.time import parse_duration
 from driftwatch.text import Name
 
@@ -31,6 +41,9 @@ STATTEST_NAMES = (
     "fisher_exact",
     "es",
 )
+# CONTRACT section 11: the drift methods of an embedding feature (Evidently's embedding-drift
+# method names), chosen under drift.per_feature; "model" is the default.
+EMBEDDING_STATTEST_NAMES = ("model", "distance", "ratio", "mmd")
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
 FeatureName = Annotated[Name, Field(min_length=1, max_length=200)]
 ModelName = Annotated[
@@ -44,20 +57,54 @@ def _check_stattest(name: str | None) -> str | None:
     return name
 
 
+def _check_feature_stattest(name: str | None) -> str | None:
+    """A per-feature test: a tabular one, or an embedding method (which features take which is
+    checked against the model's features)."""
+    if name is not None and name not in (*STATTEST_NAMES, *EMBEDDING_STATTEST_NAMES):
+        known = ", ".join(STATTEST_NAMES)
+        raise ValueError(
+            f"unknown stattest {name!r}; known: {known}; for embedding features: "
+            + ", ".join(EMBEDDING_STATTEST_NAMES)
+        )
+    return name
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+FeatureKindName = Literal["numerical", "categorical", "embedding"]
+
+
 class Feature(Strict):
     name: FeatureName
-    kind: Literal["numerical", "categorical"]
+    kind: FeatureKindName
+    dimensions: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_EMBEDDING_DIMENSIONS,
+        description="embedding features (required there, only there): the length of each value",
+    )
+
+    @model_validator(mode="after")
+    def _check_dimensions(self) -> Feature:
+        if self.kind == "embedding" and self.dimensions is None:
+            raise ValueError(
+                f"feature {self.name!r}: an embedding feature needs 'dimensions', the length "
+                "of its arrays"
+            )
+        if self.kind != "embedding" and self.dimensions is not None:
+            raise ValueError(
+                f"feature {self.name!r}: 'dimensions' applies to embedding features only"
+            )
+        return self
 
 
 class FeatureDriftSetting(Strict):
     stattest: str | None = None
     threshold: float | None = Field(default=None, gt=0)
 
-    _stattest = field_validator("stattest")(_check_stattest)
+    _stattest = field_validator("stattest")(_check_feature_stattest)
 
 
 Verdict = Literal["calibrated", "evidently"]
@@ -215,12 +262,30 @@ class Counts(BaseModel):
     labeled: int
 
 
+class FeatureJSON(TypedDict):
+    """A feature as responses write it: ``dimensions`` only for an embedding feature."""
+
+    name: str
+    kind: FeatureKindName
+    dimensions: NotRequired[int]
+
+
 class FeatureOut(BaseModel):
     """A feature as stored: its name is not checked again on the way out, so that a name
     stored before names were checked never makes a listing fail."""
 
     name: str
-    kind: Literal["numerical", "categorical"]
+    kind: FeatureKindName
+    dimensions: int | None = Field(
+        default=None, description="embedding features only: the length of each value"
+    )
+
+    @model_serializer(mode="wrap")
+    def _only_where_it_applies(self, handler: SerializerFunctionWrapHandler) -> FeatureJSON:
+        data: FeatureJSON = handler(self)
+        if data.get("dimensions") is None:
+            data.pop("dimensions", None)
+        return data
 
 
 class ModelOut(BaseModel):

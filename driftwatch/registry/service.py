@@ -13,12 +13,13 @@ from sqlalchemy.orm import Session
 
 from driftwatch.core import settings as drift_settings
 from driftwatch.core.retention import KEEP_EVERYTHING, Retention, describe
-from driftwatch.core.specs import FeatureSpec
+from driftwatch.core.specs import EMBEDDING, EmbeddingSpec, FeatureSpec
 from driftwatch.core.time import format_duration, parse_duration
 from driftwatch.errors import BadRequest, Conflict, InvalidPayload, NotFound
 from driftwatch.models import MonitoredModel
 from driftwatch.registry import repository
 from driftwatch.registry.schemas import (
+    EMBEDDING_STATTEST_NAMES,
     Counts,
     DriftSettings,
     DriftSettingsOut,
@@ -38,7 +39,21 @@ def get_by_name(session: Session, *, name: str, for_update: bool = False) -> Mon
 
 
 def feature_specs(model: MonitoredModel) -> list[FeatureSpec]:
-    return [FeatureSpec(f["name"], f["kind"]) for f in model.features or []]
+    """The model's tabular features (numerical and categorical), in storage order; embedding
+    features are apart (``embedding_specs``): no tabular test, summary or chart sees them."""
+    return [FeatureSpec(f["name"], f["kind"]) for f in model.features or []
+            if f["kind"] != EMBEDDING]  # fmt: skip
+
+
+def embedding_specs(model: MonitoredModel) -> list[EmbeddingSpec]:
+    """The model's embedding features (CONTRACT section 11), in storage order."""
+    return [EmbeddingSpec(f["name"], int(f["dimensions"])) for f in model.features or []
+            if f["kind"] == EMBEDDING]  # fmt: skip
+
+
+def stored_feature(feature: Feature) -> dict[str, Any]:
+    """A feature as the model stores it: ``dimensions`` only where it applies."""
+    return feature.model_dump(exclude_none=True)
 
 
 def check_drift_settings(
@@ -64,6 +79,8 @@ def check_drift_settings(
             + (f"(its features: {', '.join(kinds)})" if kinds else "(it declares none yet)")
             + "; the cluster key is a feature holding the unit's id (a user, a session)"
         )
+    if cluster_by is not None and kinds[cluster_by] == EMBEDDING:
+        raise BadRequest(f"drift.cluster_by: {cluster_by!r} is an embedding, not a unit's id")
     per_feature = drift.get("per_feature") or {}
     for feature in per_feature:
         if not kinds:
@@ -90,7 +107,24 @@ def check_drift_settings(
                 "categories may still be set for a binary feature under drift.per_feature)"
             )
     for feature, setting in per_feature.items():
-        check(setting.get("stattest"), kinds[feature], f"drift.per_feature.{feature}.stattest")
+        where = f"drift.per_feature.{feature}.stattest"
+        _check_embedding_setting(setting.get("stattest"), kinds[feature], where)
+        if kinds[feature] != EMBEDDING:
+            check(setting.get("stattest"), kinds[feature], where)
+
+
+def _check_embedding_setting(stattest: str | None, kind: str, where: str) -> None:
+    """Embedding features take the embedding methods, and only they do."""
+    if stattest is None:
+        return
+    is_method = stattest in EMBEDDING_STATTEST_NAMES
+    if kind == EMBEDDING and not is_method:
+        raise BadRequest(
+            f"{where}: {stattest!r} is a test of one column; an embedding feature takes "
+            + ", ".join(EMBEDDING_STATTEST_NAMES)
+        )
+    if kind != EMBEDDING and is_method:
+        raise BadRequest(f"{where}: {stattest!r} applies to embedding features, not {kind} ones")
 
 
 DEFAULT_SEGMENT_MIN_ROWS = 200  # CONTRACT section 10
@@ -159,7 +193,7 @@ def create(
         raise Conflict(f"model {body.name!r} already exists")
     check_drift_settings(
         body.drift.model_dump() if body.drift else None,
-        [f.model_dump() for f in body.features or []],
+        [stored_feature(f) for f in body.features or []],
         model=body.name, task=body.task,
     )  # fmt: skip
     drift = (body.drift or DriftSettings()).model_dump()
@@ -173,7 +207,7 @@ def create(
         name=body.name,
         task=body.task,
         window_seconds=window_seconds,
-        features=[f.model_dump() for f in body.features or []],
+        features=[stored_feature(f) for f in body.features or []],
         drift=drift,
         performance=_performance(None, body.decision_threshold, body.label_coverage_min),
         segments=body.segments or None,
@@ -205,15 +239,21 @@ def _performance(
 def merge_features(current: list[dict[str, Any]], given: list[Feature]) -> list[dict[str, Any]]:
     """Stored features keep their kind and position; new ones are appended."""
     kinds = {f["name"]: f["kind"] for f in current}
+    dimensions = {f["name"]: f.get("dimensions") for f in current}
     merged = list(current)
     for feature in given:
         known = kinds.get(feature.name)
         if known is None:
-            merged.append(feature.model_dump())
+            merged.append(stored_feature(feature))
         elif known != feature.kind:
             raise BadRequest(
                 f"feature {feature.name!r} is {known}; its kind cannot change "
                 "(register a new feature name instead)"
+            )
+        elif dimensions[feature.name] != feature.dimensions:
+            raise BadRequest(
+                f"feature {feature.name!r} has {dimensions[feature.name]} dimensions; they "
+                "cannot change (register a new feature name instead)"
             )
     return merged
 
@@ -286,7 +326,10 @@ def to_out(model: MonitoredModel, counts: Counts | None = None) -> ModelOut:
     return ModelOut(
         name=model.name,
         task=model.task,
-        features=[FeatureOut(name=f["name"], kind=f["kind"]) for f in model.features or []],
+        features=[
+            FeatureOut(name=f["name"], kind=f["kind"], dimensions=f.get("dimensions"))
+            for f in model.features or []
+        ],
         window=format_duration(model.window_seconds),
         drift=drift_out(model),
         **asdict(drift_settings.PerformanceSettings.from_model(model.performance)),
@@ -329,6 +372,7 @@ class ModelSnapshot:
     task: str
     features: tuple[FeatureSpec, ...]
     window_seconds: int = 3600
+    embeddings: tuple[EmbeddingSpec, ...] = ()
 
 
 class ModelCache:
@@ -351,7 +395,12 @@ class ModelCache:
             return entry[1]
         model = get_by_name(session, name=name)
         snapshot = ModelSnapshot(
-            model.id, model.name, model.task, tuple(feature_specs(model)), model.window_seconds
+            model.id,
+            model.name,
+            model.task,
+            tuple(feature_specs(model)),
+            model.window_seconds,
+            tuple(embedding_specs(model)),
         )
         with self._lock:
             if len(self._entries) > 10_000:

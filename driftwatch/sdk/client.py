@@ -120,10 +120,39 @@ def _feature_column(values: tuple[Any, ...]) -> Any:
         array = np.array(values, dtype="<f8")  # None becomes NaN
         if not np.isinf(array).any():
             return {"f8": base64.b64encode(array.tobytes()).decode("ascii")}
+    if np.ndarray in kinds and kinds <= {np.ndarray, type(None)}:
+        return _vector_column(values)
     return values
 
 
+def _vector_column(values: tuple[Any, ...]) -> Any:
+    """A column of numpy arrays (an embedding feature, CONTRACT section 11) as one base64
+    float32 matrix, ``{"f4": ..., "dims": d, "missing": [...]}``, when every array is a 1-D
+    array of numbers of one length; otherwise as JSON lists, for the collector to say which
+    records are wrong."""
+    arrays = [v for v in values if v is not None]
+    lengths = {a.shape for a in arrays}
+    numeric = all(a.dtype.kind in "fiu" for a in arrays)
+    if len(lengths) != 1 or len(next(iter(lengths))) != 1 or not numeric:
+        return [None if v is None else np.asarray(v).tolist() for v in values]
+    dims = next(iter(lengths))[0]
+    matrix = np.full((len(values), dims), np.nan, dtype="<f4")
+    missing = []
+    for index, value in enumerate(values):
+        if value is None:
+            missing.append(index)
+        else:
+            matrix[index] = value
+    return {"f4": base64.b64encode(matrix.tobytes()).decode("ascii"), "dims": int(dims),
+            "missing": missing}  # fmt: skip
+
+
 def _plain_column(values: Any) -> list[Any]:
+    if isinstance(values, dict) and "f4" in values:
+        matrix = np.frombuffer(base64.b64decode(values["f4"]), dtype="<f4")
+        rows = matrix.reshape(-1, values["dims"]).tolist()
+        absent = set(values["missing"])
+        return [None if i in absent else row for i, row in enumerate(rows)]
     if isinstance(values, dict):
         array = np.frombuffer(base64.b64decode(values["f8"]), dtype="<f8")
         return [None if v != v else v for v in array.tolist()]

@@ -2,14 +2,17 @@
 
 A chunk keeps, for the rows of one batch: timestamps (int64 microseconds), numerical features
 (a float64 matrix, NaN = missing), categorical features (int32 codes into a per-chunk dictionary,
--1 = missing), and the predictions (float64 values, class codes). Every array is stored as its
+-1 = missing), embedding features (float32 matrices, row by row, a row of NaN = missing; the
+dictionary names them and their dimensions), and the predictions (float64 values, class
+codes). Every array is stored as its
 raw little-endian bytes, so writing a chunk costs a ``tobytes`` and reading a window back costs a
 ``frombuffer`` per chunk: no per-row parsing on either side. Pure: no database.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +26,8 @@ from driftwatch.storage.columns import PredictionColumns
 FLOAT = np.dtype("<f8")
 INT64 = np.dtype("<i8")
 CODE = np.dtype("<i4")
+FLOAT32 = np.dtype("<f4")
+Float32Matrix = npt.NDArray[np.float32]
 
 
 @dataclass(slots=True)
@@ -37,8 +42,10 @@ class EncodedChunk:
     cat_width: int
     prediction_values: bytes
     prediction_classes: bytes
-    # {"features": [[category, ...] per categorical feature], "classes": [...]}
+    # {"features": [[category, ...] per categorical feature], "classes": [...]}, and with
+    # embedding features "embeddings": [[name, dimensions], ...] (their order in emb_values)
     dictionary: dict[str, Any]
+    emb_values: bytes | None = None  # each embedding's (rows, dimensions) float32, in turn
 
 
 def _codes(values: list[str | None]) -> tuple[npt.NDArray[np.int32], list[str]]:
@@ -57,6 +64,19 @@ def encode(columns: PredictionColumns) -> EncodedChunk:
     )
     class_codes, classes = _codes(columns.prediction_classes)
     timestamps = np.ascontiguousarray(columns.timestamps_us, dtype=INT64)
+    dictionary: dict[str, Any] = {
+        "features": [categories for _, categories in cat_columns],
+        "classes": classes,
+    }
+    emb_values = None
+    if columns.emb_names:
+        dictionary["embeddings"] = [
+            [name, int(matrix.shape[1])]
+            for name, matrix in zip(columns.emb_names, columns.emb_values, strict=True)
+        ]
+        emb_values = b"".join(
+            np.ascontiguousarray(matrix, dtype=FLOAT32).tobytes() for matrix in columns.emb_values
+        )
     return EncodedChunk(
         rows=rows,
         ts_min_us=int(timestamps.min()),
@@ -72,7 +92,8 @@ def encode(columns: PredictionColumns) -> EncodedChunk:
         cat_width=len(cat_columns),
         prediction_values=np.ascontiguousarray(columns.prediction_values, dtype=FLOAT).tobytes(),
         prediction_classes=class_codes.tobytes(),
-        dictionary={"features": [categories for _, categories in cat_columns], "classes": classes},
+        dictionary=dictionary,
+        emb_values=emb_values,
     )
 
 
@@ -86,6 +107,7 @@ def split_by_day(stored: dict[str, Any]) -> list[tuple[npt.NDArray[np.int64], di
     cat_codes = np.frombuffer(stored["cat_codes"], dtype=CODE).reshape(cat_width, rows)
     values = np.frombuffer(stored["prediction_values"], dtype=FLOAT)
     classes = np.frombuffer(stored["prediction_classes"], dtype=CODE)
+    embeddings = _embedding_matrices(stored.get("emb_values"), stored["dictionary"], rows)
     days = timestamps // DAY_US
     pieces = []
     for day in np.unique(days):
@@ -101,8 +123,27 @@ def split_by_day(stored: dict[str, Any]) -> list[tuple[npt.NDArray[np.int64], di
             "cat_codes": np.ascontiguousarray(cat_codes[:, positions]).tobytes(),
             "prediction_values": values[positions].tobytes(),
             "prediction_classes": classes[positions].tobytes(),
+            "emb_values": b"".join(m[positions].tobytes() for m in embeddings.values())
+            if embeddings else stored.get("emb_values"),
         }))  # fmt: skip
     return pieces
+
+
+def _embedding_matrices(
+    emb_values: bytes | memoryview | None, dictionary: dict[str, Any], rows: int
+) -> dict[str, Float32Matrix]:
+    """A chunk's embedding matrices by feature name (none for a chunk stored without any)."""
+    named = dictionary.get("embeddings") or []
+    if emb_values is None or not named:
+        return {}
+    flat = np.frombuffer(emb_values, dtype=FLOAT32)
+    out: dict[str, Float32Matrix] = {}
+    offset = 0
+    for name, dimensions in named:
+        size = rows * int(dimensions)
+        out[str(name)] = flat[offset : offset + size].reshape(rows, int(dimensions))
+        offset += size
+    return out
 
 
 def from_us(micros: int) -> datetime:
@@ -118,6 +159,7 @@ class DecodedChunk:
     prediction_values: npt.NDArray[np.float64]
     class_codes: npt.NDArray[np.int32]
     classes: list[str]
+    embeddings: dict[str, Float32Matrix] = field(default_factory=dict)
 
 
 def decode(
@@ -131,6 +173,7 @@ def decode(
     prediction_values: bytes,
     prediction_classes: bytes,
     dictionary: dict[str, Any],
+    emb_values: bytes | memoryview | None = None,
 ) -> DecodedChunk:
     return DecodedChunk(
         timestamps_us=np.frombuffer(timestamps, dtype=INT64),
@@ -140,6 +183,7 @@ def decode(
         prediction_values=np.frombuffer(prediction_values, dtype=FLOAT),
         class_codes=np.frombuffer(prediction_classes, dtype=CODE),
         classes=dictionary["classes"],
+        embeddings=_embedding_matrices(emb_values, dictionary, rows),
     )
 
 
@@ -163,6 +207,8 @@ class WindowColumns:
     # first row in the window, and the chunk rows kept (None: all of them, in order). What
     # joins a prediction row (chunk_id, chunk_row) to its features, e.g. a label's segment.
     chunk_spans: list[tuple[int, int, npt.NDArray[np.int64] | None]] | None = None
+    # embedding features read (CONTRACT section 11): (rows, dimensions) float32, NaN = missing
+    embeddings: dict[str, Float32Matrix] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.timestamps_us)
@@ -207,8 +253,14 @@ class WindowBuilder:
     """Chunks copied one by one into arrays allocated once for the whole window, so reading a
     window costs one copy of it (and one chunk in flight), not a list of parts concatenated."""
 
-    def __init__(self, capacity: int, *, num_width: int, cat_width: int) -> None:
+    def __init__(
+        self, capacity: int, *, num_width: int, cat_width: int,
+        embeddings: Sequence[tuple[str, int]] = (),
+    ) -> None:  # fmt: skip
         self.num_width, self.cat_width = num_width, cat_width
+        self.embeddings = {
+            name: np.empty((capacity, dimensions), dtype=FLOAT32) for name, dimensions in embeddings
+        }
         self.timestamps = np.empty(capacity, dtype=INT64)
         # Not pre-filled: every row is written by ``add`` (filling 200 MB with NaN up front
         # cost a third of reading a 1M-row window).
@@ -250,6 +302,12 @@ class WindowBuilder:
                 pick(chunk.cat_codes[:, position]), chunk.categories[position],
                 self.categories[position],
             )  # fmt: skip
+        for name, matrix in self.embeddings.items():
+            given = chunk.embeddings.get(name)
+            if given is None or given.shape[1] != matrix.shape[1]:
+                matrix[rows] = np.nan  # a chunk stored before the feature was added
+            else:
+                matrix[rows] = pick(given)
         self.prediction_values[rows] = pick(chunk.prediction_values)
         self.class_codes[rows] = _remap(pick(chunk.class_codes), chunk.classes, self.classes)
         self.rows += count
@@ -265,16 +323,19 @@ class WindowBuilder:
             class_codes=self.class_codes[rows],
             classes=list(self.classes),
             chunk_spans=self.spans or None,
+            embeddings={name: matrix[rows] for name, matrix in self.embeddings.items()},
         )
 
 
 def merge(
-    decoded: list[DecodedChunk], *, num_width: int, cat_width: int, start_us: int, end_us: int
-) -> WindowColumns:
+    decoded: list[DecodedChunk], *, num_width: int, cat_width: int, start_us: int, end_us: int,
+    embeddings: Sequence[tuple[str, int]] = (),
+) -> WindowColumns:  # fmt: skip
     """Concatenate chunks, keeping rows inside [start, end)."""
     builder = WindowBuilder(
-        sum(len(c.timestamps_us) for c in decoded), num_width=num_width, cat_width=cat_width
-    )
+        sum(len(c.timestamps_us) for c in decoded), num_width=num_width, cat_width=cat_width,
+        embeddings=embeddings,
+    )  # fmt: skip
     for chunk in decoded:
         builder.add(chunk, start_us=start_us, end_us=end_us)
     return builder.finish()
@@ -282,17 +343,23 @@ def merge(
 
 def window_of(columns: PredictionColumns) -> WindowColumns:
     """Validated columns in the form a window is read back in (for baselines from records)."""
+    embeddings = [
+        (name, int(matrix.shape[1]))
+        for name, matrix in zip(columns.emb_names, columns.emb_values, strict=True)
+    ]
     if len(columns) == 0:
         return merge([], num_width=columns.num_values.shape[1],
-                     cat_width=len(columns.cat_values), start_us=0, end_us=0)  # fmt: skip
+                     cat_width=len(columns.cat_values), start_us=0, end_us=0,
+                     embeddings=embeddings)  # fmt: skip
     encoded = encode(columns)
     decoded = decode(
         rows=encoded.rows, timestamps=encoded.timestamps, num_values=encoded.num_values,
         num_width=encoded.num_width, cat_codes=encoded.cat_codes, cat_width=encoded.cat_width,
         prediction_values=encoded.prediction_values,
         prediction_classes=encoded.prediction_classes, dictionary=encoded.dictionary,
+        emb_values=encoded.emb_values,
     )  # fmt: skip
     return merge(
         [decoded], num_width=encoded.num_width, cat_width=encoded.cat_width,
-        start_us=encoded.ts_min_us, end_us=encoded.ts_max_us + 1,
+        start_us=encoded.ts_min_us, end_us=encoded.ts_max_us + 1, embeddings=embeddings,
     )  # fmt: skip

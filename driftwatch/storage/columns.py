@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+Float32Matrix = npt.NDArray[np.float32]
 
 
 @dataclass(slots=True)
@@ -22,6 +23,10 @@ class PredictionColumns:
     prediction_classes: list[str | None]
     num_values: FloatArray  # (records, numerical features) in model order, NaN = missing
     cat_values: list[list[str | None]]  # one list per categorical feature, in model order
+    # one (records, dimensions) float32 matrix per embedding feature (CONTRACT section 11), in
+    # model order, a row of NaN where a record gives none; and those features' names
+    emb_values: list[Float32Matrix] = field(default_factory=list)
+    emb_names: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
@@ -44,4 +49,6 @@ class PredictionColumns:
                 out=np.empty((len(keep), self.num_values.shape[1]), order="F"),
             ),
             cat_values=[[column[i] for i in keep] for column in self.cat_values],
+            emb_values=[matrix[keep] for matrix in self.emb_values],
+            emb_names=list(self.emb_names),
         )

@@ -361,8 +361,26 @@ function versions(el, data) {
   });
 }
 
+// an embedding's vectors on the baseline's first two principal components (CONTRACT section 11)
+function projection(el, name, p, title) {
+  const pct = (share) => `${(share * 100).toFixed(1)}%`;
+  make(el, name, {
+    grid: { ...grid, left: 44, right: 12, bottom: 40, containLabel: true }, legend: { top: 0, right: 0 },
+    xAxis: { type: "value", scale: true, name: `PC 1 (${pct(p.explained[0])} of variance)`, nameLocation: "middle", nameGap: 24,
+             splitLine: { lineStyle: { color: COLORS.grid } } },
+    yAxis: { type: "value", scale: true, name: `PC 2 (${pct(p.explained[1])})`, nameLocation: "middle", nameGap: 28, nameRotate: 90,
+             splitLine: { lineStyle: { color: COLORS.grid } } },
+    tooltip: { trigger: "item", formatter: (i) => `${esc(i.seriesName)}: ${num(i.value[0])}, ${num(i.value[1])}` },
+    series: [
+      { name: "baseline", type: "scatter", data: p.reference, symbolSize: 4, itemStyle: { color: COLORS.baseline, opacity: 0.6 } },
+      { name: title, type: "scatter", data: p.current, symbolSize: 4, itemStyle: { color: COLORS.current, opacity: 0.6 } },
+    ],
+  });
+}
+
 function bars(el, name, dist, title, missing) {
   if (!dist) { empty(el, missing || "No distribution stored for this window."); return; }
+  if (dist.projection) { projection(el, name, dist.projection, title); return; }
   const share = (counts, extra) => {
     const total = counts.reduce((a, b) => a + b, 0) + (extra || []).reduce((a, b) => a + b, 0);
     return counts.map((c) => (total ? c / total : 0));
@@ -404,7 +422,7 @@ function score(el, data) {
   const series = [];
   data.scores.forEach((s, i) => {
     const color = palette[i % palette.length];
-    const label = `${s.stattest} ${s.pvalue ? "p-value" : "distance"}`;
+    const label = s.label || `${s.stattest} ${s.pvalue ? "p-value" : "distance"}`;
     series.push({ name: label, type: "line", yAxisIndex: axisOf(s.pvalue), showSymbol: true,
                   data: s.points.map(([t, v, , d, few]) => ({ value: [t, s.pvalue ? Math.max(v, 1e-300) : v],
                                                              drifted: d, few,
