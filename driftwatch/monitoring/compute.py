@@ -25,7 +25,7 @@ from driftwatch.core.result import (
 from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.ingest.validation import BINARY
-from driftwatch.monitoring import accuracy, estimation, intervals
+from driftwatch.monitoring import accuracy, estimation, intervals, multivariate
 from driftwatch.monitoring.profiles import (
     BaselineProfile,
     ColumnProfile,
@@ -443,9 +443,13 @@ def compute(
     work = list(zip(features, baseline.features, _feature_values(window, features), strict=True))
     units = _window_units(window, features, settings, baseline)
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:  # numpy sorts release the GIL
+        # first: the classifier's fits are the longest task, the columns' tests fill around it
+        joint_future = pool.submit(multivariate.drift, baseline.joint, window, features,
+                                   settings, baseline.categories())  # fmt: skip
         prediction_future = pool.submit(_prediction_drift, baseline, window, settings, units)
         outcomes = list(pool.map(lambda item: _feature(item, settings, rows, units), work))
         prediction = prediction_future.result()
+        joint = joint_future.result()
     feature_results = [entry for entry, *_ in outcomes]
     prediction_result = prediction[0] if prediction else None
     if settings.calibrated:
@@ -482,5 +486,6 @@ def compute(
                 features, outcomes, strict=True) if outside},
             rejected=rejected,
         ),
+        multivariate=joint,
     )  # fmt: skip
     return result, distributions

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftwatch.core.specs import FeatureSpec
+from driftwatch.monitoring import multivariate
 from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.storage.chunks import WindowColumns
 
@@ -49,11 +50,27 @@ class BaselineProfile:
     # binary classification: the labeled (score, label) pairs performance estimates read
     # (CONTRACT section 9); None for other tasks and baselines made before
     labeled: LabeledScores | None = None
+    # CONTRACT section 11: a sample of its rows, row by row, for the multivariate detectors;
+    # None with fewer than two features to compare, and for baselines made before
+    joint: multivariate.JointProfile | None = None
 
     @property
     def nbytes(self) -> int:
         columns = [*self.features, *([self.prediction] if self.prediction else [])]
-        return sum(c.nbytes for c in columns) + (self.labeled.nbytes if self.labeled else 0)
+        return (
+            sum(c.nbytes for c in columns)
+            + (self.labeled.nbytes if self.labeled else 0)
+            + (self.joint.nbytes if self.joint else 0)
+        )
+
+    def categories(self) -> dict[str, list[str]]:
+        """Each categorical feature's categories (what the joint profile's codes index)."""
+        return {c.name: c.categories for c in self.features
+                if c.name is not None and c.categories is not None}  # fmt: skip
+
+    def category_counts(self) -> dict[str, npt.NDArray[np.int64]]:
+        return {c.name: c.counts for c in self.features
+                if c.name is not None and c.counts is not None}  # fmt: skip
 
 
 def numerical(
@@ -159,8 +176,12 @@ def profile(
                 )
             )  # fmt: skip
             cat_position += 1
-    return BaselineProfile(
+    made = BaselineProfile(
         rows=len(window),
         features=columns,
         prediction=prediction_profile(window, prediction_kind(window), units),
     )
+    made.joint = multivariate.joint_profile(
+        window, features, cluster_by, made.categories(), made.category_counts()
+    )
+    return made
