@@ -325,6 +325,7 @@ class RunResult(_Part):
                 ("reconstruction", self.multivariate.reconstruction),
             ):
                 flat[f"multivariate.{name}.score"] = detector.score
+                flat[f"multivariate.{name}.threshold"] = detector.threshold
                 flat[f"multivariate.{name}.drifted"] = _flag(detector.drifted)
                 flat[f"multivariate.{name}.p_value"] = detector.p_value
         for version in self.versions:

@@ -90,6 +90,11 @@ METRICS: tuple[Metric, ...] = (
         "the cross-validated ROC AUC of a classifier told apart the window's rows from the "
         "baseline's (0.5: indistinguishable)",
     ),
+    Metric(
+        "multivariate.classifier.threshold",
+        "the AUC that calls drift at this sample size and level, from the baseline's own "
+        "no-drift AUCs",
+    ),
     Metric("multivariate.classifier.drifted", "1 if that AUC reached its threshold, else 0"),
     Metric(
         "multivariate.classifier.p_value",
@@ -98,6 +103,10 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "multivariate.reconstruction.score",
         "the window's mean PCA reconstruction error against the baseline's components",
+    ),
+    Metric(
+        "multivariate.reconstruction.threshold",
+        "the error that calls drift at this sample size and level, from the baseline's own errors",
     ),
     Metric("multivariate.reconstruction.drifted", "1 if that error reached its threshold, else 0"),
     Metric(

@@ -298,6 +298,24 @@ def _series(buckets: list[Bucket], metric: str, seconds: int, field: str = "mean
     return [[_bucket_time(i, seconds), v] for i, v in points if v is not None]
 
 
+# CONTRACT section 11: both detectors' scores and thresholds over time
+MULTIVARIATE_SERIES = tuple(
+    f"multivariate.{detector}.{field}"
+    for detector in ("classifier", "reconstruction")
+    for field in ("score", "threshold", "drifted")
+)
+
+
+def _multivariate(buckets: list[Bucket], seconds: int) -> dict[str, Any]:
+    """Per detector its score and threshold (a bucket of several windows: their means) and
+    the windows it called drifted (a bucket: the share of them)."""
+    return {
+        detector: {field: _series(buckets, f"multivariate.{detector}.{field}", seconds)
+                   for field in ("score", "threshold", "drifted")}
+        for detector in ("classifier", "reconstruction")
+    }  # fmt: skip
+
+
 def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> dict[str, Any]:
     features = [f.name for f in registry.feature_specs(model)]
     seconds = bucket_seconds(model.window_seconds, span.length)
@@ -308,7 +326,7 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
     metrics = [*([] if windows else (f"feature.{n}.{m}" for n in features
                                      for m in ("drifted", "insufficient"))),
                "dataset.drifted_share", "rows", "labeled_rows", *accuracy_names,
-               *estimated_names]  # fmt: skip
+               *estimated_names, *MULTIVARIATE_SERIES]  # fmt: skip
     buckets = repository.bucketed(session, model_id=model.id, metrics=metrics,
                                   start=span.start, end=span.end,
                                   bucket_seconds=seconds)  # fmt: skip
@@ -345,6 +363,7 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
         "accuracy": accuracy,
         "estimated": estimated,
         "coverage": coverage,
+        "multivariate": _multivariate(buckets, seconds),
         "rows": _series(buckets, "rows", seconds, "total"),
         "prediction": _prediction(last),
         "latest": None if last is None else run_summary(last),

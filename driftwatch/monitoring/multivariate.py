@@ -178,3 +178,25 @@ def _scored(detected: mv.Detected, settings: DriftSettings) -> dict[str, object]
         "verdict": "drift" if detected.drifted else "no_drift",
         "p_value": detected.p_value if settings.calibrated else None,
     }
+
+
+FROM_SUMMARIES_ROWS_EXIST = (
+    "computed from summaries (the window holds more than DRIFTWATCH_EXACT_MAX_ROWS "
+    'predictions), which keep each column apart: run it with "exact": true to compare rows'
+)
+FROM_SUMMARIES_ROWS_GONE = (
+    "computed from summaries: retention removed the window's raw rows, and the features' "
+    "joint distribution needs rows"
+)
+
+
+def from_summaries(
+    features: list[FeatureSpec], settings: DriftSettings, *, rows_exist: bool
+) -> MultivariateDrift | None:
+    """A run from summaries: not available, saying why (summaries keep no joint
+    distribution); None where a run from rows has no entry either."""
+    compared = tested_features(features, settings.cluster_by)
+    if not settings.multivariate or len(compared) < 2:
+        return None
+    reason = FROM_SUMMARIES_ROWS_EXIST if rows_exist else FROM_SUMMARIES_ROWS_GONE
+    return unavailable(reason, [f.name for f in compared])
