@@ -50,7 +50,7 @@ SIZE_GRID: tuple[int, ...] = tuple(
     sorted({int(v) for v in np.geomspace(MIN_ROWS, SAMPLE_ROWS, 42).round()})
 )
 FOLDS = 3
-NULL_REPEATS = 10  # baseline-against-baseline classifier AUCs, once per baseline
+NULL_REPEATS = 20  # baseline-against-baseline classifier AUCs, per baseline and sample size
 RECONSTRUCTION_FOLDS = 5  # cross-fitted baseline errors for the reconstruction's null
 EXPLAINED_VARIANCE = 0.65  # NannyML's default n_components
 # HistGradientBoostingClassifier takes category codes below its max_bins (255): the most
@@ -59,6 +59,7 @@ CLASSIFIER_CATEGORIES = 250
 OTHER_CODE = CLASSIFIER_CATEGORIES
 UNSEEN_CODE = CLASSIFIER_CATEGORIES + 1
 TOP_FEATURES = 5
+IMPORTANCE_ROWS = 1000  # held-out rows a fold's permutation importance is measured on
 SEED = 20261203
 
 # A categorical code of a row: 0.. the baseline's categories, MISSING, or UNSEEN (a category
@@ -97,7 +98,13 @@ class DomainClassifier:
         rng = np.random.default_rng(seed)
         lost = np.zeros(self.folds[0][1].shape[1])
         with threadpool_limits(limits=1):
-            for model, held_out, labels in self.folds:
+            for model, all_held_out, all_labels in self.folds:
+                # a sample of the held-out rows: a column's loss is a mean, and each costs a
+                # prediction of these rows
+                kept = np.sort(rng.permutation(len(all_labels))[:IMPORTANCE_ROWS])
+                held_out, labels = all_held_out[kept], all_labels[kept]
+                if labels.all() or not labels.any():
+                    continue
                 auc = auc_score(labels, model.predict_proba(held_out)[:, 1])
                 for column in range(held_out.shape[1]):
                     shuffled = held_out.copy()
@@ -273,12 +280,13 @@ class MultivariateBaseline:
     use and kept (cached with the baseline's profile, so later runs pay neither).
 
     Classifier null: the no-drift AUC is centred on 0.5 (exact when rows are exchangeable:
-    each held-out fold's rows are independent of the model fitted on the others) with spread
-    ``mann_whitney_sd`` at the window's size times the baseline's inflation: NULL_REPEATS
-    times, two disjoint samples drawn from the baseline are told apart as a window would be,
-    and the inflation is their AUCs' standard deviation over ``mann_whitney_sd`` (at least 1:
-    the folds' dependence, never a narrower null than independent folds give). Threshold:
-    0.5 + z(1 - level) x spread; p-value: the normal tail.
+    each held-out fold's rows are independent of the model fitted on the others). Its spread
+    at the window's sample size: NULL_REPEATS times, two disjoint samples of that size drawn
+    from the baseline are told apart as a window would be, and s is the root mean square of
+    their AUCs' distances from 0.5 (the folds share training rows, so the spread is wider
+    than ``mann_whitney_sd`` at small sizes, narrower with tied scores: measured, not
+    assumed). A new no-drift AUC is then 0.5 + s t with t Student's on NULL_REPEATS degrees
+    of freedom: threshold 0.5 + t(1 - level) x s, p-value its tail.
 
     Reconstruction null: each baseline row's error out of fold (RECONSTRUCTION_FOLDS fits on
     the other rows), mean mu and standard deviation s over the N baseline rows; a window of m
@@ -290,7 +298,7 @@ class MultivariateBaseline:
     classifier_codes: list[IntArray]  # per categorical feature: baseline code -> its own
     _reconstruction: Reconstruction | None = None
     _errors: tuple[float, float, int] | None = None
-    _inflation: float | None = None
+    _nulls: dict[int, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -342,37 +350,38 @@ class MultivariateBaseline:
             errors[held] = fitted.errors(self.rows.take(held))
         return float(errors.mean()), float(errors.std(ddof=1)), count
 
-    def classifier_inflation(self) -> float:
-        """How much wider than ``mann_whitney_sd`` the baseline's own no-drift AUCs spread
-        (at least 1): measured once, at the largest size the baseline's sample allows."""
-        with self._lock:
-            if self._inflation is not None:
-                return self._inflation
-        size = sample_size(SAMPLE_ROWS, len(self.rows))
-        inflation = 1.0
-        if size is not None:
-            rng = np.random.default_rng(SEED + size)
-            matrix = self.classifier_matrix(self.rows)
-            aucs = []
-            for repeat in range(NULL_REPEATS):
-                drawn = rng.choice(len(matrix), 2 * size, replace=False)
-                aucs.append(domain_classifier(
-                    matrix[drawn[:size]], matrix[drawn[size:]],
-                    categorical=self.categorical_mask, seed=SEED + repeat,
-                ).auc)  # fmt: skip
-            inflation = max(1.0, float(np.std(aucs, ddof=1)) / mann_whitney_sd(size))
-        with self._lock:
-            self._inflation = inflation
-        return inflation
-
     def classifier_spread(self, size: int) -> float:
-        """The no-drift spread of the classifier's AUC at ``size`` rows a side."""
-        return self.classifier_inflation() * mann_whitney_sd(size)
+        """The no-drift spread of the classifier's AUC at ``size`` rows a side, from the
+        baseline itself (computed once per size, then cached)."""
+        with self._lock:
+            cached = self._nulls.get(size)
+        if cached is not None:
+            return cached
+        rng = np.random.default_rng(SEED + size)
+        matrix = self.classifier_matrix(self.rows)
+        aucs = []
+        for repeat in range(NULL_REPEATS):
+            drawn = rng.choice(len(matrix), 2 * size, replace=False)
+            aucs.append(domain_classifier(
+                matrix[drawn[:size]], matrix[drawn[size:]],
+                categorical=self.categorical_mask, seed=SEED + repeat,
+            ).auc)  # fmt: skip
+        # about 0.5 exactly: the spread around it, NULL_REPEATS degrees of freedom
+        spread = float(np.sqrt(np.mean((np.asarray(aucs) - 0.5) ** 2)))
+        with self._lock:
+            self._nulls[size] = spread
+        return spread
 
 
-def _normal(score: float, center: float, spread: float, level: float) -> Detected:
-    threshold = center + float(scipy_stats.norm.isf(level)) * spread
-    p_value = float(scipy_stats.norm.sf((score - center) / spread)) if spread > 0 else 1.0
+def _tail(
+    score: float, center: float, spread: float, level: float, freedom: int | None = None
+) -> Detected:
+    """Threshold and p-value of ``score`` against a null of ``center`` and ``spread``: the
+    normal tail, or Student's t with ``freedom`` degrees of freedom when the spread is
+    itself estimated from that many no-drift scores (a new score's predictive law)."""
+    law: Any = scipy_stats.norm if freedom is None else scipy_stats.t(freedom)
+    threshold = center + float(law.isf(level)) * spread
+    p_value = float(law.sf((score - center) / spread)) if spread > 0 else float(score <= center)
     return Detected(score=score, threshold=threshold, p_value=p_value, drifted=score >= threshold)
 
 
@@ -391,15 +400,13 @@ def detect(
         baseline.classifier_matrix(reference), baseline.classifier_matrix(current),
         categorical=baseline.categorical_mask, seed=seed,
     )  # fmt: skip
-    classifier = _normal(told.auc, 0.5, baseline.classifier_spread(size), level)
+    classifier = _tail(told.auc, 0.5, baseline.classifier_spread(size), level, NULL_REPEATS)
     # which features separate the two: only worth its cost when they are told apart
     importances = (
         told.importances(seed) if classifier.drifted else np.zeros(told.folds[0][1].shape[1])
     )
     fitted, (mean_error, spread_error, count) = baseline.reconstruction()
     score = float(fitted.errors(current).mean())
-    reconstruction = _normal(
-        score, mean_error, spread_error * math.sqrt(1 / size + 1 / count), level
-    )
+    reconstruction = _tail(score, mean_error, spread_error * math.sqrt(1 / size + 1 / count), level)
     return Outcome(size=size, classifier=classifier, importances=importances,
                    reconstruction=reconstruction)  # fmt: skip

@@ -256,6 +256,9 @@ function multivariate(el, data) {
     return (d.score || []).filter(([t]) => (at.get(t) || 0) > 0);
   };
   const symbols = (c.score || []).length < 60;
+  // a new category can raise the error tenfold: a log axis keeps the smaller changes visible
+  const errors = [...(r.score || []), ...(r.threshold || [])].map(([, v]) => v).filter((v) => v > 0);
+  const logErrors = errors.length > 0 && Math.max(...errors) / Math.min(...errors) > 5;
   const line = (name, series, color, axis, dashed) => ({
     name, type: "line", data: series || [], xAxisIndex: axis, yAxisIndex: axis, showSymbol: !dashed && symbols,
     step: dashed ? "middle" : false, lineStyle: { color, type: dashed ? "dashed" : "solid", width: dashed ? 1 : 2 },
@@ -266,8 +269,9 @@ function multivariate(el, data) {
     xAxis: [{ ...rangeAxis(data), axisLabel: { show: false } }, { ...rangeAxis(data), gridIndex: 1 }],
     yAxis: [{ type: "value", scale: true, name: "classifier AUC", nameTextStyle: { align: "left" },
               splitLine: { lineStyle: { color: COLORS.grid } } },
-            { type: "value", scale: true, gridIndex: 1, name: "reconstruction error", nameTextStyle: { align: "left" },
-              splitLine: { lineStyle: { color: COLORS.grid } } }],
+            { type: logErrors ? "log" : "value", scale: true, gridIndex: 1,
+              name: logErrors ? "reconstruction error (log scale)" : "reconstruction error", nameTextStyle: { align: "left" },
+              axisLabel: { formatter: (v) => num(v) }, splitLine: { lineStyle: { color: COLORS.grid } } }],
     legend: { top: 0, right: 0, data: ["classifier AUC", "reconstruction error", "threshold", "drifted"] },
     tooltip: { trigger: "axis", valueFormatter: (v) => num(v) },
     axisPointer: { link: [{ xAxisIndex: "all" }] },
