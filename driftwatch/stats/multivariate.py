@@ -36,8 +36,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 # Rows each side of a comparison at most: a window's rows beyond it are sampled (without
 # replacement) and so are the baseline's. The classifier's cost grows with it; its power at
-# this size: a null AUC spread of about 0.006, so an AUC near 0.52 is found at the strictest
-# hourly level (see the README, "Multivariate drift").
+# this size: a no-drift AUC spread of about 0.007, so an AUC near 0.525 is found at an hourly
+# model's level (see the README, "Multivariate drift").
 SAMPLE_ROWS = 5000
 # Baseline rows kept, row by row, when a baseline is stored: enough for the null's two
 # disjoint samples of SAMPLE_ROWS each, twice over.
