@@ -7,7 +7,8 @@ In one invocation, on a scratch Postgres database it creates and drops:
 1. stores a model (20 numerical + 5 categorical features), a baseline of --baseline-rows rows
    (default: --rows) and a window of --rows predictions (some features drifted);
 2. driftwatch, under each verdict (``evidently``: Evidently's rule; ``calibrated``: p-values at
-   the window's sizes, CONTRACT section 7), --repeat times, alternating: in a fresh process,
+   the window's sizes, CONTRACT section 7), and calibrated with the multivariate detectors off
+   (drift.multivariate false, CONTRACT section 11), --repeat times, alternating: in a fresh process,
    times one run from the stored rows to the stored result (reading the window's chunks and the
    baseline from Postgres, every test, the result and its metrics written back) and its peak
    memory, then the same run again in that process (the baseline's prepared arrays and the
@@ -15,7 +16,8 @@ In one invocation, on a scratch Postgres database it creates and drops:
 3. Evidently: in a fresh process, the same data already in memory as DataFrames, times
    ``Report([DataDriftPreset()])`` and its peak memory;
 then prints the medians, the calibrated / evidently ratios (first run and again), Evidently's
-figure, and whether every column's test and verdict agree.
+figure, whether every column's test and verdict agree, and the calibrated run with / without
+the multivariate detectors (--skip-evidently: that last figure only).
 Peak memory is the growth of the process's peak RSS during the first timed run.
 ``benchmarks/drift_sweep.py`` is the size sweep of runs from summaries next to exact runs.
 """
@@ -132,7 +134,9 @@ def store(url: str, rows: int, baseline_rows: int) -> str:
 # -- step 2: driftwatch, in a fresh process --------------------------------------------------
 
 
-def driftwatch_run(url: str, model_name: str, verdict: str) -> dict[str, Any]:
+def driftwatch_run(
+    url: str, model_name: str, verdict: str, multivariate: bool = True
+) -> dict[str, Any]:
     from driftwatch import db
     from driftwatch.alerting.service import AlertingContext
     from driftwatch.monitoring import service
@@ -142,7 +146,7 @@ def driftwatch_run(url: str, model_name: str, verdict: str) -> dict[str, Any]:
     engine = db.get_engine(url)
     with db.session_scope(engine) as session:  # connect and import before the clock starts
         registry.update(session, name=model_name, body=schemas.ModelUpdate(
-            drift=schemas.DriftSettings(verdict=verdict)))  # fmt: skip
+            drift=schemas.DriftSettings(verdict=verdict, multivariate=multivariate)))  # fmt: skip
 
     def one_run() -> tuple[float, float, dict[str, Any]]:
         started, cpu = time.perf_counter(), time.process_time()
@@ -162,7 +166,8 @@ def driftwatch_run(url: str, model_name: str, verdict: str) -> dict[str, Any]:
     columns = {f["name"]: {k: f[k] for k in keys} for f in result["features"]}
     columns["prediction"] = {k: result["prediction"][k] for k in keys}
     return {"seconds": seconds, "again": again, "cpu": cpu, "cpu_again": cpu_again,
-            "peak_bytes": peak, "rows": result["rows"], "columns": columns}  # fmt: skip
+            "peak_bytes": peak, "rows": result["rows"], "columns": columns,
+            "multivariate": result.get("multivariate")}  # fmt: skip
 
 
 # -- step 3: Evidently, in a fresh process ---------------------------------------------------
@@ -223,6 +228,9 @@ def child(step: str, *args: str) -> dict[str, Any]:
 
 
 VERDICTS = ("evidently", "calibrated")
+# the calibrated verdict's run again with the multivariate detectors off (drift.multivariate
+# false): what they add (CONTRACT section 11; goal: under 20% at 1M rows)
+WITHOUT = "calibrated, no multivariate"
 
 
 def main() -> None:
@@ -233,6 +241,8 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="driftwatch runs under each verdict (median taken)"
     )
+    parser.add_argument("--skip-evidently", action="store_true",
+                        help="no Evidently report (the multivariate figures only)")  # fmt: skip
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -240,7 +250,7 @@ def main() -> None:
         if step == "store":
             print(json.dumps({"model": store(rest[0], int(rest[1]), int(rest[2]))}))
         elif step == "driftwatch":
-            print(json.dumps(driftwatch_run(rest[0], rest[1], rest[2])))
+            print(json.dumps(driftwatch_run(rest[0], rest[1], rest[2], rest[3:] != ["off"])))
         else:
             print(json.dumps(evidently_run(int(rest[0]), int(rest[1]))))
         return
@@ -252,7 +262,7 @@ def main() -> None:
     url = (args.postgres.rsplit("/", 1)[0] + "/" + database).replace(
         "postgresql://", "postgresql+psycopg://"
     )
-    attempts: dict[str, list[dict[str, Any]]] = {verdict: [] for verdict in VERDICTS}
+    attempts: dict[str, list[dict[str, Any]]] = {v: [] for v in (*VERDICTS, WITHOUT)}
     try:
         print(f"storing a {baseline_rows:,}-row baseline and a {args.rows:,}-row window ...",
               flush=True)  # fmt: skip
@@ -262,12 +272,18 @@ def main() -> None:
         for _ in range(args.repeat):
             for verdict in VERDICTS:
                 attempts[verdict].append(child("driftwatch", url, model, verdict))
-        print("Evidently Report([DataDriftPreset()]) ...", flush=True)
-        theirs = child("evidently", str(args.rows), str(baseline_rows))
+            attempts[WITHOUT].append(child("driftwatch", url, model, "calibrated", "off"))
+        theirs = None
+        if not args.skip_evidently:
+            print("Evidently Report([DataDriftPreset()]) ...", flush=True)
+            theirs = child("evidently", str(args.rows), str(baseline_rows))
     finally:
         with psycopg.connect(args.postgres, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
+    print_multivariate(attempts)
+    if theirs is None:
+        return
     first = {v: statistics.median([a["seconds"] for a in attempts[v]]) for v in VERDICTS}
     again = {v: statistics.median([a["again"] for a in attempts[v]]) for v in VERDICTS}
     cpu = {v: statistics.median([a["cpu"] for a in attempts[v]]) for v in VERDICTS}
@@ -350,6 +366,29 @@ def main() -> None:
     for c in columns:
         if c not in agree_calibrated:
             print(f"  differs: {c}: calibrated {calibrated[c]}, Evidently {theirs['columns'][c]}")
+
+
+def print_multivariate(attempts: dict[str, list[dict[str, Any]]]) -> None:
+    """The calibrated verdict's run with the multivariate detectors and without, medians and
+    their ratio, and what the detectors said."""
+    print()
+    print("multivariate drift (CONTRACT section 11): the calibrated run with and without it")
+    ratios = []
+    for key, label in (("seconds", "first in a process"), ("again", "again")):
+        on = statistics.median([a[key] for a in attempts["calibrated"]])
+        off = statistics.median([a[key] for a in attempts[WITHOUT]])
+        ratios.append(on / off)
+        print(f"  {label:20s} with {on:6.2f} s, without {off:6.2f} s: x{on / off:.2f} "
+              f"(+{on - off:.2f} s; goal: at most x1.20)")  # fmt: skip
+    found = attempts["calibrated"][-1]["multivariate"]
+    if found:
+        for name in ("classifier", "reconstruction"):
+            d = found[name]
+            print(
+                f"  {name:15s} score {d['score']}, threshold {d['threshold']}, drifted "
+                f"{d['drifted']} {d.get('top_features') or ''}".rstrip()
+            )
+        print(f"  rows compared on each side: {found['sample_rows']}")
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def test_drift_settings_window_and_new_features_are_updated(api: TestClient) -> 
     # a day's window: 30 windows a month, the default budget of one false alarm a month
     reported = {**drift, "verdict": "calibrated", "false_alarms_per_month": 1.0,
                 "alpha_per_window": 1 / 30, "expected_false_alarms_per_month": 1.0,
-                    "cluster_by": None}  # fmt: skip
+                    "cluster_by": None, "multivariate": True}  # fmt: skip
     assert updated["drift"] == reported
     assert updated["window"] == "1d"
     assert updated["features"] == [

@@ -244,6 +244,55 @@ class SegmentSlice(_Part):
         )  # fmt: skip
 
 
+class MultivariateScore(_Part):
+    """One multivariate detector on the window (CONTRACT section 11): a score, the threshold
+    the baseline's own variation sets at the window's sample size and level, and the verdict.
+    ``score``, ``threshold`` and ``drifted`` are null when the detector could not run
+    (``verdict`` "insufficient": too few rows; null: not available, ``reason`` says why)."""
+
+    score: float | None = None
+    threshold: float | None = None
+    drifted: bool | None = None
+    verdict: Literal["drift", "no_drift", "insufficient"] | None = Field(
+        default=None,
+        description="drift, no_drift, or insufficient (too few rows on either side to compare "
+        "their joint distributions); null when not available",
+    )
+    p_value: float | None = Field(
+        default=None,
+        description="calibrated verdict: how likely a score at least this high is when "
+        "nothing drifted, at this sample size (not part of the per-column correction)",
+    )
+    reason: str | None = Field(default=None, description="why there is no score")
+
+
+class ClassifierScore(MultivariateScore):
+    top_features: list[str] = Field(
+        default_factory=list,
+        description="when drifted: the features that tell window from baseline most (by "
+        "permutation importance), most first",
+    )
+    importances: dict[str, float] = Field(
+        default_factory=dict,
+        description="when drifted: per feature, the held-out ROC AUC lost when it is shuffled",
+    )
+
+
+class MultivariateDrift(_Part):
+    """All tabular features at once (CONTRACT section 11): a classifier told apart window rows
+    from baseline rows (score: its cross-validated ROC AUC) and the PCA reconstruction error
+    of the window against the baseline's components (score: the mean error)."""
+
+    classifier: ClassifierScore
+    reconstruction: MultivariateScore
+    features: list[str] = Field(default_factory=list, description="the features compared")
+    sample_rows: int | None = Field(
+        default=None,
+        description="rows compared on each side (a sample of the window's and of the "
+        "baseline's rows); null when not compared",
+    )
+
+
 class RunResult(_Part):
     """One window compared with a baseline (CONTRACT section 3, Runs)."""
 
@@ -320,6 +369,12 @@ class RunResult(_Part):
         default=None,
         description="why the run has no segments although the model names some (null otherwise)",
     )
+    multivariate: MultivariateDrift | None = Field(
+        default=None,
+        description="models with at least two numerical or categorical features: drift of "
+        "their joint distribution (null for other models, when switched off, and in runs "
+        "stored before)",
+    )
 
     @classmethod
     def empty(cls, features: Sequence[FeatureSpec], *, rejected: int = 0) -> RunResult:
@@ -384,6 +439,15 @@ class RunResult(_Part):
             flat[f"estimated.{name}"] = estimate.value
             flat[f"estimated.{name}.lower"] = estimate.lower
             flat[f"estimated.{name}.upper"] = estimate.upper
+        if self.multivariate is not None:
+            for name, detector in (
+                ("classifier", self.multivariate.classifier),
+                ("reconstruction", self.multivariate.reconstruction),
+            ):
+                flat[f"multivariate.{name}.score"] = detector.score
+                flat[f"multivariate.{name}.threshold"] = detector.threshold
+                flat[f"multivariate.{name}.drifted"] = _flag(detector.drifted)
+                flat[f"multivariate.{name}.p_value"] = detector.p_value
         for version in self.versions:
             if version.model_version is None:
                 continue

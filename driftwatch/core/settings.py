@@ -49,6 +49,9 @@ class DriftSettings:
     # The feature naming the unit rows come in (a user, a session): not tested itself, and
     # under the calibrated verdict the no-drift null moves whole clusters of rows.
     cluster_by: str | None = None
+    # CONTRACT section 11: the multivariate detectors on every run (a model may switch them
+    # off: they cost a classifier's fits per run).
+    multivariate: bool = True
 
     @classmethod
     def from_model(
@@ -72,6 +75,7 @@ class DriftSettings:
                 alpha_per_window(budget, window) if window is not None else MAX_ALPHA_PER_WINDOW
             ),
             cluster_by=drift.get("cluster_by"),
+            multivariate=drift.get("multivariate") is not False,
         )
 
     @property

@@ -103,6 +103,34 @@ METRICS: tuple[Metric, ...] = (
         "estimated.<metric>.upper",
         "the upper end of a 95% interval for the value the realized metric will take",
     ),
+    Metric(
+        "multivariate.classifier.score",
+        "the cross-validated ROC AUC of a classifier told apart the window's rows from the "
+        "baseline's (0.5: indistinguishable)",
+    ),
+    Metric(
+        "multivariate.classifier.threshold",
+        "the AUC that calls drift at this sample size and level, from the baseline's own "
+        "no-drift AUCs",
+    ),
+    Metric("multivariate.classifier.drifted", "1 if that AUC reached its threshold, else 0"),
+    Metric(
+        "multivariate.classifier.p_value",
+        "calibrated verdict: the AUC's p-value against the baseline's own no-drift AUCs",
+    ),
+    Metric(
+        "multivariate.reconstruction.score",
+        "the window's mean PCA reconstruction error against the baseline's components",
+    ),
+    Metric(
+        "multivariate.reconstruction.threshold",
+        "the error that calls drift at this sample size and level, from the baseline's own errors",
+    ),
+    Metric("multivariate.reconstruction.drifted", "1 if that error reached its threshold, else 0"),
+    Metric(
+        "multivariate.reconstruction.p_value",
+        "calibrated verdict: the error's p-value against the baseline's own errors",
+    ),
     Metric("version[<version>].rows", "the window's predictions logged with that model_version"),
     Metric("version[<version>].labeled_rows", "those of them that have a label"),
     Metric("version[<version>].accuracy.<metric>", "accuracy.<metric> over that version's rows"),

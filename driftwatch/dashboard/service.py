@@ -345,6 +345,24 @@ def _series(buckets: list[Bucket], metric: str, seconds: int, field: str = "mean
     return [[_bucket_time(i, seconds), v] for i, v in points if v is not None]
 
 
+# CONTRACT section 11: both detectors' scores and thresholds over time
+MULTIVARIATE_SERIES = tuple(
+    f"multivariate.{detector}.{field}"
+    for detector in ("classifier", "reconstruction")
+    for field in ("score", "threshold", "drifted")
+)
+
+
+def _multivariate(buckets: list[Bucket], seconds: int) -> dict[str, Any]:
+    """Per detector its score and threshold (a bucket of several windows: their means) and
+    the windows it called drifted (a bucket: the share of them)."""
+    return {
+        detector: {field: _series(buckets, f"multivariate.{detector}.{field}", seconds)
+                   for field in ("score", "threshold", "drifted")}
+        for detector in ("classifier", "reconstruction")
+    }  # fmt: skip
+
+
 def point(window_seconds: int, seconds: int, spans_drawn: bool) -> dict[str, Any]:
     """What one point (heatmap column) of a page's charts is: a window, a span (a day or a
     week merged from its windows' summaries, each tested as one), or several windows whose
@@ -375,7 +393,13 @@ def _span_page(
     features = [f.name for f in registry.feature_specs(model)]
     estimated_names = [f"estimated.{m}{end}" for m in ESTIMATED_METRICS
                        for end in ("", ".lower", ".upper")]  # fmt: skip
-    metrics = ["dataset.drifted_share", "rows", "labeled_rows", *estimated_names]
+    metrics = [
+        "dataset.drifted_share",
+        "rows",
+        "labeled_rows",
+        *estimated_names,
+        *MULTIVARIATE_SERIES,
+    ]
     buckets = repository.bucketed(session, model_id=model.id, metrics=metrics, start=span.start,
                                   end=span.end, bucket_seconds=seconds)  # fmt: skip
     tested = repository.feature_tests(session, model_id=model.id, start=span.start,
@@ -417,11 +441,13 @@ def _span_page(
         "accuracy": accuracy,
         "estimated": estimated,
         "coverage": coverage,
+        "multivariate": _multivariate(buckets, seconds),
         "rows": _series(buckets, "rows", seconds, "total"),
         "prediction": _prediction(last),
         "latest": None if last is None else run_summary(last),
         "budget": budget(model),
         "detectable": detectable(last),
+        "versions": versions_over_time(session, model=model, span=span, seconds=seconds),
     }  # fmt: skip
 
 
@@ -439,7 +465,7 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
     metrics = [*([] if windows else (f"feature.{n}.{m}" for n in features
                                      for m in ("drifted", "insufficient"))),
                "dataset.drifted_share", "rows", "labeled_rows", *accuracy_names,
-               *estimated_names]  # fmt: skip
+               *estimated_names, *MULTIVARIATE_SERIES]  # fmt: skip
     buckets = repository.bucketed(session, model_id=model.id, metrics=metrics,
                                   start=span.start, end=span.end,
                                   bucket_seconds=seconds)  # fmt: skip
@@ -477,6 +503,7 @@ def model_page(session: Session, *, model: MonitoredModel, span: TimeRange) -> d
         "accuracy": accuracy,
         "estimated": estimated,
         "coverage": coverage,
+        "multivariate": _multivariate(buckets, seconds),
         "rows": _series(buckets, "rows", seconds, "total"),
         "prediction": _prediction(last),
         "latest": None if last is None else run_summary(last),

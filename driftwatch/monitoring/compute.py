@@ -26,7 +26,7 @@ from driftwatch.core.result import (
 from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import EmbeddingSpec, FeatureSpec
 from driftwatch.ingest.validation import BINARY
-from driftwatch.monitoring import accuracy, embedding_drift, estimation, intervals
+from driftwatch.monitoring import accuracy, embedding_drift, estimation, intervals, multivariate
 from driftwatch.monitoring.profiles import (
     BaselineProfile,
     ColumnProfile,
@@ -446,9 +446,13 @@ def compute(
     work = list(zip(features, baseline.features, _feature_values(window, features), strict=True))
     units = _window_units(window, features, settings, baseline)
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:  # numpy sorts release the GIL
+        # first: the classifier's fits are the longest task, the columns' tests fill around it
+        joint_future = pool.submit(multivariate.drift, baseline.joint, window, features,
+                                   settings, baseline.categories())  # fmt: skip
         prediction_future = pool.submit(_prediction_drift, baseline, window, settings, units)
         outcomes = list(pool.map(lambda item: _feature(item, settings, rows, units), work))
         prediction = prediction_future.result()
+        joint = joint_future.result()
     embedded = embedding_drift.embedding_outcomes(embeddings, baseline.embeddings, window,
                                                   settings)  # fmt: skip
     feature_results = [entry for entry, *_ in outcomes] + [e.entry for e in embedded]
@@ -488,5 +492,6 @@ def compute(
                 features, outcomes, strict=True) if outside},
             rejected=rejected,
         ),
+        multivariate=joint,
     )  # fmt: skip
     return result, distributions

@@ -20,7 +20,7 @@ import numpy as np
 from driftwatch.core.result import ColumnDrift, FeatureDrift, Quality, RunResult
 from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import FeatureSpec
-from driftwatch.monitoring import accuracy, compute, estimation
+from driftwatch.monitoring import accuracy, compute, estimation, multivariate
 from driftwatch.monitoring.profiles import BaselineProfile, ColumnProfile
 from driftwatch.stats import calibration, from_summary, registry, summaries
 from driftwatch.stats.from_summary import NeedsRows
@@ -280,5 +280,6 @@ def compute_from_summaries(
         source="summaries",
         max_error={f.name: f.max_error for f in feature_results
                    if f.max_error is not None and f.score is not None},
+        multivariate=multivariate.from_summaries(features, settings, rows_exist=rows_exist),
     )  # fmt: skip
     return result, distributions

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftwatch.core.specs import EmbeddingSpec, FeatureSpec
+from driftwatch.monitoring import multivariate
 from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.stats.summaries import ColumnSummary
 from driftwatch.storage.chunks import WindowColumns
@@ -111,12 +112,28 @@ class BaselineProfile:
     # (CONTRACT section 9); None for other tasks and baselines made before
     labeled: LabeledScores | None = None
     embeddings: list[EmbeddingProfile] = field(default_factory=list)  # CONTRACT section 11
+    # CONTRACT section 11: a sample of its rows, row by row, for the multivariate detectors;
+    # None with fewer than two features to compare, and for baselines made before
+    joint: multivariate.JointProfile | None = None
 
     @property
     def nbytes(self) -> int:
         columns = [*self.features, *([self.prediction] if self.prediction else [])]
-        return (sum(c.nbytes for c in columns) + (self.labeled.nbytes if self.labeled else 0)
-                + sum(e.nbytes for e in self.embeddings))  # fmt: skip
+        return (
+            sum(c.nbytes for c in columns)
+            + (self.labeled.nbytes if self.labeled else 0)
+            + sum(e.nbytes for e in self.embeddings)
+            + (self.joint.nbytes if self.joint else 0)
+        )
+
+    def categories(self) -> dict[str, list[str]]:
+        """Each categorical feature's categories (what the joint profile's codes index)."""
+        return {c.name: c.categories for c in self.features
+                if c.name is not None and c.categories is not None}  # fmt: skip
+
+    def category_counts(self) -> dict[str, npt.NDArray[np.int64]]:
+        return {c.name: c.counts for c in self.features
+                if c.name is not None and c.counts is not None}  # fmt: skip
 
 
 def numerical(
@@ -224,7 +241,7 @@ def profile(
                 )
             )  # fmt: skip
             cat_position += 1
-    return BaselineProfile(
+    made = BaselineProfile(
         rows=len(window),
         features=columns,
         prediction=prediction_profile(window, prediction_kind(window), units),
@@ -233,3 +250,7 @@ def profile(
             for e in embeddings
         ],
     )
+    made.joint = multivariate.joint_profile(
+        window, features, cluster_by, made.categories(), made.category_counts()
+    )
+    return made

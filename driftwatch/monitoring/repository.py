@@ -46,7 +46,7 @@ from driftwatch.models import (
 )
 from driftwatch.models.base import UTCDateTime, utcnow
 from driftwatch.models.monitoring import NO_TRAFFIC, SPAN, WINDOW
-from driftwatch.monitoring import estimation
+from driftwatch.monitoring import estimation, multivariate
 from driftwatch.monitoring.accuracy import Labeled
 from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.monitoring.profiles import (
@@ -57,9 +57,16 @@ from driftwatch.monitoring.profiles import (
     EmbeddingProfile,
 )
 from driftwatch.monitoring.versions import VersionRows
+from driftwatch.stats import multivariate as mv
 from driftwatch.storage.postgres import stream_binary
 
 PREDICTION_POSITION = -1
+# CONTRACT section 11: the baseline's sample rows for the multivariate detectors, one row of
+# baseline_columns: the numerical features' values row-major in sorted_values, the categorical
+# features' codes row-major in counts, the features' names (numerical ones, then categorical
+# ones) in categories, how many of them are numerical in missing (a column otherwise unused).
+JOINT_POSITION = -2
+JOINT_KIND = "joint"
 DAY_LOCK = 0x64770001  # the advisory lock class of run_metric_days refreshes
 
 
@@ -107,7 +114,7 @@ def insert_baseline(
                 ),
             }
             for position, column in prepared
-        ],
+        ] + ([_joint_row(baseline.id, profile.joint)] if profile.joint else []),
     )  # fmt: skip
     return baseline
 
@@ -133,6 +140,30 @@ def _embedding_column(row: dict[str, Any]) -> EmbeddingProfile:
     vectors = np.frombuffer(row["vectors"], dtype=VECTOR).reshape(-1, len(mean))
     return EmbeddingProfile(row["name"], rows=row["rows"], missing=row["missing"],
                             sample=vectors, mean=mean)  # fmt: skip
+
+
+def _joint_row(baseline_id: int, joint: multivariate.JointProfile) -> dict[str, Any]:
+    rows = joint.detectors.rows
+    return {
+        "baseline_id": baseline_id, "position": JOINT_POSITION, "name": None,
+        "kind": JOINT_KIND, "rows": len(rows), "missing": len(joint.numerical),
+        "sorted_values": rows.numerical.astype(FLOAT).tobytes(),
+        "categories": joint.names,
+        "counts": rows.categorical.astype(COUNT).tobytes(),
+        "cluster_units": None,
+    }  # fmt: skip
+
+
+def _joint_profile(row: dict[str, Any], features: list[ColumnProfile]) -> multivariate.JointProfile:
+    names: list[str] = list(row["categories"])
+    numerical, categorical = names[: row["missing"]], names[row["missing"] :]
+    count = row["rows"]
+    rows = mv.Rows(
+        np.frombuffer(row["sorted_values"], dtype=FLOAT).reshape(count, len(numerical)),
+        np.frombuffer(row["counts"], dtype=COUNT).reshape(count, len(categorical)),
+    )
+    counts = {c.name: c.counts for c in features if c.name is not None and c.counts is not None}
+    return multivariate.from_rows(numerical, categorical, rows, counts)
 
 
 _COLUMN_FIELDS = (
@@ -186,9 +217,12 @@ def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
     features: list[ColumnProfile] = []
     embeddings: list[EmbeddingProfile] = []
     prediction = None
+    joint_row = None
     for row in _baseline_columns(session, baseline.id):
         if row["kind"] == "embedding":
             embeddings.append(_embedding_column(row))
+        elif row["position"] == JOINT_POSITION:
+            joint_row = row
             continue
         column = ColumnProfile(
             name=row["name"], kind=row["kind"], rows=row["rows"], missing=row["missing"],
@@ -204,8 +238,11 @@ def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
             prediction = column
         else:
             features.append(column)
-    return BaselineProfile(rows=baseline.rows, features=features, prediction=prediction,
-                           labeled=_labeled_scores(baseline), embeddings=embeddings)  # fmt: skip
+    return BaselineProfile(
+        rows=baseline.rows, features=features, prediction=prediction,
+        labeled=_labeled_scores(baseline), embeddings=embeddings,
+        joint=None if joint_row is None else _joint_profile(joint_row, features),
+    )  # fmt: skip
 
 
 def _labeled_scores(baseline: Baseline) -> LabeledScores | None:

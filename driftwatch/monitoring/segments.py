@@ -140,8 +140,11 @@ def compute_segments(
             planned.append((name, value, rows, np.flatnonzero(labeled_codes == code)))
     if not planned:
         return [], omitted
+    # the multivariate detectors are the window's (a classifier per segment would cost more
+    # than all the rest): a segment entry has none
     shared = dataclasses.replace(
-        settings, alpha_per_window=settings.alpha_per_window / len(planned), cluster_by=None
+        settings, alpha_per_window=settings.alpha_per_window / len(planned), cluster_by=None,
+        multivariate=False,
     )
     out = []
     for name, value, rows, labeled_at in planned:

@@ -139,6 +139,12 @@ class DriftSettings(Strict):
         "no-drift null moves whole clusters. Baselines made while it is set keep each value's "
         "cluster. A PATCH that does not give it keeps the model's; null removes it",
     )
+    multivariate: bool = Field(
+        default=True,
+        description="multivariate drift on every run (a classifier told apart window from "
+        "baseline rows, and the PCA reconstruction error; CONTRACT section 11); false "
+        "switches it off",
+    )
 
     _stattests = field_validator("num_stattest", "cat_stattest")(_check_stattest)
 

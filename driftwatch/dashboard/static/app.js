@@ -378,6 +378,52 @@ function projection(el, name, p, title) {
   });
 }
 
+// CONTRACT section 11: the classifier's AUC above, the reconstruction error below, each with
+// its threshold (dashed) and the windows it called drifted (red points)
+function multivariate(el, data) {
+  const m = data.multivariate || {};
+  const c = m.classifier || {}, r = m.reconstruction || {};
+  if (!(c.score || []).length && !(r.score || []).length) {
+    empty(el, "No multivariate scores in this range: they need two or more features, a baseline stored since they exist, and windows of 100 rows or more computed from rows.");
+    return;
+  }
+  const drifted = (d) => {
+    const at = new Map((d.drifted || []).map(([t, v]) => [t, v]));
+    return (d.score || []).filter(([t]) => (at.get(t) || 0) > 0);
+  };
+  const symbols = (c.score || []).length < 60;
+  // a new category can raise the error tenfold: a log axis keeps the smaller changes visible
+  const errors = [...(r.score || []), ...(r.threshold || [])].map(([, v]) => v).filter((v) => v > 0);
+  const logErrors = errors.length > 0 && Math.max(...errors) / Math.min(...errors) > 5;
+  const line = (name, series, color, axis, dashed) => ({
+    name, type: "line", data: series || [], xAxisIndex: axis, yAxisIndex: axis, showSymbol: !dashed && symbols,
+    step: dashed ? "middle" : false, lineStyle: { color, type: dashed ? "dashed" : "solid", width: dashed ? 1 : 2 },
+    itemStyle: { color },
+  });
+  make(el, "multivariate", {
+    grid: [{ left: 56, right: 20, top: 30, height: "36%" }, { left: 56, right: 20, top: "60%", bottom: 24 }],
+    xAxis: [{ ...rangeAxis(data), axisLabel: { show: false } }, { ...rangeAxis(data), gridIndex: 1 }],
+    yAxis: [{ type: "value", scale: true, name: "classifier AUC", nameTextStyle: { align: "left" },
+              splitLine: { lineStyle: { color: COLORS.grid } } },
+            { type: logErrors ? "log" : "value", scale: true, gridIndex: 1,
+              ...(logErrors ? { min: (v) => v.min / 1.3, max: (v) => v.max * 1.3 } : {}),
+              name: logErrors ? "reconstruction error (log scale)" : "reconstruction error", nameTextStyle: { align: "left" },
+              axisLabel: { formatter: (v) => num(v), showMinLabel: !logErrors, showMaxLabel: !logErrors }, splitLine: { lineStyle: { color: COLORS.grid } } }],
+    legend: { top: 0, right: 0, data: ["classifier AUC", "reconstruction error", "threshold", "drifted"] },
+    tooltip: { trigger: "axis", valueFormatter: (v) => num(v) },
+    axisPointer: { link: [{ xAxisIndex: "all" }] },
+    series: [
+      line("classifier AUC", c.score, COLORS.accent, 0, false),
+      line("threshold", c.threshold, "#64748b", 0, true),
+      line("reconstruction error", r.score, "#0891b2", 1, false),
+      line("threshold", r.threshold, "#64748b", 1, true),
+      { name: "drifted", type: "scatter", data: drifted(c), symbolSize: 7, itemStyle: { color: COLORS.bad }, z: 3 },
+      { name: "drifted", type: "scatter", data: drifted(r), xAxisIndex: 1, yAxisIndex: 1, symbolSize: 7,
+        itemStyle: { color: COLORS.bad }, z: 3 },
+    ],
+  });
+}
+
 function bars(el, name, dist, title, missing) {
   if (!dist) { empty(el, missing || "No distribution stored for this window."); return; }
   if (dist.projection) { projection(el, name, dist.projection, title); return; }
@@ -481,7 +527,7 @@ function missing(el, data) {
 
 const DRAW = {
   spark: (el) => spark(el),
-  heatmap, drift, accuracy, performance, score, missing, versions, segments,
+  heatmap, drift, accuracy, performance, multivariate, score, missing, versions, segments,
   prediction: (el, data) => bars(el, "prediction", data.prediction, "last window",
                                    data.prediction_missing || data.empty),
   distribution: (el, data) => bars(el, "distribution", data.distribution, "this window"),
