@@ -221,7 +221,8 @@ def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
     for row in _baseline_columns(session, baseline.id):
         if row["kind"] == "embedding":
             embeddings.append(_embedding_column(row))
-        elif row["position"] == JOINT_POSITION:
+            continue
+        if row["position"] == JOINT_POSITION:
             joint_row = row
             continue
         column = ColumnProfile(
