@@ -17,6 +17,7 @@ import numpy.typing as npt
 from driftwatch.core.result import (
     ColumnDrift,
     DatasetDrift,
+    Estimate,
     FeatureDrift,
     Labels,
     Quality,
@@ -24,8 +25,8 @@ from driftwatch.core.result import (
 )
 from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import FeatureSpec
-from driftwatch.ingest.validation import BINARY
-from driftwatch.monitoring import accuracy, estimation, intervals
+from driftwatch.ingest.validation import BINARY, MULTICLASS
+from driftwatch.monitoring import accuracy, estimation, estimation_multiclass, intervals
 from driftwatch.monitoring.profiles import (
     BaselineProfile,
     ColumnProfile,
@@ -423,6 +424,25 @@ def dataset_drift(
     )
 
 
+def _estimated(
+    task: str, window: WindowColumns, baseline: BaselineProfile, performance: PerformanceSettings
+) -> tuple[dict[str, Estimate] | None, str | None]:
+    """CBPE of the window (binary, or multiclass from per-class probabilities), or why not."""
+    labeled = baseline.labeled
+    if task == BINARY:
+        scores = labeled if isinstance(labeled, estimation.LabeledScores) else None
+        return estimation.estimate(window.prediction_values, scores,
+                                   performance.decision_threshold)  # fmt: skip
+    if task == MULTICLASS:
+        probabilities = (
+            labeled if isinstance(labeled, estimation_multiclass.LabeledProbabilities) else None
+        )
+        return estimation_multiclass.estimate(
+            window.prediction_scores, window.score_classes, probabilities
+        )
+    return None, estimation.UNSUPPORTED_TASK
+
+
 def compute(
     *,
     task: str,
@@ -458,11 +478,7 @@ def compute(
         "prediction": prediction[1] if prediction else None,
     }
     missing_cells = sum(outcome[2] for outcome in outcomes)
-    estimated, estimated_reason = (
-        estimation.estimate(window.prediction_values, baseline.labeled,
-                            performance.decision_threshold)
-        if task == BINARY else (None, estimation.UNSUPPORTED_TASK)
-    )  # fmt: skip
+    estimated, estimated_reason = _estimated(task, window, baseline, performance)
     result = RunResult(
         rows=rows,
         labeled_rows=len(labeled),

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from driftwatch.core.specs import FeatureSpec
 from driftwatch.monitoring.estimation import LabeledScores
+from driftwatch.monitoring.estimation_multiclass import LabeledProbabilities
 from driftwatch.storage.chunks import WindowColumns
 
 FLOAT = np.dtype("<f8")
@@ -47,8 +48,9 @@ class BaselineProfile:
     features: list[ColumnProfile]  # in the model's feature order
     prediction: ColumnProfile | None
     # binary classification: the labeled (score, label) pairs performance estimates read
-    # (CONTRACT section 9); None for other tasks and baselines made before
-    labeled: LabeledScores | None = None
+    # (CONTRACT section 9); multiclass: the labeled rows' per-class probabilities; None for
+    # regression and baselines made before
+    labeled: LabeledScores | LabeledProbabilities | None = None
 
     @property
     def nbytes(self) -> int:

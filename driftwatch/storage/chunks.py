@@ -9,6 +9,7 @@ raw little-endian bytes, so writing a chunk costs a ``tobytes`` and reading a wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,8 +38,12 @@ class EncodedChunk:
     cat_width: int
     prediction_values: bytes
     prediction_classes: bytes
-    # {"features": [[category, ...] per categorical feature], "classes": [...]}
+    # {"features": [[category, ...] per categorical feature], "classes": [...]}, and with
+    # per-class probabilities "score_classes": [...] (sorted)
     dictionary: dict[str, Any]
+    # a multiclass model's per-class probabilities: float64, column-major (class by class);
+    # None for a chunk without them
+    prediction_scores: bytes | None = None
 
 
 def _codes(values: list[str | None]) -> tuple[npt.NDArray[np.int32], list[str]]:
@@ -57,6 +62,12 @@ def encode(columns: PredictionColumns) -> EncodedChunk:
     )
     class_codes, classes = _codes(columns.prediction_classes)
     timestamps = np.ascontiguousarray(columns.timestamps_us, dtype=INT64)
+    dictionary: dict[str, Any] = {
+        "features": [categories for _, categories in cat_columns], "classes": classes,
+    }  # fmt: skip
+    scores = columns.prediction_scores
+    if scores is not None:
+        dictionary["score_classes"] = list(columns.score_classes)
     return EncodedChunk(
         rows=rows,
         ts_min_us=int(timestamps.min()),
@@ -72,8 +83,10 @@ def encode(columns: PredictionColumns) -> EncodedChunk:
         cat_width=len(cat_columns),
         prediction_values=np.ascontiguousarray(columns.prediction_values, dtype=FLOAT).tobytes(),
         prediction_classes=class_codes.tobytes(),
-        dictionary={"features": [categories for _, categories in cat_columns], "classes": classes},
-    )
+        dictionary=dictionary,
+        prediction_scores=None if scores is None else np.ascontiguousarray(
+            scores.T, dtype=FLOAT).tobytes(),
+    )  # fmt: skip
 
 
 def split_by_day(stored: dict[str, Any]) -> list[tuple[npt.NDArray[np.int64], dict[str, Any]]]:
@@ -86,6 +99,7 @@ def split_by_day(stored: dict[str, Any]) -> list[tuple[npt.NDArray[np.int64], di
     cat_codes = np.frombuffer(stored["cat_codes"], dtype=CODE).reshape(cat_width, rows)
     values = np.frombuffer(stored["prediction_values"], dtype=FLOAT)
     classes = np.frombuffer(stored["prediction_classes"], dtype=CODE)
+    scores = _scores(stored.get("prediction_scores"), stored["dictionary"], rows)
     days = timestamps // DAY_US
     pieces = []
     for day in np.unique(days):
@@ -101,8 +115,20 @@ def split_by_day(stored: dict[str, Any]) -> list[tuple[npt.NDArray[np.int64], di
             "cat_codes": np.ascontiguousarray(cat_codes[:, positions]).tobytes(),
             "prediction_values": values[positions].tobytes(),
             "prediction_classes": classes[positions].tobytes(),
+            "prediction_scores": None if scores is None else np.ascontiguousarray(
+                scores[positions].T).tobytes(),
         }))  # fmt: skip
     return pieces
+
+
+def _scores(
+    buffer: bytes | memoryview | None, dictionary: dict[str, Any], rows: int
+) -> npt.NDArray[np.float64] | None:
+    """A chunk's per-class probabilities as (rows, classes), or None."""
+    if buffer is None:
+        return None
+    width = len(dictionary.get("score_classes") or ())
+    return np.frombuffer(buffer, dtype=FLOAT).reshape(width, rows).T
 
 
 def from_us(micros: int) -> datetime:
@@ -118,6 +144,8 @@ class DecodedChunk:
     prediction_values: npt.NDArray[np.float64]
     class_codes: npt.NDArray[np.int32]
     classes: list[str]
+    prediction_scores: npt.NDArray[np.float64] | None = None  # (rows, score classes)
+    score_classes: list[str] | None = None
 
 
 def decode(
@@ -131,6 +159,7 @@ def decode(
     prediction_values: bytes,
     prediction_classes: bytes,
     dictionary: dict[str, Any],
+    prediction_scores: bytes | memoryview | None = None,
 ) -> DecodedChunk:
     return DecodedChunk(
         timestamps_us=np.frombuffer(timestamps, dtype=INT64),
@@ -140,6 +169,8 @@ def decode(
         prediction_values=np.frombuffer(prediction_values, dtype=FLOAT),
         class_codes=np.frombuffer(prediction_classes, dtype=CODE),
         classes=dictionary["classes"],
+        prediction_scores=_scores(prediction_scores, dictionary, rows),
+        score_classes=dictionary.get("score_classes"),
     )
 
 
@@ -159,6 +190,10 @@ class WindowColumns:
     prediction_values: npt.NDArray[np.float64]  # NaN where the prediction is a class
     class_codes: npt.NDArray[np.int32]  # -1 where the prediction is a number
     classes: list[str]
+    # a multiclass model's per-class probabilities, (rows, score_classes), NaN on rows that
+    # have none; None when no row has them
+    prediction_scores: npt.NDArray[np.float64] | None = None
+    score_classes: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.timestamps_us)
@@ -196,6 +231,11 @@ class WindowBuilder:
         self.categories: list[dict[str, int]] = [{} for _ in range(cat_width)]
         self.classes: dict[str, int] = {}
         self.rows = 0
+        self.capacity = capacity
+        # per-class probabilities: allocated at the first chunk that has them, whose classes
+        # they follow (a model's classes do not change; a chunk naming others has none here)
+        self.scores: npt.NDArray[np.float64] | None = None
+        self.score_classes: list[str] | None = None
 
     def add(self, chunk: DecodedChunk, *, start_us: int, end_us: int) -> None:
         """Rows of the chunk inside [start, end); an older chunk stored before features were
@@ -223,7 +263,21 @@ class WindowBuilder:
             )  # fmt: skip
         self.prediction_values[rows] = pick(chunk.prediction_values)
         self.class_codes[rows] = _remap(pick(chunk.class_codes), chunk.classes, self.classes)
+        self._add_scores(chunk, rows, pick)
         self.rows += count
+
+    def _add_scores(
+        self, chunk: DecodedChunk, rows: slice, pick: Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
+    ) -> None:
+        if chunk.prediction_scores is not None and self.scores is None:
+            self.score_classes = list(chunk.score_classes or ())
+            self.scores = np.full((self.capacity, len(self.score_classes)), np.nan)
+        if self.scores is None:
+            return
+        if chunk.prediction_scores is not None and chunk.score_classes == self.score_classes:
+            self.scores[rows] = pick(chunk.prediction_scores)
+        else:
+            self.scores[rows] = np.nan
 
     def finish(self) -> WindowColumns:
         rows = slice(0, self.rows)
@@ -235,6 +289,8 @@ class WindowBuilder:
             prediction_values=self.prediction_values[rows],
             class_codes=self.class_codes[rows],
             classes=list(self.classes),
+            prediction_scores=None if self.scores is None else self.scores[rows],
+            score_classes=self.score_classes,
         )
 
 
@@ -261,6 +317,7 @@ def window_of(columns: PredictionColumns) -> WindowColumns:
         num_width=encoded.num_width, cat_codes=encoded.cat_codes, cat_width=encoded.cat_width,
         prediction_values=encoded.prediction_values,
         prediction_classes=encoded.prediction_classes, dictionary=encoded.dictionary,
+        prediction_scores=encoded.prediction_scores,
     )  # fmt: skip
     return merge(
         [decoded], num_width=encoded.num_width, cat_width=encoded.cat_width,

@@ -22,6 +22,10 @@ class PredictionColumns:
     prediction_classes: list[str | None]
     num_values: FloatArray  # (records, numerical features) in model order, NaN = missing
     cat_values: list[list[str | None]]  # one list per categorical feature, in model order
+    # a multiclass model's per-class probabilities: (records, classes), NaN rows for records
+    # that gave a class; the classes sorted
+    prediction_scores: FloatArray | None = None
+    score_classes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
@@ -44,4 +48,8 @@ class PredictionColumns:
                 out=np.empty((len(keep), self.num_values.shape[1]), order="F"),
             ),
             cat_values=[[column[i] for i in keep] for column in self.cat_values],
+            prediction_scores=(
+                None if self.prediction_scores is None else self.prediction_scores[keep]
+            ),
+            score_classes=self.score_classes,
         )
