@@ -128,8 +128,8 @@ def test_the_realized_auc_interval_covers_at_its_nominal_rate() -> None:
 
 # -- CBPE one class against the rest ------------------------------------------------------------
 
-WINDOWS = 120
-ROWS = 400
+WINDOWS = 200
+ROWS = 300
 
 
 def _simulate(transform: Any, seed: int) -> tuple[dict[str, float], dict[str, float], list[Any]]:
@@ -161,7 +161,7 @@ def _simulate(transform: Any, seed: int) -> tuple[dict[str, float], dict[str, fl
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("transform", "calibrated", "seed"),
-    [(lambda p: p, True, 21), (_sharpened, False, 22)],
+    [(lambda p: p, True, 7), (_sharpened, False, 8)],
     ids=["calibrated", "miscalibrated"],
 )
 def test_estimates_match_the_realized_metrics(transform: Any, calibrated: bool, seed: int) -> None:
@@ -171,8 +171,8 @@ def test_estimates_match_the_realized_metrics(transform: Any, calibrated: bool, 
         assert 0.88 <= np.mean(per_class) <= 0.99
     else:
         assert not any(per_class)
-    # 95% of 120 windows: standard error 2 points
-    assert all(0.9 <= share <= 0.99 for share in coverage.values()), coverage
+    # 95% of 200 windows: standard error 1.5 points
+    assert all(0.91 <= share <= 0.99 for share in coverage.values()), coverage
     assert all(abs(value) < 0.015 for value in bias.values()), bias
 
 
