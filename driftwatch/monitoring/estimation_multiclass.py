@@ -215,22 +215,25 @@ def expected_metrics(p: FloatArray, window: _Window) -> dict[str, float]:
     return {name: v for name, v in out.items() if math.isfinite(v)}
 
 
-def _realized(drawn: IntArray, window: _Window, k: int) -> FloatArray:
-    """Per draw of labels (rows of ``drawn``: class indexes), the realized metrics in
-    ``METRICS`` order, as scikit-learn computes them (macro, zero_division 0)."""
-    n = drawn.shape[1]
+def _realized(u: FloatArray, edges: FloatArray, window: _Window, k: int) -> FloatArray:
+    """Per draw of labels (row r of ``u``: row i's label is the class j whose interval
+    [edges[i, j], edges[i, j + 1]) holds u[r, i]), the realized metrics in ``METRICS``
+    order, as scikit-learn computes them (macro, zero_division 0)."""
+    n = u.shape[1]
     called = np.bincount(window.predicted, minlength=k).astype(np.float64)
-    tp = np.empty((len(drawn), k))
-    actual = np.empty((len(drawn), k))
-    aucs = np.empty((len(drawn), k))
+    tp = np.empty((len(u), k))
+    actual = np.empty((len(u), k))
+    aucs = np.empty((len(u), k))
     for j in range(k):
-        y = (drawn == j).astype(np.float64)
-        tp[:, j] = y @ (window.predicted == j).astype(np.float64)
-        positives = actual[:, j] = y.sum(axis=1)
+        y = ((u >= edges[:, j]) & (u < edges[:, j + 1])).astype(np.float64)
+        # one product gives the class's true positives, its rank sum and its positives
+        columns = np.column_stack(
+            [(window.predicted == j).astype(np.float64), window.ranks[j], np.ones(n)]
+        )
+        tp[:, j], ranked, positives = (y @ columns).T
+        actual[:, j] = positives
         with np.errstate(invalid="ignore", divide="ignore"):
-            aucs[:, j] = (y @ window.ranks[j] - positives * (positives + 1) / 2) / (
-                positives * (n - positives)
-            )
+            aucs[:, j] = (ranked - positives * (positives + 1) / 2) / (positives * (n - positives))
     counts = _from_counts(tp, np.broadcast_to(called, tp.shape), actual, n)
     defined = np.isfinite(aucs)
     auc = _macro(np.where(defined, aucs, 0.0), defined)
@@ -238,21 +241,25 @@ def _realized(drawn: IntArray, window: _Window, k: int) -> FloatArray:
                      counts["recall"]], axis=1)  # fmt: skip
 
 
-def _simulate(p: FloatArray, window: _Window, draws: int, rng: np.random.Generator) -> FloatArray:
-    """Realized metrics of ``draws`` label draws from ``p``, minus the metrics expected from
-    ``p`` (their noise at this sample's size)."""
+def _row(metrics: dict[str, float]) -> FloatArray:
+    """Metrics in ``METRICS`` order (NaN: undefined)."""
+    return np.array([metrics.get(name, math.nan) for name in METRICS])
+
+
+def _simulate(
+    p: FloatArray, window: _Window, centre: FloatArray, draws: int, rng: np.random.Generator
+) -> FloatArray:
+    """Realized metrics of ``draws`` label draws from ``p``, minus ``centre``, the metrics
+    expected from ``p`` (their noise at this sample's size)."""
     n, k = p.shape
-    expected = expected_metrics(p, window)
-    centre = np.array([expected.get(name, math.nan) for name in METRICS])
-    cumulative = np.cumsum(p, axis=1)[:, :-1]
+    cumulative = np.cumsum(p, axis=1)
+    # class j's interval of u: [cumulative before j, cumulative to j); the last one open above
+    edges = np.column_stack([np.zeros(n), cumulative[:, :-1], np.full(n, np.inf)])
     block = max(1, estimation._CHUNK_CELLS // n)
-    out = []
-    for done in range(0, draws, block):
-        u = rng.random((min(block, draws - done), n))
-        drawn = np.zeros(u.shape, dtype=np.int64)
-        for j in range(k - 1):  # the class whose cumulative probability first exceeds u
-            drawn += u >= cumulative[:, j]
-        out.append(_realized(drawn, window, k) - centre)
+    out = [
+        _realized(rng.random((min(block, draws - done), n)), edges, window, k) - centre
+        for done in range(0, draws, block)
+    ]
     return np.concatenate(out)
 
 
@@ -288,9 +295,11 @@ def estimate(
     rng = np.random.default_rng(estimation.SEED)
     n, k = scores.shape
     window = _Window.of(scores)
-    point = expected_metrics(calibrate(scores, calibrators, None), window)
+    calibrated = calibrate(scores, calibrators, None)
+    point = expected_metrics(calibrated, window)
     sample = np.arange(n)
-    if n > estimation.MAX_SIMULATED_ROWS:  # a subsample's label noise, scaled to the window
+    subsampled = n > estimation.MAX_SIMULATED_ROWS
+    if subsampled:  # a subsample's label noise, scaled to the window
         sample = np.sort(rng.choice(n, estimation.MAX_SIMULATED_ROWS, replace=False))
     scale = math.sqrt(len(sample) / n)
     sampled = _Window.of(scores[sample], ranks=True)
@@ -301,12 +310,16 @@ def estimate(
         list(range(estimation.CALIBRATOR_REPLICATES)) if bootstrapped else [None]
     )
     per_fit = max(1, draws // len(fits))
+    point_row = _row(point)
+    # A replicate's shift from the point estimate is measured on the sample (the whole window
+    # unless it is over MAX_SIMULATED_ROWS rows): a million rows calibrated once, not 21 times.
+    on_sample = _row(expected_metrics(calibrated[sample], sampled)) if subsampled else point_row
     centres, noises = [], []
     for fit in fits:
-        p = calibrate(scores, calibrators, fit)
-        replicate = expected_metrics(p, window)
-        centres.append([replicate.get(name, math.nan) for name in METRICS])
-        noises.append(_simulate(p[sample], sampled, per_fit, rng))
+        p = calibrated[sample] if fit is None else calibrate(scores[sample], calibrators, fit)
+        replicate = _row(expected_metrics(p, sampled))
+        centres.append(list(point_row + replicate - on_sample))
+        noises.append(_simulate(p, sampled, replicate, per_fit, rng))
     return _estimates(point, centres, noises, scale, bootstrapped), None
 
 
