@@ -23,6 +23,8 @@ from driftwatch.core.retention import Retention
 from driftwatch.core.time import day_numbers, day_start, iso, utcnow
 from driftwatch.errors import Conflict, PayloadTooLarge
 from driftwatch.ingest.validation import (
+    BINARY,
+    MULTICLASS,
     UNKNOWN_CLASSES,
     ModelClasses,
     Rejection,
@@ -146,12 +148,16 @@ def _chunk_row(model_id: int, columns: PredictionColumns) -> dict[str, Any]:
         "created_at": utcnow(),
         # only for a batch with embedding features: one without writes the rows it always did
         **({} if encoded.emb_values is None else {"emb_values": encoded.emb_values}),
-    }
+        # only where there are (a row without the key is written as tables before 0017 hold)
+        **({"prediction_scores": encoded.prediction_scores}
+           if encoded.prediction_scores is not None else {}),
+    }  # fmt: skip
 
 
 _CHUNK_COLUMNS = (
     "model_id", "ts_min", "ts_max", "rows", "num_width", "cat_width", "timestamps", "num_values",
-    "cat_codes", "prediction_values", "prediction_classes", "dictionary", "created_at",
+    "cat_codes", "prediction_values", "prediction_classes", "dictionary", "prediction_scores",
+    "created_at",
 )  # fmt: skip
 
 
@@ -174,7 +180,7 @@ def _insert_chunk(session: Session, model_id: int, columns: PredictionColumns) -
         # insert itself for a few hundred kilobytes of column data.
         embedded = "emb_values" in row
         names = _EMBEDDING_CHUNK_COLUMNS if embedded else _CHUNK_COLUMNS
-        values = [row[c] for c in names]
+        values = [row.get(c) for c in names]
         values[names.index("dictionary")] = Json(row["dictionary"])
         cursor = postgres.psycopg_connection(session).execute(
             _INSERT_EMBEDDING_CHUNK if embedded else _INSERT_CHUNK, values, binary=True
@@ -456,7 +462,7 @@ def _overlapping(session: Session, *, model_id: int, start: datetime, end: datet
 
 _CHUNK_FIELDS = (
     "id", "rows", "timestamps", "num_values", "num_width", "cat_codes", "cat_width",
-    "prediction_values", "prediction_classes", "dictionary",
+    "prediction_values", "prediction_classes", "dictionary", "prediction_scores",
 )  # fmt: skip
 
 
@@ -490,11 +496,14 @@ def _stream_chunks(
 RECENT_CHUNKS = 20
 
 
-def model_classes(session: Session, *, model_id: int) -> ModelClasses:
+def model_classes(session: Session, *, model_id: int, task: str = BINARY) -> ModelClasses:
     """What a model's newest stored predictions are: numbers, or class names (those its newest
-    chunks name). Cheap: the newest chunks by the (model, created_at) index, of the last two
-    days first (a chunk lies in one UTC day: on Postgres only those days' partitions are read),
-    of every day only for a model without recent predictions."""
+    chunks name); a multiclass model's, the classes its newest per-class probabilities name.
+    Cheap: the newest chunks by the (model, created_at) index, of the last two days first (a
+    chunk lies in one UTC day: on Postgres only those days' partitions are read), of every day
+    only for a model without recent predictions."""
+    if task == MULTICLASS:
+        return _probability_classes(session, model_id)
     newest = _newest_classes(session, model_id, since=day_start(utcnow()) - timedelta(days=1))
     if not newest:
         newest = _newest_classes(session, model_id, since=None)
@@ -503,6 +512,19 @@ def model_classes(session: Session, *, model_id: int) -> ModelClasses:
     if not newest[0]:
         return ModelClasses(scores=True)
     return ModelClasses(names=frozenset(name for names in newest for name in names or ()))
+
+
+def _probability_classes(session: Session, model_id: int) -> ModelClasses:
+    query = select(PredictionChunk.dictionary["score_classes"]).where(
+        PredictionChunk.model_id == model_id, PredictionChunk.prediction_scores.is_not(None)
+    )
+    recent = query.where(PredictionChunk.ts_min >= day_start(utcnow()) - timedelta(days=1))
+    for attempt in (recent, query):
+        newest = attempt.order_by(PredictionChunk.created_at.desc()).limit(1)
+        found = session.scalars(newest).first()
+        if found:
+            return ModelClasses(probabilities=tuple(str(name) for name in found))
+    return UNKNOWN_CLASSES
 
 
 def _newest_classes(session: Session, model_id: int, since: datetime | None) -> list[Any]:

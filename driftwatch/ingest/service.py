@@ -22,6 +22,7 @@ from driftwatch.ingest.schemas import IngestResult, RejectedItem
 from driftwatch.ingest.validation import (
     BINARY,
     DEFAULT_MAX_AGE,
+    MULTICLASS,
     UNKNOWN_CLASSES,
     ModelClasses,
     RawColumns,
@@ -163,7 +164,7 @@ class ClassCache:
         self._lock = threading.Lock()
 
     def get(
-        self, session: Session, *, model_id: int, fresh: bool = False
+        self, session: Session, *, model_id: int, fresh: bool = False, task: str = BINARY
     ) -> tuple[ModelClasses, bool]:
         """The model's classes, and whether they come from this cache."""
         key = (str(session.get_bind().engine.url), model_id)
@@ -172,7 +173,7 @@ class ClassCache:
             entry = self._entries.get(key)
         if entry is not None and not fresh and now - entry[0] < self.seconds:
             return entry[1], True
-        classes = repository.model_classes(session, model_id=model_id)
+        classes = repository.model_classes(session, model_id=model_id, task=task)
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
@@ -189,16 +190,17 @@ Checked = TypeVar("Checked", ValidPredictions, ValidGroundTruth)
 
 def checked(
     session: Session, *, model_id: int, task: str, check: Callable[[ModelClasses], Checked],
-    fits: Callable[[Checked, ModelClasses], bool],
+    fits: Callable[[Checked, ModelClasses], bool], tasks: frozenset[str] = frozenset({BINARY}),
 ) -> Checked:  # fmt: skip
     """``check(classes)`` of a batch against a binary model's classes, those cached if the batch
-    ``fits`` them, else those stored (checked again if they differ)."""
-    if task != BINARY:
+    ``fits`` them, else those stored (checked again if they differ); for models of ``tasks``
+    (predictions: a multiclass model's classes are those its stored probabilities name)."""
+    if task not in tasks:
         return check(UNKNOWN_CLASSES)
-    classes, cached = CLASSES.get(session, model_id=model_id)
+    classes, cached = CLASSES.get(session, model_id=model_id, task=task)
     result = check(classes)
     if cached and not fits(result, classes):
-        stored, _ = CLASSES.get(session, model_id=model_id, fresh=True)
+        stored, _ = CLASSES.get(session, model_id=model_id, fresh=True, task=task)
         if stored != classes:
             result = check(stored)
     return result
@@ -250,6 +252,7 @@ def log_predictions(
     received_at = utcnow()
     valid = checked(
         session, model_id=model.id, task=model.task, fits=_predictions_fit,
+        tasks=frozenset({BINARY, MULTICLASS}),
         check=lambda classes: validate_columns(
             batch, list(model.features), task=model.task, received_at=received_at,
             retention=retention, known_classes=classes, max_age=limits.max_record_age,

@@ -212,6 +212,7 @@ def number_or_class(value: Any, field_name: str) -> tuple[float | None, str | No
 # class name written one way, a regression label is a number.
 
 BINARY = "binary_classification"
+MULTICLASS = "multiclass_classification"
 REGRESSION = "regression"
 _TRUTH_WORDS = {"false": 0.0, "true": 1.0}
 
@@ -224,6 +225,8 @@ class ModelClasses:
 
     scores: bool = False
     names: frozenset[str] = frozenset()
+    # a multiclass model's classes, sorted, as its stored per-class probabilities name them
+    probabilities: tuple[str, ...] = ()
 
     def listing(self) -> str:
         return " or ".join(repr(name) for name in sorted(self.names))
@@ -709,6 +712,92 @@ def _check_predictions(
     return numbers, classes, _one_form(numbers, classes, errors, known)
 
 
+# -- per-class probabilities (a multiclass model) ------------------------------------------------
+# ``"prediction": {"cat": 0.7, "dog": 0.3}``: the predicted class is the most probable one (the
+# first in sorted order among tied ones), stored where a class prediction is; the probabilities
+# are kept beside it (the chunk's ``prediction_scores``).
+
+PROBABILITY_SUM_TOLERANCE = 0.01  # |sum - 1| allowed: probabilities rounded to 2 decimals pass
+
+
+@dataclass(slots=True)
+class Probabilities:
+    """A batch's per-class probabilities: (records, classes) in the sorted ``classes``' order,
+    NaN on the rows of records that gave a class (or were refused)."""
+
+    classes: tuple[str, ...]
+    scores: FloatArray
+
+
+def probability_prediction(value: dict[Any, Any]) -> dict[str, float]:
+    """A prediction given as class -> probability, checked: at least two classes, names
+    written one way (as labels are: 1, 1.0 and "1" are "1"), each probability a finite number
+    in [0, 1], summing to 1 within ``PROBABILITY_SUM_TOLERANCE``."""
+    if len(value) < 2:
+        raise RecordError(
+            f"prediction: per-class probabilities name at least two classes, got {describe(value)}"
+        )
+    out: dict[str, float] = {}
+    for key, probability in value.items():
+        _number, text = number_or_class(key if isinstance(key, str) else str(key),
+                                        "prediction: a class name")  # fmt: skip
+        name = class_name(text or str(key))
+        if name in out:
+            raise RecordError(f"prediction: class {name!r} is given twice")
+        where = f"prediction[{describe(key)}]"
+        if isinstance(probability, bool) or not isinstance(probability, int | float):
+            raise RecordError(
+                f"{where}: expected a probability in [0, 1], got {describe(probability)}"
+            )
+        number = float(probability)
+        if not (math.isfinite(number) and 0.0 <= number <= 1.0):
+            raise RecordError(f"{where}: expected a probability in [0, 1], got {probability!r}")
+        out[name] = number
+    total = math.fsum(out.values())
+    if abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE:
+        raise RecordError(
+            f"prediction: the class probabilities sum to {total:.6g}; they must sum to 1 "
+            f"(within {PROBABILITY_SUM_TOLERANCE})"
+        )
+    return out
+
+
+def _check_probabilities(
+    values: list[Any], errors: dict[int, str], known: ModelClasses
+) -> tuple[list[Any], Probabilities | None]:
+    """The batch's predictions with each probability object replaced by its predicted class,
+    and the probabilities (None: the batch has none). Each object must name the model's
+    classes: those its stored probabilities name, else those of the batch's first valid one."""
+    positions = [i for i, value in enumerate(values) if type(value) is dict]
+    if not positions:
+        return values, None
+    checked: dict[int, dict[str, float]] = {}
+    for index in positions:
+        try:
+            checked[index] = probability_prediction(values[index])
+        except RecordError as error:
+            errors.setdefault(index, str(error))
+    classes = known.probabilities or (
+        tuple(sorted(next(iter(checked.values())))) if checked else ()
+    )
+    if not classes:
+        return values, None
+    listing = ", ".join(repr(name) for name in classes)
+    scores = np.full((len(values), len(classes)), np.nan)
+    out = list(values)
+    for index, given in checked.items():
+        if tuple(sorted(given)) != classes:
+            errors.setdefault(index, (
+                f"prediction: expected the probabilities of this model's classes {listing}; "
+                f"got {', '.join(repr(name) for name in sorted(given))}"
+            ))  # fmt: skip
+            continue
+        row = np.array([given[name] for name in classes])
+        scores[index] = row
+        out[index] = classes[int(np.argmax(row))]  # the first of tied maxima: sorted order
+    return out, Probabilities(classes, scores)
+
+
 def _one_form(
     numbers: FloatArray, classes: list[str | None], errors: dict[int, str], known: ModelClasses
 ) -> ModelClasses:
@@ -901,9 +990,14 @@ def validate_columns(
     timestamps = _check_timestamps(raw.timestamp, errors, _to_us(received_at))
     if retention is not None:
         _check_stored_time(timestamps, errors, retention, received_at, max_age)
+    predictions, probabilities = raw.prediction, None
+    if task == MULTICLASS:
+        predictions, probabilities = _check_probabilities(raw.prediction, errors, known_classes)
     values, classes, model_classes = _check_predictions(
-        raw.prediction, errors, task, known_classes, require_prediction
+        predictions, errors, task, known_classes, require_prediction
     )
+    if probabilities is not None:
+        model_classes = ModelClasses(probabilities=probabilities.classes)
     _check_labels(raw.label, errors, LabelCheck(task, model_classes, label_names))
     versions = _check_versions(raw.model_version, errors)
     # One matrix, column-major (as chunks store it): each column is checked into place, with
@@ -951,6 +1045,8 @@ def validate_columns(
         cat_values=categorical,
         emb_values=embedding_matrices,
         emb_names=[e.name for e in embeddings],
+        prediction_scores=None if probabilities is None else probabilities.scores,
+        score_classes=() if probabilities is None else probabilities.classes,
     )
     if len(keep) != raw.count:
         columns = columns.take(keep)

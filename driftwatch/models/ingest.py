@@ -94,6 +94,8 @@ class PredictionChunk(Base):
     prediction_values: Mapped[bytes] = mapped_column(LargeBinary)
     prediction_classes: Mapped[bytes] = mapped_column(LargeBinary)
     dictionary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # a multiclass model's per-class probabilities (see ``driftwatch.storage.chunks``)
+    prediction_scores: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # embedding features (CONTRACT section 11): each one's (rows, dimensions) float32 matrix
     # in turn, as the dictionary's "embeddings" lists them; null for a batch without any

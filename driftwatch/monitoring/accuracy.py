@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 from sklearn import metrics
 
 from driftwatch.ingest.validation import (
@@ -46,6 +47,10 @@ class Labeled:
     # read), to find its window row: its segment
     chunk_ids: npt.NDArray[np.int64] | None = None
     chunk_rows: npt.NDArray[np.int64] | None = None
+    # a multiclass model's per-class probabilities, (rows, score_classes), NaN on rows
+    # without them (None: none read)
+    prediction_scores: FloatArray | None = None
+    score_classes: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.prediction_values)
@@ -73,6 +78,10 @@ class Labeled:
             label_values=self.label_values[keep],
             label_classes=[self.label_classes[i] for i in keep],
             versions=[version] * len(keep),
+            prediction_scores=(
+                None if self.prediction_scores is None else self.prediction_scores[keep]
+            ),
+            score_classes=self.score_classes,
         )
 
 
@@ -87,6 +96,10 @@ class Scored:
     y_pred: npt.NDArray[np.float64]
     scores: FloatArray | None = None  # binary probabilities in [0, 1]
     classes: int = 2  # classes: how many distinct names the codes count
+    # a multiclass model's per-class probabilities (rows, classes) and each row's label as an
+    # index into those classes (-1: none of them): what its one-vs-rest ROC AUC is computed on
+    class_scores: FloatArray | None = None
+    score_labels: npt.NDArray[np.int64] | None = None
 
 
 def _finite(values: dict[str, float]) -> dict[str, float]:
@@ -245,11 +258,43 @@ def _class_metrics(y_true: list[str], y_pred: list[str]) -> tuple[dict[str, floa
     }), scored  # fmt: skip
 
 
+def label_names(labeled: Labeled) -> list[str]:
+    """A multiclass model's labels as class names, numbers written one way."""
+    return _texts(labeled.label_values, labeled.label_classes)
+
+
+def ovr_roc_auc(scores: FloatArray, labels: npt.NDArray[np.int64]) -> float | None:
+    """One-vs-rest macro ROC AUC: per class k, the AUC of its probability against
+    [label = k] (ties one half), averaged over the classes that have rows on both sides
+    (scikit-learn's ``roc_auc_score(multi_class="ovr", average="macro")`` where every class
+    is among the labels; it refuses the others). None if no class has."""
+    aucs = []
+    n = len(labels)
+    for k in range(scores.shape[1]):
+        positive = labels == k
+        m = int(positive.sum())
+        if 0 < m < n:
+            ranks = stats.rankdata(scores[:, k])
+            aucs.append((float(ranks[positive].sum()) - m * (m + 1) / 2) / (m * (n - m)))
+    return float(np.mean(aucs)) if aucs else None
+
+
 def multiclass(labeled: Labeled) -> tuple[dict[str, float], Scored]:
-    return _class_metrics(
-        _texts(labeled.label_values, labeled.label_classes),
-        _texts(labeled.prediction_values, labeled.prediction_classes),
+    """Accuracy and macro precision, recall and F1 of the class names; with per-class
+    probabilities on every labeled row, ROC AUC one class against the rest."""
+    truth = label_names(labeled)
+    result, scored = _class_metrics(
+        truth, _texts(labeled.prediction_values, labeled.prediction_classes)
     )
+    scores = labeled.prediction_scores
+    if scores is not None and labeled.score_classes and bool(np.isfinite(scores).all()):
+        index = {name: k for k, name in enumerate(labeled.score_classes)}
+        codes = np.array([index.get(name, -1) for name in truth], dtype=np.int64)
+        auc = ovr_roc_auc(scores, codes)
+        if auc is not None:
+            result["roc_auc"] = auc
+            scored.class_scores, scored.score_labels = scores, codes
+    return result, scored
 
 
 def evaluate(

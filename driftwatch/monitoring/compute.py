@@ -18,6 +18,7 @@ import numpy.typing as npt
 from driftwatch.core.result import (
     ColumnDrift,
     DatasetDrift,
+    Estimate,
     FeatureDrift,
     Labels,
     Quality,
@@ -25,8 +26,15 @@ from driftwatch.core.result import (
 )
 from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import EmbeddingSpec, FeatureSpec
-from driftwatch.ingest.validation import BINARY
-from driftwatch.monitoring import accuracy, embedding_drift, estimation, intervals, multivariate
+from driftwatch.ingest.validation import BINARY, MULTICLASS
+from driftwatch.monitoring import (
+    accuracy,
+    embedding_drift,
+    estimation,
+    estimation_multiclass,
+    intervals,
+    multivariate,
+)
 from driftwatch.monitoring.profiles import (
     BaselineProfile,
     ColumnProfile,
@@ -424,6 +432,25 @@ def dataset_drift(
     )
 
 
+def _estimated(
+    task: str, window: WindowColumns, baseline: BaselineProfile, performance: PerformanceSettings
+) -> tuple[dict[str, Estimate] | None, str | None]:
+    """CBPE of the window (binary, or multiclass from per-class probabilities), or why not."""
+    labeled = baseline.labeled
+    if task == BINARY:
+        scores = labeled if isinstance(labeled, estimation.LabeledScores) else None
+        return estimation.estimate(window.prediction_values, scores,
+                                   performance.decision_threshold)  # fmt: skip
+    if task == MULTICLASS:
+        probabilities = (
+            labeled if isinstance(labeled, estimation_multiclass.LabeledProbabilities) else None
+        )
+        return estimation_multiclass.estimate(
+            window.prediction_scores, window.score_classes, probabilities
+        )
+    return None, estimation.UNSUPPORTED_TASK
+
+
 def compute(
     *,
     task: str,
@@ -468,11 +495,7 @@ def compute(
         "prediction": prediction[1] if prediction else None,
     }
     missing_cells = sum(outcome[2] for outcome in outcomes)
-    estimated, estimated_reason = (
-        estimation.estimate(window.prediction_values, baseline.labeled,
-                            performance.decision_threshold)
-        if task == BINARY else (None, estimation.UNSUPPORTED_TASK)
-    )  # fmt: skip
+    estimated, estimated_reason = _estimated(task, window, baseline, performance)
     result = RunResult(
         rows=rows,
         labeled_rows=len(labeled),

@@ -4,7 +4,10 @@
   their own denominators (all labeled rows; predicted positives; actual positives), Wilson
   score intervals.
 - ``roc_auc``: DeLong's asymptotic variance (the two-sample U-statistic's structural
-  components), a normal interval clipped to [0, 1].
+  components), a normal interval clipped to [0, 1]. A multiclass model's one-vs-rest macro
+  AUC: the same structural components per class, combined row by row into the influence of
+  each row on the macro average (its linearisation: rows are independent, the classes' AUCs
+  are not), a normal interval from the sum of their squares (``ovr_delong``).
 - Functions of the confusion matrix without an exact interval (``f1``; a multiclass model's
   macro ``precision``, ``recall``, ``f1``): a bootstrap of the rows is a multinomial draw of the
   confusion matrix's cells, so that is what is drawn (its cost does not grow with the rows).
@@ -64,6 +67,37 @@ def delong(y_true: FloatArray, scores: FloatArray) -> Interval | None:
     v01 = 1 - (ranks[m:] - stats.rankdata(negative)) / m
     se = math.sqrt(v10.var(ddof=1) / m + v01.var(ddof=1) / n)
     return max(0.0, auc - Z95 * se), min(1.0, auc + Z95 * se)
+
+
+def ovr_delong(scores: FloatArray, labels: npt.NDArray[np.int64]) -> Interval | None:
+    """The one-vs-rest macro ROC AUC's interval (module docstring): for class k with m
+    positives and n negatives, a positive row's component is the share of negatives it
+    outranks (V10), a negative's the share of positives that outrank it (V01), AUC_k their
+    mean; row i's influence on the macro AUC is the mean over the classes of
+    (V10_ki - AUC_k) / m_k or (V01_ki - AUC_k) / n_k, whichever side it is on, and the
+    variance the sum of the squared influences times N / (N - 1) (for two classes, DeLong's).
+    None unless some class has two rows on either side."""
+    total = len(labels)
+    influence = np.zeros(total)
+    aucs = []
+    for k in range(scores.shape[1]):
+        positive = labels == k
+        m = int(positive.sum())
+        n = total - m
+        if m < 2 or n < 2:
+            continue
+        ranks = stats.rankdata(scores[:, k])
+        v10 = (ranks[positive] - stats.rankdata(scores[positive, k])) / n
+        v01 = 1 - (ranks[~positive] - stats.rankdata(scores[~positive, k])) / m
+        auc = float(v10.mean())
+        aucs.append(auc)
+        influence[positive] += (v10 - auc) / m
+        influence[~positive] += (v01 - auc) / n
+    if not aucs:
+        return None
+    macro = float(np.mean(aucs))
+    se = math.sqrt(float(np.sum((influence / len(aucs)) ** 2)) * total / (total - 1))
+    return max(0.0, macro - Z95 * se), min(1.0, macro + Z95 * se)
 
 
 def _percentile(draws: FloatArray) -> Interval | None:
@@ -181,6 +215,8 @@ def intervals(scored: Scored, realized: dict[str, float]) -> dict[str, Interval]
         out = dict(_regression(scored, rng))
     elif scored.kind == "classes":
         out = dict(_class_cells(scored, rng))
+        if scored.class_scores is not None and scored.score_labels is not None:
+            out["roc_auc"] = ovr_delong(scored.class_scores, scored.score_labels)
     else:
         out = dict(_binary_cells(scored, rng))
         if scored.scores is not None and "roc_auc" in realized:

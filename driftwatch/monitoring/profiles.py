@@ -17,6 +17,7 @@ import numpy.typing as npt
 from driftwatch.core.specs import EmbeddingSpec, FeatureSpec
 from driftwatch.monitoring import multivariate
 from driftwatch.monitoring.estimation import LabeledScores
+from driftwatch.monitoring.estimation_multiclass import LabeledProbabilities
 from driftwatch.stats.summaries import ColumnSummary
 from driftwatch.storage.chunks import WindowColumns
 
@@ -109,8 +110,9 @@ class BaselineProfile:
     features: list[ColumnProfile]  # in the model's feature order
     prediction: ColumnProfile | None
     # binary classification: the labeled (score, label) pairs performance estimates read
-    # (CONTRACT section 9); None for other tasks and baselines made before
-    labeled: LabeledScores | None = None
+    # (CONTRACT section 9); multiclass: the labeled rows' per-class probabilities; None for
+    # regression and baselines made before
+    labeled: LabeledScores | LabeledProbabilities | None = None
     embeddings: list[EmbeddingProfile] = field(default_factory=list)  # CONTRACT section 11
     # CONTRACT section 11: a sample of its rows, row by row, for the multivariate detectors;
     # None with fewer than two features to compare, and for baselines made before

@@ -46,9 +46,10 @@ from driftwatch.models import (
 )
 from driftwatch.models.base import UTCDateTime, utcnow
 from driftwatch.models.monitoring import NO_TRAFFIC, SPAN, WINDOW
-from driftwatch.monitoring import estimation, multivariate
+from driftwatch.monitoring import estimation, estimation_multiclass, multivariate
 from driftwatch.monitoring.accuracy import Labeled
 from driftwatch.monitoring.estimation import LabeledScores
+from driftwatch.monitoring.estimation_multiclass import LabeledProbabilities
 from driftwatch.monitoring.profiles import (
     COUNT,
     FLOAT,
@@ -82,8 +83,7 @@ def insert_baseline(
     baseline = Baseline(
         model_id=model_id, name=name, source=source, rows=profile.rows,
         columns=columns, warnings=warnings, window_start=window_start, window_end=window_end,
-        labeled_scores=None if labeled is None or not labeled.usable else np.concatenate(
-            [labeled.scores, labeled.labels]).astype(FLOAT).tobytes(),
+        labeled_scores=_labeled_bytes(labeled),
         calibration=None if labeled is None else labeled.check,
     )  # fmt: skip
     session.add(baseline)
@@ -246,9 +246,21 @@ def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
     )  # fmt: skip
 
 
-def _labeled_scores(baseline: Baseline) -> LabeledScores | None:
+def _labeled_bytes(labeled: LabeledScores | LabeledProbabilities | None) -> bytes | None:
+    if labeled is None or not labeled.usable:
+        return None
+    if isinstance(labeled, LabeledProbabilities):
+        return labeled.to_bytes()
+    return np.concatenate([labeled.scores, labeled.labels]).astype(FLOAT).tobytes()
+
+
+def _labeled_scores(baseline: Baseline) -> LabeledScores | LabeledProbabilities | None:
     if baseline.calibration is None:
-        return None  # not a binary model's, or made before estimates
+        return None  # a regression model's, or made before estimates
+    if baseline.calibration.get("kind") == estimation_multiclass.KIND:
+        if baseline.labeled_scores is None:
+            return estimation_multiclass.unusable(str(baseline.calibration.get("reason")))
+        return estimation_multiclass.from_bytes(baseline.labeled_scores, baseline.calibration)
     if baseline.labeled_scores is None:
         return estimation.unusable(str(baseline.calibration.get("reason")))
     pairs = np.frombuffer(baseline.labeled_scores, dtype=FLOAT)
@@ -379,7 +391,11 @@ def delete_baseline(session: Session, *, baseline: Baseline, queue_to: int) -> N
 # -- what a window holds --------------------------------------------------------------------
 
 
-def labeled(session: Session, *, model_id: int, start: datetime, end: datetime) -> Labeled:
+def labeled(
+    session: Session, *, model_id: int, start: datetime, end: datetime, scores: bool = False
+) -> Labeled:
+    """The window's predictions that have labels; ``scores``: with their per-class
+    probabilities (a multiclass model's), read from their chunks."""
     rows = session.execute(
         select(
             Prediction.prediction_value, Prediction.prediction_class,
@@ -401,7 +417,45 @@ def labeled(session: Session, *, model_id: int, start: datetime, end: datetime) 
         versions=[r[4] for r in rows],
         chunk_ids=np.array([r[5] for r in rows], dtype=np.int64),
         chunk_rows=np.array([r[6] for r in rows], dtype=np.int64),
-    )
+        **(_labeled_probabilities(session, model_id, [(r[5], r[6]) for r in rows], start, end)
+           if scores else {}),
+    )  # fmt: skip
+
+
+def _labeled_probabilities(
+    session: Session,
+    model_id: int,
+    positions: list[tuple[int, int]],
+    start: datetime,
+    end: datetime,
+) -> dict[str, Any]:
+    """``prediction_scores`` and ``score_classes`` of the predictions at these (chunk, row)
+    positions: NaN rows for those without (or whose classes are not the first chunk's)."""
+    chunk_ids = sorted({chunk for chunk, _ in positions})
+    found: dict[int, tuple[npt.NDArray[np.float64], list[str]]] = {}
+    for part in range(0, len(chunk_ids), 1000):
+        for chunk_id, rows, dictionary, buffer in session.execute(
+            select(PredictionChunk.id, PredictionChunk.rows, PredictionChunk.dictionary,
+                   PredictionChunk.prediction_scores)
+            .where(PredictionChunk.model_id == model_id,
+                   PredictionChunk.id.in_(chunk_ids[part : part + 1000]),
+                   PredictionChunk.prediction_scores.is_not(None),
+                   # the window's chunks: on Postgres only its days' partitions are read
+                   PredictionChunk.ts_min < end,
+                   PredictionChunk.ts_min >= start - timedelta(days=1))
+        ):  # fmt: skip
+            names = list(dictionary.get("score_classes") or ())
+            matrix = np.frombuffer(buffer, dtype=FLOAT).reshape(len(names), rows).T
+            found[int(chunk_id)] = (matrix, names)
+    if not found:
+        return {}
+    classes = next(iter(found.values()))[1]
+    out = np.full((len(positions), len(classes)), np.nan)
+    for index, (chunk, row) in enumerate(positions):
+        entry = found.get(chunk)
+        if entry is not None and entry[1] == classes:
+            out[index] = entry[0][row]
+    return {"prediction_scores": out, "score_classes": classes}
 
 
 def version_counts(

@@ -127,8 +127,10 @@ class BaselineOut(BaseModel):
         default=None,
         description="binary classification: the calibration check of its labeled scores "
         "(method, bins, statistic, p_value, ece, labeled_rows, calibrated, calibrator: identity "
-        "or isotonic), or {'reason': ...} why it cannot back performance estimates; null for "
-        "other tasks and baselines made before",
+        "or isotonic), or {'reason': ...} why it cannot back performance estimates; "
+        "multiclass: {kind: multiclass, classes, labeled_rows, calibrated, per_class: {class: "
+        "the same check}} from its per-class probabilities; null for regression and baselines "
+        "made before",
     )
 
 

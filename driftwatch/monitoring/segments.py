@@ -143,7 +143,9 @@ def compute_segments(
     # the multivariate detectors are the window's (a classifier per segment would cost more
     # than all the rest): a segment entry has none
     shared = dataclasses.replace(
-        settings, alpha_per_window=settings.alpha_per_window / len(planned), cluster_by=None,
+        settings,
+        alpha_per_window=settings.alpha_per_window / len(planned),
+        cluster_by=None,
         multivariate=False,
     )
     out = []

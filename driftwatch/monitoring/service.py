@@ -35,6 +35,7 @@ from driftwatch.ingest import repository as ingest_repository
 from driftwatch.ingest import service as ingest
 from driftwatch.ingest.validation import (
     BINARY,
+    MULTICLASS,
     RawColumns,
     ValidPredictions,
     columns_from_records,
@@ -50,6 +51,7 @@ from driftwatch.monitoring import (
     compute,
     embedding_drift,
     estimation,
+    estimation_multiclass,
     files,
     from_summaries,
     moving,
@@ -60,6 +62,7 @@ from driftwatch.monitoring import (
     versions,
 )
 from driftwatch.monitoring.estimation import LabeledScores
+from driftwatch.monitoring.estimation_multiclass import LabeledProbabilities
 from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
 from driftwatch.registry import service as registry
 from driftwatch.stats import from_summary
@@ -253,6 +256,8 @@ def baseline_from_raw(
     profile = profiles.profile(baseline_window, features, _cluster_by(model), embeddings)
     if model.task == BINARY:
         profile.labeled = _records_labeled_scores(raw, valid)
+    elif model.task == MULTICLASS:
+        profile.labeled = _records_labeled_probabilities(raw, valid)
     warnings = list(use.warnings)
     if use.prediction is not None and profile.prediction is None:
         warnings.append(
@@ -287,6 +292,38 @@ def _records_labeled_scores(raw: RawColumns, valid: ValidPredictions) -> Labeled
         prediction_classes=[columns.prediction_classes[i] for i in rows],
         label_values=np.array(numbers, dtype=np.float64), label_classes=names,
     ))  # fmt: skip
+
+
+def _records_labeled_probabilities(
+    raw: RawColumns, valid: ValidPredictions
+) -> LabeledProbabilities:
+    """A multiclass baseline's labeled rows with per-class probabilities."""
+    if raw.label is None or len(valid.columns) != raw.count:
+        return estimation_multiclass.unusable(estimation.BASELINE_WITHOUT_LABELS)
+    rows = [i for i, label in enumerate(raw.label) if label is not None]
+    names = [label_value(raw.label[i], MULTICLASS)[1] or "" for i in rows]
+    return _labeled_probabilities(accuracy.Labeled(
+        prediction_values=valid.columns.prediction_values[rows],
+        prediction_classes=[valid.columns.prediction_classes[i] for i in rows],
+        label_values=np.full(len(rows), np.nan), label_classes=list(names),
+        prediction_scores=(None if valid.columns.prediction_scores is None
+                           else valid.columns.prediction_scores[rows]),
+        score_classes=list(valid.columns.score_classes),
+    ))  # fmt: skip
+
+
+def _labeled_probabilities(labeled: accuracy.Labeled) -> LabeledProbabilities:
+    """The labeled rows that have per-class probabilities, checked."""
+    if len(labeled) == 0:
+        return estimation_multiclass.unusable(estimation.BASELINE_WITHOUT_LABELS)
+    scores = labeled.prediction_scores
+    if scores is None or not labeled.score_classes:
+        return estimation_multiclass.unusable(estimation_multiclass.BASELINE_WITHOUT_PROBABILITIES)
+    keep = np.flatnonzero(np.isfinite(scores).all(axis=1))
+    names = accuracy.label_names(labeled)
+    return estimation_multiclass.labeled_probabilities(
+        scores[keep], [names[i] for i in keep.tolist()], labeled.score_classes
+    )
 
 
 def _labeled_scores(labeled: accuracy.Labeled) -> LabeledScores:
@@ -371,6 +408,10 @@ def baseline_from_window(
     if model.task == BINARY:
         profile.labeled = _labeled_scores(
             repository.labeled(session, model_id=model.id, start=start, end=end)
+        )
+    elif model.task == MULTICLASS:
+        profile.labeled = _labeled_probabilities(
+            repository.labeled(session, model_id=model.id, start=start, end=end, scores=True)
         )
     use = columns.ColumnUse(
         features=[f.name for f in features] + [e.name for e in embeddings],
@@ -564,7 +605,11 @@ def compute_run(
         # Features were added after the baseline was prepared: compare those it has.
         features = [f for f in features if f.name in {c.name for c in profile.features}]
     labeled = repository.labeled(
-        session, model_id=model.id, start=run.window_start, end=run.window_end
+        session,
+        model_id=model.id,
+        start=run.window_start,
+        end=run.window_end,
+        scores=model.task == MULTICLASS,
     )
     window = narrow(window, model, features)
     result, distributions = compute.compute(
@@ -700,7 +745,11 @@ def _compute_from_summaries(
     known = {c.name for c in profile.features}
     features = [f for f in features if f.name in known]
     labeled = repository.labeled(
-        session, model_id=model.id, start=run.window_start, end=run.window_end
+        session,
+        model_id=model.id,
+        start=run.window_start,
+        end=run.window_end,
+        scores=model.task == MULTICLASS,
     )
     held = ingest_repository.window_capacity(
         session, model_id=model.id, start=run.window_start, end=run.window_end
@@ -889,6 +938,8 @@ def narrow(
         classes=window.classes,
         chunk_spans=window.chunk_spans,
         embeddings=window.embeddings,
+        prediction_scores=window.prediction_scores,
+        score_classes=window.score_classes,
     )
 
 

@@ -369,13 +369,21 @@ class Client:
         self,
         model: str,
         features: Mapping[str, Any],
-        prediction: Any,
+        prediction: Any = None,
         *,
         prediction_id: str | None = None,
         model_version: str | None = None,
         timestamp: datetime | str | None = None,
+        prediction_scores: Mapping[Any, float] | None = None,
     ) -> str:
-        """Queue one prediction and return its id (generated when not given)."""
+        """Queue one prediction and return its id (generated when not given).
+
+        ``prediction_scores``: a multiclass model's per-class probabilities, class ->
+        probability (sent as the prediction; the collector takes the most probable class as
+        the predicted one). ``prediction`` may then be left out; if given, it must be that
+        class."""
+        if prediction_scores is not None:
+            prediction = _scores_prediction(prediction, prediction_scores)
         if prediction_id is None:
             prediction_id = uuid.uuid4().hex
         self._put(
@@ -429,13 +437,15 @@ class Client:
     ) -> list[str]:
         """Queue many predictions: a pandas DataFrame or an iterable of dicts.
 
-        Columns (keys) ``prediction`` (required), ``prediction_id``, ``timestamp`` and
-        ``model_version`` are taken as such; a ``features`` column of dicts, or else every other
-        column, holds the features. Returns the prediction ids in order.
+        Columns (keys) ``prediction`` (required, unless ``prediction_scores`` holds per-class
+        probabilities), ``prediction_id``, ``timestamp`` and ``model_version`` are taken as
+        such; a ``features`` column of dicts, or else every other column, holds the features.
+        Returns the prediction ids in order.
         """
         ids: list[str] = []
         for row in _rows(data):
-            if "prediction" not in row:
+            scores = _optional(row.get("prediction_scores"))
+            if "prediction" not in row and scores is None:
                 raise ValueError(f"record {len(ids)}: no 'prediction' column or key")
             features = row.get("features")
             if not isinstance(features, Mapping):
@@ -444,10 +454,11 @@ class Client:
                 self.log_prediction(
                     model,
                     features,
-                    row["prediction"],
+                    _optional(row.get("prediction")),
                     prediction_id=_optional(row.get("prediction_id")),
                     model_version=_optional(row.get("model_version")) or model_version,
                     timestamp=_optional(row.get("timestamp")),
+                    prediction_scores=scores,
                 )
             )
         return ids
@@ -954,7 +965,24 @@ def _detail(response: httpx.Response) -> str:
         return response.text[:500]
 
 
-_RESERVED = frozenset({"prediction", "prediction_id", "timestamp", "model_version", "features"})
+_RESERVED = frozenset({
+    "prediction", "prediction_id", "timestamp", "model_version", "features", "prediction_scores",
+})  # fmt: skip
+
+
+def _scores_prediction(prediction: Any, scores: Mapping[Any, float]) -> dict[str, float]:
+    """``prediction_scores`` as the body's prediction object (class names as text). A
+    ``prediction`` given beside them must be their most probable class (the first in sorted
+    order among tied ones, as the collector decides)."""
+    probabilities = {str(name): float(value) for name, value in scores.items()}
+    if prediction is not None and probabilities:
+        best = max(sorted(probabilities), key=lambda name: probabilities[name])
+        if str(prediction) != best:
+            raise ValueError(
+                f"log_prediction: prediction {prediction!r} is not the most probable class of "
+                f"prediction_scores ({best!r})"
+            )
+    return probabilities
 
 
 def _optional(value: Any) -> Any:

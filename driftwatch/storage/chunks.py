@@ -11,7 +11,7 @@ raw little-endian bytes, so writing a chunk costs a ``tobytes`` and reading a wi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,8 +44,12 @@ class EncodedChunk:
     prediction_classes: bytes
     # {"features": [[category, ...] per categorical feature], "classes": [...]}, and with
     # embedding features "embeddings": [[name, dimensions], ...] (their order in emb_values)
+    # per-class probabilities "score_classes": [...] (sorted)
     dictionary: dict[str, Any]
     emb_values: bytes | None = None  # each embedding's (rows, dimensions) float32, in turn
+    # a multiclass model's per-class probabilities: float64, column-major (class by class);
+    # None for a chunk without them
+    prediction_scores: bytes | None = None
 
 
 def _codes(values: list[str | None]) -> tuple[npt.NDArray[np.int32], list[str]]:
@@ -77,6 +81,9 @@ def encode(columns: PredictionColumns) -> EncodedChunk:
         emb_values = b"".join(
             np.ascontiguousarray(matrix, dtype=FLOAT32).tobytes() for matrix in columns.emb_values
         )
+    scores = columns.prediction_scores
+    if scores is not None:
+        dictionary["score_classes"] = list(columns.score_classes)
     return EncodedChunk(
         rows=rows,
         ts_min_us=int(timestamps.min()),
@@ -94,7 +101,9 @@ def encode(columns: PredictionColumns) -> EncodedChunk:
         prediction_classes=class_codes.tobytes(),
         dictionary=dictionary,
         emb_values=emb_values,
-    )
+        prediction_scores=None if scores is None else np.ascontiguousarray(
+            scores.T, dtype=FLOAT).tobytes(),
+    )  # fmt: skip
 
 
 def split_by_day(stored: dict[str, Any]) -> list[tuple[npt.NDArray[np.int64], dict[str, Any]]]:
@@ -108,6 +117,7 @@ def split_by_day(stored: dict[str, Any]) -> list[tuple[npt.NDArray[np.int64], di
     values = np.frombuffer(stored["prediction_values"], dtype=FLOAT)
     classes = np.frombuffer(stored["prediction_classes"], dtype=CODE)
     embeddings = _embedding_matrices(stored.get("emb_values"), stored["dictionary"], rows)
+    scores = _scores(stored.get("prediction_scores"), stored["dictionary"], rows)
     days = timestamps // DAY_US
     pieces = []
     for day in np.unique(days):
@@ -125,6 +135,8 @@ def split_by_day(stored: dict[str, Any]) -> list[tuple[npt.NDArray[np.int64], di
             "prediction_classes": classes[positions].tobytes(),
             "emb_values": b"".join(m[positions].tobytes() for m in embeddings.values())
             if embeddings else stored.get("emb_values"),
+            "prediction_scores": None if scores is None else np.ascontiguousarray(
+                scores[positions].T).tobytes(),
         }))  # fmt: skip
     return pieces
 
@@ -146,6 +158,16 @@ def _embedding_matrices(
     return out
 
 
+def _scores(
+    buffer: bytes | memoryview | None, dictionary: dict[str, Any], rows: int
+) -> npt.NDArray[np.float64] | None:
+    """A chunk's per-class probabilities as (rows, classes), or None."""
+    if buffer is None:
+        return None
+    width = len(dictionary.get("score_classes") or ())
+    return np.frombuffer(buffer, dtype=FLOAT).reshape(width, rows).T
+
+
 def from_us(micros: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
@@ -160,6 +182,8 @@ class DecodedChunk:
     class_codes: npt.NDArray[np.int32]
     classes: list[str]
     embeddings: dict[str, Float32Matrix] = field(default_factory=dict)
+    prediction_scores: npt.NDArray[np.float64] | None = None  # (rows, score classes)
+    score_classes: list[str] | None = None
 
 
 def decode(
@@ -174,6 +198,7 @@ def decode(
     prediction_classes: bytes,
     dictionary: dict[str, Any],
     emb_values: bytes | memoryview | None = None,
+    prediction_scores: bytes | memoryview | None = None,
 ) -> DecodedChunk:
     return DecodedChunk(
         timestamps_us=np.frombuffer(timestamps, dtype=INT64),
@@ -184,6 +209,8 @@ def decode(
         class_codes=np.frombuffer(prediction_classes, dtype=CODE),
         classes=dictionary["classes"],
         embeddings=_embedding_matrices(emb_values, dictionary, rows),
+        prediction_scores=_scores(prediction_scores, dictionary, rows),
+        score_classes=dictionary.get("score_classes"),
     )
 
 
@@ -209,6 +236,10 @@ class WindowColumns:
     chunk_spans: list[tuple[int, int, npt.NDArray[np.int64] | None]] | None = None
     # embedding features read (CONTRACT section 11): (rows, dimensions) float32, NaN = missing
     embeddings: dict[str, Float32Matrix] = field(default_factory=dict)
+    # a multiclass model's per-class probabilities, (rows, score_classes), NaN on rows that
+    # have none; None when no row has them
+    prediction_scores: npt.NDArray[np.float64] | None = None
+    score_classes: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.timestamps_us)
@@ -272,6 +303,11 @@ class WindowBuilder:
         self.classes: dict[str, int] = {}
         self.rows = 0
         self.spans: list[tuple[int, int, npt.NDArray[np.int64] | None]] = []
+        self.capacity = capacity
+        # per-class probabilities: allocated at the first chunk that has them, whose classes
+        # they follow (a model's classes do not change; a chunk naming others has none here)
+        self.scores: npt.NDArray[np.float64] | None = None
+        self.score_classes: list[str] | None = None
 
     def add(
         self, chunk: DecodedChunk, *, start_us: int, end_us: int, chunk_id: int | None = None
@@ -310,7 +346,21 @@ class WindowBuilder:
                 matrix[rows] = pick(given)
         self.prediction_values[rows] = pick(chunk.prediction_values)
         self.class_codes[rows] = _remap(pick(chunk.class_codes), chunk.classes, self.classes)
+        self._add_scores(chunk, rows, pick)
         self.rows += count
+
+    def _add_scores(
+        self, chunk: DecodedChunk, rows: slice, pick: Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
+    ) -> None:
+        if chunk.prediction_scores is not None and self.scores is None:
+            self.score_classes = list(chunk.score_classes or ())
+            self.scores = np.full((self.capacity, len(self.score_classes)), np.nan)
+        if self.scores is None:
+            return
+        if chunk.prediction_scores is not None and chunk.score_classes == self.score_classes:
+            self.scores[rows] = pick(chunk.prediction_scores)
+        else:
+            self.scores[rows] = np.nan
 
     def finish(self) -> WindowColumns:
         rows = slice(0, self.rows)
@@ -324,6 +374,8 @@ class WindowBuilder:
             classes=list(self.classes),
             chunk_spans=self.spans or None,
             embeddings={name: matrix[rows] for name, matrix in self.embeddings.items()},
+            prediction_scores=None if self.scores is None else self.scores[rows],
+            score_classes=self.score_classes,
         )
 
 
@@ -358,6 +410,7 @@ def window_of(columns: PredictionColumns) -> WindowColumns:
         prediction_values=encoded.prediction_values,
         prediction_classes=encoded.prediction_classes, dictionary=encoded.dictionary,
         emb_values=encoded.emb_values,
+        prediction_scores=encoded.prediction_scores,
     )  # fmt: skip
     return merge(
         [decoded], num_width=encoded.num_width, cat_width=encoded.cat_width,

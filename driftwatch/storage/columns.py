@@ -27,6 +27,10 @@ class PredictionColumns:
     # model order, a row of NaN where a record gives none; and those features' names
     emb_values: list[Float32Matrix] = field(default_factory=list)
     emb_names: list[str] = field(default_factory=list)
+    # a multiclass model's per-class probabilities: (records, classes), NaN rows for records
+    # that gave a class; the classes sorted
+    prediction_scores: FloatArray | None = None
+    score_classes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
@@ -51,4 +55,8 @@ class PredictionColumns:
             cat_values=[[column[i] for i in keep] for column in self.cat_values],
             emb_values=[matrix[keep] for matrix in self.emb_values],
             emb_names=list(self.emb_names),
+            prediction_scores=(
+                None if self.prediction_scores is None else self.prediction_scores[keep]
+            ),
+            score_classes=self.score_classes,
         )
