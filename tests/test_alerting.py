@@ -331,11 +331,19 @@ def test_a_failing_receiver_gets_every_message_with_the_same_id_once_it_recovers
 def test_the_breaker_pauses_a_failing_endpoint_probes_it_and_resumes(
     alerting: Callable[..., Setup],
 ) -> None:
-    began = time.monotonic()
+    # the outage starts at the first request, not when the test starts: a slow setup (a loaded
+    # machine computing the window) must not eat the outage before anything is sent
+    began: list[float] = []
     down_for = 2.0
+
+    def plan(n: int) -> tuple[int, dict[str, str]]:
+        if not began:
+            began.append(time.monotonic())
+        return (503, {}) if time.monotonic() - began[0] < down_for else (200, {})
+
     setup = alerting(
         notify="hook",
-        plan=lambda n: (503, {}) if time.monotonic() - began < down_for else (200, {}),
+        plan=plan,
         breaker_failures=2, breaker_probe_seconds=0.5,
         retry_schedule=[timedelta(seconds=0.02)] * 9,
     )  # fmt: skip
