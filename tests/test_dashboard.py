@@ -852,13 +852,15 @@ def _hover_every_chart(page: Any, charts: str = "[data-chart]", most: int | None
     for box in [el.bounding_box() for el in page.locator(charts).all()[:most]]:
         if not box:
             continue
-        for i in range(1, 10):
-            for j in range(1, 5):
-                page.mouse.move(box["x"] + box["width"] * i / 10, box["y"] + box["height"] * j / 5)
+        # a 6 x 3 grid: every axis tooltip shows anywhere along its x axis, and a heatmap's
+        # rows are crossed at three heights (each move costs a frame and a look at the page)
+        for i in range(1, 7):
+            for j in range(1, 4):
+                page.mouse.move(box["x"] + box["width"] * i / 7, box["y"] + box["height"] * j / 4)
                 page.wait_for_timeout(15)
-                seen += page.evaluate("""() => [...document.querySelectorAll('div')].filter(
-                    (d) => d.style.position === 'absolute' && d.style.zIndex === '9999999'
-                    && d.style.display !== 'none').length""")
+                seen += page.evaluate("""() => [...document.querySelectorAll(
+                    'div[style*="z-index: 9999999"]')].filter(
+                    (d) => d.style.position === 'absolute' && d.style.display !== 'none').length""")
     return seen
 
 

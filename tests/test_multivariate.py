@@ -263,6 +263,27 @@ def test_reconstruction_error_has_the_known_answer_of_a_line() -> None:
     assert fitted.errors(point)[0] == pytest.approx(abs(u - v) / np.sqrt(2))
 
 
+def test_independent_features_keep_every_component_and_the_reconstruction_says_so() -> None:
+    """Two independent features: one component explains about half their variance, so PCA at
+    65% keeps both, every row is rebuilt exactly and the error is rounding noise (about
+    1e-16). The detector gives no score instead of a verdict on that noise."""
+    rng = np.random.default_rng(5)
+    empty = np.empty((2000, 0), dtype=np.int64)
+    baseline = mv.MultivariateBaseline.of(mv.Rows(rng.normal(size=(2000, 2)), empty), [])
+    fitted, _ = baseline.reconstruction()
+    assert not fitted.informative
+    assert fitted.components.shape == (2, 2)
+    window = mv.Rows(rng.normal(loc=(3.0, 0.0), size=(300, 2)), empty[:300])
+    outcome = mv.detect(baseline, window, level=0.01)
+    assert outcome is not None
+    assert outcome.reconstruction is None
+    assert outcome.classifier.drifted  # the classifier still sees the shift
+    # correlated features share a component: the detector is informative there
+    a = rng.normal(size=2000)
+    line = mv.Rows(np.column_stack((a, a + rng.normal(scale=0.2, size=2000))), empty)
+    assert mv.MultivariateBaseline.of(line, []).reconstruction()[0].informative
+
+
 def test_auc_score_is_scikit_learns() -> None:
     from sklearn.metrics import roc_auc_score
 
@@ -296,6 +317,7 @@ def test_false_alarms_are_near_the_level_when_nothing_changes() -> None:
             outcome = mv.detect(baseline, window, level=0.05, seed=repeat)
             assert outcome is not None
             alarms["classifier"] += outcome.classifier.drifted
+            assert outcome.reconstruction is not None
             alarms["reconstruction"] += outcome.reconstruction.drifted
             windows += 1
     rates = {name: count / windows for name, count in alarms.items()}

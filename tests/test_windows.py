@@ -71,6 +71,29 @@ def _three_hours(api: TestClient, model: str) -> datetime:
     return first
 
 
+def test_a_daily_model_counts_the_day_its_last_window_holds(
+    alerting_api: TestClient, engine: Engine
+) -> None:
+    """The models page's predictions a day: a daily model's last closed window started more
+    than a day ago whenever the page is read after its first second; its rows are the day's
+    (the one before it is not counted)."""
+    model = create_model(alerting_api, name="win-daily", window="1d",
+                         features=FEATURES)["name"]  # fmt: skip
+    post(alerting_api, f"/api/v1/models/{model}/baselines",
+         {"name": "b", "records": baseline_records(frame(300, seed=1))}, 201)  # fmt: skip
+    today = window_start(datetime.now(UTC), timedelta(days=1))
+    for index, rows in ((1, 30), (2, 70)):
+        start = today - index * timedelta(days=1) + timedelta(hours=6)
+        recs = records(frame(rows, seed=index), prefix=f"d{index}", start=start)
+        post(alerting_api, f"/api/v1/models/{model}/predictions", {"records": recs})
+        _run(alerting_api, model, today - index * timedelta(days=1),
+             today - (index - 1) * timedelta(days=1))  # fmt: skip
+    now = today + timedelta(hours=13)  # the page read in the afternoon
+    with Session(engine) as session:
+        row = next(r for r in dashboard.overview(session, now=now) if r["name"] == model)
+    assert row["predictions_per_day"] == 30
+
+
 def test_custom_ranges_are_listed_apart_and_never_counted_as_windows(
     alerting_api: TestClient, engine: Engine
 ) -> None:

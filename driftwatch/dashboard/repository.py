@@ -291,15 +291,15 @@ def metric_series(
 
 
 def metric_totals(
-    session: Session, *, model_id: int, metrics: Sequence[str], since: datetime
-) -> dict[str, float]:
+    session: Session, *, model_id: int, metrics: Sequence[str], since: datetime,
+    strict: bool = False,
+) -> dict[str, float]:  # fmt: skip
+    """Sums of the windows' metrics from the window starting at ``since`` (after it when
+    ``strict``)."""
+    after = RunMetric.window_start > since if strict else RunMetric.window_start >= since
     query = (
         select(RunMetric.metric, func.sum(RunMetric.value))
-        .where(
-            RunMetric.model_id == model_id,
-            RunMetric.metric.in_(metrics),
-            RunMetric.window_start >= since,
-        )
+        .where(RunMetric.model_id == model_id, RunMetric.metric.in_(metrics), after)
         .group_by(RunMetric.metric)
     )
     return {metric: float(total or 0) for metric, total in session.execute(query)}

@@ -188,13 +188,23 @@ def setup(
 # -- models --------------------------------------------------------------------------------------
 
 
+def _day_of_rows(session: Session, model: MonitoredModel, now: datetime) -> int:
+    """Predictions in the last day, from the windows that ended in it (a daily model's last
+    window started more than a day ago, yet holds that day); a window longer than a day
+    counts for its share of a day."""
+    length = timedelta(seconds=model.window_seconds)
+    day = timedelta(days=1)
+    totals = repository.metric_totals(session, model_id=model.id, metrics=["rows"],
+                                      since=now - day - length, strict=True)  # fmt: skip
+    return round(totals.get("rows", 0) * min(1.0, day / length))
+
+
 def overview(session: Session, *, now: datetime) -> list[dict[str, Any]]:
     firing = repository.firing_counts(session)
     rows = []
     for model in repository.list_models(session):
         last = repository.last_window_with_data(session, model_id=model.id)
-        day = repository.metric_totals(session, model_id=model.id, metrics=["rows"],
-                                       since=now - timedelta(days=1))  # fmt: skip
+        day = _day_of_rows(session, model, now)
         week = repository.metric_totals(session, model_id=model.id,
                                         metrics=["rows", "labeled_rows"],
                                         since=now - timedelta(days=7))  # fmt: skip
@@ -211,7 +221,7 @@ def overview(session: Session, *, now: datetime) -> list[dict[str, Any]]:
                 "id": last.id, "end": iso(last.window_end), "rows": last.rows,
                 "drifted_share": last.result.dataset.drifted_share if last.result else None,
             },
-            "predictions_per_day": int(day.get("rows", 0)),
+            "predictions_per_day": day,
             "labeled_share": (week["labeled_rows"] / week["rows"]
                               if week.get("rows") else None),
             "trend": [[iso(t), v] for t, v in trend],

@@ -20,6 +20,11 @@ OLD_BASELINE = (
     "the baseline was stored before multivariate drift (it keeps no rows, only each column "
     "apart): store it again to compare the features' joint distribution"
 )
+EVERY_COMPONENT = (
+    f"the baseline's features need all their principal components to explain "
+    f"{mv.EXPLAINED_VARIANCE:.0%} of their variance (they share little of it): every row is "
+    "rebuilt exactly, so the reconstruction error cannot change"
+)
 FEATURES_GONE = "the baseline's rows lack some of the features compared: store it again"
 INSUFFICIENT = (
     f"fewer than {mv.MIN_ROWS} rows on a side (the window's, or half the baseline's sample)"
@@ -164,7 +169,10 @@ def entry(joint: JointProfile, rows: mv.Rows, settings: DriftSettings) -> Multiv
                 if outcome.classifier.drifted else {}
             ),
         ),
-        reconstruction=MultivariateScore(**_scored(outcome.reconstruction, settings)),
+        reconstruction=(
+            MultivariateScore(reason=EVERY_COMPONENT) if outcome.reconstruction is None
+            else MultivariateScore(**_scored(outcome.reconstruction, settings))
+        ),
         features=joint.names,
         sample_rows=outcome.size,
     )  # fmt: skip

@@ -208,6 +208,13 @@ class Reconstruction:
     def standardised(self, rows: Rows) -> FloatArray:
         return (self.encoded(rows) - self.center) / self.scale
 
+    @property
+    def informative(self) -> bool:
+        """Fewer components kept than columns: with all of them (features that share little
+        variance, such as two independent ones) every row is rebuilt exactly and the error is
+        rounding noise, which no threshold can read."""
+        return bool(0 < self.components.shape[0] < self.components.shape[1])
+
     def errors(self, rows: Rows) -> FloatArray:
         """Each row's reconstruction error: its distance to its projection on the components."""
         centred = self.standardised(rows) - self.pca_mean
@@ -271,7 +278,7 @@ class Outcome:
     size: int  # rows compared on each side
     classifier: Detected
     importances: FloatArray
-    reconstruction: Detected
+    reconstruction: Detected | None  # None: every component kept (see ``Reconstruction``)
 
 
 @dataclass
@@ -336,7 +343,11 @@ class MultivariateBaseline:
         with self._lock:
             if self._reconstruction is None or self._errors is None:
                 self._reconstruction = fit_reconstruction(self.rows, self.categories)
-                self._errors = self._cross_fitted_errors()
+                self._errors = (
+                    self._cross_fitted_errors()
+                    if self._reconstruction.informative
+                    else (0.0, 0.0, len(self.rows))
+                )
             return self._reconstruction, self._errors
 
     def _cross_fitted_errors(self) -> tuple[float, float, int]:
@@ -406,7 +417,10 @@ def detect(
         told.importances(seed) if classifier.drifted else np.zeros(told.folds[0][1].shape[1])
     )
     fitted, (mean_error, spread_error, count) = baseline.reconstruction()
-    score = float(fitted.errors(current).mean())
-    reconstruction = _tail(score, mean_error, spread_error * math.sqrt(1 / size + 1 / count), level)
+    reconstruction = None
+    if fitted.informative:
+        score = float(fitted.errors(current).mean())
+        reconstruction = _tail(score, mean_error, spread_error * math.sqrt(1 / size + 1 / count),
+                               level)  # fmt: skip
     return Outcome(size=size, classifier=classifier, importances=importances,
                    reconstruction=reconstruction)  # fmt: skip

@@ -294,9 +294,9 @@ function performance(el, data) {
     } },
     axisPointer: { link: [{ xAxisIndex: "all" }] },
     series: [
-      { name: "band-low", type: "line", data: e.lower, stack: "band", symbol: "none",
+      { name: "band-low", type: "line", data: e.lower, stack: "band", stackStrategy: "all", symbol: "none",
         lineStyle: { opacity: 0 } },
-      { name: "95% band", type: "line", data: band, stack: "band", symbol: "none",
+      { name: "95% band", type: "line", data: band, stack: "band", stackStrategy: "all", symbol: "none",
         lineStyle: { opacity: 0 }, areaStyle: { color: "rgba(79,70,229,.16)" }, itemStyle: { color: "rgba(79,70,229,.3)" } },
       { name: "estimated", type: "line", data: e.value, showSymbol: symbols,
         lineStyle: { color: COLORS.accent, type: "dashed" }, itemStyle: { color: COLORS.accent } },
@@ -333,9 +333,9 @@ function versions(el, data) {
     const band = s.lower.map(([t, value]) => [t, (upper.get(t) ?? value) - value]);
     series.push(
       { name: `${name} low`, type: "line", xAxisIndex: bottom, yAxisIndex: bottom, data: s.lower,
-        stack: `band-${name}`, symbol: "none", lineStyle: { opacity: 0 }, tooltip: { show: false } },
+        stack: `band-${name}`, stackStrategy: "all", symbol: "none", lineStyle: { opacity: 0 }, tooltip: { show: false } },
       { name: `${name} 95%`, type: "line", xAxisIndex: bottom, yAxisIndex: bottom, data: band,
-        stack: `band-${name}`, symbol: "none", lineStyle: { opacity: 0 },
+        stack: `band-${name}`, stackStrategy: "all", symbol: "none", lineStyle: { opacity: 0 },
         areaStyle: { color, opacity: 0.18 }, itemStyle: { color }, tooltip: { show: false } },
       { name: `${name} − served`, type: "line", xAxisIndex: bottom, yAxisIndex: bottom, data: s.value,
         showSymbol: s.value.length < 60, lineStyle: { color }, itemStyle: { color },
