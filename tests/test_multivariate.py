@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from driftwatch.config import Settings
@@ -103,6 +103,44 @@ def test_no_change_no_alarm_and_the_same_window_gives_the_same_result(api: TestC
     assert found["reconstruction"]["drifted"] is False
     again = model.run(START, START + HOUR)
     assert again["multivariate"] == found
+
+
+def test_the_nulls_a_run_measures_are_kept_with_the_baseline_for_other_processes(
+    api: TestClient, engine: Engine
+) -> None:
+    """The first run against a baseline measures the classifier's null at its sample size
+    (20 fits) and the reconstruction's out-of-fold errors; both are stored on the baseline's
+    joint row, and a process that loads the baseline afresh restores them instead of
+    measuring them again, with the same verdict."""
+    from driftwatch.models import Baseline, BaselineColumn, MonitoredModel
+    from driftwatch.monitoring import repository
+
+    model = _model(api)
+    model.log(_records(_pairs(1500, seed=3, rho=0.9), "w"))
+    first = model.run(START, START + HOUR)["multivariate"]
+    size = first["sample_rows"]
+    with Session(engine) as session:
+        [(baseline_id, kept)] = session.execute(
+            select(BaselineColumn.baseline_id, BaselineColumn.prepared)
+            .join(Baseline, Baseline.id == BaselineColumn.baseline_id)
+            .join(MonitoredModel, MonitoredModel.id == Baseline.model_id)
+            .where(MonitoredModel.name == model.name, BaselineColumn.position == -2)
+        ).all()  # fmt: skip
+        assert kept is not None
+        assert set(kept["classifier_spread"]) == {str(size)}
+        mean, spread, count = kept["reconstruction_errors"]
+        assert spread > 0
+        assert count == 3000
+        # another process: the profile read from the database, not this one's cache
+        fresh = repository.load_profile(session, baseline=session.get(Baseline, baseline_id))
+    assert fresh.joint is not None
+    detectors = fresh.joint.detectors
+    assert detectors.unsaved() is None  # nothing measured that is not stored
+    assert detectors.classifier_spread(size) == kept["classifier_spread"][str(size)]
+    assert detectors.reconstruction()[1] == (mean, spread, count)
+    service.PROFILES._items.clear()  # the next run loads the baseline as a new process would
+    again = model.run(START, START + HOUR)["multivariate"]
+    assert again == first
 
 
 def test_too_few_rows_is_insufficient_not_a_number(api: TestClient) -> None:

@@ -80,6 +80,9 @@ class BaselineColumn(Base):
     # row by row, and the mean of all of them as float64 (its length is the dimensions)
     vectors: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     vector_mean: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # the joint row (position -2): the multivariate detectors' nulls measured on the baseline,
+    # kept once a run first computed them (``MultivariateBaseline.prepared``)
+    prepared: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class BaselineSegmentColumn(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -163,12 +164,32 @@ def _joint_profile(row: dict[str, Any], features: list[ColumnProfile]) -> multiv
         np.frombuffer(row["counts"], dtype=COUNT).reshape(count, len(categorical)),
     )
     counts = {c.name: c.counts for c in features if c.name is not None and c.counts is not None}
-    return multivariate.from_rows(numerical, categorical, rows, counts)
+    joint = multivariate.from_rows(numerical, categorical, rows, counts)
+    prepared = row.get("prepared")
+    if isinstance(prepared, (str, bytes)):  # (Postgres' binary stream may give JSON as text)
+        prepared = json.loads(prepared)
+    joint.detectors.restore(prepared)
+    return joint
+
+
+def keep_prepared(session: Session, *, baseline_id: int, joint: multivariate.JointProfile) -> None:
+    """Stores the multivariate nulls a run measured on the baseline, if it measured any new
+    (two processes measuring different sizes at once may each keep only their own: the
+    other's is measured again, the same, by the next process that needs it)."""
+    prepared = joint.detectors.unsaved()
+    if prepared is None:
+        return
+    session.execute(
+        update(BaselineColumn)
+        .where(BaselineColumn.baseline_id == baseline_id,
+               BaselineColumn.position == JOINT_POSITION)
+        .values(prepared=prepared)
+    )  # fmt: skip
 
 
 _COLUMN_FIELDS = (
     "position", "name", "kind", "rows", "missing", "sorted_values", "categories", "counts",
-    "cluster_units", "vectors", "vector_mean",
+    "cluster_units", "vectors", "vector_mean", "prepared",
 )  # fmt: skip
 UNIT = np.dtype("<i4")  # a cluster number (at most one per row of a baseline)
 

@@ -626,6 +626,8 @@ def compute_run(
         past_horizon=run.window_end < utcnow() - label_horizon,
         embeddings=registry.embedding_specs(model),
     )
+    if profile.joint is not None:  # the multivariate nulls this run measured, kept
+        repository.keep_prepared(session, baseline_id=baseline.id, joint=profile.joint)
     result.versions = _versions(session, model, run, result, profile, labeled,
                                 window=window, features=features)  # fmt: skip
     _segments(session, model=model, run=run, result=result, baseline=baseline, profile=profile,

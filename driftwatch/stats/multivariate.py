@@ -307,6 +307,7 @@ class MultivariateBaseline:
     _errors: tuple[float, float, int] | None = None
     _nulls: dict[int, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _kept: dict[str, Any] | None = None  # what ``prepared`` gave when last stored or restored
 
     @classmethod
     def of(cls, rows: Rows, counts: list[IntArray]) -> MultivariateBaseline:
@@ -341,8 +342,9 @@ class MultivariateBaseline:
 
     def reconstruction(self) -> tuple[Reconstruction, tuple[float, float, int]]:
         with self._lock:
-            if self._reconstruction is None or self._errors is None:
+            if self._reconstruction is None:
                 self._reconstruction = fit_reconstruction(self.rows, self.categories)
+            if self._errors is None:  # (restored from the baseline once measured)
                 self._errors = (
                     self._cross_fitted_errors()
                     if self._reconstruction.informative
@@ -360,6 +362,38 @@ class MultivariateBaseline:
                                         self.categories)  # fmt: skip
             errors[held] = fitted.errors(self.rows.take(held))
         return float(errors.mean()), float(errors.std(ddof=1)), count
+
+    def prepared(self) -> dict[str, Any]:
+        """The nulls measured so far, as JSON (stored with the baseline, so that no other
+        process measures them again): the classifier's spread per sample size and the
+        reconstruction's out-of-fold errors (mean, spread, count)."""
+        with self._lock:
+            return {
+                "version": 1,
+                "classifier_spread": {str(size): s for size, s in sorted(self._nulls.items())},
+                "reconstruction_errors": None if self._errors is None else list(self._errors),
+            }
+
+    def restore(self, prepared: dict[str, Any] | None) -> None:
+        """Takes nulls stored by ``prepared`` (another version's, or none: measured anew)."""
+        if not prepared or prepared.get("version") != 1:
+            return
+        with self._lock:
+            self._nulls.update({int(size): float(s)
+                                for size, s in prepared["classifier_spread"].items()})  # fmt: skip
+            errors = prepared.get("reconstruction_errors")
+            if errors is not None and self._errors is None:
+                self._errors = (float(errors[0]), float(errors[1]), int(errors[2]))
+        self._kept = self.prepared()
+
+    def unsaved(self) -> dict[str, Any] | None:
+        """``prepared()`` when it holds nulls not stored yet (then marked stored), else None."""
+        now = self.prepared()
+        with self._lock:
+            if now == self._kept:
+                return None
+            self._kept = now
+        return now
 
     def classifier_spread(self, size: int) -> float:
         """The no-drift spread of the classifier's AUC at ``size`` rows a side, from the
