@@ -13,6 +13,13 @@ times (medians printed):
 and checks every feature's score from summaries is within its ``max_error`` of the exact one.
 No database: the storage of summaries is measured by ``benchmarks/summaries.py``.
 
+Sizes up to --evidently-max (default 1,000,000) also run Evidently's
+``Report([DataDriftPreset()])`` on the same data as DataFrames already in memory, in a fresh
+process each (timed once), and print the ratio. Memory: in a fresh process per side, the
+peak of what the run itself allocates, traced by ``tracemalloc`` (Python objects and numpy
+and pandas buffers) from the moment its inputs are in memory: for driftwatch from summaries,
+the window's batch summaries and the baseline profile; for Evidently, the two DataFrames.
+
 ``--span-hours 168 --rows-per-hour 100000`` then times a span (a week of an hourly model at
 100,000 rows an hour: 16.8M rows) beside one of its hourly windows, both from summaries, in
 the same invocation: each hour's summaries are built (not timed) with the builder ingest uses
@@ -25,10 +32,14 @@ what a run of the window or of the span costs but for the database query.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
@@ -100,7 +111,86 @@ def merged(parts: list[dict[tuple[str, str], summaries.ColumnSummary]], rows: in
     return span
 
 
+def frame(data: WindowColumns) -> Any:
+    """The window as the DataFrame Evidently reads (categories as their names)."""
+    import pandas as pd
+
+    columns: dict[str, Any] = {f"num_{i}": data.num_values[:, i] for i in range(N_NUM)}
+    for i in range(N_CAT):
+        columns[f"cat_{i}"] = np.asarray(CATEGORIES[i], dtype=object)[data.cat_codes[:, i]]
+    columns["prediction"] = data.prediction_values
+    return pd.DataFrame(columns)
+
+
+def child_evidently(rows: int, baseline_rows: int, traced: bool) -> dict[str, float]:
+    """Evidently's DataDriftPreset on this sweep's data: seconds, or (``traced``) the peak
+    bytes the report allocates."""
+    import tracemalloc
+
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    reference = frame(window(baseline_rows, seed=1, drifted=False))
+    current = frame(window(rows, seed=2, drifted=True))
+    if traced:
+        tracemalloc.start()
+    started = time.perf_counter()
+    Report([DataDriftPreset()]).run(current, reference)
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1] if traced else 0
+    return {"seconds": seconds, "peak_bytes": peak}
+
+
+def child_summaries_memory(rows: int, baseline_rows: int) -> dict[str, float]:
+    """Peak bytes a run from summaries allocates (merge and compute), its inputs in memory."""
+    import tracemalloc
+
+    settings = DriftSettings.from_model({"verdict": "evidently"})
+    baseline = profiles.profile(window(baseline_rows, seed=1, drifted=False), FEATURES)
+    parts = batch_summaries(window(rows, seed=2, drifted=True))
+    labeled = accuracy.Labeled(np.zeros(0), [], np.zeros(0), [])
+    tracemalloc.start()
+    from_summaries.compute_from_summaries(
+        task="regression", features=FEATURES, settings=settings, baseline=baseline,
+        span=merged(parts, rows), labeled=labeled, rejected=0, rows_exist=False,
+    )  # fmt: skip
+    return {"peak_bytes": tracemalloc.get_traced_memory()[1]}
+
+
+def child(*args: str) -> dict[str, float]:
+    done = subprocess.run([sys.executable, __file__, "--child", *args],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def beside_evidently(sizes: list[int], baseline_rows: int, summary_seconds: dict[int, float]
+                     ) -> None:  # fmt: skip
+    print("\nEvidently Report([DataDriftPreset()]) on the same data (DataFrames in memory), "
+          "a fresh process each; memory: peak allocated by the run (tracemalloc)")  # fmt: skip
+    print(f"{'window':>10} {'Evidently s':>12} {'ours s':>8} {'speed-up':>9} {'Evidently MiB':>14}"
+          f" {'ours MiB':>9} {'memory ratio':>13}")  # fmt: skip
+    for rows in sizes:
+        theirs = child("evidently", str(rows), str(baseline_rows), "0")["seconds"]
+        their_peak = child("evidently", str(rows), str(baseline_rows), "1")["peak_bytes"]
+        our_peak = child("summaries-memory", str(rows), str(baseline_rows))["peak_bytes"]
+        ours = summary_seconds[rows]
+        print(f"{rows:>10,} {theirs:>12.2f} {ours:>8.3f} {theirs / ours:>8.0f}x"
+              f" {their_peak / 2**20:>14.1f} {our_peak / 2**20:>9.1f}"
+              f" {our_peak / their_peak:>13.3f}")  # fmt: skip
+
+
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        step, numbers = sys.argv[2], [int(v) for v in sys.argv[3:]]
+        if step == "evidently":
+            out = child_evidently(numbers[0], numbers[1], bool(numbers[2]))
+        else:
+            out = child_summaries_memory(numbers[0], numbers[1])
+        print(json.dumps(out))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--baseline", type=int, default=200_000)
@@ -112,8 +202,13 @@ def main() -> None:
         help="also time a span of this many hourly buckets (168: a week)",
     )
     parser.add_argument("--rows-per-hour", type=int, default=100_000)
+    parser.add_argument("--evidently-max", type=int, default=1_000_000,
+                        help="run Evidently beside sizes up to this (0: never)")  # fmt: skip
     args = parser.parse_args()
-    settings = DriftSettings.from_model({"verdict": "evidently"})
+    summary_seconds: dict[int, float] = {}
+    # the columns' tests only: a run from summaries has no multivariate detectors (they need
+    # rows), so the exact run leaves them out too (benchmarks/drift.py measures them)
+    settings = DriftSettings.from_model({"verdict": "evidently", "multivariate": False})
     baseline = profiles.profile(window(args.baseline, seed=1, drifted=False), FEATURES)
     labeled = accuracy.Labeled(np.zeros(0), [], np.zeros(0), [])
     print(f"baseline {args.baseline:,} rows; {N_NUM} numerical + {N_CAT} categorical features")
@@ -142,9 +237,13 @@ def main() -> None:
         same_verdicts = all(a.drifted == e.drifted for a, e in
                             zip(approximate.features, exact.features, strict=True))  # fmt: skip
         exact_s, summary_s = statistics.median(exact_times), statistics.median(summary_times)
+        summary_seconds[rows] = summary_s
         print(f"{rows:>10,} {exact_s:>9.3f} {summary_s:>12.3f} {exact_s / summary_s:>7.1f}"
               f" {max(errors):>10.2g} {max(bounds):>10.2g} {within!s:>7}"
               f"  verdicts agree: {same_verdicts}")  # fmt: skip
+    compared = [rows for rows in args.sizes if rows <= args.evidently_max]
+    if compared:
+        beside_evidently(compared, args.baseline, summary_seconds)
     if args.span_hours:
         span_versus_window(args.span_hours, args.rows_per_hour, baseline, settings, args.repeat)
 
