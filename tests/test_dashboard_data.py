@@ -214,3 +214,27 @@ def test_the_model_page_lists_the_last_windows_versions_and_shadows(
     assert delta[1] == pytest.approx(-1.0)
     assert over_time["shadow"]["v5"]["upper"][0][1] < 0
     assert 'data-chart="versions"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("p_value", "level", "past"),
+    [(0.001, 1e-5, False), (1e-7, 1e-5, True), (0.001, None, True), (0.2, None, False)],
+)
+def test_a_p_value_is_drawn_against_the_level_that_judged_it(
+    p_value: float, level: float | None, past: bool
+) -> None:
+    """Under the calibrated verdict a ks column drifts when its p-value passes the window's
+    level (its ``detectable``), not ks's nominal 0.05: a p-value of 0.001 at a level of 1e-5
+    is short of it in the heatmap's colour and in the score chart's threshold line; under
+    Evidently's rule (no level) 0.05 judges."""
+    from driftwatch.dashboard import service
+
+    tested = repository.TestedBucket(
+        feature="age", index=0, stattest="ks", threshold=0.05, low=p_value, high=p_value,
+        drifted=past, runs=1, detectable=level,
+    )  # fmt: skip
+    found = service._intensity(tested)
+    assert found is not None
+    assert (found[0] >= 1) is past
+    [series] = service._score_series([tested], 3600)
+    assert series["points"][0][2] == (level if level is not None else 0.05)

@@ -255,11 +255,22 @@ def _as_scored(tested: list[TestedBucket]) -> list[TestedBucket]:
 # -- one model -----------------------------------------------------------------------------------
 
 
+def _deciding_threshold(tested: TestedBucket, pvalue: bool) -> float:
+    """The threshold a run's score was judged by: under the calibrated verdict a p-value
+    test's column drifts when its p-value passes the window's level (``detectable``, after
+    Benjamini-Hochberg), not the test's nominal threshold (0.05 for ks); a distance keeps its
+    threshold (its p-value decides apart)."""
+    level = tested.detectable
+    if pvalue and level is not None and 0 < level < 1:
+        return level
+    return tested.threshold
+
+
 def _intensity(tested: TestedBucket) -> tuple[float, float] | None:
     """How far past its own threshold a run's score is (1: at the threshold), comparable across
     tests; and that score. For runs of one window alike, their worst."""
     test = _test_of(tested.stattest)
-    threshold = tested.threshold
+    threshold = _deciding_threshold(tested, bool(test is not None and test.pvalue))
     if test is None or tested.low is None or tested.high is None:
         return None
     if test.pvalue:
@@ -718,7 +729,8 @@ def _score_series(tested: list[TestedBucket], seconds: int) -> list[dict[str, An
         points = series.setdefault(entry.stattest, {})
         point = points.get(entry.index)
         if point is None or (score < point[1] if pvalue else score > point[1]):
-            points[entry.index] = [_bucket_time(entry.index, seconds), score, entry.threshold,
+            points[entry.index] = [_bucket_time(entry.index, seconds), score,
+                                   _deciding_threshold(entry, pvalue),
                                    int(entry.drifted or bool(point and point[3])),
                                    int(entry.insufficient)]  # fmt: skip
         elif entry.drifted:
