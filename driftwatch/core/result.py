@@ -323,9 +323,10 @@ class RunResult(_Part):
     )
     estimated: dict[str, Estimate] | None = Field(
         default=None,
-        description="binary classification: metrics estimated from the calibrated scores "
-        "alone (CBPE), each with a 95% interval for its realized value; null when they cannot "
-        "be trusted (estimated_reason says why)",
+        description="metrics estimated before labels arrive, each with a 95% interval for "
+        "its realized value: classification (roc_auc, accuracy, f1, precision, recall) from "
+        "the calibrated scores alone (CBPE), regression (mae, rmse) by direct loss estimation; "
+        "null when they cannot be trusted (estimated_reason says why)",
     )
     estimated_reason: str | None = Field(
         default=None, description="why there is no estimate (null when there is one)"

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
 ACCURACY_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
-# CONTRACT section 9: what is estimated before labels arrive (binary classification, CBPE).
-ESTIMATED_METRICS = ("roc_auc", "accuracy", "f1", "precision", "recall")
+# CONTRACT section 9: what is estimated before labels arrive (classification: CBPE;
+# regression: direct loss estimation).
+ESTIMATED_METRICS = ("roc_auc", "accuracy", "f1", "precision", "recall", "mae", "rmse")
 
 
 SEGMENT_METRIC = "segment[<feature>=<value>].<metric of the window>"
@@ -92,8 +93,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("labels.coverage", "the window's labeled predictions over its predictions"),
     Metric(
         "estimated.<metric>",
-        "binary classification, before labels arrive: the metric estimated from the "
-        "calibrated scores (CBPE): " + ", ".join(ESTIMATED_METRICS),
+        "before labels arrive: classification metrics estimated from the calibrated scores "
+        "(CBPE): " + ", ".join(ESTIMATED_METRICS[:5]) + "; regression errors estimated by "
+        "loss models (direct loss estimation): " + ", ".join(ESTIMATED_METRICS[5:]),
     ),
     Metric(
         "estimated.<metric>.lower",

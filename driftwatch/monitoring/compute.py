@@ -26,12 +26,13 @@ from driftwatch.core.result import (
 )
 from driftwatch.core.settings import DriftSettings, PerformanceSettings
 from driftwatch.core.specs import EmbeddingSpec, FeatureSpec
-from driftwatch.ingest.validation import BINARY, MULTICLASS
+from driftwatch.ingest.validation import BINARY, MULTICLASS, REGRESSION
 from driftwatch.monitoring import (
     accuracy,
     embedding_drift,
     estimation,
     estimation_multiclass,
+    estimation_regression,
     intervals,
     multivariate,
 )
@@ -433,10 +434,18 @@ def dataset_drift(
 
 
 def _estimated(
-    task: str, window: WindowColumns, baseline: BaselineProfile, performance: PerformanceSettings
+    task: str,
+    window: WindowColumns,
+    baseline: BaselineProfile,
+    performance: PerformanceSettings,
+    features: list[FeatureSpec],
 ) -> tuple[dict[str, Estimate] | None, str | None]:
-    """CBPE of the window (binary, or multiclass from per-class probabilities), or why not."""
+    """CBPE of the window (binary, or multiclass from per-class probabilities), direct loss
+    estimation of a regression's, or why not."""
     labeled = baseline.labeled
+    if task == REGRESSION:
+        rows = labeled if isinstance(labeled, estimation_regression.LabeledRegression) else None
+        return estimation_regression.estimate(window, features, rows)
     if task == BINARY:
         scores = labeled if isinstance(labeled, estimation.LabeledScores) else None
         return estimation.estimate(window.prediction_values, scores,
@@ -495,7 +504,7 @@ def compute(
         "prediction": prediction[1] if prediction else None,
     }
     missing_cells = sum(outcome[2] for outcome in outcomes)
-    estimated, estimated_reason = _estimated(task, window, baseline, performance)
+    estimated, estimated_reason = _estimated(task, window, baseline, performance, features)
     result = RunResult(
         rows=rows,
         labeled_rows=len(labeled),

@@ -18,6 +18,7 @@ from driftwatch.core.specs import EmbeddingSpec, FeatureSpec
 from driftwatch.monitoring import multivariate
 from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.monitoring.estimation_multiclass import LabeledProbabilities
+from driftwatch.monitoring.estimation_regression import LabeledRegression
 from driftwatch.stats.summaries import ColumnSummary
 from driftwatch.storage.chunks import WindowColumns
 
@@ -110,9 +111,9 @@ class BaselineProfile:
     features: list[ColumnProfile]  # in the model's feature order
     prediction: ColumnProfile | None
     # binary classification: the labeled (score, label) pairs performance estimates read
-    # (CONTRACT section 9); multiclass: the labeled rows' per-class probabilities; None for
-    # regression and baselines made before
-    labeled: LabeledScores | LabeledProbabilities | None = None
+    # (CONTRACT section 9); multiclass: the labeled rows' per-class probabilities; regression:
+    # the labeled rows' features, predictions and labels; None for baselines made before
+    labeled: LabeledScores | LabeledProbabilities | LabeledRegression | None = None
     embeddings: list[EmbeddingProfile] = field(default_factory=list)  # CONTRACT section 11
     # CONTRACT section 11: a sample of its rows, row by row, for the multivariate detectors;
     # None with fewer than two features to compare, and for baselines made before

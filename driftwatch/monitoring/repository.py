@@ -47,10 +47,16 @@ from driftwatch.models import (
 )
 from driftwatch.models.base import UTCDateTime, utcnow
 from driftwatch.models.monitoring import NO_TRAFFIC, SPAN, WINDOW
-from driftwatch.monitoring import estimation, estimation_multiclass, multivariate
+from driftwatch.monitoring import (
+    estimation,
+    estimation_multiclass,
+    estimation_regression,
+    multivariate,
+)
 from driftwatch.monitoring.accuracy import Labeled
 from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.monitoring.estimation_multiclass import LabeledProbabilities
+from driftwatch.monitoring.estimation_regression import LabeledRegression
 from driftwatch.monitoring.profiles import (
     COUNT,
     FLOAT,
@@ -267,17 +273,25 @@ def load_profile(session: Session, *, baseline: Baseline) -> BaselineProfile:
     )  # fmt: skip
 
 
-def _labeled_bytes(labeled: LabeledScores | LabeledProbabilities | None) -> bytes | None:
+def _labeled_bytes(
+    labeled: LabeledScores | LabeledProbabilities | LabeledRegression | None,
+) -> bytes | None:
     if labeled is None or not labeled.usable:
         return None
-    if isinstance(labeled, LabeledProbabilities):
+    if isinstance(labeled, LabeledProbabilities | LabeledRegression):
         return labeled.to_bytes()
     return np.concatenate([labeled.scores, labeled.labels]).astype(FLOAT).tobytes()
 
 
-def _labeled_scores(baseline: Baseline) -> LabeledScores | LabeledProbabilities | None:
+def _labeled_scores(
+    baseline: Baseline,
+) -> LabeledScores | LabeledProbabilities | LabeledRegression | None:
     if baseline.calibration is None:
-        return None  # a regression model's, or made before estimates
+        return None  # made before estimates
+    if baseline.calibration.get("kind") == estimation_regression.KIND:
+        if baseline.labeled_scores is None:
+            return estimation_regression.unusable(str(baseline.calibration.get("reason")))
+        return estimation_regression.from_bytes(baseline.labeled_scores, baseline.calibration)
     if baseline.calibration.get("kind") == estimation_multiclass.KIND:
         if baseline.labeled_scores is None:
             return estimation_multiclass.unusable(str(baseline.calibration.get("reason")))

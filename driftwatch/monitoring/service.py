@@ -36,6 +36,7 @@ from driftwatch.ingest import service as ingest
 from driftwatch.ingest.validation import (
     BINARY,
     MULTICLASS,
+    REGRESSION,
     RawColumns,
     ValidPredictions,
     columns_from_records,
@@ -52,6 +53,7 @@ from driftwatch.monitoring import (
     embedding_drift,
     estimation,
     estimation_multiclass,
+    estimation_regression,
     files,
     from_summaries,
     moving,
@@ -63,6 +65,7 @@ from driftwatch.monitoring import (
 )
 from driftwatch.monitoring.estimation import LabeledScores
 from driftwatch.monitoring.estimation_multiclass import LabeledProbabilities
+from driftwatch.monitoring.estimation_regression import LabeledRegression
 from driftwatch.monitoring.schemas import BaselineRef, RunOut, WindowOut
 from driftwatch.registry import service as registry
 from driftwatch.stats import from_summary
@@ -258,6 +261,8 @@ def baseline_from_raw(
         profile.labeled = _records_labeled_scores(raw, valid)
     elif model.task == MULTICLASS:
         profile.labeled = _records_labeled_probabilities(raw, valid)
+    elif model.task == REGRESSION:
+        profile.labeled = _records_labeled_rows(raw, valid, baseline_window, features)
     warnings = list(use.warnings)
     if use.prediction is not None and profile.prediction is None:
         warnings.append(
@@ -292,6 +297,35 @@ def _records_labeled_scores(raw: RawColumns, valid: ValidPredictions) -> Labeled
         prediction_classes=[columns.prediction_classes[i] for i in rows],
         label_values=np.array(numbers, dtype=np.float64), label_classes=names,
     ))  # fmt: skip
+
+
+def _records_labeled_rows(
+    raw: RawColumns, valid: ValidPredictions, window: chunks.WindowColumns,
+    features: list[FeatureSpec],
+) -> LabeledRegression:  # fmt: skip
+    """A regression baseline's labeled rows (features, prediction, label), read as runs read a
+    window's."""
+    if raw.label is None or len(valid.columns) != raw.count:
+        return estimation_regression.unusable(estimation.BASELINE_WITHOUT_LABELS)
+    rows = [i for i, label in enumerate(raw.label) if label is not None]
+    labels = [label_value(raw.label[i], REGRESSION)[0] for i in rows]
+    return estimation_regression.labeled_rows(
+        window, features, np.array(rows, dtype=np.int64),
+        np.array([math.nan if v is None else v for v in labels], dtype=np.float64),
+    )  # fmt: skip
+
+
+def _window_labeled_rows(
+    labeled: accuracy.Labeled, window: chunks.WindowColumns, features: list[FeatureSpec]
+) -> LabeledRegression:
+    """A regression baseline's labeled rows, from a window read with its chunk spans."""
+    if labeled.chunk_ids is None or labeled.chunk_rows is None or len(labeled) == 0:
+        return estimation_regression.unusable(estimation.BASELINE_WITHOUT_LABELS)
+    rows = window.rows_at(labeled.chunk_ids, labeled.chunk_rows)
+    found = rows >= 0
+    return estimation_regression.labeled_rows(
+        window, features, rows[found], labeled.label_values[found]
+    )
 
 
 def _records_labeled_probabilities(
@@ -413,6 +447,11 @@ def baseline_from_window(
         profile.labeled = _labeled_probabilities(
             repository.labeled(session, model_id=model.id, start=start, end=end, scores=True)
         )
+    elif model.task == REGRESSION:
+        profile.labeled = _window_labeled_rows(
+            repository.labeled(session, model_id=model.id, start=start, end=end), window,
+            features,
+        )  # fmt: skip
     use = columns.ColumnUse(
         features=[f.name for f in features] + [e.name for e in embeddings],
         prediction=columns.PREDICTION if profile.prediction is not None else None,
