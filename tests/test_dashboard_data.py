@@ -238,3 +238,36 @@ def test_a_p_value_is_drawn_against_the_level_that_judged_it(
     assert (found[0] >= 1) is past
     [series] = service._score_series([tested], 3600)
     assert series["points"][0][2] == (level if level is not None else 0.05)
+
+
+def test_a_regression_model_page_carries_its_estimated_errors_and_their_band(
+    api: TestClient, engine: Engine, settings: Settings
+) -> None:
+    """CONTRACT section 9 on the dashboard: the performance card's series for a regression
+    model are its estimated mae and rmse with their bands, as the runs hold them."""
+    model = create_model(api, task="regression", features=[{"name": "x", "kind": "numerical"}],
+                         window="1h")["name"]  # fmt: skip
+    rows = [{"features": {"x": i % 40}, "prediction": i % 40 * 2.0,
+             "label": i % 40 * 2.0 + (i % 7 - 3) * (1 + i % 40 / 10)}
+            for i in range(400)]  # fmt: skip
+    post(api, f"/api/v1/models/{model}/baselines", {"name": "b", "records": rows}, 201)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    post(api, f"/api/v1/models/{model}/predictions", {"records": [
+        {"prediction_id": f"r{i}", "timestamp": (start + timedelta(seconds=30 * i)).isoformat(),
+         "features": {"x": i % 30}, "prediction": i % 30 * 2.0} for i in range(100)]})  # fmt: skip
+    run = _run(api, model, start)
+    assert run["estimated_reason"] is None
+    with TestClient(create_app(settings, engine)) as browser:
+        sign_in(browser, follow_redirects=False)
+        page = browser.get(f"/models/{model}")
+    assert page.status_code == 200, page.text
+    assert "direct loss estimation" in page.text
+    estimated = _page_data(page.text)["estimated"]
+    assert set(estimated) == {"mae", "rmse"}
+    for name in ("mae", "rmse"):
+        ((_, value),) = estimated[name]["value"]
+        ((_, lower),) = estimated[name]["lower"]
+        ((_, upper),) = estimated[name]["upper"]
+        found = run["estimated"][name]
+        assert (value, lower, upper) == pytest.approx(
+            (found["value"], found["lower"], found["upper"]))  # fmt: skip

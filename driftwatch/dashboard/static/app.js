@@ -251,16 +251,16 @@ function accuracy(el, data) {
   });
 }
 
-// the estimate (CBPE) with its band, the realized metric, and label coverage below, for the
-// metric the card's select names (roc_auc first)
+// the estimate (CBPE, or a regression's direct loss estimation) with its band, the realized
+// metric, and label coverage below, for the metric the card's select names (the first listed)
 function performance(el, data) {
   const estimated = data.estimated || {};
   // the contract's order (the page's JSON sorts its keys)
-  const names = ["roc_auc", "accuracy", "f1", "precision", "recall"].filter((name) => estimated[name]);
+  const names = ["roc_auc", "accuracy", "f1", "precision", "recall", "mae", "rmse"].filter((name) => estimated[name]);
   const select = document.getElementById("estimated-metric");
   if (!names.length) {
     if (select) select.hidden = true;
-    empty(el, "No estimate in this range: it needs a binary model's scores in [0, 1] and a baseline with labels.");
+    empty(el, "No estimate in this range: it needs a baseline with labels (and a classifier's scores or probabilities; a regression's numeric predictions).");
     return;
   }
   if (select && !select.options.length) {
