@@ -220,3 +220,39 @@ def test_the_model_page_picks_a_segment_and_shows_segments_against_features(
     assert heatmap["features"] == ["age", "income", "state"]
     assert {(c[1], c[2]) for c in heatmap["cells"]} == {(0, 1.0), (1, 1.0), (2, 0.0)}
     assert "Drift by feature in segment <code>region=EU</code>" in eu.text
+
+
+@pytest.mark.parametrize(
+    ("task", "prediction", "label", "estimated"),
+    [
+        ("multiclass_classification",
+         lambda i: {"a": 0.6, "b": 0.3, "c": 0.1} if i % 3 else {"a": 0.2, "b": 0.7, "c": 0.1},
+         lambda i: ("a", "b", "c")[i * 7 % 10 % 3], {"roc_auc", "accuracy", "f1", "precision",
+                                                    "recall"}),
+        ("regression", lambda i: i % 50 / 5, lambda i: i % 50 / 5 + (i % 7 - 3) / 2,
+         {"mae", "rmse"}),
+    ],
+)  # fmt: skip
+def test_each_segment_has_its_estimates_as_the_window_does(
+    api: TestClient, task: str, prediction: Any, label: Any, estimated: set[str]
+) -> None:
+    """A segment's estimate reads the same row-level inputs as the window's (a multiclass
+    model's per-class probabilities, a regression's features), calibrated on the whole
+    baseline."""
+    monitored = _segmented(api, task=task)
+    features = _features(1, 1200)
+    monitored.baseline(baseline_records(1200, features=lambda i: features[i],
+                                        prediction=prediction, label=label))  # fmt: skip
+    window = _features(2, 1200)
+    monitored.log(predictions(1200, start=T0, step=timedelta(seconds=2),
+                              features=lambda i: window[i], prediction=prediction))  # fmt: skip
+    run = monitored.run(T0, T0 + HOUR)
+    assert run["estimated_reason"] is None
+    assert set(run["estimated"]) == estimated
+    segments = _by_value(run)
+    assert set(segments) == {"US", "APAC", "LATAM"}  # EU: under segment_min_rows
+    for value, entry in segments.items():
+        assert entry["estimated_reason"] is None, value
+        assert set(entry["estimated"]) == estimated, value
+        for name, found in entry["estimated"].items():
+            assert found["lower"] <= found["value"] <= found["upper"], (value, name)

@@ -43,7 +43,11 @@ def subset(window: WindowColumns, rows: npt.NDArray[np.int64]) -> WindowColumns:
         prediction_values=window.prediction_values[rows],
         class_codes=window.class_codes[rows],
         classes=window.classes,
-    )
+        # a multiclass model's per-class probabilities: its segments' estimates read them
+        prediction_scores=(None if window.prediction_scores is None
+                           else window.prediction_scores[rows]),
+        score_classes=window.score_classes,
+    )  # fmt: skip
 
 
 def _category_position(features: list[FeatureSpec], name: str) -> int | None:
