@@ -22,7 +22,7 @@ from driftwatch.alerting.service import AlertingContext
 from driftwatch.core.time import utcnow
 from driftwatch.db import session_scope
 from driftwatch.models import AlertRuleState
-from driftwatch.monitoring import intervals, service
+from driftwatch.monitoring import accuracy, intervals, service
 from driftwatch.monitoring.accuracy import Scored
 from driftwatch.registry import service as registry
 from tests import factories
@@ -301,3 +301,30 @@ def test_a_rule_with_min_label_coverage_waits_for_the_labels(
     assert run_and_state() == ("ok", None)  # 30% labeled: not evaluated, not even seen
     model.label(factories.labels([r["prediction_id"] for r in sent[30:60]]))
     assert run_and_state() == ("firing", end)
+
+
+@pytest.mark.parametrize(
+    ("rows", "seed", "positives"),
+    [(2, 0, 0.5), (7, 1, 0.3), (100, 2, 0.5), (1000, 3, 0.05), (1000, 4, 0.97), (50, 5, 0.0),
+     (50, 6, 1.0), (5000, 7, 0.4)],
+)  # fmt: skip
+def test_binary_metrics_are_scikit_learn_s(rows: int, seed: int, positives: float) -> None:
+    """The counts-and-ranks binary metrics against scikit-learn's own functions, ties in the
+    scores (rounded to two places), one class only, and predictions that call nothing."""
+    rng = np.random.default_rng(seed)
+    y_true = (rng.random(rows) < positives).astype(int)
+    scores = np.clip(np.round(rng.beta(2, 2, rows) * 0.6 + 0.3 * y_true, 2), 0, 1)
+    for threshold in (0.5, 0.99):
+        y_pred = (scores >= threshold).astype(int)
+        found = accuracy.binary_metrics(y_true, y_pred, scores)
+        expected = {
+            "accuracy": metrics.accuracy_score(y_true, y_pred),
+            "precision": metrics.precision_score(y_true, y_pred, zero_division=0),
+            "recall": metrics.recall_score(y_true, y_pred, zero_division=0),
+            "f1": metrics.f1_score(y_true, y_pred, zero_division=0),
+        }
+        if 0 < y_true.sum() < rows:
+            expected["roc_auc"] = metrics.roc_auc_score(y_true, scores)
+            expected["log_loss"] = metrics.log_loss(
+                y_true, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1])  # fmt: skip
+        assert found == pytest.approx(expected, rel=1e-12, abs=1e-12)

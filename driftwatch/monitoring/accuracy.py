@@ -183,6 +183,34 @@ def _binary_predictions(labeled: Labeled) -> tuple[FloatArray, list[str | None]]
     return scores, names
 
 
+def binary_metrics(
+    y_true: npt.NDArray[np.int_], y_pred: npt.NDArray[np.int_], scores: FloatArray | None
+) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 of 0/1 predictions (zero_division 0), and with
+    probabilities and both classes present ROC AUC (ties one half) and log loss (scores clipped
+    to [1e-15, 1 - 1e-15]): scikit-learn's values, from one pass of counts and one ranking
+    (its metric functions validate their input at a fixed cost of milliseconds each, paid per
+    segment and per version; ``tests/test_performance.py`` checks the two agree)."""
+    n = len(y_true)
+    positive, called = y_true == 1, y_pred == 1
+    tp = int(np.count_nonzero(positive & called))
+    fp = int(np.count_nonzero(called)) - tp
+    fn = int(np.count_nonzero(positive)) - tp
+    result = {
+        "accuracy": (n - fp - fn) / n,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+    }
+    m = tp + fn
+    if scores is not None and 0 < m < n:
+        ranks = stats.rankdata(scores)
+        result["roc_auc"] = (float(ranks[positive].sum()) - m * (m + 1) / 2) / (m * (n - m))
+        p = np.clip(scores, 1e-15, 1 - 1e-15)
+        result["log_loss"] = float(-np.mean(np.where(positive, np.log(p), np.log1p(-p))))
+    return result
+
+
 def binary(labeled: Labeled, threshold: float = 0.5) -> tuple[dict[str, float], Scored] | None:
     """Scores in [0, 1] are probabilities of the positive class (a class at ``threshold``, the
     model's decision_threshold: positive at or above it), other scores
@@ -208,17 +236,7 @@ def binary(labeled: Labeled, threshold: float = 0.5) -> tuple[dict[str, float], 
     y_true, scores = truth[keep].astype(int), scores[keep]
     probabilistic = bool(((scores >= 0) & (scores <= 1)).all())
     y_pred = (scores >= threshold).astype(int) if probabilistic else (scores > 0).astype(int)
-    result = {
-        "accuracy": metrics.accuracy_score(y_true, y_pred),
-        "precision": metrics.precision_score(y_true, y_pred, zero_division=0),
-        "recall": metrics.recall_score(y_true, y_pred, zero_division=0),
-        "f1": metrics.f1_score(y_true, y_pred, zero_division=0),
-    }
-    if probabilistic and len(np.unique(y_true)) == 2:
-        result["roc_auc"] = metrics.roc_auc_score(y_true, scores)
-        result["log_loss"] = metrics.log_loss(
-            y_true, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]
-        )
+    result = binary_metrics(y_true, y_pred, scores if probabilistic else None)
     probabilities: FloatArray | None = scores.astype(np.float64) if probabilistic else None
     used = Scored("binary", y_true.astype(np.float64), y_pred.astype(np.float64), probabilities)
     return _finite(result), used
