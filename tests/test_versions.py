@@ -12,6 +12,7 @@ from sklearn import metrics
 
 from driftwatch.core.result import RunResult
 from driftwatch.core.vocabulary import metric_problem
+from driftwatch.monitoring import versions
 from tests.factories import T0, baseline_records, labels, model, predictions
 
 HOUR = timedelta(hours=1)
@@ -150,3 +151,23 @@ def test_a_version_of_few_rows_is_insufficient_not_no_drift(api: TestClient) -> 
     canary = next(v for v in m.run(T0, T0 + HOUR)["versions"] if v["model_version"] == "canary")
     assert canary["rows"] == 12
     assert {f["name"]: f["verdict"] for f in canary["features"]}["age"] == "insufficient"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_binary_agreement_in_arrays_is_the_class_by_class_count(seed: int) -> None:
+    """The array path of a binary shadow's agreement against the row-by-row rule: scores in
+    [0, 1] at the threshold, margins at 0, missing predictions left out."""
+    rng = np.random.default_rng(seed)
+
+    def predictions(count: int) -> list[tuple[float | None, None]]:
+        values = np.where(rng.random(count) < 0.2, rng.normal(0, 2, count), rng.random(count))
+        return [(None if rng.random() < 0.05 else float(v), None) for v in values]
+
+    shadow, served = predictions(500), predictions(500)
+    pairs = [(versions._predicted_class(a[0], a[1], "binary_classification", 0.3),
+              versions._predicted_class(b[0], b[1], "binary_classification", 0.3))
+             for a, b in zip(shadow, served, strict=True)]  # fmt: skip
+    known = [(a, b) for a, b in pairs if a is not None and b is not None]
+    expected = sum(a == b for a, b in known) / len(known)
+    found = versions._agreement("binary_classification", shadow, served, 0.3)
+    assert found == pytest.approx(expected, abs=1e-12)

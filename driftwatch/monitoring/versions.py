@@ -198,11 +198,33 @@ def _agreement(task: str, shadow: list[Any], served: list[Any], threshold: float
         if not spread > 0:
             return None
         return float(1 - np.abs(mine[keep] - theirs[keep]).mean() / spread)
+    if task == "binary_classification":
+        fast = _binary_agreement(shadow, served, threshold)
+        if fast is not None:
+            return fast
     pairs = [(_predicted_class(a[0], a[1], task, threshold),
               _predicted_class(b[0], b[1], task, threshold))
              for a, b in zip(shadow, served, strict=True)]  # fmt: skip
     known = [(a, b) for a, b in pairs if a is not None and b is not None]
     return sum(a == b for a, b in known) / len(known) if known else None
+
+
+def _binary_agreement(shadow: list[Any], served: list[Any], threshold: float) -> float | None:
+    """``_agreement`` of two binary models whose predictions are all numbers (the common case),
+    in arrays: each a class by ``_predicted_class``'s rule; None when a class name is among
+    them (the general path reads those)."""
+    if any(c is not None for _, c in shadow) or any(c is not None for _, c in served):
+        return None
+    classes = []
+    for predictions in (shadow, served):
+        values = np.array([np.nan if v is None else v for v, _ in predictions], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            unit = (values >= 0) & (values <= 1)
+            classes.append(np.where(unit, values >= threshold, values > 0))
+        classes.append(np.isfinite(values))
+    mine, mine_known, theirs, theirs_known = classes
+    known = mine_known & theirs_known
+    return float(np.mean(mine[known] == theirs[known])) if known.any() else None
 
 
 def _labeled(predictions: list[Any], labels: list[Any]) -> accuracy.Labeled:
