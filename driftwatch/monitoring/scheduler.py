@@ -46,7 +46,7 @@ class Scheduler:
         self._ticker.add_job(
             self.tick, "interval", seconds=settings.scheduler_interval_seconds,
             next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
-            id="monitoring-tick",
+            id="monitoring-tick", misfire_grace_time=None,  # late ticks run (coalesced), not skip
         )  # fmt: skip
 
     def start(self) -> None:

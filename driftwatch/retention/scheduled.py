@@ -28,6 +28,9 @@ class RetentionWorker:
         self._ticker.add_job(
             self.run_once, "interval", seconds=settings.retention_interval_seconds,
             next_run_time=datetime.now(UTC), max_instances=1, coalesce=True, id="retention",
+            # the pass at start runs however long the app took from here to start(): with
+            # APScheduler's default grace (1 s) a slow start skipped it for an interval (an hour)
+            misfire_grace_time=None,
         )  # fmt: skip
 
     def start(self) -> None:
