@@ -240,4 +240,7 @@ def sign_in(client: Any, key: str = ADMIN_KEY, next: str = "/", **options: Any) 
 
 
 def admin_http(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    # a run's first computation in a process prepares its baseline's nulls and calibrators:
+    # seconds, more on a machine the suite's other processes load (httpx's default is 5 s)
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                        timeout=60)  # fmt: skip
