@@ -134,18 +134,24 @@ def test_records_wait_on_disk_while_the_collector_is_down(
         max_backoff=0.5,
         batch_size=1000,
     )
-    for i in range(2500):
-        client.log_prediction(model, {"age": i}, 0.5, prediction_id=f"p-{i}")
-    assert client.flush(timeout=1) is False
-    assert client.pending() == 2500
-    assert sum(1 for _ in tmp_path.glob("*.batch")) == 3  # on disk, not only in memory
-    server = start_server(settings, engine, port=port)
+    server = None
     try:
+        for i in range(2500):
+            client.log_prediction(model, {"age": i}, 0.5, prediction_id=f"p-{i}")
+        assert client.flush(timeout=1) is False
+        assert client.pending() == 2500
+        # on disk, not only in memory (in batches of at most 1000: three, or more where the
+        # writer's flush interval cut one short on a slow machine)
+        assert wait_until(lambda: client.stats()["spooled"] == 2500, timeout=10)
+        assert sum(1 for _ in tmp_path.glob("*.batch")) >= 3
+        server = start_server(settings, engine, port=port)
         assert client.flush(timeout=30)
         client.close()
         assert counts(server.url, model)["predictions"] == 2500
     finally:
-        server.stop()
+        client.close()  # a client left running retries, and logs, into the next tests
+        if server is not None:
+            server.stop()
 
 
 def test_the_spool_outlives_a_logging_process_that_is_killed(
